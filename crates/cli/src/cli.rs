@@ -1,0 +1,661 @@
+//! Command definitions (clap) and their handlers.
+
+use std::ffi::OsStr;
+use std::io::IsTerminal;
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+use anyhow::{bail, Context, Result};
+use clap::{Args, Parser, Subcommand};
+use coffer_engine::backup::{BackupOptions, Progress};
+use coffer_engine::check::ReadData;
+use coffer_engine::restore::{RestoreOptions, RestoreProgress};
+use coffer_engine::tree::{Node, NodeKind};
+use coffer_engine::{Storage, Vault, VaultKey, DEFAULT_KDF};
+use serde_json::json;
+
+use crate::exit;
+use crate::output::{print_json, size, time, time_secs, Sample, Ticker};
+
+/// Coffer: encrypted, deduplicated, incremental backups.
+#[derive(Parser)]
+#[command(name = "coffer", version, about)]
+pub struct Cli {
+    /// Read the vault key from this file (instead of COFFER_KEY or a prompt).
+    #[arg(long, global = true, value_name = "FILE")]
+    key_file: Option<PathBuf>,
+    /// Local cache directory (default: the user's cache dir).
+    #[arg(long, global = true, env = "COFFER_CACHE_DIR", value_name = "DIR")]
+    cache_dir: Option<PathBuf>,
+    /// Machine-readable output: JSON listings and JSON progress lines.
+    #[arg(long, global = true)]
+    json: bool,
+    /// Log more (COFFER_LOG=debug for everything).
+    #[arg(long, short, global = true)]
+    pub verbose: bool,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Args, Clone)]
+struct VaultArg {
+    /// The vault's location: a path or file:///path.
+    #[arg(long, env = "COFFER_VAULT", value_name = "LOC")]
+    vault: String,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Manage vault keys.
+    #[command(subcommand)]
+    Key(KeyCommand),
+    /// Create and inspect vaults.
+    #[command(subcommand)]
+    Vault(VaultCommand),
+    /// Back up paths into a new recovery point.
+    Backup {
+        #[command(flatten)]
+        vault: VaultArg,
+        /// Name of the protected item (default: host and paths).
+        #[arg(long)]
+        item: Option<String>,
+        /// Tag the point (repeatable).
+        #[arg(long = "tag", value_name = "T")]
+        tags: Vec<String>,
+        /// Skip entries matching this glob; without a `/` it matches names,
+        /// with one it matches whole paths (repeatable).
+        #[arg(long = "exclude", value_name = "GLOB")]
+        excludes: Vec<String>,
+        /// Do not descend into other file systems.
+        #[arg(long)]
+        one_file_system: bool,
+        /// Paths to back up.
+        #[arg(required = true, value_name = "PATH")]
+        paths: Vec<PathBuf>,
+    },
+    /// List and inspect recovery points.
+    #[command(subcommand)]
+    Points(PointsCommand),
+    /// List the files of a recovery point.
+    Ls {
+        #[command(flatten)]
+        vault: VaultArg,
+        /// Point id, unique id prefix, or `latest`.
+        point: String,
+        /// Only below this path (as backed up).
+        path: Option<PathBuf>,
+    },
+    /// Restore a recovery point under a target directory.
+    Restore {
+        #[command(flatten)]
+        vault: VaultArg,
+        /// Point id, unique id prefix, or `latest`.
+        point: String,
+        /// Directory to restore into; `/etc/x` becomes `DIR/etc/x`.
+        #[arg(long, value_name = "DIR")]
+        target: PathBuf,
+        /// Restore only these paths (as backed up; repeatable).
+        #[arg(long = "include", value_name = "PATH")]
+        includes: Vec<PathBuf>,
+        /// Replace files that exist under the target.
+        #[arg(long)]
+        overwrite: bool,
+    },
+    /// Verify the vault's integrity.
+    Check {
+        #[command(flatten)]
+        vault: VaultArg,
+        /// Read and verify every pack.
+        #[arg(long, conflicts_with = "read_data_subset")]
+        read_data: bool,
+        /// Read and verify a random share of the packs, in percent.
+        #[arg(long, value_name = "PERCENT")]
+        read_data_subset: Option<f64>,
+    },
+}
+
+#[derive(Subcommand)]
+enum KeyCommand {
+    /// Print a new random 256-bit vault key (base64), once.
+    Generate,
+    /// Add a key slot for another key (COFFER_NEW_KEY, --new-key-file, or a generated one).
+    Add {
+        #[command(flatten)]
+        vault: VaultArg,
+        #[arg(long, value_name = "FILE")]
+        new_key_file: Option<PathBuf>,
+    },
+    /// Replace the key in use by a new one; the old slot goes only after the new one is verified.
+    Rotate {
+        #[command(flatten)]
+        vault: VaultArg,
+        #[arg(long, value_name = "FILE")]
+        new_key_file: Option<PathBuf>,
+    },
+    /// List key slots (ids and dates, never key material).
+    List {
+        #[command(flatten)]
+        vault: VaultArg,
+    },
+    /// Remove a key slot (never the last one).
+    Remove {
+        #[command(flatten)]
+        vault: VaultArg,
+        slot: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum VaultCommand {
+    /// Create a vault at an empty location.
+    Init {
+        #[arg(long, value_name = "LOC")]
+        location: String,
+    },
+    /// Show a vault's header, key slots and sizes.
+    Info {
+        #[command(flatten)]
+        vault: VaultArg,
+    },
+}
+
+#[derive(Subcommand)]
+enum PointsCommand {
+    /// List recovery points, oldest first.
+    List {
+        #[command(flatten)]
+        vault: VaultArg,
+        #[arg(long)]
+        item: Option<String>,
+    },
+    /// Show one recovery point in full.
+    Show {
+        #[command(flatten)]
+        vault: VaultArg,
+        point: String,
+    },
+}
+
+struct Ctx {
+    key_file: Option<PathBuf>,
+    cache_dir: Option<PathBuf>,
+    json: bool,
+}
+
+impl Ctx {
+    fn key(&self) -> Result<VaultKey> {
+        if let Some(file) = &self.key_file {
+            let text = std::fs::read_to_string(file).with_context(|| format!("cannot read the key file {}", file.display()))?;
+            return Ok(VaultKey::from_text(&text)?);
+        }
+        if let Ok(text) = std::env::var("COFFER_KEY") {
+            return Ok(VaultKey::from_text(&text)?);
+        }
+        if std::io::stdin().is_terminal() {
+            let text = rpassword::prompt_password("Vault key: ").context("cannot read the key from the terminal")?;
+            return Ok(VaultKey::from_text(&text)?);
+        }
+        bail!("no vault key given: set COFFER_KEY, pass --key-file FILE, or run on a terminal to be prompted")
+    }
+
+    fn cache_root(&self) -> Option<PathBuf> {
+        self.cache_dir.clone().or_else(|| {
+            std::env::var_os("XDG_CACHE_HOME")
+                .map(PathBuf::from)
+                .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))
+                .map(|d| d.join("coffer"))
+        })
+    }
+
+    fn open(&self, loc: &str) -> Result<Vault> {
+        let storage = Storage::open(loc)?;
+        let key = self.key()?;
+        let vault = Vault::open(storage, &key, self.cache_root().as_deref())
+            .with_context(|| format!("cannot open the vault at {loc}"))?;
+        Ok(vault)
+    }
+}
+
+fn new_key(file: &Option<PathBuf>) -> Result<(VaultKey, bool)> {
+    if let Some(f) = file {
+        let text = std::fs::read_to_string(f).with_context(|| format!("cannot read the new key file {}", f.display()))?;
+        return Ok((VaultKey::from_text(&text)?, false));
+    }
+    if let Ok(text) = std::env::var("COFFER_NEW_KEY") {
+        return Ok((VaultKey::from_text(&text)?, false));
+    }
+    let (key, text) = VaultKey::generate();
+    eprintln!("A new vault key was generated. It is shown once, now: store it somewhere safe.");
+    eprintln!("Without it (or another key of this vault) the backups cannot be read.");
+    println!("{}", text.as_str());
+    Ok((key, true))
+}
+
+pub fn run(cli: Cli) -> Result<ExitCode> {
+    let ctx = Ctx {
+        key_file: cli.key_file,
+        cache_dir: cli.cache_dir,
+        json: cli.json,
+    };
+    match cli.command {
+        Command::Key(k) => key_command(&ctx, k),
+        Command::Vault(VaultCommand::Init { location }) => {
+            let storage = Storage::open(&location)?;
+            let key = ctx.key()?;
+            let header = Vault::init(&storage, &key, DEFAULT_KDF).with_context(|| format!("cannot create a vault at {location}"))?;
+            if ctx.json {
+                print_json(&json!({"vault_id": header.vault_id_hex(), "location": storage.display(), "format_version": header.version,
+                    "key_fingerprint": key.fingerprint()}));
+            } else {
+                println!("created vault {} at {}", header.vault_id_hex(), storage.display());
+                println!("key fingerprint: {}", key.fingerprint());
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Vault(VaultCommand::Info { vault }) => {
+            let v = ctx.open(&vault.vault)?;
+            let slots = Vault::read_slots(v.storage())?;
+            let index = v.load_index()?;
+            let points = v.points()?;
+            let h = v.header();
+            if ctx.json {
+                print_json(&json!({"vault_id": h.vault_id_hex(), "format_version": h.version, "created": time_secs(h.created),
+                    "key_slots": slots.iter().flatten().count(), "packs": index.packs().count(), "blobs": index.blob_count(),
+                    "points": points.len()}));
+            } else {
+                println!("vault          {}", h.vault_id_hex());
+                println!("location       {}", v.storage().display());
+                println!("format         {}", h.version);
+                println!("created        {}", time_secs(h.created));
+                println!("key slots      {}", slots.iter().flatten().count());
+                println!("packs          {}", index.packs().count());
+                println!("blobs          {}", index.blob_count());
+                println!("points         {}", points.len());
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Backup {
+            vault,
+            item,
+            tags,
+            excludes,
+            one_file_system,
+            paths,
+        } => {
+            let v = ctx.open(&vault.vault)?;
+            let progress = Arc::new(Progress::default());
+            let opts = BackupOptions {
+                item,
+                tags,
+                excludes,
+                one_file_system,
+                host: None,
+                time: None,
+            };
+            let report = {
+                let p = progress.clone();
+                let _ticker = Ticker::start(ctx.json, "backup", move || Sample {
+                    files: p.files.load(Ordering::Relaxed),
+                    bytes: p.bytes_read.load(Ordering::Relaxed),
+                    total_bytes: None,
+                });
+                coffer_engine::backup::backup(&v, &paths, &opts, &progress).context("backup failed")?
+            };
+            let m = &report.manifest;
+            let s = &m.stats;
+            if ctx.json {
+                println!(
+                    "{}",
+                    json!({"type": "summary", "point": report.point.to_hex(), "item": m.item, "files": s.files, "dirs": s.dirs,
+                        "files_new": s.files_new, "files_changed": s.files_changed, "files_unchanged": s.files_unchanged,
+                        "bytes_total": s.bytes_total, "bytes_read": s.bytes_read, "bytes_new": s.bytes_new, "bytes_stored": s.bytes_stored,
+                        "duration_ms": s.duration_ms, "packs_adopted": report.packs_adopted,
+                        "errors": m.errors.iter().map(|e| json!({"path": String::from_utf8_lossy(&e.path), "error": e.message})).collect::<Vec<_>>()})
+                );
+            } else {
+                println!("point {} saved for item {:?}", report.point.to_hex(), m.item);
+                println!(
+                    "files: {} new, {} changed, {} unchanged ({} dirs)",
+                    s.files_new, s.files_changed, s.files_unchanged, s.dirs
+                );
+                println!(
+                    "bytes: {} total, {} read, {} new, {} stored; {:.1}s",
+                    size(s.bytes_total),
+                    size(s.bytes_read),
+                    size(s.bytes_new),
+                    size(s.bytes_stored),
+                    s.duration_ms as f64 / 1000.0
+                );
+                if report.packs_adopted > 0 {
+                    println!("reused {} pack(s) left by an interrupted backup", report.packs_adopted);
+                }
+                if !m.errors.is_empty() {
+                    eprintln!("{} entr{} could not be backed up:", m.errors.len(), if m.errors.len() == 1 { "y" } else { "ies" });
+                    for e in &m.errors {
+                        eprintln!("  {}: {}", String::from_utf8_lossy(&e.path), e.message);
+                    }
+                }
+            }
+            Ok(if m.errors.is_empty() { ExitCode::SUCCESS } else { ExitCode::from(exit::PARTIAL) })
+        }
+        Command::Points(PointsCommand::List { vault, item }) => {
+            let v = ctx.open(&vault.vault)?;
+            let points: Vec<_> = v.points()?.into_iter().filter(|p| item.as_ref().is_none_or(|i| &p.manifest.item == i)).collect();
+            if ctx.json {
+                print_json(&serde_json::Value::Array(points.iter().map(|p| point_json(p, false)).collect()));
+            } else {
+                println!("{:<12}  {:<20}  {:<16}  {:>8}  {:>10}  item / tags", "id", "time", "host", "files", "size");
+                for p in &points {
+                    let m = &p.manifest;
+                    let tags = if m.tags.is_empty() { String::new() } else { format!(" [{}]", m.tags.join(", ")) };
+                    println!(
+                        "{:<12}  {:<20}  {:<16}  {:>8}  {:>10}  {}{}",
+                        &p.id.to_hex()[..12],
+                        time(m.time),
+                        m.host,
+                        m.stats.files,
+                        size(m.stats.bytes_total),
+                        m.item,
+                        tags
+                    );
+                }
+                println!("{} point(s)", points.len());
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Points(PointsCommand::Show { vault, point }) => {
+            let v = ctx.open(&vault.vault)?;
+            let p = v.resolve_point(&point, None)?;
+            if ctx.json {
+                print_json(&point_json(&p, true));
+            } else {
+                let m = &p.manifest;
+                let s = &m.stats;
+                println!("point        {}", p.id.to_hex());
+                println!("time         {}", time(m.time));
+                println!("host         {}", m.host);
+                println!("item         {}", m.item);
+                for path in &m.paths {
+                    println!("path         {}", String::from_utf8_lossy(path));
+                }
+                println!("tags         {}", m.tags.join(", "));
+                println!("parent       {}", m.parent.map(|p| p.to_hex()).unwrap_or_else(|| "-".into()));
+                println!("tree         {}", m.tree.to_hex());
+                println!("consistency  {}", m.consistency.as_str());
+                println!("files        {} ({} new, {} changed, {} unchanged), {} dirs", s.files, s.files_new, s.files_changed, s.files_unchanged, s.dirs);
+                println!("bytes        {} total, {} read, {} new, {} stored", size(s.bytes_total), size(s.bytes_read), size(s.bytes_new), size(s.bytes_stored));
+                println!("duration     {:.1}s", s.duration_ms as f64 / 1000.0);
+                println!("software     {}", m.software);
+                println!("errors       {}", m.errors.len());
+                for e in &m.errors {
+                    println!("  {}: {}", String::from_utf8_lossy(&e.path), e.message);
+                }
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Ls { vault, point, path } => {
+            let v = ctx.open(&vault.vault)?;
+            let p = v.resolve_point(&point, None)?;
+            let index = v.load_index()?;
+            let start = coffer_engine::backup::absolute(&Path::new("/").join(path.unwrap_or_else(|| PathBuf::from("/"))))?;
+            let mut rows = Vec::new();
+            list_tree(&v, &index, &p.manifest.tree, Path::new("/"), &start, &mut rows)?;
+            if rows.is_empty() && start != Path::new("/") {
+                bail!("{} is not in point {}", start.display(), &p.id.to_hex()[..12]);
+            }
+            if ctx.json {
+                print_json(&serde_json::Value::Array(rows.iter().map(|(path, n)| node_json(path, n)).collect()));
+            } else {
+                for (path, n) in &rows {
+                    println!("{}", node_line(path, n));
+                }
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Restore {
+            vault,
+            point,
+            target,
+            includes,
+            overwrite,
+        } => {
+            let v = ctx.open(&vault.vault)?;
+            let p = v.resolve_point(&point, None)?;
+            let progress = Arc::new(RestoreProgress::default());
+            let opts = RestoreOptions { target, includes, overwrite };
+            let report = {
+                let pr = progress.clone();
+                let _ticker = Ticker::start(ctx.json, "restore", move || Sample {
+                    files: pr.files.load(Ordering::Relaxed),
+                    bytes: pr.bytes_written.load(Ordering::Relaxed),
+                    total_bytes: Some(pr.bytes_total.load(Ordering::Relaxed)),
+                });
+                coffer_engine::restore::restore(&v, &p, &opts, &progress).context("restore failed")?
+            };
+            if ctx.json {
+                println!(
+                    "{}",
+                    json!({"type": "summary", "point": p.id.to_hex(), "files": report.files, "dirs": report.dirs, "bytes": report.bytes,
+                        "damaged": report.damaged.iter().map(|(f, w)| json!({"path": f.to_string_lossy(), "error": w})).collect::<Vec<_>>(),
+                        "problems": report.problems.iter().map(|(f, w)| json!({"path": f.to_string_lossy(), "error": w})).collect::<Vec<_>>()})
+                );
+            } else {
+                println!(
+                    "restored point {}: {} files, {} dirs, {}",
+                    &p.id.to_hex()[..12],
+                    report.files,
+                    report.dirs,
+                    size(report.bytes)
+                );
+                if !report.damaged.is_empty() {
+                    eprintln!("{} file(s) could not be restored completely:", report.damaged.len());
+                    for (f, why) in &report.damaged {
+                        eprintln!("  {}: {}", f.display(), why);
+                    }
+                }
+                if !report.problems.is_empty() {
+                    eprintln!("{} entr(y/ies) restored with problems:", report.problems.len());
+                    for (f, why) in &report.problems {
+                        eprintln!("  {}: {}", f.display(), why);
+                    }
+                }
+            }
+            Ok(if report.is_complete() { ExitCode::SUCCESS } else { ExitCode::from(exit::PARTIAL) })
+        }
+        Command::Check {
+            vault,
+            read_data,
+            read_data_subset,
+        } => {
+            let mut v = ctx.open(&vault.vault)?;
+            v.disable_cache();
+            let mode = match (read_data, read_data_subset) {
+                (true, _) => ReadData::All,
+                (false, Some(p)) if p > 0.0 && p <= 100.0 => ReadData::Subset(p),
+                (false, Some(p)) => bail!("--read-data-subset takes a percentage above 0 and at most 100, not {p}"),
+                (false, None) => ReadData::None,
+            };
+            let r = coffer_engine::check::check(&v, mode)?;
+            if ctx.json {
+                print_json(&json!({"ok": r.ok(), "problems": r.problems, "key_slots": r.key_slots, "index_files": r.index_files,
+                    "packs": r.packs, "packs_read": r.packs_read, "blobs_verified": r.blobs_verified, "points": r.points, "trees": r.trees,
+                    "unindexed_packs": r.unindexed_packs}));
+            } else {
+                println!(
+                    "checked {} key slot(s), {} index file(s), {} pack(s) ({} read in full, {} blobs verified), {} point(s), {} tree(s)",
+                    r.key_slots, r.index_files, r.packs, r.packs_read, r.blobs_verified, r.points, r.trees
+                );
+                if r.unindexed_packs > 0 {
+                    println!("{} pack(s) are not indexed yet (left by an interrupted backup; the next backup reuses them)", r.unindexed_packs);
+                }
+                for p in &r.problems {
+                    println!("problem: {p}");
+                }
+                println!("{}", if r.ok() { "no problems found" } else { "the vault is damaged" });
+            }
+            Ok(if r.ok() { ExitCode::SUCCESS } else { ExitCode::from(exit::DAMAGED) })
+        }
+    }
+}
+
+fn key_command(ctx: &Ctx, cmd: KeyCommand) -> Result<ExitCode> {
+    match cmd {
+        KeyCommand::Generate => {
+            let (key, text) = VaultKey::generate();
+            eprintln!("This is a new random 256-bit vault key. It is shown once: store it somewhere safe now.");
+            eprintln!("Pass it to coffer through COFFER_KEY or --key-file, never on the command line.");
+            eprintln!("Fingerprint: {}", key.fingerprint());
+            println!("{}", text.as_str());
+            Ok(ExitCode::SUCCESS)
+        }
+        KeyCommand::Add { vault, new_key_file } => {
+            let v = ctx.open(&vault.vault)?;
+            let (key, _) = new_key(&new_key_file)?;
+            let slot = v.add_key(&key, DEFAULT_KDF)?;
+            eprintln!("added key slot {} (fingerprint {})", slot.id, key.fingerprint());
+            Ok(ExitCode::SUCCESS)
+        }
+        KeyCommand::Rotate { vault, new_key_file } => {
+            let mut v = ctx.open(&vault.vault)?;
+            let old = v.current_slot().to_string();
+            let (key, _) = new_key(&new_key_file)?;
+            let slot = v.rotate_key(&key, DEFAULT_KDF)?;
+            eprintln!("key rotated: slot {old} removed, slot {} added (fingerprint {})", slot.id, key.fingerprint());
+            Ok(ExitCode::SUCCESS)
+        }
+        KeyCommand::List { vault } => {
+            let v = ctx.open(&vault.vault)?;
+            let slots = Vault::read_slots(v.storage())?;
+            let mut rows = Vec::new();
+            for s in &slots {
+                match s {
+                    Ok(s) => rows.push(json!({"slot": s.id, "created": time_secs(s.created), "kdf": "argon2id",
+                        "memory_kib": s.kdf.memory_kib, "iterations": s.kdf.iterations, "parallelism": s.kdf.parallelism,
+                        "in_use": s.id == v.current_slot()})),
+                    Err(e) => rows.push(json!({"error": e.to_string()})),
+                }
+            }
+            if ctx.json {
+                print_json(&serde_json::Value::Array(rows));
+            } else {
+                for s in slots {
+                    match s {
+                        Ok(s) => println!(
+                            "{}  created {}  argon2id m={}KiB t={} p={}{}",
+                            s.id,
+                            time_secs(s.created),
+                            s.kdf.memory_kib,
+                            s.kdf.iterations,
+                            s.kdf.parallelism,
+                            if s.id == v.current_slot() { "  (this key)" } else { "" }
+                        ),
+                        Err(e) => println!("damaged slot: {e}"),
+                    }
+                }
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        KeyCommand::Remove { vault, slot } => {
+            let v = ctx.open(&vault.vault)?;
+            v.remove_key(&slot)?;
+            eprintln!("removed key slot {slot}");
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+fn point_json(p: &coffer_engine::Point, full: bool) -> serde_json::Value {
+    let m = &p.manifest;
+    let s = &m.stats;
+    let mut v = json!({"id": p.id.to_hex(), "time": time(m.time), "host": m.host, "item": m.item,
+        "paths": m.paths.iter().map(|x| String::from_utf8_lossy(x).into_owned()).collect::<Vec<_>>(),
+        "tags": m.tags, "parent": m.parent.map(|x| x.to_hex()), "consistency": m.consistency.as_str(),
+        "stats": {"files": s.files, "dirs": s.dirs, "files_new": s.files_new, "files_changed": s.files_changed,
+            "files_unchanged": s.files_unchanged, "bytes_total": s.bytes_total, "bytes_read": s.bytes_read,
+            "bytes_new": s.bytes_new, "bytes_stored": s.bytes_stored, "duration_ms": s.duration_ms, "errors": s.errors}});
+    if full {
+        v["tree"] = json!(m.tree.to_hex());
+        v["software"] = json!(m.software);
+        v["errors"] = json!(m.errors.iter().map(|e| json!({"path": String::from_utf8_lossy(&e.path), "error": e.message})).collect::<Vec<_>>());
+    }
+    v
+}
+
+fn list_tree(
+    v: &Vault,
+    index: &coffer_engine::index::Index,
+    tree: &coffer_engine::ChunkId,
+    at: &Path,
+    start: &Path,
+    rows: &mut Vec<(PathBuf, Node)>,
+) -> Result<()> {
+    let tree = v.read_tree(index, tree)?;
+    for node in tree.nodes {
+        let path = at.join(OsStr::from_bytes(&node.name));
+        let inside = path.starts_with(start);
+        if !inside && !start.starts_with(&path) {
+            continue;
+        }
+        if let NodeKind::Dir { tree } = &node.kind {
+            let sub = *tree;
+            if inside {
+                rows.push((path.clone(), node));
+            }
+            list_tree(v, index, &sub, &path, start, rows)?;
+        } else if inside {
+            rows.push((path, node));
+        }
+    }
+    Ok(())
+}
+
+fn kind_char(k: &NodeKind) -> char {
+    match k {
+        NodeKind::File { .. } => '-',
+        NodeKind::Dir { .. } => 'd',
+        NodeKind::Symlink { .. } => 'l',
+        NodeKind::Fifo => 'p',
+        NodeKind::Socket => 's',
+        NodeKind::CharDevice { .. } => 'c',
+        NodeKind::BlockDevice { .. } => 'b',
+    }
+}
+
+fn node_size(n: &Node) -> u64 {
+    match &n.kind {
+        NodeKind::File { size, .. } => *size,
+        _ => 0,
+    }
+}
+
+fn node_line(path: &Path, n: &Node) -> String {
+    let owner = n.user.clone().unwrap_or_else(|| n.uid.to_string());
+    let group = n.group.clone().unwrap_or_else(|| n.gid.to_string());
+    let mut line = format!(
+        "{}{:04o} {:>8} {:>8} {:>12} {} {}",
+        kind_char(&n.kind),
+        n.mode,
+        owner,
+        group,
+        node_size(n),
+        time(n.mtime),
+        path.display()
+    );
+    if let NodeKind::Symlink { target } = &n.kind {
+        line.push_str(&format!(" -> {}", String::from_utf8_lossy(target)));
+    }
+    if let Some(e) = &n.error {
+        line.push_str(&format!("  [not backed up: {e}]"));
+    }
+    line
+}
+
+fn node_json(path: &Path, n: &Node) -> serde_json::Value {
+    json!({"path": path.to_string_lossy(), "type": kind_char(&n.kind).to_string(), "mode": format!("{:04o}", n.mode),
+        "uid": n.uid, "gid": n.gid, "user": n.user, "group": n.group, "size": node_size(n), "mtime": time(n.mtime),
+        "target": match &n.kind { NodeKind::Symlink { target } => Some(String::from_utf8_lossy(target).into_owned()), _ => None },
+        "error": n.error})
+}

@@ -1,0 +1,121 @@
+//! Formatting helpers shared by the commands: times, sizes, JSON, and the
+//! live progress display (a bar on a terminal, JSON lines with `--json`,
+//! nothing otherwise).
+
+use std::io::IsTerminal;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use coffer_engine::tree::Timestamp;
+
+/// An error chain as one line.
+pub fn one_line(err: &anyhow::Error) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    for cause in err.chain() {
+        let s = cause.to_string();
+        if !parts.iter().any(|p| p.contains(&s)) {
+            parts.push(s);
+        }
+    }
+    parts.join(": ")
+}
+
+pub fn time(t: Timestamp) -> String {
+    chrono::DateTime::from_timestamp(t.secs, t.nanos)
+        .map(|d| d.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
+        .unwrap_or_else(|| format!("@{}", t.secs))
+}
+
+pub fn time_secs(secs: i64) -> String {
+    time(Timestamp { secs, nanos: 0 })
+}
+
+pub fn size(bytes: u64) -> String {
+    const UNITS: [&str; 6] = ["B", "KiB", "MiB", "GiB", "TiB", "PiB"];
+    let mut v = bytes as f64;
+    let mut u = 0;
+    while v >= 1024.0 && u + 1 < UNITS.len() {
+        v /= 1024.0;
+        u += 1;
+    }
+    if u == 0 {
+        format!("{bytes} B")
+    } else {
+        format!("{v:.1} {}", UNITS[u])
+    }
+}
+
+pub fn print_json(value: &serde_json::Value) {
+    println!("{}", serde_json::to_string_pretty(value).unwrap_or_default());
+}
+
+/// One sample of a running operation's counters.
+pub struct Sample {
+    pub files: u64,
+    pub bytes: u64,
+    pub total_bytes: Option<u64>,
+}
+
+/// Shows progress until dropped.
+pub struct Ticker {
+    stop: Arc<AtomicBool>,
+    handle: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Ticker {
+    pub fn start(json: bool, label: &'static str, sample: impl Fn() -> Sample + Send + 'static) -> Self {
+        let stop = Arc::new(AtomicBool::new(false));
+        let terminal = std::io::stderr().is_terminal();
+        let handle = (json || terminal).then(|| {
+            let stop = stop.clone();
+            std::thread::spawn(move || {
+                let started = Instant::now();
+                let bar = (!json).then(|| {
+                    let bar = indicatif::ProgressBar::new_spinner();
+                    bar.enable_steady_tick(Duration::from_millis(120));
+                    bar
+                });
+                let mut last_json = Instant::now();
+                while !stop.load(Ordering::Relaxed) {
+                    let s = sample();
+                    let secs = started.elapsed().as_secs_f64().max(0.001);
+                    let rate = s.bytes as f64 / secs;
+                    let eta = s.total_bytes.filter(|t| *t > s.bytes && rate > 0.0).map(|t| (t - s.bytes) as f64 / rate);
+                    if let Some(bar) = &bar {
+                        let mut msg = format!("{label}: {} files, {}, {}/s", s.files, size(s.bytes), size(rate as u64));
+                        if let Some(t) = s.total_bytes {
+                            msg.push_str(&format!(" of {}", size(t)));
+                        }
+                        if let Some(eta) = eta {
+                            msg.push_str(&format!(", ETA {}s", eta.round() as u64));
+                        }
+                        bar.set_message(msg);
+                    } else if last_json.elapsed() >= Duration::from_secs(1) {
+                        last_json = Instant::now();
+                        println!(
+                            "{}",
+                            serde_json::json!({"type": "progress", "operation": label, "files": s.files, "bytes": s.bytes,
+                                "total_bytes": s.total_bytes, "bytes_per_second": rate as u64, "eta_seconds": eta.map(|e| e.round() as u64),
+                                "elapsed_seconds": secs})
+                        );
+                    }
+                    std::thread::sleep(Duration::from_millis(100));
+                }
+                if let Some(bar) = bar {
+                    bar.finish_and_clear();
+                }
+            })
+        });
+        Ticker { stop, handle }
+    }
+}
+
+impl Drop for Ticker {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(h) = self.handle.take() {
+            let _ = h.join();
+        }
+    }
+}

@@ -1,0 +1,767 @@
+//! The backup pipeline.
+//!
+//! walk → read → chunk → hash → dedup → compress → encrypt → pack → upload.
+//! Directories are walked in parallel (rayon, one task per entry); a file's
+//! chunks are hashed, compressed and sealed in parallel batches, so one large
+//! file uses every core; finished packs go through a bounded channel to
+//! uploader threads, which overlaps storage I/O with computation and applies
+//! back-pressure so memory stays bounded.
+//!
+//! Incremental forever: a file whose size, mtime, ctime and inode match the
+//! previous point of the same item reuses that point's chunk list without being
+//! read. Commit order is packs → index → manifest, so an interrupted backup
+//! leaves at most unreferenced packs; the next backup adopts them by reading
+//! their trailers and reuses what they hold.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::fs::{File, Metadata};
+use std::io::{Read, Seek, SeekFrom};
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Component, Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Mutex;
+use std::time::Instant;
+
+use crossbeam_channel::{bounded, Sender};
+use globset::{Glob, GlobSet, GlobSetBuilder};
+use rayon::prelude::*;
+
+use crate::error::{Error, Result};
+use crate::fsmeta::{data_ranges, node_from_metadata, read_xattrs, Names};
+use crate::ids::{ChunkId, ObjectId};
+use crate::index::{Index, PackRecord};
+use crate::pack::{pack_path, parse_trailer, seal_blob, trailer_guess, trailer_span, BlobKind, FinishedPack, PackBuilder};
+use crate::point::{Consistency, EntryError, Manifest, Stats};
+use crate::tree::{ChunkRef, Extent, Node, NodeKind, Timestamp, Tree};
+use crate::vault::Vault;
+
+/// Data packs are closed at this size, tree packs at a quarter of it.
+pub const DATA_PACK_TARGET: usize = 16 << 20;
+const TREE_PACK_TARGET: usize = 4 << 20;
+/// Bytes of chunks hashed and sealed together in parallel for one file.
+const BATCH_BYTES: usize = 8 << 20;
+const UPLOAD_THREADS: usize = 2;
+const UPLOAD_QUEUE: usize = 3;
+
+/// What to back up and how to label it.
+#[derive(Debug, Clone, Default)]
+pub struct BackupOptions {
+    pub item: Option<String>,
+    pub tags: Vec<String>,
+    pub excludes: Vec<String>,
+    pub one_file_system: bool,
+    pub host: Option<String>,
+    /// Record the point as taken at this time instead of now.
+    pub time: Option<Timestamp>,
+}
+
+/// Live counters, readable from another thread while a backup runs.
+#[derive(Debug, Default)]
+pub struct Progress {
+    pub files: AtomicU64,
+    pub bytes_read: AtomicU64,
+    pub bytes_new: AtomicU64,
+    pub bytes_stored: AtomicU64,
+    pub errors: AtomicU64,
+}
+
+/// The result of a backup.
+#[derive(Debug, Clone)]
+pub struct BackupReport {
+    pub point: ObjectId,
+    pub manifest: Manifest,
+    pub packs_written: usize,
+    pub packs_adopted: usize,
+}
+
+/// The current time as a [`Timestamp`].
+pub fn now() -> Timestamp {
+    let d = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    Timestamp {
+        secs: d.as_secs() as i64,
+        nanos: d.subsec_nanos(),
+    }
+}
+
+/// This machine's host name.
+pub fn hostname() -> String {
+    nix::unistd::gethostname()
+        .ok()
+        .and_then(|h| h.into_string().ok())
+        .unwrap_or_else(|| "localhost".into())
+}
+
+/// Lexically normalized absolute path (no symlink resolution, so a symlink
+/// given as a path is backed up as the symlink).
+pub fn absolute(path: &Path) -> Result<PathBuf> {
+    let abs = std::path::absolute(path).map_err(|e| Error::io(path, e))?;
+    let mut out = PathBuf::from("/");
+    for c in abs.components() {
+        match c {
+            Component::ParentDir => {
+                out.pop();
+            }
+            Component::Normal(n) => out.push(n),
+            _ => {}
+        }
+    }
+    Ok(out)
+}
+
+/// The default item name: host and paths.
+pub fn default_item(host: &str, paths: &[PathBuf]) -> String {
+    let joined: Vec<String> = paths.iter().map(|p| p.to_string_lossy().into_owned()).collect();
+    format!("{host}:{}", joined.join(","))
+}
+
+/// The directory structure above and at the backed-up paths.
+enum Source {
+    /// A backed-up path: everything below it is read.
+    Real(PathBuf),
+    /// An ancestor of backed-up paths: only its metadata and the listed children.
+    Virtual(PathBuf, BTreeMap<Vec<u8>, Source>),
+}
+
+fn build_sources(paths: &[PathBuf]) -> Source {
+    let mut root = Source::Virtual(PathBuf::from("/"), BTreeMap::new());
+    for path in paths {
+        let comps: Vec<&[u8]> = path
+            .components()
+            .filter_map(|c| match c {
+                Component::Normal(n) => Some(n.as_bytes()),
+                _ => None,
+            })
+            .collect();
+        if comps.is_empty() {
+            root = Source::Real(PathBuf::from("/"));
+            continue;
+        }
+        let mut cur = &mut root;
+        let mut at = PathBuf::from("/");
+        for (i, comp) in comps.iter().enumerate() {
+            at.push(std::ffi::OsStr::from_bytes(comp));
+            let children = match cur {
+                Source::Real(_) => break, // an ancestor is backed up whole
+                Source::Virtual(_, children) => children,
+            };
+            let last = i + 1 == comps.len();
+            let entry = children
+                .entry(comp.to_vec())
+                .or_insert_with(|| Source::Virtual(at.clone(), BTreeMap::new()));
+            if last {
+                *entry = Source::Real(at.clone());
+            }
+            cur = entry;
+        }
+    }
+    root
+}
+
+struct Excludes {
+    by_name: GlobSet,
+    by_path: GlobSet,
+}
+
+impl Excludes {
+    fn new(patterns: &[String]) -> Result<Self> {
+        let mut by_name = GlobSetBuilder::new();
+        let mut by_path = GlobSetBuilder::new();
+        for p in patterns {
+            let glob = Glob::new(p).map_err(|e| Error::Invalid(format!("bad --exclude pattern {p:?}: {e}")))?;
+            if p.contains('/') {
+                by_path.add(glob);
+            } else {
+                by_name.add(glob);
+            }
+        }
+        let build = |b: GlobSetBuilder| b.build().map_err(|e| Error::Invalid(format!("bad --exclude pattern: {e}")));
+        Ok(Excludes {
+            by_name: build(by_name)?,
+            by_path: build(by_path)?,
+        })
+    }
+
+    fn excluded(&self, path: &Path, name: &[u8]) -> bool {
+        self.by_name.is_match(std::ffi::OsStr::from_bytes(name)) || self.by_path.is_match(path)
+    }
+}
+
+struct Session<'a> {
+    vault: &'a Vault,
+    index: Index,
+    pending: Vec<Mutex<HashSet<ChunkId>>>,
+    data_pack: Mutex<PackBuilder>,
+    tree_pack: Mutex<PackBuilder>,
+    uploads: Mutex<Option<Sender<FinishedPack>>>,
+    failed: AtomicBool,
+    failure: Mutex<Option<Error>>,
+    excludes: Excludes,
+    one_file_system: bool,
+    names: Names,
+    progress: &'a Progress,
+    errors: Mutex<Vec<EntryError>>,
+    hardlinks: Mutex<HashMap<(u64, u64), (u64, Vec<Extent>)>>,
+    files_new: AtomicU64,
+    files_changed: AtomicU64,
+    files_unchanged: AtomicU64,
+    dirs: AtomicU64,
+    bytes_total: AtomicU64,
+}
+
+impl Session<'_> {
+    fn check_failed(&self) -> Result<()> {
+        if self.failed.load(Ordering::SeqCst) {
+            return Err(Error::Cancelled);
+        }
+        Ok(())
+    }
+
+    fn record_error(&self, path: &Path, message: String) {
+        tracing::warn!(path = %path.display(), "{message}");
+        self.progress.errors.fetch_add(1, Ordering::Relaxed);
+        if let Ok(mut errors) = self.errors.lock() {
+            errors.push(EntryError {
+                path: path.as_os_str().as_bytes().to_vec(),
+                message,
+            });
+        }
+    }
+
+    /// Stores one blob unless the vault (or this run) has it already.
+    fn store(&self, kind: BlobKind, data: &[u8]) -> Result<ChunkRef> {
+        let keys = &self.vault.keys;
+        let id = keys.chunk_id(data);
+        let chunk = ChunkRef {
+            id,
+            len: data.len() as u32,
+        };
+        if self.index.contains(&id) {
+            return Ok(chunk);
+        }
+        {
+            let shard = &self.pending[id.0[0] as usize % self.pending.len()];
+            let mut set = shard.lock().map_err(|_| Error::Cancelled)?;
+            if !set.insert(id) {
+                return Ok(chunk);
+            }
+        }
+        let sealed = seal_blob(keys, id, data);
+        self.progress.bytes_new.fetch_add(data.len() as u64, Ordering::Relaxed);
+        let (builder, target) = match kind {
+            BlobKind::Data => (&self.data_pack, DATA_PACK_TARGET),
+            BlobKind::Tree => (&self.tree_pack, TREE_PACK_TARGET),
+        };
+        let full = {
+            let mut b = builder.lock().map_err(|_| Error::Cancelled)?;
+            b.add(sealed);
+            (b.len() >= target).then(|| std::mem::replace(&mut *b, PackBuilder::new(kind)))
+        };
+        if let Some(full) = full {
+            self.ship(full)?;
+        }
+        Ok(chunk)
+    }
+
+    fn ship(&self, builder: PackBuilder) -> Result<()> {
+        if builder.is_empty() {
+            return Ok(());
+        }
+        let pack = builder.finish(&self.vault.keys);
+        let sender = self.uploads.lock().ok().and_then(|s| s.clone()).ok_or(Error::Cancelled)?;
+        sender.send(pack).map_err(|_| {
+            self.failure
+                .lock()
+                .ok()
+                .and_then(|mut f| f.take())
+                .unwrap_or(Error::Cancelled)
+        })
+    }
+
+    fn store_tree(&self, nodes: Vec<Node>) -> Result<ChunkId> {
+        let tree = Tree { nodes };
+        Ok(self.store(BlobKind::Tree, &tree.encode())?.id)
+    }
+
+    /// Backs up one source entry (the walk's unit of work).
+    fn source(&self, name: &[u8], source: &Source, prev: Option<&Node>, root_dev: Option<u64>) -> Result<Option<Node>> {
+        match source {
+            Source::Real(path) => {
+                let md = match std::fs::symlink_metadata(path) {
+                    Ok(md) => md,
+                    Err(e) => {
+                        self.record_error(path, format!("cannot read: {e}"));
+                        return Ok(None);
+                    }
+                };
+                self.entry(path, name, &md, prev, root_dev.unwrap_or(md.dev())).map(Some)
+            }
+            Source::Virtual(path, children) => {
+                let md = std::fs::symlink_metadata(path).map_err(|e| Error::io(path, e))?;
+                let mut node = node_from_metadata(name, &md, &self.names);
+                node.xattrs = read_xattrs(path).unwrap_or_default();
+                let prev_tree = self.prev_tree(prev);
+                let kids: Vec<(&Vec<u8>, &Source)> = children.iter().collect();
+                let nodes = kids
+                    .par_iter()
+                    .map(|(n, s)| self.source(n, s, prev_tree.as_ref().and_then(|t| t.find(n)), None))
+                    .collect::<Result<Vec<_>>>()?;
+                node.kind = NodeKind::Dir {
+                    tree: self.store_tree(nodes.into_iter().flatten().collect())?,
+                };
+                Ok(Some(node))
+            }
+        }
+    }
+
+    fn prev_tree(&self, prev: Option<&Node>) -> Option<Tree> {
+        match prev.map(|n| &n.kind) {
+            Some(NodeKind::Dir { tree }) => match self.vault.read_tree(&self.index, tree) {
+                Ok(t) => Some(t),
+                Err(e) => {
+                    tracing::warn!(error = %e, "previous tree unreadable; reading this directory in full");
+                    None
+                }
+            },
+            _ => None,
+        }
+    }
+
+    fn entry(&self, path: &Path, name: &[u8], md: &Metadata, prev: Option<&Node>, root_dev: u64) -> Result<Node> {
+        self.check_failed()?;
+        let mut node = node_from_metadata(name, md, &self.names);
+        match read_xattrs(path) {
+            Ok(x) => node.xattrs = x,
+            Err(e) => self.record_error(path, format!("cannot read extended attributes: {e}")),
+        }
+        match &node.kind {
+            NodeKind::File { .. } => {
+                self.progress.files.fetch_add(1, Ordering::Relaxed);
+                self.bytes_total.fetch_add(md.size(), Ordering::Relaxed);
+                self.file(path, &mut node, md, prev)?;
+            }
+            NodeKind::Dir { .. } => {
+                self.dirs.fetch_add(1, Ordering::Relaxed);
+                let nodes = if self.one_file_system && md.dev() != root_dev {
+                    Vec::new()
+                } else {
+                    self.dir_children(path, &mut node, prev, root_dev)?
+                };
+                node.kind = NodeKind::Dir {
+                    tree: self.store_tree(nodes)?,
+                };
+            }
+            NodeKind::Symlink { .. } => match std::fs::read_link(path) {
+                Ok(t) => {
+                    node.kind = NodeKind::Symlink {
+                        target: t.as_os_str().as_bytes().to_vec(),
+                    }
+                }
+                Err(e) => {
+                    let msg = format!("cannot read link: {e}");
+                    self.record_error(path, msg.clone());
+                    node.error = Some(msg);
+                }
+            },
+            _ => {}
+        }
+        Ok(node)
+    }
+
+    fn dir_children(&self, path: &Path, node: &mut Node, prev: Option<&Node>, root_dev: u64) -> Result<Vec<Node>> {
+        let mut entries: Vec<(Vec<u8>, PathBuf)> = Vec::new();
+        let listing = std::fs::read_dir(path).and_then(|rd| {
+            for e in rd {
+                let e = e?;
+                entries.push((e.file_name().as_bytes().to_vec(), e.path()));
+            }
+            Ok(())
+        });
+        if let Err(e) = listing {
+            let msg = format!("cannot list directory: {e}");
+            self.record_error(path, msg.clone());
+            node.error = Some(msg);
+            return Ok(Vec::new());
+        }
+        entries.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        entries.retain(|(name, p)| !self.excludes.excluded(p, name));
+        let prev_tree = self.prev_tree(prev);
+        let nodes = entries
+            .par_iter()
+            .map(|(name, p)| {
+                let md = match std::fs::symlink_metadata(p) {
+                    Ok(md) => md,
+                    Err(e) => {
+                        self.record_error(p, format!("cannot read (vanished during backup?): {e}"));
+                        return Ok(None);
+                    }
+                };
+                let prev_node = prev_tree.as_ref().and_then(|t| t.find(name));
+                self.entry(p, name, &md, prev_node, root_dev).map(Some)
+            })
+            .collect::<Result<Vec<_>>>()?;
+        Ok(nodes.into_iter().flatten().collect())
+    }
+
+    fn reusable(&self, node: &Node, prev: Option<&Node>) -> Option<Vec<Extent>> {
+        let prev = prev?;
+        let (NodeKind::File { size, .. }, NodeKind::File { size: psize, extents }) = (&node.kind, &prev.kind) else {
+            return None;
+        };
+        let same = prev.error.is_none()
+            && size == psize
+            && node.mtime == prev.mtime
+            && node.ctime == prev.ctime
+            && node.inode == prev.inode;
+        if !same {
+            return None;
+        }
+        // The previous point's chunks must still be in the vault.
+        extents
+            .iter()
+            .flat_map(|e| &e.chunks)
+            .all(|c| self.index.contains(&c.id))
+            .then(|| extents.clone())
+    }
+
+    fn file(&self, path: &Path, node: &mut Node, md: &Metadata, prev: Option<&Node>) -> Result<()> {
+        let size = md.size();
+        if let Some(extents) = self.reusable(node, prev) {
+            self.files_unchanged.fetch_add(1, Ordering::Relaxed);
+            node.kind = NodeKind::File { size, extents };
+            return Ok(());
+        }
+        let link_key = (md.dev(), md.ino());
+        if md.nlink() > 1 {
+            if let Some((s, extents)) = self.hardlinks.lock().ok().and_then(|m| m.get(&link_key).cloned()) {
+                node.kind = NodeKind::File { size: s, extents };
+                return Ok(());
+            }
+        }
+        if prev.is_some() {
+            self.files_changed.fetch_add(1, Ordering::Relaxed);
+        } else {
+            self.files_new.fetch_add(1, Ordering::Relaxed);
+        }
+        match self.read_file(path, size) {
+            Ok((actual_size, extents)) => {
+                if md.nlink() > 1 {
+                    if let Ok(mut m) = self.hardlinks.lock() {
+                        m.insert(link_key, (actual_size, extents.clone()));
+                    }
+                }
+                node.kind = NodeKind::File {
+                    size: actual_size,
+                    extents,
+                };
+            }
+            Err(ReadFailure::Io(e)) => {
+                let msg = format!("cannot read file: {e}");
+                self.record_error(path, msg.clone());
+                node.error = Some(msg);
+                node.kind = NodeKind::File { size, extents: Vec::new() };
+            }
+            Err(ReadFailure::Vault(e)) => return Err(e),
+        }
+        Ok(())
+    }
+
+    fn read_file(&self, path: &Path, size: u64) -> std::result::Result<(u64, Vec<Extent>), ReadFailure> {
+        let mut file = File::open(path).map_err(ReadFailure::Io)?;
+        let mut extents = Vec::new();
+        let mut end = 0u64;
+        for (offset, len) in data_ranges(&file, size) {
+            file.seek(SeekFrom::Start(offset)).map_err(ReadFailure::Io)?;
+            let mut chunks = Vec::new();
+            let read = self.chunk_stream(&mut file, len, &mut chunks)?;
+            self.progress.bytes_read.fetch_add(read, Ordering::Relaxed);
+            if read > 0 {
+                extents.push(Extent { offset, chunks });
+                end = offset + read;
+            }
+            if read < len {
+                // The file shrank while we read it: keep what was there.
+                tracing::warn!(path = %path.display(), "file changed size during backup");
+                return Ok((end, extents));
+            }
+        }
+        Ok((size, extents))
+    }
+
+    fn chunk_stream(&self, reader: &mut File, len: u64, out: &mut Vec<ChunkRef>) -> std::result::Result<u64, ReadFailure> {
+        let mut batch: Vec<Vec<u8>> = Vec::new();
+        let mut batch_bytes = 0usize;
+        let mut vault_error = None;
+        let flush = |batch: &mut Vec<Vec<u8>>, out: &mut Vec<ChunkRef>| -> Result<()> {
+            let refs = batch
+                .par_iter()
+                .map(|c| self.store(BlobKind::Data, c))
+                .collect::<Result<Vec<_>>>()?;
+            out.extend(refs);
+            batch.clear();
+            Ok(())
+        };
+        let read = self
+            .vault
+            .chunker
+            .split(reader.by_ref(), len, |chunk| {
+                batch_bytes += chunk.len();
+                batch.push(chunk);
+                if batch_bytes >= BATCH_BYTES {
+                    batch_bytes = 0;
+                    if let Err(e) = flush(&mut batch, out) {
+                        vault_error = Some(e);
+                        return Err(std::io::Error::other("vault write failed"));
+                    }
+                }
+                Ok(())
+            });
+        if let Some(e) = vault_error {
+            return Err(ReadFailure::Vault(e));
+        }
+        let read = read.map_err(ReadFailure::Io)?;
+        flush(&mut batch, out).map_err(ReadFailure::Vault)?;
+        Ok(read)
+    }
+}
+
+enum ReadFailure {
+    Io(std::io::Error),
+    Vault(Error),
+}
+
+/// Reads the trailers of packs that no index lists (left by an interrupted or
+/// still-running backup) so their blobs can be reused.
+fn adopt_orphans(vault: &Vault, index: &Index) -> Result<Vec<PackRecord>> {
+    let orphans: Vec<ObjectId> = vault
+        .storage
+        .list("packs/")?
+        .iter()
+        .filter_map(|o| o.path.rsplit('/').next().and_then(ObjectId::parse))
+        .filter(|id| !index.has_pack(id))
+        .collect();
+    Ok(orphans
+        .par_iter()
+        .filter_map(|id| match read_trailer(vault, id) {
+            Ok(r) => Some(r),
+            Err(e) => {
+                tracing::warn!(pack = %id, error = %e, "ignoring an unreadable unindexed pack");
+                None
+            }
+        })
+        .collect())
+}
+
+/// Reads a pack's trailer from storage.
+pub fn read_trailer(vault: &Vault, id: &ObjectId) -> Result<PackRecord> {
+    let path = pack_path(id);
+    let size = vault.storage.size(&path)?.ok_or_else(|| Error::Missing { object: path.clone() })?;
+    let mut tail = vault.storage.get_range(&path, size - trailer_guess(size), trailer_guess(size))?;
+    let span = trailer_span(&tail);
+    if span > size {
+        return Err(Error::corrupt(&path, "trailer length exceeds the pack"));
+    }
+    if span > tail.len() as u64 {
+        tail = vault.storage.get_range(&path, size - span, span)?;
+    }
+    let (kind, entries) = parse_trailer(&vault.keys, id, size, &tail)?;
+    Ok(PackRecord { id: *id, kind, entries })
+}
+
+/// Backs up `paths` into the vault as one new recovery point.
+pub fn backup(vault: &Vault, paths: &[PathBuf], opts: &BackupOptions, progress: &Progress) -> Result<BackupReport> {
+    let started = Instant::now();
+    if paths.is_empty() {
+        return Err(Error::Invalid("nothing to back up: give at least one path".into()));
+    }
+    let mut abs = Vec::new();
+    for p in paths {
+        let a = absolute(p)?;
+        std::fs::symlink_metadata(&a).map_err(|e| Error::io(&a, e))?;
+        abs.push(a);
+    }
+    abs.sort();
+    abs.dedup();
+    let host = opts.host.clone().unwrap_or_else(hostname);
+    let item = opts.item.clone().unwrap_or_else(|| default_item(&host, &abs));
+    let excludes = Excludes::new(&opts.excludes)?;
+
+    let mut index = vault.load_index()?;
+    let adopted = adopt_orphans(vault, &index)?;
+    if !adopted.is_empty() {
+        tracing::info!(packs = adopted.len(), "reusing packs left by an interrupted backup");
+        index.extend(adopted.iter().cloned());
+    }
+    let parent = vault
+        .points()?
+        .into_iter()
+        .filter(|p| p.manifest.item == item)
+        .max_by_key(|p| p.manifest.time);
+    let prev_root = parent.as_ref().map(|p| dir_stub(p.manifest.tree));
+
+    let (tx, rx) = bounded::<FinishedPack>(UPLOAD_QUEUE);
+    let written: Mutex<Vec<PackRecord>> = Mutex::new(Vec::new());
+    let session = Session {
+        vault,
+        index,
+        pending: (0..64).map(|_| Mutex::new(HashSet::new())).collect(),
+        data_pack: Mutex::new(PackBuilder::new(BlobKind::Data)),
+        tree_pack: Mutex::new(PackBuilder::new(BlobKind::Tree)),
+        uploads: Mutex::new(Some(tx)),
+        failed: AtomicBool::new(false),
+        failure: Mutex::new(None),
+        excludes,
+        one_file_system: opts.one_file_system,
+        names: Names::default(),
+        progress,
+        errors: Mutex::new(Vec::new()),
+        hardlinks: Mutex::new(HashMap::new()),
+        files_new: AtomicU64::new(0),
+        files_changed: AtomicU64::new(0),
+        files_unchanged: AtomicU64::new(0),
+        dirs: AtomicU64::new(0),
+        bytes_total: AtomicU64::new(0),
+    };
+    // More threads than cores: file reads block, and the extra threads keep
+    // the CPUs busy with chunks of other files meanwhile.
+    let workers = rayon::ThreadPoolBuilder::new()
+        .num_threads(std::thread::available_parallelism().map_or(2, |n| n.get()) * 2 + 2)
+        .thread_name(|i| format!("coffer-backup-{i}"))
+        .build()
+        .map_err(|e| Error::Invalid(format!("cannot start worker threads: {e}")))?;
+
+    let root_source = build_sources(&abs);
+    let walked: Result<ChunkId> = std::thread::scope(|scope| {
+        let uploaders: Vec<_> = (0..UPLOAD_THREADS)
+            .map(|_| {
+                let rx = rx.clone();
+                let session = &session;
+                let written = &written;
+                scope.spawn(move || upload_loop(session, written, rx))
+            })
+            .collect();
+        drop(rx);
+        let result = workers.install(|| session.source(b"", &root_source, prev_root.as_ref(), None));
+        let result = result.and_then(|node| {
+            let tree = match node.map(|n| n.kind) {
+                Some(NodeKind::Dir { tree }) => tree,
+                _ => return Err(Error::Invalid("the root of a backup could not be read".into())),
+            };
+            for builder in [&session.data_pack, &session.tree_pack] {
+                let kind = builder.lock().map_err(|_| Error::Cancelled)?.kind;
+                let last = std::mem::replace(&mut *builder.lock().map_err(|_| Error::Cancelled)?, PackBuilder::new(kind));
+                session.ship(last)?;
+            }
+            Ok(tree)
+        });
+        // Closing the channel lets the uploaders drain the queue and stop.
+        if let Ok(mut s) = session.uploads.lock() {
+            s.take();
+        }
+        for u in uploaders {
+            let _ = u.join();
+        }
+        result
+    });
+    let upload_failure = session.failure.lock().ok().and_then(|mut f| f.take());
+    let tree = match (walked, upload_failure) {
+        (_, Some(e)) => return Err(e),
+        (Err(e), None) => return Err(e),
+        (Ok(tree), None) => tree,
+    };
+
+    // Commit: index (new and adopted packs), then the manifest.
+    let mut records = written.into_inner().map_err(|_| Error::Cancelled)?;
+    let packs_written = records.len();
+    let packs_adopted = adopted.len();
+    records.extend(adopted);
+    let mut index_bytes = 0;
+    if !records.is_empty() {
+        index_bytes = vault.write_index(&records)?.1;
+    }
+    let errors = session.errors.into_inner().map_err(|_| Error::Cancelled)?;
+    let stats = Stats {
+        files: progress.files.load(Ordering::Relaxed),
+        dirs: session.dirs.load(Ordering::Relaxed),
+        files_new: session.files_new.load(Ordering::Relaxed),
+        files_changed: session.files_changed.load(Ordering::Relaxed),
+        files_unchanged: session.files_unchanged.load(Ordering::Relaxed),
+        bytes_read: progress.bytes_read.load(Ordering::Relaxed),
+        bytes_new: progress.bytes_new.load(Ordering::Relaxed),
+        bytes_stored: progress.bytes_stored.load(Ordering::Relaxed) + index_bytes,
+        bytes_total: session.bytes_total.load(Ordering::Relaxed),
+        duration_ms: started.elapsed().as_millis() as u64,
+        errors: errors.len() as u64,
+    };
+    let manifest = Manifest {
+        time: opts.time.unwrap_or_else(now),
+        host,
+        item,
+        paths: abs.iter().map(|p| p.as_os_str().as_bytes().to_vec()).collect(),
+        tags: opts.tags.clone(),
+        parent: parent.map(|p| p.id),
+        tree,
+        consistency: Consistency::CrashConsistent,
+        stats,
+        errors,
+        software: format!("coffer {}", env!("CARGO_PKG_VERSION")),
+    };
+    let point = vault.write_point(&manifest)?;
+    Ok(BackupReport {
+        point,
+        manifest,
+        packs_written,
+        packs_adopted,
+    })
+}
+
+fn upload_loop(session: &Session<'_>, written: &Mutex<Vec<PackRecord>>, rx: crossbeam_channel::Receiver<FinishedPack>) {
+    let vault = session.vault;
+    for pack in rx.iter() {
+        if session.failed.load(Ordering::SeqCst) {
+            continue; // drain so that senders never block on a dead queue
+        }
+        let path = pack_path(&pack.id);
+        let len = pack.bytes.len() as u64;
+        if pack.kind == BlobKind::Tree {
+            vault.cache.keep(&path, &pack.bytes);
+        }
+        if let Err(e) = vault.storage.put(&path, pack.bytes) {
+            if let Ok(mut f) = session.failure.lock() {
+                f.get_or_insert(e);
+            }
+            session.failed.store(true, Ordering::SeqCst);
+            continue;
+        }
+        session.progress.bytes_stored.fetch_add(len, Ordering::Relaxed);
+        if let Ok(mut w) = written.lock() {
+            w.push(PackRecord {
+                id: pack.id,
+                kind: pack.kind,
+                entries: pack.entries,
+            });
+        }
+    }
+}
+
+/// A directory node that only carries a tree id (the previous point's root).
+fn dir_stub(tree: ChunkId) -> Node {
+    Node {
+        name: Vec::new(),
+        kind: NodeKind::Dir { tree },
+        mode: 0,
+        uid: 0,
+        gid: 0,
+        user: None,
+        group: None,
+        mtime: Timestamp::default(),
+        ctime: Timestamp::default(),
+        inode: 0,
+        device: 0,
+        links: 0,
+        xattrs: Vec::new(),
+        error: None,
+    }
+}

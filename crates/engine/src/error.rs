@@ -1,0 +1,87 @@
+//! Typed errors of the engine. Each variant says what went wrong in words an
+//! operator can act on; the CLI maps variants to exit codes and adds hints.
+
+use std::path::PathBuf;
+
+/// Result alias used throughout the engine.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Everything that can go wrong inside the engine.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// No key slot of the vault opens with the key that was given.
+    #[error("the key does not open this vault (tried {slots} key slot(s))")]
+    WrongKey { slots: usize },
+
+    /// The location holds no vault.
+    #[error("no vault found at {location}")]
+    NoVault { location: String },
+
+    /// `vault init` on a location that already holds a vault.
+    #[error("a vault already exists at {location}")]
+    VaultExists { location: String },
+
+    /// The vault was written by a newer, incompatible format version.
+    #[error("the vault uses format version {found}, this coffer understands up to {supported}: upgrade coffer")]
+    UnsupportedVersion { found: u16, supported: u16 },
+
+    /// A stored object failed its integrity check (hash, MAC, structure).
+    #[error("damaged object {object}: {reason}")]
+    Corrupt { object: String, reason: String },
+
+    /// An object the vault refers to is missing.
+    #[error("missing object {object}")]
+    Missing { object: String },
+
+    /// The storage location failed.
+    #[error("storage error on {path}: {message}")]
+    Storage { path: String, message: String },
+
+    /// A location string could not be understood.
+    #[error("invalid location {location:?}: {reason}")]
+    BadLocation { location: String, reason: String },
+
+    /// No recovery point matches what the user asked for.
+    #[error("no recovery point matches {0:?}")]
+    PointNotFound(String),
+
+    /// A point id prefix matches several points.
+    #[error("point id prefix {prefix:?} is ambiguous: it matches {count} points")]
+    AmbiguousPoint { prefix: String, count: usize },
+
+    /// A local file system operation failed.
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+
+    /// Restore would overwrite files that exist already.
+    #[error("{count} file(s) already exist under the target, for example {example}")]
+    TargetExists { count: usize, example: PathBuf },
+
+    /// Invalid user input that reached the engine (patterns, options).
+    #[error("{0}")]
+    Invalid(String),
+
+    /// The operation was cancelled.
+    #[error("cancelled")]
+    Cancelled,
+}
+
+impl Error {
+    pub(crate) fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+        Error::Io {
+            path: path.into(),
+            source,
+        }
+    }
+
+    pub(crate) fn corrupt(object: impl Into<String>, reason: impl Into<String>) -> Self {
+        Error::Corrupt {
+            object: object.into(),
+            reason: reason.into(),
+        }
+    }
+}

@@ -1,0 +1,214 @@
+//! Reading and applying file system metadata: modes, owners (by number, with
+//! names recorded), nanosecond timestamps, extended attributes, special files,
+//! and the data/hole layout of sparse files (SEEK_DATA / SEEK_HOLE).
+
+use std::collections::HashMap;
+use std::fs::{File, Metadata};
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};
+use std::os::unix::io::AsRawFd;
+use std::path::Path;
+use std::sync::Mutex;
+
+use nix::sys::stat::{utimensat, Mode, SFlag, UtimensatFlags};
+use nix::sys::time::TimeSpec;
+use nix::unistd::{Gid, Uid, Whence};
+
+use crate::error::{Error, Result};
+use crate::tree::{Node, NodeKind, Timestamp};
+
+/// Caches uid/gid → name lookups, which are slow (NSS) and repetitive.
+#[derive(Default)]
+pub struct Names {
+    users: Mutex<HashMap<u32, Option<String>>>,
+    groups: Mutex<HashMap<u32, Option<String>>>,
+}
+
+impl Names {
+    fn user(&self, uid: u32) -> Option<String> {
+        let mut map = self.users.lock().ok()?;
+        map.entry(uid)
+            .or_insert_with(|| nix::unistd::User::from_uid(Uid::from_raw(uid)).ok().flatten().map(|u| u.name))
+            .clone()
+    }
+
+    fn group(&self, gid: u32) -> Option<String> {
+        let mut map = self.groups.lock().ok()?;
+        map.entry(gid)
+            .or_insert_with(|| nix::unistd::Group::from_gid(Gid::from_raw(gid)).ok().flatten().map(|g| g.name))
+            .clone()
+    }
+}
+
+fn ts(secs: i64, nanos: i64) -> Timestamp {
+    Timestamp {
+        secs,
+        nanos: nanos.clamp(0, 999_999_999) as u32,
+    }
+}
+
+/// Extended attributes of a path (not following symlinks). File systems that
+/// do not support them yield none.
+pub fn read_xattrs(path: &Path) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
+    let names = match xattr::list(path) {
+        Ok(n) => n,
+        Err(e) if unsupported(&e) => return Ok(Vec::new()),
+        Err(e) => return Err(Error::io(path, e)),
+    };
+    let mut out = Vec::new();
+    for name in names {
+        match xattr::get(path, &name) {
+            Ok(Some(value)) => out.push((name.as_bytes().to_vec(), value)),
+            Ok(None) => {}
+            Err(e) if unsupported(&e) => {}
+            Err(e) => return Err(Error::io(path, e)),
+        }
+    }
+    out.sort();
+    Ok(out)
+}
+
+fn unsupported(e: &std::io::Error) -> bool {
+    matches!(
+        e.raw_os_error(),
+        Some(libc_errno::ENOTSUP) | Some(libc_errno::ENODATA)
+    )
+}
+
+mod libc_errno {
+    pub const ENOTSUP: i32 = nix::errno::Errno::ENOTSUP as i32;
+    pub const ENODATA: i32 = nix::errno::Errno::ENODATA as i32;
+}
+
+/// A node with all metadata from `lstat`; the kind's content (file extents,
+/// subtree) is filled in by the caller.
+pub fn node_from_metadata(name: &[u8], md: &Metadata, names: &Names) -> Node {
+    let ft = md.file_type();
+    let kind = if ft.is_file() {
+        NodeKind::File {
+            size: md.size(),
+            extents: Vec::new(),
+        }
+    } else if ft.is_dir() {
+        NodeKind::Dir {
+            tree: crate::ids::ChunkId([0; 32]),
+        }
+    } else if ft.is_symlink() {
+        NodeKind::Symlink { target: Vec::new() }
+    } else if ft.is_fifo() {
+        NodeKind::Fifo
+    } else if ft.is_socket() {
+        NodeKind::Socket
+    } else if ft.is_char_device() {
+        NodeKind::CharDevice { rdev: md.rdev() }
+    } else {
+        NodeKind::BlockDevice { rdev: md.rdev() }
+    };
+    Node {
+        name: name.to_vec(),
+        kind,
+        mode: md.mode() & 0o7777,
+        uid: md.uid(),
+        gid: md.gid(),
+        user: names.user(md.uid()),
+        group: names.group(md.gid()),
+        mtime: ts(md.mtime(), md.mtime_nsec()),
+        ctime: ts(md.ctime(), md.ctime_nsec()),
+        inode: md.ino(),
+        device: md.dev(),
+        links: md.nlink(),
+        xattrs: Vec::new(),
+        error: None,
+    }
+}
+
+/// The data ranges `(offset, len)` of an open file of `size` bytes; holes
+/// are the gaps. File systems without SEEK_DATA report one range.
+pub fn data_ranges(file: &File, size: u64) -> Vec<(u64, u64)> {
+    if size == 0 {
+        return Vec::new();
+    }
+    let fd = file.as_raw_fd();
+    let mut ranges = Vec::new();
+    let mut pos: i64 = 0;
+    let end = size as i64;
+    while pos < end {
+        let data = match nix::unistd::lseek(fd, pos, Whence::SeekData) {
+            Ok(d) => d,
+            Err(nix::errno::Errno::ENXIO) => break,
+            Err(_) => return vec![(0, size)],
+        };
+        if data >= end {
+            break;
+        }
+        let hole = match nix::unistd::lseek(fd, data, Whence::SeekHole) {
+            Ok(h) => h.min(end),
+            Err(_) => return vec![(0, size)],
+        };
+        if hole <= data {
+            return vec![(0, size)];
+        }
+        ranges.push((data as u64, (hole - data) as u64));
+        pos = hole;
+    }
+    ranges
+}
+
+fn spec(t: Timestamp) -> TimeSpec {
+    TimeSpec::new(t.secs, t.nanos as i64)
+}
+
+/// Creates a special file (FIFO, socket placeholder, device node).
+pub fn make_special(path: &Path, node: &Node) -> Result<()> {
+    let mode = Mode::from_bits_truncate(0o600);
+    let (kind, rdev) = match node.kind {
+        NodeKind::Fifo => (SFlag::S_IFIFO, 0),
+        NodeKind::Socket => (SFlag::S_IFSOCK, 0),
+        NodeKind::CharDevice { rdev } => (SFlag::S_IFCHR, rdev),
+        NodeKind::BlockDevice { rdev } => (SFlag::S_IFBLK, rdev),
+        _ => return Ok(()),
+    };
+    nix::sys::stat::mknod(path, kind, mode, rdev as nix::libc::dev_t)
+        .map_err(|e| Error::io(path, std::io::Error::from(e)))
+}
+
+/// Applies owner, mode, extended attributes and times, in an order that does
+/// not undo itself: chown clears setuid bits, so mode comes after it; writing
+/// xattrs may touch times, so times come last.
+pub fn apply_metadata(path: &Path, node: &Node, as_root: bool) -> Vec<String> {
+    let mut problems = Vec::new();
+    let is_link = matches!(node.kind, NodeKind::Symlink { .. });
+    if as_root {
+        if let Err(e) = std::os::unix::fs::lchown(path, Some(node.uid), Some(node.gid)) {
+            problems.push(format!("owner: {e}"));
+        }
+    }
+    if !is_link {
+        if let Err(e) = std::fs::set_permissions(path, std::fs::Permissions::from_mode(node.mode)) {
+            problems.push(format!("mode: {e}"));
+        }
+    }
+    for (name, value) in &node.xattrs {
+        let name = std::ffi::OsStr::from_bytes(name);
+        if let Err(e) = xattr::set(path, name, value) {
+            if !unsupported(&e) {
+                problems.push(format!("xattr {}: {e}", name.to_string_lossy()));
+            }
+        }
+    }
+    if let Err(e) = utimensat(
+        None,
+        path,
+        &spec(node.mtime),
+        &spec(node.mtime),
+        UtimensatFlags::NoFollowSymlink,
+    ) {
+        problems.push(format!("times: {e}"));
+    }
+    problems
+}
+
+/// Whether this process may restore owners and device nodes.
+pub fn running_as_root() -> bool {
+    nix::unistd::geteuid().is_root()
+}

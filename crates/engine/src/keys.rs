@@ -1,0 +1,303 @@
+//! The vault header and key slots.
+//!
+//! The header (`vault`) is plaintext: magic, format version, vault id,
+//! creation time and a BLAKE3 checksum, so that damage is told apart from a
+//! wrong key. Each key slot (`keys/<slot id>`) holds the master secrets sealed
+//! under a key derived from one vault key with Argon2id; the seal's associated
+//! data binds the slot to the header and to its own parameters. Adding a key
+//! writes a slot; rotating writes a new slot, proves it opens, then removes the
+//! old one. The vault key itself is never stored.
+
+use argon2::{Algorithm, Argon2, Params, Version};
+use base64::Engine as _;
+use rand::RngCore;
+use zeroize::Zeroizing;
+
+use crate::crypto::{open_with, seal_with, MasterKeys, SEAL_OVERHEAD};
+use crate::error::{Error, Result};
+
+pub const HEADER_MAGIC: &[u8; 8] = b"COFFERVT";
+pub const SLOT_MAGIC: &[u8; 8] = b"COFFERKS";
+/// The newest vault format this build reads and writes.
+pub const FORMAT_VERSION: u16 = 1;
+pub const HEADER_LEN: usize = 68;
+const SLOT_BODY_LEN: usize = 64;
+const SLOT_SEALED_LEN: usize = MasterKeys::LEN + SEAL_OVERHEAD;
+pub const SLOT_LEN: usize = SLOT_BODY_LEN + SLOT_SEALED_LEN + 32;
+const KDF_ARGON2ID: u16 = 1;
+
+/// Default Argon2id cost: 64 MiB, 3 passes, 1 lane.
+pub const DEFAULT_KDF: KdfParams = KdfParams {
+    memory_kib: 64 * 1024,
+    iterations: 3,
+    parallelism: 1,
+};
+
+/// A user's vault key. Its bytes are the text the user holds (usually the
+/// base64 string `key generate` printed), with surrounding white space trimmed.
+pub struct VaultKey(Zeroizing<Vec<u8>>);
+
+impl VaultKey {
+    pub fn from_text(text: &str) -> Result<Self> {
+        let trimmed = text.trim();
+        if trimmed.is_empty() {
+            return Err(Error::Invalid("the vault key is empty".into()));
+        }
+        Ok(VaultKey(Zeroizing::new(trimmed.as_bytes().to_vec())))
+    }
+
+    /// A new random 256-bit key, as base64 text.
+    pub fn generate() -> (Self, Zeroizing<String>) {
+        let mut raw = Zeroizing::new([0u8; 32]);
+        rand::rngs::OsRng.fill_bytes(raw.as_mut());
+        let text = Zeroizing::new(base64::engine::general_purpose::STANDARD.encode(raw.as_ref()));
+        (VaultKey(Zeroizing::new(text.as_bytes().to_vec())), text)
+    }
+
+    /// A short fingerprint that identifies the key without revealing it.
+    pub fn fingerprint(&self) -> String {
+        let h = blake3::derive_key("coffer vault key fingerprint v1", &self.0);
+        hex::encode(&h[..8])
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct KdfParams {
+    pub memory_kib: u32,
+    pub iterations: u32,
+    pub parallelism: u32,
+}
+
+/// The parsed vault header.
+#[derive(Debug, Clone)]
+pub struct Header {
+    pub version: u16,
+    pub vault_id: [u8; 16],
+    pub created: i64,
+    pub(crate) bytes: Vec<u8>,
+}
+
+impl Header {
+    pub fn new(created: i64) -> Self {
+        let mut vault_id = [0u8; 16];
+        rand::rngs::OsRng.fill_bytes(&mut vault_id);
+        let mut bytes = Vec::with_capacity(HEADER_LEN);
+        bytes.extend_from_slice(HEADER_MAGIC);
+        bytes.extend_from_slice(&FORMAT_VERSION.to_le_bytes());
+        bytes.extend_from_slice(&0u16.to_le_bytes());
+        bytes.extend_from_slice(&vault_id);
+        bytes.extend_from_slice(&created.to_le_bytes());
+        let sum = blake3::hash(&bytes);
+        bytes.extend_from_slice(sum.as_bytes());
+        Header {
+            version: FORMAT_VERSION,
+            vault_id,
+            created,
+            bytes,
+        }
+    }
+
+    pub fn parse(bytes: &[u8]) -> Result<Self> {
+        let bad = |r: &str| Error::corrupt("vault (header)", r);
+        if bytes.len() < 12 || &bytes[0..8] != HEADER_MAGIC {
+            return Err(bad("not a coffer vault header (bad magic)"));
+        }
+        let version = u16::from_le_bytes([bytes[8], bytes[9]]);
+        if version > FORMAT_VERSION {
+            return Err(Error::UnsupportedVersion {
+                found: version,
+                supported: FORMAT_VERSION,
+            });
+        }
+        if bytes.len() != HEADER_LEN {
+            return Err(bad("wrong length"));
+        }
+        if blake3::hash(&bytes[..36]).as_bytes() != &bytes[36..68] {
+            return Err(bad("checksum mismatch"));
+        }
+        let mut vault_id = [0u8; 16];
+        vault_id.copy_from_slice(&bytes[12..28]);
+        let created = i64::from_le_bytes(bytes[28..36].try_into().map_err(|_| bad("length"))?);
+        Ok(Header {
+            version,
+            vault_id,
+            created,
+            bytes: bytes.to_vec(),
+        })
+    }
+
+    pub fn vault_id_hex(&self) -> String {
+        hex::encode(self.vault_id)
+    }
+}
+
+/// One key slot as stored.
+#[derive(Debug, Clone)]
+pub struct KeySlot {
+    pub id: String,
+    pub kdf: KdfParams,
+    pub created: i64,
+    salt: [u8; 32],
+    sealed: Vec<u8>,
+    body: Vec<u8>,
+}
+
+fn derive(key: &VaultKey, salt: &[u8; 32], kdf: KdfParams) -> Result<Zeroizing<[u8; 32]>> {
+    let params = Params::new(kdf.memory_kib, kdf.iterations, kdf.parallelism, Some(32))
+        .map_err(|e| Error::Invalid(format!("bad key derivation parameters: {e}")))?;
+    let argon = Argon2::new(Algorithm::Argon2id, Version::V0x13, params);
+    let mut out = Zeroizing::new([0u8; 32]);
+    argon
+        .hash_password_into(&key.0, salt, out.as_mut())
+        .map_err(|e| Error::Invalid(format!("key derivation failed: {e}")))?;
+    Ok(out)
+}
+
+fn slot_aad(header: &Header, slot_id: &str, body: &[u8]) -> Vec<u8> {
+    let mut aad = header.bytes.clone();
+    aad.extend_from_slice(slot_id.as_bytes());
+    aad.extend_from_slice(body);
+    aad
+}
+
+impl KeySlot {
+    /// Seals `master` under `key` in a new slot with a fresh random id.
+    pub fn create(
+        header: &Header,
+        key: &VaultKey,
+        master: &MasterKeys,
+        kdf: KdfParams,
+        created: i64,
+    ) -> Result<Self> {
+        let mut id_bytes = [0u8; 8];
+        let mut salt = [0u8; 32];
+        rand::rngs::OsRng.fill_bytes(&mut id_bytes);
+        rand::rngs::OsRng.fill_bytes(&mut salt);
+        let id = hex::encode(id_bytes);
+        let mut body = Vec::with_capacity(SLOT_BODY_LEN);
+        body.extend_from_slice(SLOT_MAGIC);
+        body.extend_from_slice(&FORMAT_VERSION.to_le_bytes());
+        body.extend_from_slice(&KDF_ARGON2ID.to_le_bytes());
+        body.extend_from_slice(&kdf.memory_kib.to_le_bytes());
+        body.extend_from_slice(&kdf.iterations.to_le_bytes());
+        body.extend_from_slice(&kdf.parallelism.to_le_bytes());
+        body.extend_from_slice(&salt);
+        body.extend_from_slice(&created.to_le_bytes());
+        let wrapping = derive(key, &salt, kdf)?;
+        let sealed = seal_with(&wrapping, &slot_aad(header, &id, &body), &master.to_bytes());
+        Ok(KeySlot {
+            id,
+            kdf,
+            created,
+            salt,
+            sealed,
+            body,
+        })
+    }
+
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let mut out = self.body.clone();
+        out.extend_from_slice(&self.sealed);
+        let sum = blake3::hash(&out);
+        out.extend_from_slice(sum.as_bytes());
+        out
+    }
+
+    pub fn parse(id: &str, bytes: &[u8]) -> Result<Self> {
+        let object = format!("keys/{id}");
+        let bad = |r: &str| Error::corrupt(object.clone(), r);
+        if bytes.len() < 10 || &bytes[0..8] != SLOT_MAGIC {
+            return Err(bad("not a key slot (bad magic)"));
+        }
+        let version = u16::from_le_bytes([bytes[8], bytes[9]]);
+        if version > FORMAT_VERSION {
+            return Err(Error::UnsupportedVersion {
+                found: version,
+                supported: FORMAT_VERSION,
+            });
+        }
+        if bytes.len() != SLOT_LEN {
+            return Err(bad("wrong length"));
+        }
+        let split = SLOT_LEN - 32;
+        if blake3::hash(&bytes[..split]).as_bytes() != &bytes[split..] {
+            return Err(bad("checksum mismatch"));
+        }
+        let u32_at = |o: usize| u32::from_le_bytes([bytes[o], bytes[o + 1], bytes[o + 2], bytes[o + 3]]);
+        if u16::from_le_bytes([bytes[10], bytes[11]]) != KDF_ARGON2ID {
+            return Err(bad("unknown key derivation function"));
+        }
+        let kdf = KdfParams {
+            memory_kib: u32_at(12),
+            iterations: u32_at(16),
+            parallelism: u32_at(20),
+        };
+        let mut salt = [0u8; 32];
+        salt.copy_from_slice(&bytes[24..56]);
+        let mut created = [0u8; 8];
+        created.copy_from_slice(&bytes[56..64]);
+        Ok(KeySlot {
+            id: id.to_string(),
+            kdf,
+            created: i64::from_le_bytes(created),
+            salt,
+            sealed: bytes[SLOT_BODY_LEN..split].to_vec(),
+            body: bytes[..SLOT_BODY_LEN].to_vec(),
+        })
+    }
+
+    /// The master secrets, when `key` is the key this slot was made for.
+    pub fn unlock(&self, header: &Header, key: &VaultKey) -> Result<Option<MasterKeys>> {
+        let wrapping = derive(key, &self.salt, self.kdf)?;
+        let Some(plain) = open_with(&wrapping, &slot_aad(header, &self.id, &self.body), &self.sealed)
+        else {
+            return Ok(None);
+        };
+        let plain = Zeroizing::new(plain);
+        Ok(MasterKeys::from_bytes(&plain))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const FAST: KdfParams = KdfParams {
+        memory_kib: 64,
+        iterations: 1,
+        parallelism: 1,
+    };
+
+    #[test]
+    fn slot_round_trip_and_wrong_key() {
+        let header = Header::new(1_700_000_000);
+        let master = MasterKeys::random();
+        let (key, _) = VaultKey::generate();
+        let slot = KeySlot::create(&header, &key, &master, FAST, 5).unwrap();
+        let bytes = slot.to_bytes();
+        assert_eq!(bytes.len(), SLOT_LEN);
+        let parsed = KeySlot::parse(&slot.id, &bytes).unwrap();
+        let opened = parsed.unlock(&header, &key).unwrap().unwrap();
+        assert_eq!(opened.encryption, master.encryption);
+        let (other, _) = VaultKey::generate();
+        assert!(parsed.unlock(&header, &other).unwrap().is_none());
+        // a slot moved to another vault does not open there
+        let header2 = Header::new(1_700_000_000);
+        assert!(parsed.unlock(&header2, &key).unwrap().is_none());
+    }
+
+    #[test]
+    fn header_damage_is_reported_as_damage() {
+        let header = Header::new(42);
+        let mut bytes = header.bytes.clone();
+        assert!(Header::parse(&bytes).is_ok());
+        bytes[20] ^= 0x10;
+        assert!(matches!(Header::parse(&bytes), Err(Error::Corrupt { .. })));
+        let mut newer = header.bytes.clone();
+        newer[8] = 9;
+        assert!(matches!(
+            Header::parse(&newer),
+            Err(Error::UnsupportedVersion { found: 9, .. })
+        ));
+    }
+}

@@ -1,0 +1,251 @@
+//! Packs: the files that hold blobs.
+//!
+//! A pack is `magic · blob* · sealed trailer · u32 trailer length`. Each blob
+//! is one chunk (or one tree), compressed with zstd when that makes it
+//! smaller, then sealed with the chunk id as associated data, so a blob cannot
+//! be swapped for another. The trailer lists every blob of the pack and is
+//! itself sealed, so the index can always be rebuilt from the packs alone and
+//! a pack left behind by an interrupted backup can be adopted by the next one.
+//! Data and trees never share a pack: trees are small, read often and cached.
+
+use std::cell::RefCell;
+
+use crate::crypto::MasterKeys;
+use crate::error::{Error, Result};
+use crate::ids::{ChunkId, ObjectId};
+
+pub const PACK_MAGIC: &[u8; 8] = b"COFFERPK";
+const TRAILER_AAD: &[u8] = b"coffer pack trailer v1";
+/// Encoded size of one trailer entry.
+pub const ENTRY_LEN: usize = 32 + 1 + 4 + 4 + 4;
+const FLAG_ZSTD: u8 = 1;
+const ZSTD_LEVEL: i32 = 3;
+
+/// What a pack holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum BlobKind {
+    Data = 0,
+    Tree = 1,
+}
+
+impl BlobKind {
+    pub(crate) fn from_u8(v: u8) -> Option<Self> {
+        match v {
+            0 => Some(BlobKind::Data),
+            1 => Some(BlobKind::Tree),
+            _ => None,
+        }
+    }
+}
+
+/// Where one blob lives inside its pack.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BlobEntry {
+    pub id: ChunkId,
+    pub compressed: bool,
+    pub offset: u32,
+    pub stored_len: u32,
+    pub raw_len: u32,
+}
+
+impl BlobEntry {
+    pub(crate) fn encode(&self, out: &mut Vec<u8>) {
+        out.extend_from_slice(&self.id.0);
+        out.push(if self.compressed { FLAG_ZSTD } else { 0 });
+        out.extend_from_slice(&self.offset.to_le_bytes());
+        out.extend_from_slice(&self.stored_len.to_le_bytes());
+        out.extend_from_slice(&self.raw_len.to_le_bytes());
+    }
+
+    pub(crate) fn decode(b: &[u8]) -> Option<Self> {
+        if b.len() < ENTRY_LEN || b[32] & !FLAG_ZSTD != 0 {
+            return None;
+        }
+        let u32_at = |o: usize| u32::from_le_bytes([b[o], b[o + 1], b[o + 2], b[o + 3]]);
+        let mut id = [0u8; 32];
+        id.copy_from_slice(&b[..32]);
+        Some(BlobEntry {
+            id: ChunkId(id),
+            compressed: b[32] & FLAG_ZSTD != 0,
+            offset: u32_at(33),
+            stored_len: u32_at(37),
+            raw_len: u32_at(41),
+        })
+    }
+}
+
+/// Name of a pack object in the vault.
+pub fn pack_path(id: &ObjectId) -> String {
+    let hex = id.to_hex();
+    format!("packs/{}/{}", &hex[..2], hex)
+}
+
+thread_local! {
+    static COMPRESSOR: RefCell<Option<zstd::bulk::Compressor<'static>>> = const { RefCell::new(None) };
+}
+
+fn compress(data: &[u8]) -> Option<Vec<u8>> {
+    COMPRESSOR.with(|cell| {
+        let mut slot = cell.borrow_mut();
+        if slot.is_none() {
+            *slot = zstd::bulk::Compressor::new(ZSTD_LEVEL).ok();
+        }
+        let compressor = slot.as_mut()?;
+        // Only worth keeping when it saves something.
+        let out = compressor.compress(data).ok()?;
+        (out.len() < data.len()).then_some(out)
+    })
+}
+
+/// A blob ready to go into a pack.
+pub struct SealedBlob {
+    pub id: ChunkId,
+    pub compressed: bool,
+    pub raw_len: u32,
+    pub bytes: Vec<u8>,
+}
+
+/// Compresses (when it helps) and seals one plaintext blob.
+pub fn seal_blob(keys: &MasterKeys, id: ChunkId, plaintext: &[u8]) -> SealedBlob {
+    let compressed = compress(plaintext);
+    let body = compressed.as_deref().unwrap_or(plaintext);
+    SealedBlob {
+        id,
+        compressed: compressed.is_some(),
+        raw_len: plaintext.len() as u32,
+        bytes: keys.seal(&id.0, body),
+    }
+}
+
+/// Opens one stored blob and proves it is the chunk it claims to be.
+pub fn open_blob(keys: &MasterKeys, pack: &ObjectId, entry: &BlobEntry, stored: &[u8]) -> Result<Vec<u8>> {
+    let object = format!("{} (blob {} in pack {})", pack_path(pack), entry.id.to_hex(), pack.to_hex());
+    let body = keys.open(&object, &entry.id.0, stored)?;
+    let plain = if entry.compressed {
+        zstd::bulk::decompress(&body, entry.raw_len as usize)
+            .map_err(|e| Error::corrupt(&object, format!("decompression failed: {e}")))?
+    } else {
+        body
+    };
+    if plain.len() != entry.raw_len as usize || keys.chunk_id(&plain) != entry.id {
+        return Err(Error::corrupt(&object, "content does not match its id"));
+    }
+    Ok(plain)
+}
+
+/// Accumulates sealed blobs into one pack.
+pub struct PackBuilder {
+    pub kind: BlobKind,
+    buf: Vec<u8>,
+    entries: Vec<BlobEntry>,
+}
+
+/// A finished pack, ready to upload.
+pub struct FinishedPack {
+    pub id: ObjectId,
+    pub kind: BlobKind,
+    pub bytes: Vec<u8>,
+    pub entries: Vec<BlobEntry>,
+}
+
+impl PackBuilder {
+    pub fn new(kind: BlobKind) -> Self {
+        let mut buf = Vec::with_capacity(1 << 20);
+        buf.extend_from_slice(PACK_MAGIC);
+        PackBuilder {
+            kind,
+            buf,
+            entries: Vec::new(),
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.buf.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    pub fn add(&mut self, blob: SealedBlob) {
+        self.entries.push(BlobEntry {
+            id: blob.id,
+            compressed: blob.compressed,
+            offset: self.buf.len() as u32,
+            stored_len: blob.bytes.len() as u32,
+            raw_len: blob.raw_len,
+        });
+        self.buf.extend_from_slice(&blob.bytes);
+    }
+
+    pub fn finish(mut self, keys: &MasterKeys) -> FinishedPack {
+        let mut trailer = Vec::with_capacity(5 + self.entries.len() * ENTRY_LEN);
+        trailer.push(self.kind as u8);
+        trailer.extend_from_slice(&(self.entries.len() as u32).to_le_bytes());
+        for e in &self.entries {
+            e.encode(&mut trailer);
+        }
+        let sealed = keys.seal(TRAILER_AAD, &trailer);
+        self.buf.extend_from_slice(&sealed);
+        self.buf.extend_from_slice(&(sealed.len() as u32).to_le_bytes());
+        FinishedPack {
+            id: ObjectId::of(&self.buf),
+            kind: self.kind,
+            bytes: self.buf,
+            entries: self.entries,
+        }
+    }
+}
+
+/// Parses a pack's trailer. `tail` must be the last `tail.len()` bytes of a
+/// pack of `pack_len` bytes and contain the whole sealed trailer.
+pub fn parse_trailer(
+    keys: &MasterKeys,
+    pack: &ObjectId,
+    pack_len: u64,
+    tail: &[u8],
+) -> Result<(BlobKind, Vec<BlobEntry>)> {
+    let object = pack_path(pack);
+    let bad = |r: &str| Error::corrupt(object.clone(), r);
+    if tail.len() < 4 {
+        return Err(bad("too short for a pack"));
+    }
+    let len_at = tail.len() - 4;
+    let sealed_len = u32::from_le_bytes([tail[len_at], tail[len_at + 1], tail[len_at + 2], tail[len_at + 3]]) as usize;
+    if sealed_len > len_at {
+        return Err(bad("trailer length points outside the pack"));
+    }
+    let sealed = &tail[len_at - sealed_len..len_at];
+    let plain = keys.open(&format!("{object} (trailer)"), TRAILER_AAD, sealed)?;
+    if plain.len() < 5 {
+        return Err(bad("trailer too short"));
+    }
+    let kind = BlobKind::from_u8(plain[0]).ok_or_else(|| bad("unknown pack kind"))?;
+    let count = u32::from_le_bytes([plain[1], plain[2], plain[3], plain[4]]) as usize;
+    if plain.len() != 5 + count * ENTRY_LEN {
+        return Err(bad("trailer length does not match its entry count"));
+    }
+    let blobs_end = pack_len - 4 - sealed_len as u64;
+    let mut entries = Vec::with_capacity(count);
+    for raw in plain[5..].chunks_exact(ENTRY_LEN) {
+        let e = BlobEntry::decode(raw).ok_or_else(|| bad("bad trailer entry"))?;
+        if (e.offset as u64) < PACK_MAGIC.len() as u64 || e.offset as u64 + e.stored_len as u64 > blobs_end {
+            return Err(bad("trailer entry points outside the pack"));
+        }
+        entries.push(e);
+    }
+    Ok((kind, entries))
+}
+
+/// Length of the tail to fetch so that it usually covers the whole trailer.
+pub fn trailer_guess(pack_len: u64) -> u64 {
+    pack_len.min(64 * 1024)
+}
+
+/// Exact length of the sealed trailer plus its length field, from the last
+/// four bytes of a pack.
+pub fn trailer_span(last4: &[u8]) -> u64 {
+    let mut b = [0u8; 4];
+    b.copy_from_slice(&last4[last4.len() - 4..]);
+    u32::from_le_bytes(b) as u64 + 4
+}

@@ -1,0 +1,99 @@
+//! Recovery-point manifests: `points/<hash>` is `magic · sealed postcard`.
+//!
+//! A manifest is the commit point of a backup: it is written only after every
+//! pack and the index it needs are stored, so a point that exists is always
+//! complete. Its id is the BLAKE3 hash of the stored object.
+
+use serde::{Deserialize, Serialize};
+
+use crate::crypto::MasterKeys;
+use crate::error::{Error, Result};
+use crate::ids::{ChunkId, ObjectId};
+use crate::tree::Timestamp;
+
+pub const POINT_MAGIC: &[u8; 8] = b"COFFERPT";
+const POINT_AAD: &[u8] = b"coffer point v1";
+
+/// How consistent the captured state is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Consistency {
+    /// Files read live, without a snapshot: like a crash at backup time, at best.
+    CrashConsistent,
+    /// Taken from a file system snapshot.
+    FileSystemConsistent,
+    /// The application was quiesced (pre/post scripts) around a snapshot.
+    ApplicationConsistent,
+}
+
+impl Consistency {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Consistency::CrashConsistent => "crash-consistent",
+            Consistency::FileSystemConsistent => "file-system-consistent",
+            Consistency::ApplicationConsistent => "application-consistent",
+        }
+    }
+}
+
+/// Counters of one backup.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Stats {
+    pub files: u64,
+    pub dirs: u64,
+    pub files_new: u64,
+    pub files_changed: u64,
+    pub files_unchanged: u64,
+    pub bytes_read: u64,
+    /// Plaintext bytes of chunks the vault did not hold before.
+    pub bytes_new: u64,
+    /// Bytes written to storage (packs and index), after compression.
+    pub bytes_stored: u64,
+    /// Total size of the files in the point.
+    pub bytes_total: u64,
+    pub duration_ms: u64,
+    pub errors: u64,
+}
+
+/// An entry that could not be backed up.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EntryError {
+    pub path: Vec<u8>,
+    pub message: String,
+}
+
+/// The manifest of one recovery point.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Manifest {
+    pub time: Timestamp,
+    pub host: String,
+    pub item: String,
+    pub paths: Vec<Vec<u8>>,
+    pub tags: Vec<String>,
+    pub parent: Option<ObjectId>,
+    pub tree: ChunkId,
+    pub consistency: Consistency,
+    pub stats: Stats,
+    pub errors: Vec<EntryError>,
+    pub software: String,
+}
+
+pub fn point_path(id: &ObjectId) -> String {
+    format!("points/{}", id.to_hex())
+}
+
+impl Manifest {
+    pub fn encode(&self, keys: &MasterKeys) -> Vec<u8> {
+        let plain = postcard::to_stdvec(self).unwrap_or_default();
+        let mut out = POINT_MAGIC.to_vec();
+        out.extend_from_slice(&keys.seal(POINT_AAD, &plain));
+        out
+    }
+
+    pub fn decode(keys: &MasterKeys, object: &str, bytes: &[u8]) -> Result<Self> {
+        if bytes.len() < 8 || &bytes[..8] != POINT_MAGIC {
+            return Err(Error::corrupt(object, "not a recovery point (bad magic)"));
+        }
+        let plain = keys.open(object, POINT_AAD, &bytes[8..])?;
+        postcard::from_bytes(&plain).map_err(|e| Error::corrupt(object, format!("undecodable manifest: {e}")))
+    }
+}

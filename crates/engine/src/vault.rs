@@ -1,0 +1,345 @@
+//! An opened vault: storage, header, master keys, chunker and cache, plus the
+//! operations on the vault's small objects (key slots, index files, recovery
+//! points, tree blobs) that every command shares.
+//!
+//! Layout of a vault at its location:
+//! `vault` (header) · `keys/<slot>` · `packs/<xx>/<hash>` · `index/<hash>` ·
+//! `points/<hash>` · `.staging/` (OpenDAL's atomic-write area).
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+
+use rayon::prelude::*;
+
+use crate::cache::Cache;
+use crate::chunker::Chunker;
+use crate::crypto::MasterKeys;
+use crate::error::{Error, Result};
+use crate::ids::{ChunkId, ObjectId};
+use crate::index::{decode_index, encode_index, Index, PackRecord};
+use crate::keys::{Header, KdfParams, KeySlot, VaultKey};
+use crate::pack::{open_blob, pack_path, BlobKind};
+use crate::point::{point_path, Manifest};
+use crate::storage::Storage;
+use crate::tree::Tree;
+
+const HEADER_PATH: &str = "vault";
+const TREE_PACK_MEMORY: usize = 256 << 20;
+
+pub(crate) fn now_secs() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}
+
+/// An unlocked vault.
+pub struct Vault {
+    pub(crate) storage: Storage,
+    pub(crate) header: Header,
+    pub(crate) keys: MasterKeys,
+    pub(crate) chunker: Chunker,
+    pub(crate) cache: Cache,
+    slot_id: String,
+    tree_packs: Mutex<(usize, HashMap<ObjectId, Arc<Vec<u8>>>)>,
+}
+
+/// A recovery point with its id.
+#[derive(Debug, Clone)]
+pub struct Point {
+    pub id: ObjectId,
+    pub manifest: Manifest,
+}
+
+impl Vault {
+    /// Creates a vault at an empty location and returns its header.
+    pub fn init(storage: &Storage, key: &VaultKey, kdf: KdfParams) -> Result<Header> {
+        if storage.size(HEADER_PATH)?.is_some() {
+            return Err(Error::VaultExists {
+                location: storage.display().to_string(),
+            });
+        }
+        let header = Header::new(now_secs());
+        let master = MasterKeys::random();
+        let slot = KeySlot::create(&header, key, &master, kdf, now_secs())?;
+        // The slot goes first: a header without a slot is an unusable vault,
+        // a slot without a header is just an orphan file.
+        storage.put(&format!("keys/{}", slot.id), slot.to_bytes())?;
+        storage.put(HEADER_PATH, header.bytes.clone())?;
+        Ok(header)
+    }
+
+    pub fn read_header(storage: &Storage) -> Result<Header> {
+        match storage.get(HEADER_PATH) {
+            Ok(bytes) => Header::parse(&bytes),
+            Err(Error::Missing { .. }) => Err(Error::NoVault {
+                location: storage.display().to_string(),
+            }),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Every key slot; damaged slots are returned as errors beside the good ones.
+    pub fn read_slots(storage: &Storage) -> Result<Vec<Result<KeySlot>>> {
+        let mut slots = Vec::new();
+        for obj in storage.list("keys/")? {
+            let id = obj.path.trim_start_matches("keys/").to_string();
+            slots.push(storage.get(&obj.path).and_then(|b| KeySlot::parse(&id, &b)));
+        }
+        Ok(slots)
+    }
+
+    /// Unlocks the vault with a vault key.
+    pub fn open(storage: Storage, key: &VaultKey, cache_root: Option<&Path>) -> Result<Self> {
+        let header = Self::read_header(&storage)?;
+        let slots = Self::read_slots(&storage)?;
+        let mut tried = 0;
+        let mut damaged = None;
+        for slot in slots {
+            let slot = match slot {
+                Ok(s) => s,
+                Err(e) => {
+                    tracing::warn!(error = %e, "skipping a damaged key slot");
+                    damaged = Some(e);
+                    continue;
+                }
+            };
+            tried += 1;
+            if let Some(keys) = slot.unlock(&header, key)? {
+                let chunker = Chunker::new(&keys.chunker);
+                let cache = Cache::new(cache_root, &header.vault_id_hex());
+                return Ok(Vault {
+                    storage,
+                    header,
+                    keys,
+                    chunker,
+                    cache,
+                    slot_id: slot.id,
+                    tree_packs: Mutex::new((0, HashMap::new())),
+                });
+            }
+        }
+        match damaged {
+            Some(e) if tried == 0 => Err(e),
+            _ => Err(Error::WrongKey { slots: tried }),
+        }
+    }
+
+    pub fn storage(&self) -> &Storage {
+        &self.storage
+    }
+
+    pub fn header(&self) -> &Header {
+        &self.header
+    }
+
+    /// Reads everything from storage from now on (used by `check`).
+    pub fn disable_cache(&mut self) {
+        self.cache = Cache::new(None, "");
+    }
+
+    pub fn cache(&self) -> &Cache {
+        &self.cache
+    }
+
+    /// The slot the vault was opened with.
+    pub fn current_slot(&self) -> &str {
+        &self.slot_id
+    }
+
+    /// Adds a key slot for another vault key.
+    pub fn add_key(&self, key: &VaultKey, kdf: KdfParams) -> Result<KeySlot> {
+        let slot = KeySlot::create(&self.header, key, &self.keys, kdf, now_secs())?;
+        let path = format!("keys/{}", slot.id);
+        self.storage.put(&path, slot.to_bytes())?;
+        // Read it back and prove it opens before anyone relies on it.
+        let stored = KeySlot::parse(&slot.id, &self.storage.get(&path)?)?;
+        match stored.unlock(&self.header, key)? {
+            Some(k) if k.encryption == self.keys.encryption => Ok(slot),
+            _ => Err(Error::corrupt(path, "the new key slot did not verify after writing")),
+        }
+    }
+
+    /// Replaces the slot this vault was opened with by a slot for `new_key`.
+    /// The old slot is removed only after the new one is written and verified.
+    pub fn rotate_key(&mut self, new_key: &VaultKey, kdf: KdfParams) -> Result<KeySlot> {
+        let slot = self.add_key(new_key, kdf)?;
+        self.storage.delete(&format!("keys/{}", self.slot_id))?;
+        self.slot_id = slot.id.clone();
+        Ok(slot)
+    }
+
+    /// Removes a key slot; the last working slot can never be removed.
+    pub fn remove_key(&self, slot_id: &str) -> Result<()> {
+        let slots = Self::read_slots(&self.storage)?;
+        let good: Vec<String> = slots.iter().flatten().map(|s| s.id.clone()).collect();
+        if !good.iter().any(|s| s == slot_id) {
+            return Err(Error::Invalid(format!("no key slot {slot_id:?} in this vault")));
+        }
+        if good.len() <= 1 {
+            return Err(Error::Invalid(
+                "refusing to remove the last key slot: the vault would be lost".into(),
+            ));
+        }
+        self.storage.delete(&format!("keys/{slot_id}"))
+    }
+
+    /// Names of all index files.
+    pub fn index_files(&self) -> Result<Vec<ObjectId>> {
+        Ok(self
+            .storage
+            .list("index/")?
+            .iter()
+            .filter_map(|o| ObjectId::parse(o.path.trim_start_matches("index/")))
+            .collect())
+    }
+
+    /// Reads one index file.
+    pub fn read_index_file(&self, id: &ObjectId) -> Result<Vec<PackRecord>> {
+        let path = format!("index/{}", id.to_hex());
+        let bytes = self.cache.fetch(&self.storage, &path, id)?;
+        decode_index(&self.keys, &path, &bytes)
+    }
+
+    /// Loads and merges every index file.
+    pub fn load_index(&self) -> Result<Index> {
+        let files = self.index_files()?;
+        let records: Vec<Vec<PackRecord>> = files
+            .par_iter()
+            .map(|id| self.read_index_file(id))
+            .collect::<Result<_>>()?;
+        Ok(Index::build(records.into_iter().flatten()))
+    }
+
+    /// Writes an index file; returns its id and stored size.
+    pub fn write_index(&self, records: &[PackRecord]) -> Result<(ObjectId, u64)> {
+        let bytes = encode_index(&self.keys, records);
+        let id = ObjectId::of(&bytes);
+        let path = format!("index/{}", id.to_hex());
+        let len = bytes.len() as u64;
+        self.cache.keep(&path, &bytes);
+        self.storage.put(&path, bytes)?;
+        Ok((id, len))
+    }
+
+    /// Every recovery point, oldest first.
+    pub fn points(&self) -> Result<Vec<Point>> {
+        let ids: Vec<ObjectId> = self
+            .storage
+            .list("points/")?
+            .iter()
+            .filter_map(|o| ObjectId::parse(o.path.trim_start_matches("points/")))
+            .collect();
+        let mut points: Vec<Point> = ids
+            .par_iter()
+            .map(|id| self.read_point(id))
+            .collect::<Result<_>>()?;
+        points.sort_by(|a, b| (a.manifest.time, a.id).cmp(&(b.manifest.time, b.id)));
+        Ok(points)
+    }
+
+    pub fn read_point(&self, id: &ObjectId) -> Result<Point> {
+        let path = point_path(id);
+        let bytes = self.cache.fetch(&self.storage, &path, id)?;
+        Ok(Point {
+            id: *id,
+            manifest: Manifest::decode(&self.keys, &path, &bytes)?,
+        })
+    }
+
+    /// Commits a recovery point.
+    pub fn write_point(&self, manifest: &Manifest) -> Result<ObjectId> {
+        let bytes = manifest.encode(&self.keys);
+        let id = ObjectId::of(&bytes);
+        let path = point_path(&id);
+        self.cache.keep(&path, &bytes);
+        self.storage.put(&path, bytes)?;
+        Ok(id)
+    }
+
+    /// Finds a point by full id, unique id prefix, or `latest` (optionally of
+    /// one item).
+    pub fn resolve_point(&self, spec: &str, item: Option<&str>) -> Result<Point> {
+        let points = self.points()?;
+        let candidates: Vec<Point> = points
+            .into_iter()
+            .filter(|p| item.is_none_or(|i| p.manifest.item == i))
+            .collect();
+        if spec == "latest" {
+            return candidates
+                .into_iter()
+                .next_back()
+                .ok_or_else(|| Error::PointNotFound(spec.to_string()));
+        }
+        let prefix = spec.to_ascii_lowercase();
+        if prefix.is_empty() || !prefix.chars().all(|c| c.is_ascii_hexdigit()) {
+            return Err(Error::Invalid(format!(
+                "{spec:?} is not a point id: give a hexadecimal id, a unique prefix of one, or 'latest'"
+            )));
+        }
+        let mut matching: Vec<Point> = candidates
+            .into_iter()
+            .filter(|p| p.id.to_hex().starts_with(&prefix))
+            .collect();
+        match matching.len() {
+            0 => Err(Error::PointNotFound(spec.to_string())),
+            1 => Ok(matching.remove(0)),
+            count => Err(Error::AmbiguousPoint {
+                prefix: spec.to_string(),
+                count,
+            }),
+        }
+    }
+
+    /// Reads and verifies one blob.
+    pub fn read_blob(&self, index: &Index, id: &ChunkId) -> Result<Vec<u8>> {
+        let loc = index.get(id).ok_or_else(|| Error::Missing {
+            object: format!("blob {}", id.to_hex()),
+        })?;
+        let e = &loc.entry;
+        let stored = if loc.kind == BlobKind::Tree {
+            let pack = self.tree_pack(&loc.pack)?;
+            pack.get(e.offset as usize..e.offset as usize + e.stored_len as usize)
+                .ok_or_else(|| Error::corrupt(pack_path(&loc.pack), "blob lies outside the pack"))?
+                .to_vec()
+        } else {
+            self.storage
+                .get_range(&pack_path(&loc.pack), e.offset as u64, e.stored_len as u64)?
+        };
+        open_blob(&self.keys, &loc.pack, e, &stored)
+    }
+
+    /// Reads one directory's tree.
+    pub fn read_tree(&self, index: &Index, id: &ChunkId) -> Result<Tree> {
+        let bytes = self.read_blob(index, id)?;
+        Tree::decode(&bytes).ok_or_else(|| Error::corrupt(format!("tree {}", id.to_hex()), "undecodable tree"))
+    }
+
+    /// A whole tree pack, from memory, the cache or storage, verified.
+    fn tree_pack(&self, id: &ObjectId) -> Result<Arc<Vec<u8>>> {
+        if let Ok(guard) = self.tree_packs.lock() {
+            if let Some(p) = guard.1.get(id) {
+                return Ok(p.clone());
+            }
+        }
+        let bytes = Arc::new(self.cache.fetch(&self.storage, &pack_path(id), id)?);
+        if let Ok(mut guard) = self.tree_packs.lock() {
+            if guard.0 + bytes.len() > TREE_PACK_MEMORY {
+                guard.1.clear();
+                guard.0 = 0;
+            }
+            guard.0 += bytes.len();
+            guard.1.insert(*id, bytes.clone());
+        }
+        Ok(bytes)
+    }
+
+    pub fn keys(&self) -> &MasterKeys {
+        &self.keys
+    }
+
+    pub fn chunker(&self) -> &Chunker {
+        &self.chunker
+    }
+}
