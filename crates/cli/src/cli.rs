@@ -188,14 +188,16 @@ struct Ctx {
 impl Ctx {
     fn key(&self) -> Result<VaultKey> {
         if let Some(file) = &self.key_file {
-            let text = std::fs::read_to_string(file).with_context(|| format!("cannot read the key file {}", file.display()))?;
+            let text = std::fs::read_to_string(file)
+                .with_context(|| format!("cannot read the key file {}", file.display()))?;
             return Ok(VaultKey::from_text(&text)?);
         }
         if let Ok(text) = std::env::var("COFFER_KEY") {
             return Ok(VaultKey::from_text(&text)?);
         }
         if std::io::stdin().is_terminal() {
-            let text = rpassword::prompt_password("Vault key: ").context("cannot read the key from the terminal")?;
+            let text = rpassword::prompt_password("Vault key: ")
+                .context("cannot read the key from the terminal")?;
             return Ok(VaultKey::from_text(&text)?);
         }
         bail!("no vault key given: set COFFER_KEY, pass --key-file FILE, or run on a terminal to be prompted")
@@ -221,7 +223,8 @@ impl Ctx {
 
 fn new_key(file: &Option<PathBuf>) -> Result<(VaultKey, bool)> {
     if let Some(f) = file {
-        let text = std::fs::read_to_string(f).with_context(|| format!("cannot read the new key file {}", f.display()))?;
+        let text = std::fs::read_to_string(f)
+            .with_context(|| format!("cannot read the new key file {}", f.display()))?;
         return Ok((VaultKey::from_text(&text)?, false));
     }
     if let Ok(text) = std::env::var("COFFER_NEW_KEY") {
@@ -245,12 +248,19 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::Vault(VaultCommand::Init { location }) => {
             let storage = Storage::open(&location)?;
             let key = ctx.key()?;
-            let header = Vault::init(&storage, &key, DEFAULT_KDF).with_context(|| format!("cannot create a vault at {location}"))?;
+            let header = Vault::init(&storage, &key, DEFAULT_KDF)
+                .with_context(|| format!("cannot create a vault at {location}"))?;
             if ctx.json {
-                print_json(&json!({"vault_id": header.vault_id_hex(), "location": storage.display(), "format_version": header.version,
-                    "key_fingerprint": key.fingerprint()}));
+                print_json(
+                    &json!({"vault_id": header.vault_id_hex(), "location": storage.display(), "format_version": header.version,
+                    "key_fingerprint": key.fingerprint()}),
+                );
             } else {
-                println!("created vault {} at {}", header.vault_id_hex(), storage.display());
+                println!(
+                    "created vault {} at {}",
+                    header.vault_id_hex(),
+                    storage.display()
+                );
                 println!("key fingerprint: {}", key.fingerprint());
             }
             Ok(ExitCode::SUCCESS)
@@ -262,9 +272,11 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
             let points = v.points()?;
             let h = v.header();
             if ctx.json {
-                print_json(&json!({"vault_id": h.vault_id_hex(), "format_version": h.version, "created": time_secs(h.created),
+                print_json(
+                    &json!({"vault_id": h.vault_id_hex(), "format_version": h.version, "created": time_secs(h.created),
                     "key_slots": slots.iter().flatten().count(), "packs": index.packs().count(), "blobs": index.blob_count(),
-                    "points": points.len()}));
+                    "points": points.len()}),
+                );
             } else {
                 println!("vault          {}", h.vault_id_hex());
                 println!("location       {}", v.storage().display());
@@ -302,7 +314,8 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
                     bytes: p.bytes_read.load(Ordering::Relaxed),
                     total_bytes: None,
                 });
-                coffer_engine::backup::backup(&v, &paths, &opts, &progress).context("backup failed")?
+                coffer_engine::backup::backup(&v, &paths, &opts, &progress)
+                    .context("backup failed")?
             };
             let m = &report.manifest;
             let s = &m.stats;
@@ -316,7 +329,11 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
                         "errors": m.errors.iter().map(|e| json!({"path": String::from_utf8_lossy(&e.path), "error": e.message})).collect::<Vec<_>>()})
                 );
             } else {
-                println!("point {} saved for item {:?}", report.point.to_hex(), m.item);
+                println!(
+                    "point {} saved for item {:?}",
+                    report.point.to_hex(),
+                    m.item
+                );
                 println!(
                     "files: {} new, {} changed, {} unchanged ({} dirs)",
                     s.files_new, s.files_changed, s.files_unchanged, s.dirs
@@ -330,27 +347,51 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
                     s.duration_ms as f64 / 1000.0
                 );
                 if report.packs_adopted > 0 {
-                    println!("reused {} pack(s) left by an interrupted backup", report.packs_adopted);
+                    println!(
+                        "reused {} pack(s) left by an interrupted backup",
+                        report.packs_adopted
+                    );
                 }
                 if !m.errors.is_empty() {
-                    eprintln!("{} entr{} could not be backed up:", m.errors.len(), if m.errors.len() == 1 { "y" } else { "ies" });
+                    eprintln!(
+                        "{} entr{} could not be backed up:",
+                        m.errors.len(),
+                        if m.errors.len() == 1 { "y" } else { "ies" }
+                    );
                     for e in &m.errors {
                         eprintln!("  {}: {}", String::from_utf8_lossy(&e.path), e.message);
                     }
                 }
             }
-            Ok(if m.errors.is_empty() { ExitCode::SUCCESS } else { ExitCode::from(exit::PARTIAL) })
+            Ok(if m.errors.is_empty() {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(exit::PARTIAL)
+            })
         }
         Command::Points(PointsCommand::List { vault, item }) => {
             let v = ctx.open(&vault.vault)?;
-            let points: Vec<_> = v.points()?.into_iter().filter(|p| item.as_ref().is_none_or(|i| &p.manifest.item == i)).collect();
+            let points: Vec<_> = v
+                .points()?
+                .into_iter()
+                .filter(|p| item.as_ref().is_none_or(|i| &p.manifest.item == i))
+                .collect();
             if ctx.json {
-                print_json(&serde_json::Value::Array(points.iter().map(|p| point_json(p, false)).collect()));
+                print_json(&serde_json::Value::Array(
+                    points.iter().map(|p| point_json(p, false)).collect(),
+                ));
             } else {
-                println!("{:<12}  {:<20}  {:<16}  {:>8}  {:>10}  item / tags", "id", "time", "host", "files", "size");
+                println!(
+                    "{:<12}  {:<20}  {:<16}  {:>8}  {:>10}  item / tags",
+                    "id", "time", "host", "files", "size"
+                );
                 for p in &points {
                     let m = &p.manifest;
-                    let tags = if m.tags.is_empty() { String::new() } else { format!(" [{}]", m.tags.join(", ")) };
+                    let tags = if m.tags.is_empty() {
+                        String::new()
+                    } else {
+                        format!(" [{}]", m.tags.join(", "))
+                    };
                     println!(
                         "{:<12}  {:<20}  {:<16}  {:>8}  {:>10}  {}{}",
                         &p.id.to_hex()[..12],
@@ -382,11 +423,23 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
                     println!("path         {}", String::from_utf8_lossy(path));
                 }
                 println!("tags         {}", m.tags.join(", "));
-                println!("parent       {}", m.parent.map(|p| p.to_hex()).unwrap_or_else(|| "-".into()));
+                println!(
+                    "parent       {}",
+                    m.parent.map(|p| p.to_hex()).unwrap_or_else(|| "-".into())
+                );
                 println!("tree         {}", m.tree.to_hex());
                 println!("consistency  {}", m.consistency.as_str());
-                println!("files        {} ({} new, {} changed, {} unchanged), {} dirs", s.files, s.files_new, s.files_changed, s.files_unchanged, s.dirs);
-                println!("bytes        {} total, {} read, {} new, {} stored", size(s.bytes_total), size(s.bytes_read), size(s.bytes_new), size(s.bytes_stored));
+                println!(
+                    "files        {} ({} new, {} changed, {} unchanged), {} dirs",
+                    s.files, s.files_new, s.files_changed, s.files_unchanged, s.dirs
+                );
+                println!(
+                    "bytes        {} total, {} read, {} new, {} stored",
+                    size(s.bytes_total),
+                    size(s.bytes_read),
+                    size(s.bytes_new),
+                    size(s.bytes_stored)
+                );
                 println!("duration     {:.1}s", s.duration_ms as f64 / 1000.0);
                 println!("software     {}", m.software);
                 println!("errors       {}", m.errors.len());
@@ -400,14 +453,29 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
             let v = ctx.open(&vault.vault)?;
             let p = v.resolve_point(&point, None)?;
             let index = v.load_index()?;
-            let start = coffer_engine::backup::absolute(&Path::new("/").join(path.unwrap_or_else(|| PathBuf::from("/"))))?;
+            let start = coffer_engine::backup::absolute(
+                &Path::new("/").join(path.unwrap_or_else(|| PathBuf::from("/"))),
+            )?;
             let mut rows = Vec::new();
-            list_tree(&v, &index, &p.manifest.tree, Path::new("/"), &start, &mut rows)?;
+            list_tree(
+                &v,
+                &index,
+                &p.manifest.tree,
+                Path::new("/"),
+                &start,
+                &mut rows,
+            )?;
             if rows.is_empty() && start != Path::new("/") {
-                bail!("{} is not in point {}", start.display(), &p.id.to_hex()[..12]);
+                bail!(
+                    "{} is not in point {}",
+                    start.display(),
+                    &p.id.to_hex()[..12]
+                );
             }
             if ctx.json {
-                print_json(&serde_json::Value::Array(rows.iter().map(|(path, n)| node_json(path, n)).collect()));
+                print_json(&serde_json::Value::Array(
+                    rows.iter().map(|(path, n)| node_json(path, n)).collect(),
+                ));
             } else {
                 for (path, n) in &rows {
                     println!("{}", node_line(path, n));
@@ -425,7 +493,11 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
             let v = ctx.open(&vault.vault)?;
             let p = v.resolve_point(&point, None)?;
             let progress = Arc::new(RestoreProgress::default());
-            let opts = RestoreOptions { target, includes, overwrite };
+            let opts = RestoreOptions {
+                target,
+                includes,
+                overwrite,
+            };
             let report = {
                 let pr = progress.clone();
                 let _ticker = Ticker::start(ctx.json, "restore", move || Sample {
@@ -433,7 +505,8 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
                     bytes: pr.bytes_written.load(Ordering::Relaxed),
                     total_bytes: Some(pr.bytes_total.load(Ordering::Relaxed)),
                 });
-                coffer_engine::restore::restore(&v, &p, &opts, &progress).context("restore failed")?
+                coffer_engine::restore::restore(&v, &p, &opts, &progress)
+                    .context("restore failed")?
             };
             if ctx.json {
                 println!(
@@ -451,19 +524,29 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
                     size(report.bytes)
                 );
                 if !report.damaged.is_empty() {
-                    eprintln!("{} file(s) could not be restored completely:", report.damaged.len());
+                    eprintln!(
+                        "{} file(s) could not be restored completely:",
+                        report.damaged.len()
+                    );
                     for (f, why) in &report.damaged {
                         eprintln!("  {}: {}", f.display(), why);
                     }
                 }
                 if !report.problems.is_empty() {
-                    eprintln!("{} entr(y/ies) restored with problems:", report.problems.len());
+                    eprintln!(
+                        "{} entr(y/ies) restored with problems:",
+                        report.problems.len()
+                    );
                     for (f, why) in &report.problems {
                         eprintln!("  {}: {}", f.display(), why);
                     }
                 }
             }
-            Ok(if report.is_complete() { ExitCode::SUCCESS } else { ExitCode::from(exit::PARTIAL) })
+            Ok(if report.is_complete() {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(exit::PARTIAL)
+            })
         }
         Command::Check {
             vault,
@@ -475,14 +558,18 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
             let mode = match (read_data, read_data_subset) {
                 (true, _) => ReadData::All,
                 (false, Some(p)) if p > 0.0 && p <= 100.0 => ReadData::Subset(p),
-                (false, Some(p)) => bail!("--read-data-subset takes a percentage above 0 and at most 100, not {p}"),
+                (false, Some(p)) => {
+                    bail!("--read-data-subset takes a percentage above 0 and at most 100, not {p}")
+                }
                 (false, None) => ReadData::None,
             };
             let r = coffer_engine::check::check(&v, mode)?;
             if ctx.json {
-                print_json(&json!({"ok": r.ok(), "problems": r.problems, "key_slots": r.key_slots, "index_files": r.index_files,
+                print_json(
+                    &json!({"ok": r.ok(), "problems": r.problems, "key_slots": r.key_slots, "index_files": r.index_files,
                     "packs": r.packs, "packs_read": r.packs_read, "blobs_verified": r.blobs_verified, "points": r.points, "trees": r.trees,
-                    "unindexed_packs": r.unindexed_packs}));
+                    "unindexed_packs": r.unindexed_packs}),
+                );
             } else {
                 println!(
                     "checked {} key slot(s), {} index file(s), {} pack(s) ({} read in full, {} blobs verified), {} point(s), {} tree(s)",
@@ -494,9 +581,20 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
                 for p in &r.problems {
                     println!("problem: {p}");
                 }
-                println!("{}", if r.ok() { "no problems found" } else { "the vault is damaged" });
+                println!(
+                    "{}",
+                    if r.ok() {
+                        "no problems found"
+                    } else {
+                        "the vault is damaged"
+                    }
+                );
             }
-            Ok(if r.ok() { ExitCode::SUCCESS } else { ExitCode::from(exit::DAMAGED) })
+            Ok(if r.ok() {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(exit::DAMAGED)
+            })
         }
     }
 }
@@ -506,24 +604,40 @@ fn key_command(ctx: &Ctx, cmd: KeyCommand) -> Result<ExitCode> {
         KeyCommand::Generate => {
             let (key, text) = VaultKey::generate();
             eprintln!("This is a new random 256-bit vault key. It is shown once: store it somewhere safe now.");
-            eprintln!("Pass it to coffer through COFFER_KEY or --key-file, never on the command line.");
+            eprintln!(
+                "Pass it to coffer through COFFER_KEY or --key-file, never on the command line."
+            );
             eprintln!("Fingerprint: {}", key.fingerprint());
             println!("{}", text.as_str());
             Ok(ExitCode::SUCCESS)
         }
-        KeyCommand::Add { vault, new_key_file } => {
+        KeyCommand::Add {
+            vault,
+            new_key_file,
+        } => {
             let v = ctx.open(&vault.vault)?;
             let (key, _) = new_key(&new_key_file)?;
             let slot = v.add_key(&key, DEFAULT_KDF)?;
-            eprintln!("added key slot {} (fingerprint {})", slot.id, key.fingerprint());
+            eprintln!(
+                "added key slot {} (fingerprint {})",
+                slot.id,
+                key.fingerprint()
+            );
             Ok(ExitCode::SUCCESS)
         }
-        KeyCommand::Rotate { vault, new_key_file } => {
+        KeyCommand::Rotate {
+            vault,
+            new_key_file,
+        } => {
             let mut v = ctx.open(&vault.vault)?;
             let old = v.current_slot().to_string();
             let (key, _) = new_key(&new_key_file)?;
             let slot = v.rotate_key(&key, DEFAULT_KDF)?;
-            eprintln!("key rotated: slot {old} removed, slot {} added (fingerprint {})", slot.id, key.fingerprint());
+            eprintln!(
+                "key rotated: slot {old} removed, slot {} added (fingerprint {})",
+                slot.id,
+                key.fingerprint()
+            );
             Ok(ExitCode::SUCCESS)
         }
         KeyCommand::List { vault } => {
@@ -550,7 +664,11 @@ fn key_command(ctx: &Ctx, cmd: KeyCommand) -> Result<ExitCode> {
                             s.kdf.memory_kib,
                             s.kdf.iterations,
                             s.kdf.parallelism,
-                            if s.id == v.current_slot() { "  (this key)" } else { "" }
+                            if s.id == v.current_slot() {
+                                "  (this key)"
+                            } else {
+                                ""
+                            }
                         ),
                         Err(e) => println!("damaged slot: {e}"),
                     }
@@ -579,7 +697,11 @@ fn point_json(p: &coffer_engine::Point, full: bool) -> serde_json::Value {
     if full {
         v["tree"] = json!(m.tree.to_hex());
         v["software"] = json!(m.software);
-        v["errors"] = json!(m.errors.iter().map(|e| json!({"path": String::from_utf8_lossy(&e.path), "error": e.message})).collect::<Vec<_>>());
+        v["errors"] = json!(m
+            .errors
+            .iter()
+            .map(|e| json!({"path": String::from_utf8_lossy(&e.path), "error": e.message}))
+            .collect::<Vec<_>>());
     }
     v
 }

@@ -47,7 +47,10 @@ pub fn size(bytes: u64) -> String {
 }
 
 pub fn print_json(value: &serde_json::Value) {
-    println!("{}", serde_json::to_string_pretty(value).unwrap_or_default());
+    println!(
+        "{}",
+        serde_json::to_string_pretty(value).unwrap_or_default()
+    );
 }
 
 /// One sample of a running operation's counters.
@@ -64,7 +67,11 @@ pub struct Ticker {
 }
 
 impl Ticker {
-    pub fn start(json: bool, label: &'static str, sample: impl Fn() -> Sample + Send + 'static) -> Self {
+    pub fn start(
+        json: bool,
+        label: &'static str,
+        sample: impl Fn() -> Sample + Send + 'static,
+    ) -> Self {
         let stop = Arc::new(AtomicBool::new(false));
         let terminal = std::io::stderr().is_terminal();
         let handle = (json || terminal).then(|| {

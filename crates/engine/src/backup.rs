@@ -31,7 +31,10 @@ use crate::error::{Error, Result};
 use crate::fsmeta::{data_ranges, node_from_metadata, read_xattrs, Names};
 use crate::ids::{ChunkId, ObjectId};
 use crate::index::{Index, PackRecord};
-use crate::pack::{pack_path, parse_trailer, seal_blob, trailer_guess, trailer_span, BlobKind, FinishedPack, PackBuilder};
+use crate::pack::{
+    pack_path, parse_trailer, seal_blob, trailer_guess, trailer_span, BlobKind, FinishedPack,
+    PackBuilder,
+};
 use crate::point::{Consistency, EntryError, Manifest, Stats};
 use crate::tree::{ChunkRef, Extent, Node, NodeKind, Timestamp, Tree};
 use crate::vault::Vault;
@@ -113,7 +116,10 @@ pub fn absolute(path: &Path) -> Result<PathBuf> {
 
 /// The default item name: host and paths.
 pub fn default_item(host: &str, paths: &[PathBuf]) -> String {
-    let joined: Vec<String> = paths.iter().map(|p| p.to_string_lossy().into_owned()).collect();
+    let joined: Vec<String> = paths
+        .iter()
+        .map(|p| p.to_string_lossy().into_owned())
+        .collect();
     format!("{host}:{}", joined.join(","))
 }
 
@@ -170,14 +176,18 @@ impl Excludes {
         let mut by_name = GlobSetBuilder::new();
         let mut by_path = GlobSetBuilder::new();
         for p in patterns {
-            let glob = Glob::new(p).map_err(|e| Error::Invalid(format!("bad --exclude pattern {p:?}: {e}")))?;
+            let glob = Glob::new(p)
+                .map_err(|e| Error::Invalid(format!("bad --exclude pattern {p:?}: {e}")))?;
             if p.contains('/') {
                 by_path.add(glob);
             } else {
                 by_name.add(glob);
             }
         }
-        let build = |b: GlobSetBuilder| b.build().map_err(|e| Error::Invalid(format!("bad --exclude pattern: {e}")));
+        let build = |b: GlobSetBuilder| {
+            b.build()
+                .map_err(|e| Error::Invalid(format!("bad --exclude pattern: {e}")))
+        };
         Ok(Excludes {
             by_name: build(by_name)?,
             by_path: build(by_path)?,
@@ -249,7 +259,9 @@ impl Session<'_> {
             }
         }
         let sealed = seal_blob(keys, id, data);
-        self.progress.bytes_new.fetch_add(data.len() as u64, Ordering::Relaxed);
+        self.progress
+            .bytes_new
+            .fetch_add(data.len() as u64, Ordering::Relaxed);
         let (builder, target) = match kind {
             BlobKind::Data => (&self.data_pack, DATA_PACK_TARGET),
             BlobKind::Tree => (&self.tree_pack, TREE_PACK_TARGET),
@@ -270,7 +282,12 @@ impl Session<'_> {
             return Ok(());
         }
         let pack = builder.finish(&self.vault.keys);
-        let sender = self.uploads.lock().ok().and_then(|s| s.clone()).ok_or(Error::Cancelled)?;
+        let sender = self
+            .uploads
+            .lock()
+            .ok()
+            .and_then(|s| s.clone())
+            .ok_or(Error::Cancelled)?;
         sender.send(pack).map_err(|_| {
             self.failure
                 .lock()
@@ -286,7 +303,13 @@ impl Session<'_> {
     }
 
     /// Backs up one source entry (the walk's unit of work).
-    fn source(&self, name: &[u8], source: &Source, prev: Option<&Node>, root_dev: Option<u64>) -> Result<Option<Node>> {
+    fn source(
+        &self,
+        name: &[u8],
+        source: &Source,
+        prev: Option<&Node>,
+        root_dev: Option<u64>,
+    ) -> Result<Option<Node>> {
         match source {
             Source::Real(path) => {
                 let md = match std::fs::symlink_metadata(path) {
@@ -296,7 +319,8 @@ impl Session<'_> {
                         return Ok(None);
                     }
                 };
-                self.entry(path, name, &md, prev, root_dev.unwrap_or(md.dev())).map(Some)
+                self.entry(path, name, &md, prev, root_dev.unwrap_or(md.dev()))
+                    .map(Some)
             }
             Source::Virtual(path, children) => {
                 let md = std::fs::symlink_metadata(path).map_err(|e| Error::io(path, e))?;
@@ -306,7 +330,9 @@ impl Session<'_> {
                 let kids: Vec<(&Vec<u8>, &Source)> = children.iter().collect();
                 let nodes = kids
                     .par_iter()
-                    .map(|(n, s)| self.source(n, s, prev_tree.as_ref().and_then(|t| t.find(n)), None))
+                    .map(|(n, s)| {
+                        self.source(n, s, prev_tree.as_ref().and_then(|t| t.find(n)), None)
+                    })
                     .collect::<Result<Vec<_>>>()?;
                 node.kind = NodeKind::Dir {
                     tree: self.store_tree(nodes.into_iter().flatten().collect())?,
@@ -329,7 +355,14 @@ impl Session<'_> {
         }
     }
 
-    fn entry(&self, path: &Path, name: &[u8], md: &Metadata, prev: Option<&Node>, root_dev: u64) -> Result<Node> {
+    fn entry(
+        &self,
+        path: &Path,
+        name: &[u8],
+        md: &Metadata,
+        prev: Option<&Node>,
+        root_dev: u64,
+    ) -> Result<Node> {
         self.check_failed()?;
         let mut node = node_from_metadata(name, md, &self.names);
         match read_xattrs(path) {
@@ -370,7 +403,13 @@ impl Session<'_> {
         Ok(node)
     }
 
-    fn dir_children(&self, path: &Path, node: &mut Node, prev: Option<&Node>, root_dev: u64) -> Result<Vec<Node>> {
+    fn dir_children(
+        &self,
+        path: &Path,
+        node: &mut Node,
+        prev: Option<&Node>,
+        root_dev: u64,
+    ) -> Result<Vec<Node>> {
         let mut entries: Vec<(Vec<u8>, PathBuf)> = Vec::new();
         let listing = std::fs::read_dir(path).and_then(|rd| {
             for e in rd {
@@ -407,7 +446,14 @@ impl Session<'_> {
 
     fn reusable(&self, node: &Node, prev: Option<&Node>) -> Option<Vec<Extent>> {
         let prev = prev?;
-        let (NodeKind::File { size, .. }, NodeKind::File { size: psize, extents }) = (&node.kind, &prev.kind) else {
+        let (
+            NodeKind::File { size, .. },
+            NodeKind::File {
+                size: psize,
+                extents,
+            },
+        ) = (&node.kind, &prev.kind)
+        else {
             return None;
         };
         let same = prev.error.is_none()
@@ -433,17 +479,23 @@ impl Session<'_> {
             node.kind = NodeKind::File { size, extents };
             return Ok(());
         }
-        let link_key = (md.dev(), md.ino());
-        if md.nlink() > 1 {
-            if let Some((s, extents)) = self.hardlinks.lock().ok().and_then(|m| m.get(&link_key).cloned()) {
-                node.kind = NodeKind::File { size: s, extents };
-                return Ok(());
-            }
-        }
         if prev.is_some() {
             self.files_changed.fetch_add(1, Ordering::Relaxed);
         } else {
             self.files_new.fetch_add(1, Ordering::Relaxed);
+        }
+        let link_key = (md.dev(), md.ino());
+        if md.nlink() > 1 {
+            // Another name of an inode read in this run: same content.
+            if let Some((s, extents)) = self
+                .hardlinks
+                .lock()
+                .ok()
+                .and_then(|m| m.get(&link_key).cloned())
+            {
+                node.kind = NodeKind::File { size: s, extents };
+                return Ok(());
+            }
         }
         match self.read_file(path, size) {
             Ok((actual_size, extents)) => {
@@ -461,19 +513,27 @@ impl Session<'_> {
                 let msg = format!("cannot read file: {e}");
                 self.record_error(path, msg.clone());
                 node.error = Some(msg);
-                node.kind = NodeKind::File { size, extents: Vec::new() };
+                node.kind = NodeKind::File {
+                    size,
+                    extents: Vec::new(),
+                };
             }
             Err(ReadFailure::Vault(e)) => return Err(e),
         }
         Ok(())
     }
 
-    fn read_file(&self, path: &Path, size: u64) -> std::result::Result<(u64, Vec<Extent>), ReadFailure> {
+    fn read_file(
+        &self,
+        path: &Path,
+        size: u64,
+    ) -> std::result::Result<(u64, Vec<Extent>), ReadFailure> {
         let mut file = File::open(path).map_err(ReadFailure::Io)?;
         let mut extents = Vec::new();
         let mut end = 0u64;
         for (offset, len) in data_ranges(&file, size) {
-            file.seek(SeekFrom::Start(offset)).map_err(ReadFailure::Io)?;
+            file.seek(SeekFrom::Start(offset))
+                .map_err(ReadFailure::Io)?;
             let mut chunks = Vec::new();
             let read = self.chunk_stream(&mut file, len, &mut chunks)?;
             self.progress.bytes_read.fetch_add(read, Ordering::Relaxed);
@@ -490,7 +550,12 @@ impl Session<'_> {
         Ok((size, extents))
     }
 
-    fn chunk_stream(&self, reader: &mut File, len: u64, out: &mut Vec<ChunkRef>) -> std::result::Result<u64, ReadFailure> {
+    fn chunk_stream(
+        &self,
+        reader: &mut File,
+        len: u64,
+        out: &mut Vec<ChunkRef>,
+    ) -> std::result::Result<u64, ReadFailure> {
         let mut batch: Vec<Vec<u8>> = Vec::new();
         let mut batch_bytes = 0usize;
         let mut vault_error = None;
@@ -503,21 +568,18 @@ impl Session<'_> {
             batch.clear();
             Ok(())
         };
-        let read = self
-            .vault
-            .chunker
-            .split(reader.by_ref(), len, |chunk| {
-                batch_bytes += chunk.len();
-                batch.push(chunk);
-                if batch_bytes >= BATCH_BYTES {
-                    batch_bytes = 0;
-                    if let Err(e) = flush(&mut batch, out) {
-                        vault_error = Some(e);
-                        return Err(std::io::Error::other("vault write failed"));
-                    }
+        let read = self.vault.chunker.split(reader.by_ref(), len, |chunk| {
+            batch_bytes += chunk.len();
+            batch.push(chunk);
+            if batch_bytes >= BATCH_BYTES {
+                batch_bytes = 0;
+                if let Err(e) = flush(&mut batch, out) {
+                    vault_error = Some(e);
+                    return Err(std::io::Error::other("vault write failed"));
                 }
-                Ok(())
-            });
+            }
+            Ok(())
+        });
         if let Some(e) = vault_error {
             return Err(ReadFailure::Vault(e));
         }
@@ -557,8 +619,13 @@ fn adopt_orphans(vault: &Vault, index: &Index) -> Result<Vec<PackRecord>> {
 /// Reads a pack's trailer from storage.
 pub fn read_trailer(vault: &Vault, id: &ObjectId) -> Result<PackRecord> {
     let path = pack_path(id);
-    let size = vault.storage.size(&path)?.ok_or_else(|| Error::Missing { object: path.clone() })?;
-    let mut tail = vault.storage.get_range(&path, size - trailer_guess(size), trailer_guess(size))?;
+    let size = vault.storage.size(&path)?.ok_or_else(|| Error::Missing {
+        object: path.clone(),
+    })?;
+    let mut tail =
+        vault
+            .storage
+            .get_range(&path, size - trailer_guess(size), trailer_guess(size))?;
     let span = trailer_span(&tail);
     if span > size {
         return Err(Error::corrupt(&path, "trailer length exceeds the pack"));
@@ -567,14 +634,25 @@ pub fn read_trailer(vault: &Vault, id: &ObjectId) -> Result<PackRecord> {
         tail = vault.storage.get_range(&path, size - span, span)?;
     }
     let (kind, entries) = parse_trailer(&vault.keys, id, size, &tail)?;
-    Ok(PackRecord { id: *id, kind, entries })
+    Ok(PackRecord {
+        id: *id,
+        kind,
+        entries,
+    })
 }
 
 /// Backs up `paths` into the vault as one new recovery point.
-pub fn backup(vault: &Vault, paths: &[PathBuf], opts: &BackupOptions, progress: &Progress) -> Result<BackupReport> {
+pub fn backup(
+    vault: &Vault,
+    paths: &[PathBuf],
+    opts: &BackupOptions,
+    progress: &Progress,
+) -> Result<BackupReport> {
     let started = Instant::now();
     if paths.is_empty() {
-        return Err(Error::Invalid("nothing to back up: give at least one path".into()));
+        return Err(Error::Invalid(
+            "nothing to back up: give at least one path".into(),
+        ));
     }
     let mut abs = Vec::new();
     for p in paths {
@@ -585,13 +663,19 @@ pub fn backup(vault: &Vault, paths: &[PathBuf], opts: &BackupOptions, progress: 
     abs.sort();
     abs.dedup();
     let host = opts.host.clone().unwrap_or_else(hostname);
-    let item = opts.item.clone().unwrap_or_else(|| default_item(&host, &abs));
+    let item = opts
+        .item
+        .clone()
+        .unwrap_or_else(|| default_item(&host, &abs));
     let excludes = Excludes::new(&opts.excludes)?;
 
     let mut index = vault.load_index()?;
     let adopted = adopt_orphans(vault, &index)?;
     if !adopted.is_empty() {
-        tracing::info!(packs = adopted.len(), "reusing packs left by an interrupted backup");
+        tracing::info!(
+            packs = adopted.len(),
+            "reusing packs left by an interrupted backup"
+        );
         index.extend(adopted.iter().cloned());
     }
     let parent = vault
@@ -643,15 +727,23 @@ pub fn backup(vault: &Vault, paths: &[PathBuf], opts: &BackupOptions, progress: 
             })
             .collect();
         drop(rx);
-        let result = workers.install(|| session.source(b"", &root_source, prev_root.as_ref(), None));
+        let result =
+            workers.install(|| session.source(b"", &root_source, prev_root.as_ref(), None));
         let result = result.and_then(|node| {
             let tree = match node.map(|n| n.kind) {
                 Some(NodeKind::Dir { tree }) => tree,
-                _ => return Err(Error::Invalid("the root of a backup could not be read".into())),
+                _ => {
+                    return Err(Error::Invalid(
+                        "the root of a backup could not be read".into(),
+                    ))
+                }
             };
             for builder in [&session.data_pack, &session.tree_pack] {
                 let kind = builder.lock().map_err(|_| Error::Cancelled)?.kind;
-                let last = std::mem::replace(&mut *builder.lock().map_err(|_| Error::Cancelled)?, PackBuilder::new(kind));
+                let last = std::mem::replace(
+                    &mut *builder.lock().map_err(|_| Error::Cancelled)?,
+                    PackBuilder::new(kind),
+                );
                 session.ship(last)?;
             }
             Ok(tree)
@@ -699,7 +791,10 @@ pub fn backup(vault: &Vault, paths: &[PathBuf], opts: &BackupOptions, progress: 
         time: opts.time.unwrap_or_else(now),
         host,
         item,
-        paths: abs.iter().map(|p| p.as_os_str().as_bytes().to_vec()).collect(),
+        paths: abs
+            .iter()
+            .map(|p| p.as_os_str().as_bytes().to_vec())
+            .collect(),
         tags: opts.tags.clone(),
         parent: parent.map(|p| p.id),
         tree,
@@ -717,7 +812,11 @@ pub fn backup(vault: &Vault, paths: &[PathBuf], opts: &BackupOptions, progress: 
     })
 }
 
-fn upload_loop(session: &Session<'_>, written: &Mutex<Vec<PackRecord>>, rx: crossbeam_channel::Receiver<FinishedPack>) {
+fn upload_loop(
+    session: &Session<'_>,
+    written: &Mutex<Vec<PackRecord>>,
+    rx: crossbeam_channel::Receiver<FinishedPack>,
+) {
     let vault = session.vault;
     for pack in rx.iter() {
         if session.failed.load(Ordering::SeqCst) {
@@ -735,7 +834,10 @@ fn upload_loop(session: &Session<'_>, written: &Mutex<Vec<PackRecord>>, rx: cros
             session.failed.store(true, Ordering::SeqCst);
             continue;
         }
-        session.progress.bytes_stored.fetch_add(len, Ordering::Relaxed);
+        session
+            .progress
+            .bytes_stored
+            .fetch_add(len, Ordering::Relaxed);
         if let Ok(mut w) = written.lock() {
             w.push(PackRecord {
                 id: pack.id,

@@ -43,7 +43,10 @@ impl Cache {
         }
         let bytes = storage.get(path)?;
         if ObjectId::of(&bytes) != *id {
-            return Err(Error::corrupt(path, "content does not match its name (hash mismatch)"));
+            return Err(Error::corrupt(
+                path,
+                "content does not match its name (hash mismatch)",
+            ));
         }
         self.keep(path, &bytes);
         Ok(bytes)

@@ -65,7 +65,10 @@ pub fn check(vault: &Vault, read_data: ReadData) -> Result<CheckReport> {
         let path = format!("index/{}", id.to_hex());
         match vault.storage().get(&path).and_then(|b| {
             if ObjectId::of(&b) != id {
-                return Err(crate::error::Error::corrupt(&path, "content does not match its name (hash mismatch)"));
+                return Err(crate::error::Error::corrupt(
+                    &path,
+                    "content does not match its name (hash mismatch)",
+                ));
             }
             crate::index::decode_index(vault.keys(), &path, &b)
         }) {
@@ -73,7 +76,8 @@ pub fn check(vault: &Vault, read_data: ReadData) -> Result<CheckReport> {
             Err(e) => report.problems.push(e.to_string()),
         }
     }
-    let indexed: HashMap<ObjectId, Vec<BlobEntry>> = records.iter().map(|r| (r.id, r.entries.clone())).collect();
+    let indexed: HashMap<ObjectId, Vec<BlobEntry>> =
+        records.iter().map(|r| (r.id, r.entries.clone())).collect();
     let index = Index::build(records);
 
     let stored: HashSet<ObjectId> = vault
@@ -86,7 +90,10 @@ pub fn check(vault: &Vault, read_data: ReadData) -> Result<CheckReport> {
     report.unindexed_packs = stored.iter().filter(|p| !indexed.contains_key(p)).count();
     for (id, _) in index.packs() {
         if !stored.contains(id) {
-            report.problems.push(format!("missing object {} (listed in the index)", pack_path(id)));
+            report.problems.push(format!(
+                "missing object {} (listed in the index)",
+                pack_path(id)
+            ));
         }
     }
 
@@ -103,7 +110,10 @@ pub fn check(vault: &Vault, read_data: ReadData) -> Result<CheckReport> {
         let path = crate::point::point_path(&id);
         let manifest = match vault.storage().get(&path).and_then(|b| {
             if ObjectId::of(&b) != id {
-                return Err(crate::error::Error::corrupt(&path, "content does not match its name (hash mismatch)"));
+                return Err(crate::error::Error::corrupt(
+                    &path,
+                    "content does not match its name (hash mismatch)",
+                ));
             }
             crate::point::Manifest::decode(vault.keys(), &path, &b)
         }) {
@@ -123,7 +133,9 @@ pub fn check(vault: &Vault, read_data: ReadData) -> Result<CheckReport> {
             let tree = match vault.read_tree(&index, &tree_id) {
                 Ok(t) => t,
                 Err(e) => {
-                    report.problems.push(format!("point {short}: directory {at}: {e}"));
+                    report
+                        .problems
+                        .push(format!("point {short}: directory {at}: {e}"));
                     continue;
                 }
             };
@@ -134,9 +146,10 @@ pub fn check(vault: &Vault, read_data: ReadData) -> Result<CheckReport> {
                     NodeKind::File { extents, .. } => {
                         for c in extents.iter().flat_map(|e| &e.chunks) {
                             if !index.contains(&c.id) {
-                                report
-                                    .problems
-                                    .push(format!("point {short}: file {path}: chunk {} is not in the index", &c.id.to_hex()[..16]));
+                                report.problems.push(format!(
+                                    "point {short}: file {path}: chunk {} is not in the index",
+                                    &c.id.to_hex()[..16]
+                                ));
                             }
                         }
                     }
@@ -167,19 +180,28 @@ pub fn check(vault: &Vault, read_data: ReadData) -> Result<CheckReport> {
             p.extend(found);
         }
     });
-    report.problems.extend(problems.into_inner().unwrap_or_default());
+    report
+        .problems
+        .extend(problems.into_inner().unwrap_or_default());
     report.blobs_verified = blobs.into_inner();
     Ok(report)
 }
 
-fn read_pack(vault: &Vault, id: &ObjectId, indexed: Option<&Vec<BlobEntry>>, blobs: &std::sync::atomic::AtomicU64) -> Vec<String> {
+fn read_pack(
+    vault: &Vault,
+    id: &ObjectId,
+    indexed: Option<&Vec<BlobEntry>>,
+    blobs: &std::sync::atomic::AtomicU64,
+) -> Vec<String> {
     let path = pack_path(id);
     let bytes = match vault.storage().get(&path) {
         Ok(b) => b,
         Err(e) => return vec![e.to_string()],
     };
     if ObjectId::of(&bytes) != *id {
-        let mut problems = vec![format!("damaged object {path}: content does not match its name (hash mismatch)")];
+        let mut problems = vec![format!(
+            "damaged object {path}: content does not match its name (hash mismatch)"
+        )];
         // Name the damaged blobs too, when the trailer still opens.
         if let Ok((_, entries)) = parse_trailer(vault.keys(), id, bytes.len() as u64, &bytes) {
             for e in entries {
@@ -202,7 +224,9 @@ fn read_pack(vault: &Vault, id: &ObjectId, indexed: Option<&Vec<BlobEntry>>, blo
         a.sort_by_key(|e| e.id);
         b.sort_by_key(|e| e.id);
         if a != b {
-            problems.push(format!("index entries for {path} do not match the pack's own trailer"));
+            problems.push(format!(
+                "index entries for {path} do not match the pack's own trailer"
+            ));
         }
     }
     for e in &entries {

@@ -166,14 +166,24 @@ mod tests {
         let a = chunks(&c, &data);
         let b = chunks(&c, &edited);
         let common = a.iter().filter(|x| b.contains(x)).count();
-        assert!(common + 3 >= a.len(), "only {common} of {} chunks survived", a.len());
+        assert!(
+            common + 3 >= a.len(),
+            "only {common} of {} chunks survived",
+            a.len()
+        );
     }
 
     #[test]
     fn boundaries_depend_on_the_secret() {
         let data = pseudo_random(8 * 1024 * 1024, 3);
-        let a: Vec<usize> = chunks(&Chunker::new(&[1; 32]), &data).iter().map(Vec::len).collect();
-        let b: Vec<usize> = chunks(&Chunker::new(&[2; 32]), &data).iter().map(Vec::len).collect();
+        let a: Vec<usize> = chunks(&Chunker::new(&[1; 32]), &data)
+            .iter()
+            .map(Vec::len)
+            .collect();
+        let b: Vec<usize> = chunks(&Chunker::new(&[2; 32]), &data)
+            .iter()
+            .map(Vec::len)
+            .collect();
         assert_ne!(a, b);
     }
 

@@ -81,8 +81,9 @@ impl MasterKeys {
 
     /// Decrypts and authenticates; `object` names the object in the error.
     pub fn open(&self, object: &str, aad: &[u8], sealed: &[u8]) -> Result<Vec<u8>> {
-        open_with(&self.encryption, aad, sealed)
-            .ok_or_else(|| Error::corrupt(object, "authentication failed (data altered or damaged)"))
+        open_with(&self.encryption, aad, sealed).ok_or_else(|| {
+            Error::corrupt(object, "authentication failed (data altered or damaged)")
+        })
     }
 }
 
@@ -96,7 +97,13 @@ pub(crate) fn seal_with(key: &[u8; 32], aad: &[u8], plaintext: &[u8]) -> Vec<u8>
     // Encryption with a valid key and in-memory buffers cannot fail: the
     // only error the AEAD API reports is a plaintext over 256 GiB.
     let ct = cipher
-        .encrypt(XNonce::from_slice(&nonce), Payload { msg: plaintext, aad })
+        .encrypt(
+            XNonce::from_slice(&nonce),
+            Payload {
+                msg: plaintext,
+                aad,
+            },
+        )
         .unwrap_or_default();
     out.extend_from_slice(&ct);
     out

@@ -28,14 +28,24 @@ impl Names {
     fn user(&self, uid: u32) -> Option<String> {
         let mut map = self.users.lock().ok()?;
         map.entry(uid)
-            .or_insert_with(|| nix::unistd::User::from_uid(Uid::from_raw(uid)).ok().flatten().map(|u| u.name))
+            .or_insert_with(|| {
+                nix::unistd::User::from_uid(Uid::from_raw(uid))
+                    .ok()
+                    .flatten()
+                    .map(|u| u.name)
+            })
             .clone()
     }
 
     fn group(&self, gid: u32) -> Option<String> {
         let mut map = self.groups.lock().ok()?;
         map.entry(gid)
-            .or_insert_with(|| nix::unistd::Group::from_gid(Gid::from_raw(gid)).ok().flatten().map(|g| g.name))
+            .or_insert_with(|| {
+                nix::unistd::Group::from_gid(Gid::from_raw(gid))
+                    .ok()
+                    .flatten()
+                    .map(|g| g.name)
+            })
             .clone()
     }
 }

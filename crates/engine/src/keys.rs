@@ -223,7 +223,8 @@ impl KeySlot {
         if blake3::hash(&bytes[..split]).as_bytes() != &bytes[split..] {
             return Err(bad("checksum mismatch"));
         }
-        let u32_at = |o: usize| u32::from_le_bytes([bytes[o], bytes[o + 1], bytes[o + 2], bytes[o + 3]]);
+        let u32_at =
+            |o: usize| u32::from_le_bytes([bytes[o], bytes[o + 1], bytes[o + 2], bytes[o + 3]]);
         if u16::from_le_bytes([bytes[10], bytes[11]]) != KDF_ARGON2ID {
             return Err(bad("unknown key derivation function"));
         }
@@ -249,8 +250,11 @@ impl KeySlot {
     /// The master secrets, when `key` is the key this slot was made for.
     pub fn unlock(&self, header: &Header, key: &VaultKey) -> Result<Option<MasterKeys>> {
         let wrapping = derive(key, &self.salt, self.kdf)?;
-        let Some(plain) = open_with(&wrapping, &slot_aad(header, &self.id, &self.body), &self.sealed)
-        else {
+        let Some(plain) = open_with(
+            &wrapping,
+            &slot_aad(header, &self.id, &self.body),
+            &self.sealed,
+        ) else {
             return Ok(None);
         };
         let plain = Zeroizing::new(plain);

@@ -118,8 +118,18 @@ pub fn seal_blob(keys: &MasterKeys, id: ChunkId, plaintext: &[u8]) -> SealedBlob
 }
 
 /// Opens one stored blob and proves it is the chunk it claims to be.
-pub fn open_blob(keys: &MasterKeys, pack: &ObjectId, entry: &BlobEntry, stored: &[u8]) -> Result<Vec<u8>> {
-    let object = format!("{} (blob {} in pack {})", pack_path(pack), entry.id.to_hex(), pack.to_hex());
+pub fn open_blob(
+    keys: &MasterKeys,
+    pack: &ObjectId,
+    entry: &BlobEntry,
+    stored: &[u8],
+) -> Result<Vec<u8>> {
+    let object = format!(
+        "{} (blob {} in pack {})",
+        pack_path(pack),
+        entry.id.to_hex(),
+        pack.to_hex()
+    );
     let body = keys.open(&object, &entry.id.0, stored)?;
     let plain = if entry.compressed {
         zstd::bulk::decompress(&body, entry.raw_len as usize)
@@ -187,7 +197,8 @@ impl PackBuilder {
         }
         let sealed = keys.seal(TRAILER_AAD, &trailer);
         self.buf.extend_from_slice(&sealed);
-        self.buf.extend_from_slice(&(sealed.len() as u32).to_le_bytes());
+        self.buf
+            .extend_from_slice(&(sealed.len() as u32).to_le_bytes());
         FinishedPack {
             id: ObjectId::of(&self.buf),
             kind: self.kind,
@@ -211,7 +222,12 @@ pub fn parse_trailer(
         return Err(bad("too short for a pack"));
     }
     let len_at = tail.len() - 4;
-    let sealed_len = u32::from_le_bytes([tail[len_at], tail[len_at + 1], tail[len_at + 2], tail[len_at + 3]]) as usize;
+    let sealed_len = u32::from_le_bytes([
+        tail[len_at],
+        tail[len_at + 1],
+        tail[len_at + 2],
+        tail[len_at + 3],
+    ]) as usize;
     if sealed_len > len_at {
         return Err(bad("trailer length points outside the pack"));
     }
@@ -229,7 +245,9 @@ pub fn parse_trailer(
     let mut entries = Vec::with_capacity(count);
     for raw in plain[5..].chunks_exact(ENTRY_LEN) {
         let e = BlobEntry::decode(raw).ok_or_else(|| bad("bad trailer entry"))?;
-        if (e.offset as u64) < PACK_MAGIC.len() as u64 || e.offset as u64 + e.stored_len as u64 > blobs_end {
+        if (e.offset as u64) < PACK_MAGIC.len() as u64
+            || e.offset as u64 + e.stored_len as u64 > blobs_end
+        {
             return Err(bad("trailer entry points outside the pack"));
         }
         entries.push(e);

@@ -94,6 +94,7 @@ impl Manifest {
             return Err(Error::corrupt(object, "not a recovery point (bad magic)"));
         }
         let plain = keys.open(object, POINT_AAD, &bytes[8..])?;
-        postcard::from_bytes(&plain).map_err(|e| Error::corrupt(object, format!("undecodable manifest: {e}")))
+        postcard::from_bytes(&plain)
+            .map_err(|e| Error::corrupt(object, format!("undecodable manifest: {e}")))
     }
 }

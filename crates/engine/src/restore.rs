@@ -94,7 +94,10 @@ fn plan(
     let tree = match vault.read_tree(index, tree) {
         Ok(t) => t,
         Err(e) => {
-            report.damaged.push((target.join(at.strip_prefix("/").unwrap_or(at)), format!("directory contents lost: {e}")));
+            report.damaged.push((
+                target.join(at.strip_prefix("/").unwrap_or(at)),
+                format!("directory contents lost: {e}"),
+            ));
             return;
         }
     };
@@ -109,13 +112,19 @@ fn plan(
             NodeKind::Dir { tree } if descend => Some(*tree),
             _ => None,
         };
-        out.push(Entry {
-            dest,
-            node,
-            depth,
-        });
+        out.push(Entry { dest, node, depth });
         if let Some(sub) = sub {
-            plan(vault, index, &sub, &source, target, includes, depth + 1, out, report);
+            plan(
+                vault,
+                index,
+                &sub,
+                &source,
+                target,
+                includes,
+                depth + 1,
+                out,
+                report,
+            );
         }
     }
 }
@@ -133,7 +142,12 @@ fn remove_existing(path: &Path) -> std::io::Result<()> {
 }
 
 /// Restores `point` (or the included parts of it) under `opts.target`.
-pub fn restore(vault: &Vault, point: &Point, opts: &RestoreOptions, progress: &RestoreProgress) -> Result<RestoreReport> {
+pub fn restore(
+    vault: &Vault,
+    point: &Point,
+    opts: &RestoreOptions,
+    progress: &RestoreProgress,
+) -> Result<RestoreReport> {
     let index = vault.load_index()?;
     let mut report = RestoreReport::default();
     let includes: Vec<PathBuf> = opts
@@ -143,7 +157,17 @@ pub fn restore(vault: &Vault, point: &Point, opts: &RestoreOptions, progress: &R
         .collect::<Result<_>>()?;
     std::fs::create_dir_all(&opts.target).map_err(|e| Error::io(&opts.target, e))?;
     let mut entries = Vec::new();
-    plan(vault, &index, &point.manifest.tree, Path::new("/"), &opts.target, &includes, 0, &mut entries, &mut report);
+    plan(
+        vault,
+        &index,
+        &point.manifest.tree,
+        Path::new("/"),
+        &opts.target,
+        &includes,
+        0,
+        &mut entries,
+        &mut report,
+    );
     if !includes.is_empty() && entries.is_empty() {
         return Err(Error::Invalid(format!(
             "no path of point {} matches the --include paths given",
@@ -169,17 +193,26 @@ pub fn restore(vault: &Vault, point: &Point, opts: &RestoreOptions, progress: &R
 
     let as_root = running_as_root();
     // Directories, parents first.
-    for e in entries.iter().filter(|e| matches!(e.node.kind, NodeKind::Dir { .. })) {
+    for e in entries
+        .iter()
+        .filter(|e| matches!(e.node.kind, NodeKind::Dir { .. }))
+    {
         match std::fs::symlink_metadata(&e.dest) {
             Ok(md) if md.is_dir() => {}
             Ok(_) if opts.overwrite => {
-                if let Err(err) = std::fs::remove_file(&e.dest).and_then(|_| std::fs::create_dir(&e.dest)) {
-                    report.problems.push((e.dest.clone(), format!("cannot create directory: {err}")));
+                if let Err(err) =
+                    std::fs::remove_file(&e.dest).and_then(|_| std::fs::create_dir(&e.dest))
+                {
+                    report
+                        .problems
+                        .push((e.dest.clone(), format!("cannot create directory: {err}")));
                 }
             }
             _ => {
                 if let Err(err) = std::fs::create_dir_all(&e.dest) {
-                    report.problems.push((e.dest.clone(), format!("cannot create directory: {err}")));
+                    report
+                        .problems
+                        .push((e.dest.clone(), format!("cannot create directory: {err}")));
                 }
             }
         }
@@ -197,14 +230,18 @@ pub fn restore(vault: &Vault, point: &Point, opts: &RestoreOptions, progress: &R
         }
         if opts.overwrite {
             if let Err(err) = remove_existing(&e.dest) {
-                report.problems.push((e.dest.clone(), format!("cannot replace: {err}")));
+                report
+                    .problems
+                    .push((e.dest.clone(), format!("cannot replace: {err}")));
                 continue;
             }
         }
         match &e.node.kind {
             NodeKind::File { size, extents } => {
                 if let Some(err) = &e.node.error {
-                    report.damaged.push((e.dest.clone(), format!("was not backed up: {err}")));
+                    report
+                        .damaged
+                        .push((e.dest.clone(), format!("was not backed up: {err}")));
                     continue;
                 }
                 if e.node.links > 1 {
@@ -217,7 +254,9 @@ pub fn restore(vault: &Vault, point: &Point, opts: &RestoreOptions, progress: &R
                 }
                 let created = std::fs::File::create(&e.dest).and_then(|f| f.set_len(*size));
                 if let Err(err) = created {
-                    report.damaged.push((e.dest.clone(), format!("cannot create: {err}")));
+                    report
+                        .damaged
+                        .push((e.dest.clone(), format!("cannot create: {err}")));
                     continue;
                 }
                 let number = files.len();
@@ -234,15 +273,22 @@ pub fn restore(vault: &Vault, point: &Point, opts: &RestoreOptions, progress: &R
             }
             NodeKind::Symlink { target } => {
                 if let Err(err) = std::os::unix::fs::symlink(OsStr::from_bytes(target), &e.dest) {
-                    report.problems.push((e.dest.clone(), format!("cannot create symlink: {err}")));
+                    report
+                        .problems
+                        .push((e.dest.clone(), format!("cannot create symlink: {err}")));
                 }
             }
             NodeKind::CharDevice { .. } | NodeKind::BlockDevice { .. } if !as_root => {
-                report.problems.push((e.dest.clone(), "device nodes can only be restored as root".into()));
+                report.problems.push((
+                    e.dest.clone(),
+                    "device nodes can only be restored as root".into(),
+                ));
             }
             _ => {
                 if let Err(err) = make_special(&e.dest, &e.node) {
-                    report.problems.push((e.dest.clone(), format!("cannot create: {err}")));
+                    report
+                        .problems
+                        .push((e.dest.clone(), format!("cannot create: {err}")));
                 }
             }
         }
@@ -253,10 +299,15 @@ pub fn restore(vault: &Vault, point: &Point, opts: &RestoreOptions, progress: &R
     let mut damaged_files: BTreeMap<usize, String> = BTreeMap::new();
     for (id, targets) in needs {
         match index.get(&id) {
-            Some(loc) => by_pack.entry(loc.pack).or_default().push((loc.entry, targets)),
+            Some(loc) => by_pack
+                .entry(loc.pack)
+                .or_default()
+                .push((loc.entry, targets)),
             None => {
                 for (f, _) in targets {
-                    damaged_files.entry(f).or_insert_with(|| format!("chunk {} is missing from the vault", &id.to_hex()[..16]));
+                    damaged_files.entry(f).or_insert_with(|| {
+                        format!("chunk {} is missing from the vault", &id.to_hex()[..16])
+                    });
                 }
             }
         }
@@ -288,7 +339,9 @@ pub fn restore(vault: &Vault, point: &Point, opts: &RestoreOptions, progress: &R
                 let mut end = start + 1;
                 while end < blobs.len() {
                     let prev = &blobs[end - 1].0;
-                    if blobs[end].0.offset as u64 > prev.offset as u64 + prev.stored_len as u64 + RANGE_GAP {
+                    if blobs[end].0.offset as u64
+                        > prev.offset as u64 + prev.stored_len as u64 + RANGE_GAP
+                    {
                         break;
                     }
                     end += 1;
@@ -313,7 +366,10 @@ pub fn restore(vault: &Vault, point: &Point, opts: &RestoreOptions, progress: &R
                                             mark(&[(*f, *offset)], &format!("write failed: {err}"));
                                         }
                                     }
-                                    progress.bytes_written.fetch_add(plain.len() as u64 * targets.len() as u64, Ordering::Relaxed);
+                                    progress.bytes_written.fetch_add(
+                                        plain.len() as u64 * targets.len() as u64,
+                                        Ordering::Relaxed,
+                                    );
                                 }
                                 Err(err) => mark(targets, &err.to_string()),
                             }
@@ -337,12 +393,17 @@ pub fn restore(vault: &Vault, point: &Point, opts: &RestoreOptions, progress: &R
     // Hard links to the first path of each inode.
     for (e, first) in &links {
         if let Err(err) = std::fs::hard_link(&files[*first].dest, &e.dest) {
-            report.problems.push((e.dest.clone(), format!("cannot create hard link: {err}")));
+            report
+                .problems
+                .push((e.dest.clone(), format!("cannot create hard link: {err}")));
         }
     }
 
     // Metadata last: everything but directories, then directories deepest first.
-    for e in entries.iter().filter(|e| !matches!(e.node.kind, NodeKind::Dir { .. })) {
+    for e in entries
+        .iter()
+        .filter(|e| !matches!(e.node.kind, NodeKind::Dir { .. }))
+    {
         if std::fs::symlink_metadata(&e.dest).is_err() {
             continue;
         }
@@ -350,14 +411,20 @@ pub fn restore(vault: &Vault, point: &Point, opts: &RestoreOptions, progress: &R
             report.problems.push((e.dest.clone(), p));
         }
     }
-    let mut dirs: Vec<&Entry> = entries.iter().filter(|e| matches!(e.node.kind, NodeKind::Dir { .. })).collect();
+    let mut dirs: Vec<&Entry> = entries
+        .iter()
+        .filter(|e| matches!(e.node.kind, NodeKind::Dir { .. }))
+        .collect();
     dirs.sort_by(|a, b| b.depth.cmp(&a.depth));
     for e in dirs {
         for p in apply_metadata(&e.dest, &e.node, as_root) {
             report.problems.push((e.dest.clone(), p));
         }
         if let Some(err) = &e.node.error {
-            report.damaged.push((e.dest.clone(), format!("directory was not fully backed up: {err}")));
+            report.damaged.push((
+                e.dest.clone(),
+                format!("directory was not fully backed up: {err}"),
+            ));
         }
     }
     report.bytes = progress.bytes_written.load(Ordering::Relaxed);

@@ -28,7 +28,9 @@ pub struct Storage {
 
 impl std::fmt::Debug for Storage {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Storage").field("location", &self.display).finish()
+        f.debug_struct("Storage")
+            .field("location", &self.display)
+            .finish()
     }
 }
 
@@ -49,7 +51,10 @@ impl Storage {
         };
         let root = if let Some(rest) = location.strip_prefix("file://") {
             let parsed = url::Url::parse(location).map_err(|e| bad(&e.to_string()))?;
-            if parsed.host_str().is_some_and(|h| !h.is_empty() && h != "localhost") {
+            if parsed
+                .host_str()
+                .is_some_and(|h| !h.is_empty() && h != "localhost")
+            {
                 return Err(bad("file:// URLs must name a local path (file:///path)"));
             }
             let path = parsed
@@ -127,13 +132,21 @@ impl Storage {
     pub fn get_range(&self, path: &str, offset: u64, len: u64) -> Result<Vec<u8>> {
         let data = self
             .runtime
-            .block_on(self.op.read_with(path).range(offset..offset + len).into_future())
+            .block_on(
+                self.op
+                    .read_with(path)
+                    .range(offset..offset + len)
+                    .into_future(),
+            )
             .map(|b| b.to_vec())
             .map_err(|e| self.err(path, e))?;
         if data.len() as u64 != len {
             return Err(Error::corrupt(
                 path,
-                format!("short read: wanted {len} bytes at {offset}, got {}", data.len()),
+                format!(
+                    "short read: wanted {len} bytes at {offset}, got {}",
+                    data.len()
+                ),
             ));
         }
         Ok(data)

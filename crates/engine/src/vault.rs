@@ -157,7 +157,10 @@ impl Vault {
         let stored = KeySlot::parse(&slot.id, &self.storage.get(&path)?)?;
         match stored.unlock(&self.header, key)? {
             Some(k) if k.encryption == self.keys.encryption => Ok(slot),
-            _ => Err(Error::corrupt(path, "the new key slot did not verify after writing")),
+            _ => Err(Error::corrupt(
+                path,
+                "the new key slot did not verify after writing",
+            )),
         }
     }
 
@@ -175,7 +178,9 @@ impl Vault {
         let slots = Self::read_slots(&self.storage)?;
         let good: Vec<String> = slots.iter().flatten().map(|s| s.id.clone()).collect();
         if !good.iter().any(|s| s == slot_id) {
-            return Err(Error::Invalid(format!("no key slot {slot_id:?} in this vault")));
+            return Err(Error::Invalid(format!(
+                "no key slot {slot_id:?} in this vault"
+            )));
         }
         if good.len() <= 1 {
             return Err(Error::Invalid(
@@ -313,7 +318,8 @@ impl Vault {
     /// Reads one directory's tree.
     pub fn read_tree(&self, index: &Index, id: &ChunkId) -> Result<Tree> {
         let bytes = self.read_blob(index, id)?;
-        Tree::decode(&bytes).ok_or_else(|| Error::corrupt(format!("tree {}", id.to_hex()), "undecodable tree"))
+        Tree::decode(&bytes)
+            .ok_or_else(|| Error::corrupt(format!("tree {}", id.to_hex()), "undecodable tree"))
     }
 
     /// A whole tree pack, from memory, the cache or storage, verified.

@@ -1,0 +1,202 @@
+//! Vault keys: generation, wrong keys, extra slots, rotation, listing.
+
+mod common;
+
+use common::*;
+use std::process::Command;
+
+#[test]
+fn generate_prints_one_base64_256_bit_key_alone_on_the_last_line() {
+    let out = Command::new(BIN)
+        .args(["key", "generate"])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    let last = stdout.lines().last().unwrap();
+    assert_eq!(last.len(), 44, "{last:?}");
+    let decoded = base64_len(last);
+    assert_eq!(decoded, 32);
+    assert!(
+        !String::from_utf8_lossy(&out.stderr).contains(last),
+        "the key must not go to stderr"
+    );
+    let again = Command::new(BIN)
+        .args(["key", "generate"])
+        .output()
+        .unwrap();
+    assert_ne!(
+        String::from_utf8(again.stdout)
+            .unwrap()
+            .lines()
+            .last()
+            .unwrap(),
+        last
+    );
+}
+
+fn base64_len(s: &str) -> usize {
+    let padding = s.chars().rev().take_while(|c| *c == '=').count();
+    assert!(s
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || "+/=".contains(c)));
+    s.len() / 4 * 3 - padding
+}
+
+#[test]
+fn a_wrong_key_gets_its_own_exit_code_and_a_clear_message() {
+    let env = Env::new();
+    let out = env
+        .command()
+        .env("COFFER_KEY", "not the key")
+        .args(["points", "list", "--vault", &env.vault_str()])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(4));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("key does not open this vault"), "{err}");
+    assert!(err.contains("hint:"), "{err}");
+}
+
+#[test]
+fn key_file_works_and_no_key_is_a_clear_error() {
+    let env = Env::new();
+    let key_file = env.path("keyfile");
+    std::fs::write(&key_file, format!("{}\n", env.key)).unwrap();
+    let out = env
+        .command()
+        .env_remove("COFFER_KEY")
+        .args([
+            "points",
+            "list",
+            "--vault",
+            &env.vault_str(),
+            "--key-file",
+            key_file.to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let none = env
+        .command()
+        .env_remove("COFFER_KEY")
+        .args(["points", "list", "--vault", &env.vault_str()])
+        .output()
+        .unwrap();
+    assert_eq!(none.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&none.stderr).contains("no vault key given"));
+}
+
+#[test]
+fn add_rotate_list_and_remove_slots() {
+    let env = Env::new();
+    let src = env.path("src");
+    random_file(&src.join("a"), 10_000, 1);
+    env.backup(&[], &[&src]);
+
+    // add: both keys open the vault
+    let second_key = env.path("second");
+    std::fs::write(&second_key, "a second passphrase").unwrap();
+    env.ok(&[
+        "key",
+        "add",
+        "--vault",
+        &env.vault_str(),
+        "--new-key-file",
+        second_key.to_str().unwrap(),
+    ]);
+    let with_second = env
+        .command()
+        .env("COFFER_KEY", "a second passphrase")
+        .args(["points", "list", "--vault", &env.vault_str()])
+        .output()
+        .unwrap();
+    assert!(with_second.status.success());
+
+    // list: two slots, no key material
+    let list = env.ok(&["key", "list", "--vault", &env.vault_str(), "--json"]);
+    let slots: serde_json::Value = serde_json::from_slice(&list.stdout).unwrap();
+    assert_eq!(slots.as_array().unwrap().len(), 2);
+    let text = String::from_utf8_lossy(&list.stdout);
+    assert!(!text.contains(&env.key) && !text.contains("a second passphrase"));
+
+    // rotate the first key: a generated key is printed once, the old key stops working
+    let rotated = env.ok(&["key", "rotate", "--vault", &env.vault_str()]);
+    let new_key = String::from_utf8(rotated.stdout)
+        .unwrap()
+        .lines()
+        .last()
+        .unwrap()
+        .to_string();
+    let old = env.run(&["points", "list", "--vault", &env.vault_str()]);
+    assert_eq!(old.status.code(), Some(4));
+    let new = env
+        .command()
+        .env("COFFER_KEY", &new_key)
+        .args(["points", "list", "--vault", &env.vault_str()])
+        .output()
+        .unwrap();
+    assert!(new.status.success());
+    // the data is still readable with the new key
+    let restored = env
+        .command()
+        .env("COFFER_KEY", &new_key)
+        .args([
+            "restore",
+            "--vault",
+            &env.vault_str(),
+            "latest",
+            "--target",
+            env.path("r").to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    assert!(restored.status.success());
+    assert_same_tree(&src, &under(&env.path("r"), &src));
+
+    // remove: the second slot may go, the last one never
+    let list = env
+        .command()
+        .env("COFFER_KEY", &new_key)
+        .args(["key", "list", "--json", "--vault", &env.vault_str()])
+        .output()
+        .unwrap();
+    let slots: serde_json::Value = serde_json::from_slice(&list.stdout).unwrap();
+    let other = slots
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["in_use"] == false)
+        .unwrap()["slot"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let mine = slots
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["in_use"] == true)
+        .unwrap()["slot"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let rm = env
+        .command()
+        .env("COFFER_KEY", &new_key)
+        .args(["key", "remove", "--vault", &env.vault_str(), &other])
+        .output()
+        .unwrap();
+    assert!(rm.status.success());
+    let last = env
+        .command()
+        .env("COFFER_KEY", &new_key)
+        .args(["key", "remove", "--vault", &env.vault_str(), &mine])
+        .output()
+        .unwrap();
+    assert_eq!(last.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&last.stderr).contains("last key slot"));
+}

@@ -1,0 +1,74 @@
+//! Exact restore of the shared torture tree, and incremental behaviour on it.
+
+mod common;
+
+use common::*;
+use std::process::Command;
+
+#[test]
+fn torture_tree_restores_identically_and_incrementals_read_only_changes() {
+    let torture = shared_dir().join("torture_tree.py");
+    assert!(torture.exists(), "{} is missing", torture.display());
+    let env = Env::new();
+    let src = env.path("src");
+    let made = Command::new("python3")
+        .arg(&torture)
+        .arg("make")
+        .arg(&src)
+        .output()
+        .unwrap();
+    assert!(
+        made.status.success(),
+        "{}",
+        String::from_utf8_lossy(&made.stderr)
+    );
+
+    let first = env.backup(&[], &[&src]);
+    assert_eq!(first["errors"].as_array().unwrap().len(), 0, "{first}");
+    assert!(first["files_new"].as_u64().unwrap() > 20000);
+
+    // Nothing changed: nothing is read.
+    let second = env.backup(&[], &[&src]);
+    assert_eq!(second["bytes_read"], 0, "{second}");
+    assert_eq!(second["files_new"], 0);
+    assert_eq!(second["files_changed"], 0);
+
+    // One file changed: only it is read, and only its new chunks are stored.
+    std::fs::write(src.join("sizes/f4096"), vec![7u8; 4096]).unwrap();
+    let third = env.backup(&[], &[&src]);
+    assert_eq!(third["files_changed"], 1, "{third}");
+    assert_eq!(third["bytes_read"], 4096);
+    assert!(third["bytes_new"].as_u64().unwrap() < 200_000, "{third}");
+
+    let target = env.path("restore");
+    let out = env.restore("latest", &target, &[]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let cmp = Command::new("python3")
+        .arg(&torture)
+        .arg("compare")
+        .arg(&src)
+        .arg(under(&target, &src))
+        .output()
+        .unwrap();
+    let report = String::from_utf8_lossy(&cmp.stdout);
+    assert!(
+        cmp.status.success() && report.contains(" 0 differences"),
+        "{report}"
+    );
+
+    // Without the cache, the next backup is still correct and still incremental
+    // for file contents (the previous point's trees are read from the vault).
+    std::fs::remove_dir_all(env.path("cache")).unwrap();
+    let fourth = env.backup(&[], &[&src]);
+    assert_eq!(fourth["bytes_read"], 0, "{fourth}");
+    let check = env.check(&["--read-data"]);
+    assert!(
+        check.status.success(),
+        "{}",
+        String::from_utf8_lossy(&check.stdout)
+    );
+}
