@@ -89,16 +89,21 @@ impl MasterKeys {
 
 /// `nonce || ciphertext || tag` with a fresh random nonce.
 pub(crate) fn seal_with(key: &[u8; 32], aad: &[u8], plaintext: &[u8]) -> Vec<u8> {
-    let cipher = XChaCha20Poly1305::new(key.into());
     let mut nonce = [0u8; NONCE_LEN];
     rand::rngs::OsRng.fill_bytes(&mut nonce);
+    seal_with_nonce(key, &nonce, aad, plaintext)
+}
+
+/// Sealing with a given nonce; only for test vectors, where it must be fixed.
+pub(crate) fn seal_with_nonce(key: &[u8; 32], nonce: &[u8; NONCE_LEN], aad: &[u8], plaintext: &[u8]) -> Vec<u8> {
+    let cipher = XChaCha20Poly1305::new(key.into());
     let mut out = Vec::with_capacity(plaintext.len() + SEAL_OVERHEAD);
-    out.extend_from_slice(&nonce);
+    out.extend_from_slice(nonce);
     // Encryption with a valid key and in-memory buffers cannot fail: the
     // only error the AEAD API reports is a plaintext over 256 GiB.
     let ct = cipher
         .encrypt(
-            XNonce::from_slice(&nonce),
+            XNonce::from_slice(nonce),
             Payload {
                 msg: plaintext,
                 aad,

@@ -81,6 +81,10 @@ impl Header {
     pub fn new(created: i64) -> Self {
         let mut vault_id = [0u8; 16];
         rand::rngs::OsRng.fill_bytes(&mut vault_id);
+        Self::with_id(vault_id, created)
+    }
+
+    pub(crate) fn with_id(vault_id: [u8; 16], created: i64) -> Self {
         let mut bytes = Vec::with_capacity(HEADER_LEN);
         bytes.extend_from_slice(HEADER_MAGIC);
         bytes.extend_from_slice(&FORMAT_VERSION.to_le_bytes());
@@ -142,7 +146,7 @@ pub struct KeySlot {
     body: Vec<u8>,
 }
 
-fn derive(key: &VaultKey, salt: &[u8; 32], kdf: KdfParams) -> Result<Zeroizing<[u8; 32]>> {
+pub(crate) fn derive(key: &VaultKey, salt: &[u8; 32], kdf: KdfParams) -> Result<Zeroizing<[u8; 32]>> {
     let params = Params::new(kdf.memory_kib, kdf.iterations, kdf.parallelism, Some(32))
         .map_err(|e| Error::Invalid(format!("bad key derivation parameters: {e}")))?;
     let argon = Argon2::new(Algorithm::Argon2id, Version::V0x13, params);

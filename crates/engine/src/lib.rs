@@ -30,3 +30,6 @@ pub use ids::{ChunkId, ObjectId};
 pub use keys::{KdfParams, VaultKey, DEFAULT_KDF, FORMAT_VERSION};
 pub use storage::Storage;
 pub use vault::{Point, Vault};
+
+#[cfg(test)]
+mod format_vectors;

@@ -1,0 +1,100 @@
+//! Checks the test vectors published in `docs/FORMAT.md` against this code.
+//! Each vector is a line `vector NAME: HEX` in the document; every vector the
+//! code computes must appear there with exactly this value, so the document
+//! and the implementation cannot drift apart.
+
+use std::collections::BTreeMap;
+
+use crate::chunker::Chunker;
+use crate::crypto::{seal_with_nonce, MasterKeys};
+use crate::ids::{ChunkId, ObjectId};
+use crate::index::{encode_index, PackRecord};
+use crate::keys::{derive, Header, KdfParams, VaultKey};
+use crate::pack::{BlobEntry, BlobKind};
+use crate::tree::{ChunkRef, Extent, Node, NodeKind, Timestamp, Tree};
+
+fn computed() -> BTreeMap<&'static str, String> {
+    let mut v = BTreeMap::new();
+    v.insert("header", hex::encode(&Header::with_id(*b"0123456789abcdef", 1_700_000_000).bytes));
+
+    let kek = derive(
+        &VaultKey::from_text("correct horse battery staple").unwrap(),
+        &[3u8; 32],
+        KdfParams { memory_kib: 64, iterations: 1, parallelism: 1 },
+    )
+    .unwrap();
+    v.insert("argon2id", hex::encode(kek.as_ref()));
+
+    let seal = seal_with_nonce(&[4u8; 32], &[5u8; 24], b"aad", b"plaintext");
+    v.insert("seal", hex::encode(seal));
+
+    let keys = MasterKeys::from_bytes(&[[4u8; 32], [1u8; 32], [2u8; 32]].concat()).unwrap();
+    v.insert("chunk-id", keys.chunk_id(b"coffer").to_hex());
+
+    let chunker = Chunker::new(&[2u8; 32]);
+    let mut input = vec![0u8; 6 << 20];
+    blake3::Hasher::new().update(b"coffer chunker vector").finalize_xof().fill(&mut input);
+    let mut lens = Vec::new();
+    chunker
+        .split(&input[..], u64::MAX, |c| {
+            lens.push(c.len().to_string());
+            Ok(())
+        })
+        .unwrap();
+    v.insert("chunk-lengths", lens.join(","));
+
+    let entry = BlobEntry { id: ChunkId([0xab; 32]), compressed: true, offset: 8, stored_len: 0x1234, raw_len: 0x10000 };
+    let mut e = Vec::new();
+    entry.encode(&mut e);
+    v.insert("blob-entry", hex::encode(&e));
+
+    let tree = Tree {
+        nodes: vec![Node {
+            name: b"a".to_vec(),
+            kind: NodeKind::File {
+                size: 5,
+                extents: vec![Extent { offset: 0, chunks: vec![ChunkRef { id: ChunkId([7; 32]), len: 5 }] }],
+            },
+            mode: 0o644,
+            uid: 1000,
+            gid: 1000,
+            user: Some("u".into()),
+            group: None,
+            mtime: Timestamp { secs: -1, nanos: 5 },
+            ctime: Timestamp { secs: 1, nanos: 0 },
+            inode: 2,
+            device: 3,
+            links: 1,
+            xattrs: vec![(b"user.k".to_vec(), b"v".to_vec())],
+            error: None,
+        }],
+    };
+    v.insert("tree", hex::encode(tree.encode()));
+
+    // The index payload before sealing: one pack, one entry.
+    let rec = PackRecord { id: ObjectId([0xcd; 32]), kind: BlobKind::Data, entries: vec![entry] };
+    let sealed = encode_index(&keys, &[rec]);
+    let payload = keys.open("index", b"coffer index v1", &sealed[8..]).unwrap();
+    v.insert("index-payload", hex::encode(payload));
+    v
+}
+
+#[test]
+fn format_md_vectors_match_the_code() {
+    let doc = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs/FORMAT.md")).unwrap();
+    let published: BTreeMap<String, String> = doc
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix("vector "))
+        .filter_map(|l| l.split_once(": "))
+        .map(|(k, v)| (k.trim().to_string(), v.trim().trim_matches('`').to_string()))
+        .collect();
+    let mut missing = Vec::new();
+    for (name, value) in computed() {
+        match published.get(name) {
+            Some(p) if *p == value => {}
+            Some(p) => panic!("vector {name}: FORMAT.md says {p}, the code computes {value}"),
+            None => missing.push(format!("vector {name}: {value}")),
+        }
+    }
+    assert!(missing.is_empty(), "FORMAT.md lacks:\n{}", missing.join("\n"));
+}
