@@ -84,7 +84,10 @@ impl Ticker {
                     bar
                 });
                 let mut last_json = Instant::now();
-                while !stop.load(Ordering::Relaxed) {
+                let mut first = true;
+                loop {
+                    // One last sample after the stop, so JSON readers always get one.
+                    let stopping = stop.load(Ordering::Relaxed);
                     let s = sample();
                     let secs = started.elapsed().as_secs_f64().max(0.001);
                     let rate = s.bytes as f64 / secs;
@@ -98,7 +101,8 @@ impl Ticker {
                             msg.push_str(&format!(", ETA {}s", eta.round() as u64));
                         }
                         bar.set_message(msg);
-                    } else if last_json.elapsed() >= Duration::from_secs(1) {
+                    } else if first || stopping || last_json.elapsed() >= Duration::from_secs(1) {
+                        first = false;
                         last_json = Instant::now();
                         println!(
                             "{}",
@@ -106,6 +110,9 @@ impl Ticker {
                                 "total_bytes": s.total_bytes, "bytes_per_second": rate as u64, "eta_seconds": eta.map(|e| e.round() as u64),
                                 "elapsed_seconds": secs})
                         );
+                    }
+                    if stopping {
+                        break;
                     }
                     std::thread::sleep(Duration::from_millis(100));
                 }

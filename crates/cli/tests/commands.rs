@@ -327,3 +327,101 @@ fn bad_input_gets_clear_errors() {
     ]);
     assert_eq!(pct.status.code(), Some(1));
 }
+
+#[test]
+fn json_progress_lines_precede_the_summary() {
+    let env = Env::new();
+    let src = env.path("src");
+    random_file(&src.join("a"), 2_000_000, 9);
+    let out = env.ok(&[
+        "backup",
+        "--json",
+        "--vault",
+        &env.vault_str(),
+        src.to_str().unwrap(),
+    ]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    let lines: Vec<serde_json::Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert!(lines.len() >= 2, "{text}");
+    assert_eq!(lines.last().unwrap()["type"], "summary");
+    let progress = &lines[lines.len() - 2];
+    assert_eq!(progress["type"], "progress");
+    assert_eq!(progress["files"], 1);
+    assert_eq!(progress["bytes"], 2_000_000);
+    // Not a terminal and no --json: no progress noise, only the summary.
+    let plain = env.ok(&["backup", "--vault", &env.vault_str(), src.to_str().unwrap()]);
+    assert!(!String::from_utf8_lossy(&plain.stdout).contains("progress"));
+}
+
+#[test]
+fn times_before_1970_devices_sockets_and_fifos_restore_exactly() {
+    use std::os::unix::fs::{FileTypeExt, MetadataExt};
+    let env = Env::new();
+    let src = env.path("src");
+    random_file(&src.join("ancient"), 10, 1);
+    let ancient = std::process::Command::new("touch")
+        .args(["-h", "-d", "1901-12-14 10:00:00.123456789 UTC"])
+        .arg(src.join("ancient"))
+        .status()
+        .unwrap();
+    assert!(ancient.success());
+    let _socket = std::os::unix::net::UnixListener::bind(src.join("sock")).unwrap();
+    assert!(std::process::Command::new("mkfifo")
+        .arg(src.join("fifo"))
+        .status()
+        .unwrap()
+        .success());
+    if is_root() {
+        assert!(std::process::Command::new("mknod")
+            .arg(src.join("null"))
+            .args(["c", "1", "3"])
+            .status()
+            .unwrap()
+            .success());
+        assert!(std::process::Command::new("mknod")
+            .arg(src.join("blk"))
+            .args(["b", "7", "200"])
+            .status()
+            .unwrap()
+            .success());
+    }
+    env.backup(&[], &[&src]);
+    let target = env.path("r");
+    let r = env.restore("latest", &target, &[]);
+    assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
+    let back = under(&target, &src);
+    let (a, b) = (
+        std::fs::metadata(src.join("ancient")).unwrap(),
+        std::fs::metadata(back.join("ancient")).unwrap(),
+    );
+    assert!(a.mtime() < 0);
+    assert_eq!((a.mtime(), a.mtime_nsec()), (b.mtime(), b.mtime_nsec()));
+    assert!(std::fs::symlink_metadata(back.join("sock"))
+        .unwrap()
+        .file_type()
+        .is_socket());
+    assert!(std::fs::symlink_metadata(back.join("fifo"))
+        .unwrap()
+        .file_type()
+        .is_fifo());
+    if is_root() {
+        for name in ["null", "blk"] {
+            let (a, b) = (
+                std::fs::symlink_metadata(src.join(name)).unwrap(),
+                std::fs::symlink_metadata(back.join(name)).unwrap(),
+            );
+            assert_eq!(a.rdev(), b.rdev(), "{name}");
+            assert_eq!(
+                a.file_type().is_char_device(),
+                b.file_type().is_char_device()
+            );
+            assert_eq!(
+                a.file_type().is_block_device(),
+                b.file_type().is_block_device()
+            );
+        }
+    }
+}

@@ -199,6 +199,9 @@ impl Excludes {
     }
 }
 
+/// (device, inode) of a file with several names.
+type InodeKey = (u64, u64);
+
 struct Session<'a> {
     vault: &'a Vault,
     index: Index,
@@ -213,7 +216,7 @@ struct Session<'a> {
     names: Names,
     progress: &'a Progress,
     errors: Mutex<Vec<EntryError>>,
-    hardlinks: Mutex<HashMap<(u64, u64), (u64, Vec<Extent>)>>,
+    hardlinks: Mutex<HashMap<InodeKey, (u64, Vec<Extent>)>>,
     files_new: AtomicU64,
     files_changed: AtomicU64,
     files_unchanged: AtomicU64,

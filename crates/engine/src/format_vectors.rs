@@ -15,12 +15,19 @@ use crate::tree::{ChunkRef, Extent, Node, NodeKind, Timestamp, Tree};
 
 fn computed() -> BTreeMap<&'static str, String> {
     let mut v = BTreeMap::new();
-    v.insert("header", hex::encode(&Header::with_id(*b"0123456789abcdef", 1_700_000_000).bytes));
+    v.insert(
+        "header",
+        hex::encode(&Header::with_id(*b"0123456789abcdef", 1_700_000_000).bytes),
+    );
 
     let kek = derive(
         &VaultKey::from_text("correct horse battery staple").unwrap(),
         &[3u8; 32],
-        KdfParams { memory_kib: 64, iterations: 1, parallelism: 1 },
+        KdfParams {
+            memory_kib: 64,
+            iterations: 1,
+            parallelism: 1,
+        },
     )
     .unwrap();
     v.insert("argon2id", hex::encode(kek.as_ref()));
@@ -33,7 +40,10 @@ fn computed() -> BTreeMap<&'static str, String> {
 
     let chunker = Chunker::new(&[2u8; 32]);
     let mut input = vec![0u8; 6 << 20];
-    blake3::Hasher::new().update(b"coffer chunker vector").finalize_xof().fill(&mut input);
+    blake3::Hasher::new()
+        .update(b"coffer chunker vector")
+        .finalize_xof()
+        .fill(&mut input);
     let mut lens = Vec::new();
     chunker
         .split(&input[..], u64::MAX, |c| {
@@ -43,7 +53,13 @@ fn computed() -> BTreeMap<&'static str, String> {
         .unwrap();
     v.insert("chunk-lengths", lens.join(","));
 
-    let entry = BlobEntry { id: ChunkId([0xab; 32]), compressed: true, offset: 8, stored_len: 0x1234, raw_len: 0x10000 };
+    let entry = BlobEntry {
+        id: ChunkId([0xab; 32]),
+        compressed: true,
+        offset: 8,
+        stored_len: 0x1234,
+        raw_len: 0x10000,
+    };
     let mut e = Vec::new();
     entry.encode(&mut e);
     v.insert("blob-entry", hex::encode(&e));
@@ -53,7 +69,13 @@ fn computed() -> BTreeMap<&'static str, String> {
             name: b"a".to_vec(),
             kind: NodeKind::File {
                 size: 5,
-                extents: vec![Extent { offset: 0, chunks: vec![ChunkRef { id: ChunkId([7; 32]), len: 5 }] }],
+                extents: vec![Extent {
+                    offset: 0,
+                    chunks: vec![ChunkRef {
+                        id: ChunkId([7; 32]),
+                        len: 5,
+                    }],
+                }],
             },
             mode: 0o644,
             uid: 1000,
@@ -72,16 +94,23 @@ fn computed() -> BTreeMap<&'static str, String> {
     v.insert("tree", hex::encode(tree.encode()));
 
     // The index payload before sealing: one pack, one entry.
-    let rec = PackRecord { id: ObjectId([0xcd; 32]), kind: BlobKind::Data, entries: vec![entry] };
+    let rec = PackRecord {
+        id: ObjectId([0xcd; 32]),
+        kind: BlobKind::Data,
+        entries: vec![entry],
+    };
     let sealed = encode_index(&keys, &[rec]);
-    let payload = keys.open("index", b"coffer index v1", &sealed[8..]).unwrap();
+    let payload = keys
+        .open("index", b"coffer index v1", &sealed[8..])
+        .unwrap();
     v.insert("index-payload", hex::encode(payload));
     v
 }
 
 #[test]
 fn format_md_vectors_match_the_code() {
-    let doc = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs/FORMAT.md")).unwrap();
+    let doc = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs/FORMAT.md"))
+        .unwrap();
     let published: BTreeMap<String, String> = doc
         .lines()
         .filter_map(|l| l.trim().strip_prefix("vector "))
@@ -96,5 +125,9 @@ fn format_md_vectors_match_the_code() {
             None => missing.push(format!("vector {name}: {value}")),
         }
     }
-    assert!(missing.is_empty(), "FORMAT.md lacks:\n{}", missing.join("\n"));
+    assert!(
+        missing.is_empty(),
+        "FORMAT.md lacks:\n{}",
+        missing.join("\n")
+    );
 }

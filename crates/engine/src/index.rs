@@ -215,7 +215,7 @@ mod tests {
         let keys = MasterKeys::random();
         let e = |b: u8| BlobEntry {
             id: ChunkId([b; 32]),
-            compressed: b % 2 == 0,
+            compressed: b.is_multiple_of(2),
             offset: 8 + b as u32,
             stored_len: 100,
             raw_len: 90,
@@ -232,7 +232,7 @@ mod tests {
         let index = Index::build(back);
         assert_eq!(index.get(&ChunkId([5; 32])).unwrap().entry, e(5));
         assert!(!index.contains(&ChunkId([6; 32])));
-        assert!(Index::BYTES_PER_BLOB < 64);
+        const { assert!(Index::BYTES_PER_BLOB < 64) };
         let mut flipped = bytes.clone();
         flipped[40] ^= 1;
         assert!(decode_index(&keys, "index/x", &flipped).is_err());

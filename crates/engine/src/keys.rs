@@ -146,7 +146,11 @@ pub struct KeySlot {
     body: Vec<u8>,
 }
 
-pub(crate) fn derive(key: &VaultKey, salt: &[u8; 32], kdf: KdfParams) -> Result<Zeroizing<[u8; 32]>> {
+pub(crate) fn derive(
+    key: &VaultKey,
+    salt: &[u8; 32],
+    kdf: KdfParams,
+) -> Result<Zeroizing<[u8; 32]>> {
     let params = Params::new(kdf.memory_kib, kdf.iterations, kdf.parallelism, Some(32))
         .map_err(|e| Error::Invalid(format!("bad key derivation parameters: {e}")))?;
     let argon = Argon2::new(Algorithm::Argon2id, Version::V0x13, params);

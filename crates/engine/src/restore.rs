@@ -64,6 +64,11 @@ impl RestoreReport {
     }
 }
 
+/// Where one blob's plaintext goes: (file number, offset in the file).
+type Targets = Vec<(usize, u64)>;
+/// The needed blobs of one pack, with their targets.
+type PackBlobs = Vec<(BlobEntry, Targets)>;
+
 struct Entry {
     dest: PathBuf,
     node: Node,
@@ -80,51 +85,50 @@ fn wanted(path: &Path, includes: &[PathBuf]) -> (bool, bool) {
     (under || above, under || above)
 }
 
-fn plan(
-    vault: &Vault,
-    index: &Index,
-    tree: &ChunkId,
-    at: &Path,
-    target: &Path,
-    includes: &[PathBuf],
-    depth: usize,
-    out: &mut Vec<Entry>,
-    report: &mut RestoreReport,
-) {
-    let tree = match vault.read_tree(index, tree) {
-        Ok(t) => t,
-        Err(e) => {
-            report.damaged.push((
-                target.join(at.strip_prefix("/").unwrap_or(at)),
-                format!("directory contents lost: {e}"),
-            ));
-            return;
-        }
-    };
-    for node in tree.nodes {
-        let source = at.join(OsStr::from_bytes(&node.name));
-        let (take, descend) = wanted(&source, includes);
-        if !take {
-            continue;
-        }
-        let dest = target.join(source.strip_prefix("/").unwrap_or(&source));
-        let sub = match &node.kind {
-            NodeKind::Dir { tree } if descend => Some(*tree),
-            _ => None,
+/// Walks a point's trees into a restore plan.
+struct Planner<'a> {
+    vault: &'a Vault,
+    index: &'a Index,
+    target: &'a Path,
+    includes: &'a [PathBuf],
+}
+
+impl Planner<'_> {
+    fn walk(
+        &self,
+        tree: &ChunkId,
+        at: &Path,
+        depth: usize,
+        out: &mut Vec<Entry>,
+        report: &mut RestoreReport,
+    ) {
+        let tree = match self.vault.read_tree(self.index, tree) {
+            Ok(t) => t,
+            Err(e) => {
+                report.damaged.push((
+                    self.target.join(at.strip_prefix("/").unwrap_or(at)),
+                    format!("directory contents lost: {e}"),
+                ));
+                return;
+            }
         };
-        out.push(Entry { dest, node, depth });
-        if let Some(sub) = sub {
-            plan(
-                vault,
-                index,
-                &sub,
-                &source,
-                target,
-                includes,
-                depth + 1,
-                out,
-                report,
-            );
+        for node in tree.nodes {
+            let source = at.join(OsStr::from_bytes(&node.name));
+            let (take, descend) = wanted(&source, self.includes);
+            if !take {
+                continue;
+            }
+            let dest = self
+                .target
+                .join(source.strip_prefix("/").unwrap_or(&source));
+            let sub = match &node.kind {
+                NodeKind::Dir { tree } if descend => Some(*tree),
+                _ => None,
+            };
+            out.push(Entry { dest, node, depth });
+            if let Some(sub) = sub {
+                self.walk(&sub, &source, depth + 1, out, report);
+            }
         }
     }
 }
@@ -157,13 +161,15 @@ pub fn restore(
         .collect::<Result<_>>()?;
     std::fs::create_dir_all(&opts.target).map_err(|e| Error::io(&opts.target, e))?;
     let mut entries = Vec::new();
-    plan(
+    let planner = Planner {
         vault,
-        &index,
+        index: &index,
+        target: &opts.target,
+        includes: &includes,
+    };
+    planner.walk(
         &point.manifest.tree,
         Path::new("/"),
-        &opts.target,
-        &includes,
         0,
         &mut entries,
         &mut report,
@@ -295,7 +301,7 @@ pub fn restore(
     }
 
     // Group the needed chunks by pack, in pack and offset order.
-    let mut by_pack: BTreeMap<ObjectId, Vec<(BlobEntry, Vec<(usize, u64)>)>> = BTreeMap::new();
+    let mut by_pack: BTreeMap<ObjectId, PackBlobs> = BTreeMap::new();
     let mut damaged_files: BTreeMap<usize, String> = BTreeMap::new();
     for (id, targets) in needs {
         match index.get(&id) {
@@ -320,7 +326,7 @@ pub fn restore(
             }
         }
     };
-    let packs: Vec<(ObjectId, Vec<(BlobEntry, Vec<(usize, u64)>)>)> = by_pack
+    let packs: Vec<(ObjectId, PackBlobs)> = by_pack
         .into_iter()
         .map(|(id, mut blobs)| {
             blobs.sort_by_key(|(e, _)| e.offset);
@@ -415,7 +421,7 @@ pub fn restore(
         .iter()
         .filter(|e| matches!(e.node.kind, NodeKind::Dir { .. }))
         .collect();
-    dirs.sort_by(|a, b| b.depth.cmp(&a.depth));
+    dirs.sort_by_key(|e| std::cmp::Reverse(e.depth));
     for e in dirs {
         for p in apply_metadata(&e.dest, &e.node, as_root) {
             report.problems.push((e.dest.clone(), p));

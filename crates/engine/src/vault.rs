@@ -34,6 +34,13 @@ pub(crate) fn now_secs() -> i64 {
         .unwrap_or(0)
 }
 
+/// Tree packs held in memory, bounded by total size.
+#[derive(Default)]
+struct TreePacks {
+    bytes: usize,
+    packs: HashMap<ObjectId, Arc<Vec<u8>>>,
+}
+
 /// An unlocked vault.
 pub struct Vault {
     pub(crate) storage: Storage,
@@ -42,7 +49,7 @@ pub struct Vault {
     pub(crate) chunker: Chunker,
     pub(crate) cache: Cache,
     slot_id: String,
-    tree_packs: Mutex<(usize, HashMap<ObjectId, Arc<Vec<u8>>>)>,
+    tree_packs: Mutex<TreePacks>,
 }
 
 /// A recovery point with its id.
@@ -116,7 +123,7 @@ impl Vault {
                     chunker,
                     cache,
                     slot_id: slot.id,
-                    tree_packs: Mutex::new((0, HashMap::new())),
+                    tree_packs: Mutex::new(TreePacks::default()),
                 });
             }
         }
@@ -240,7 +247,7 @@ impl Vault {
             .par_iter()
             .map(|id| self.read_point(id))
             .collect::<Result<_>>()?;
-        points.sort_by(|a, b| (a.manifest.time, a.id).cmp(&(b.manifest.time, b.id)));
+        points.sort_by_key(|p| (p.manifest.time, p.id));
         Ok(points)
     }
 
@@ -325,18 +332,18 @@ impl Vault {
     /// A whole tree pack, from memory, the cache or storage, verified.
     fn tree_pack(&self, id: &ObjectId) -> Result<Arc<Vec<u8>>> {
         if let Ok(guard) = self.tree_packs.lock() {
-            if let Some(p) = guard.1.get(id) {
+            if let Some(p) = guard.packs.get(id) {
                 return Ok(p.clone());
             }
         }
         let bytes = Arc::new(self.cache.fetch(&self.storage, &pack_path(id), id)?);
         if let Ok(mut guard) = self.tree_packs.lock() {
-            if guard.0 + bytes.len() > TREE_PACK_MEMORY {
-                guard.1.clear();
-                guard.0 = 0;
+            if guard.bytes + bytes.len() > TREE_PACK_MEMORY {
+                guard.packs.clear();
+                guard.bytes = 0;
             }
-            guard.0 += bytes.len();
-            guard.1.insert(*id, bytes.clone());
+            guard.bytes += bytes.len();
+            guard.packs.insert(*id, bytes.clone());
         }
         Ok(bytes)
     }
