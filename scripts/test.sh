@@ -11,6 +11,7 @@ need() { command -v "$1" >/dev/null 2>&1; }
 missing=()
 need python3 || missing+=(python3)
 need setpriv || missing+=(util-linux)
+need script || missing+=(bsdutils)
 need diff || missing+=(diffutils)
 if [ ${#missing[@]} -gt 0 ]; then
   apt-get update -qq && apt-get install -y -qq "${missing[@]}"

@@ -200,3 +200,56 @@ fn add_rotate_list_and_remove_slots() {
     assert_eq!(last.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&last.stderr).contains("last key slot"));
 }
+
+#[test]
+fn the_key_can_be_typed_at_a_prompt_on_a_terminal() {
+    let env = Env::new();
+    // `script` gives coffer a real pseudo-terminal; the key is typed into it.
+    let line = format!("{BIN} points list --vault {}", env.vault_str());
+    let mut child = env
+        .command_for("script")
+        .env_remove("COFFER_KEY")
+        .args(["-qc", &line, "/dev/null"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("script (util-linux) is needed: {e}"));
+    use std::io::{Read, Write};
+    // Type only once the prompt is shown, as a person would: input typed
+    // earlier is echoed by the terminal before coffer can turn echo off.
+    let mut stdout = child.stdout.take().unwrap();
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let reader = {
+        let seen = seen.clone();
+        std::thread::spawn(move || {
+            let mut buf = [0u8; 256];
+            while let Ok(n) = stdout.read(&mut buf) {
+                if n == 0 {
+                    break;
+                }
+                seen.lock().unwrap().extend_from_slice(&buf[..n]);
+            }
+        })
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while !String::from_utf8_lossy(&seen.lock().unwrap()).contains("Vault key:") {
+        assert!(std::time::Instant::now() < deadline, "no prompt appeared");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let mut stdin = child.stdin.take().unwrap();
+    stdin
+        .write_all(format!("{}\n", env.key).as_bytes())
+        .unwrap();
+    let status = child.wait().unwrap();
+    drop(stdin);
+    reader.join().unwrap();
+    assert!(status.success());
+    let out = seen.lock().unwrap().clone();
+    let text = String::from_utf8_lossy(&out);
+    assert!(
+        text.contains("Vault key:") && text.contains("0 point(s)"),
+        "{text}"
+    );
+    assert!(!text.contains(&env.key), "the typed key must not be echoed");
+}

@@ -54,7 +54,12 @@ impl Env {
     }
 
     pub fn command(&self) -> Command {
-        let mut c = Command::new(BIN);
+        self.command_for(BIN)
+    }
+
+    /// Any program, with this environment's variables.
+    pub fn command_for(&self, program: &str) -> Command {
+        let mut c = Command::new(program);
         c.env_clear()
             .env("PATH", std::env::var_os("PATH").unwrap_or_default())
             .env("HOME", self.dir.path())
