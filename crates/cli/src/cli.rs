@@ -320,14 +320,15 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
             let m = &report.manifest;
             let s = &m.stats;
             if ctx.json {
-                println!(
-                    "{}",
-                    json!({"type": "summary", "point": report.point.to_hex(), "item": m.item, "files": s.files, "dirs": s.dirs,
-                        "files_new": s.files_new, "files_changed": s.files_changed, "files_unchanged": s.files_unchanged,
-                        "bytes_total": s.bytes_total, "bytes_read": s.bytes_read, "bytes_new": s.bytes_new, "bytes_stored": s.bytes_stored,
-                        "duration_ms": s.duration_ms, "packs_adopted": report.packs_adopted,
-                        "errors": m.errors.iter().map(|e| json!({"path": String::from_utf8_lossy(&e.path), "error": e.message})).collect::<Vec<_>>()})
-                );
+                println!("{}", {
+                    let mut v = stats_json(s);
+                    v["type"] = json!("summary");
+                    v["point"] = json!(report.point.to_hex());
+                    v["item"] = json!(m.item);
+                    v["packs_adopted"] = json!(report.packs_adopted);
+                    v["errors"] = errors_json(&m.errors);
+                    v
+                });
             } else {
                 println!(
                     "point {} saved for item {:?}",
@@ -687,23 +688,27 @@ fn key_command(ctx: &Ctx, cmd: KeyCommand) -> Result<ExitCode> {
 
 fn point_json(p: &coffer_engine::Point, full: bool) -> serde_json::Value {
     let m = &p.manifest;
-    let s = &m.stats;
     let mut v = json!({"id": p.id.to_hex(), "time": time(m.time), "host": m.host, "item": m.item,
         "paths": m.paths.iter().map(|x| String::from_utf8_lossy(x).into_owned()).collect::<Vec<_>>(),
         "tags": m.tags, "parent": m.parent.map(|x| x.to_hex()), "consistency": m.consistency.as_str(),
-        "stats": {"files": s.files, "dirs": s.dirs, "files_new": s.files_new, "files_changed": s.files_changed,
-            "files_unchanged": s.files_unchanged, "bytes_total": s.bytes_total, "bytes_read": s.bytes_read,
-            "bytes_new": s.bytes_new, "bytes_stored": s.bytes_stored, "duration_ms": s.duration_ms, "errors": s.errors}});
+        "stats": stats_json(&m.stats)});
     if full {
         v["tree"] = json!(m.tree.to_hex());
         v["software"] = json!(m.software);
-        v["errors"] = json!(m
-            .errors
-            .iter()
-            .map(|e| json!({"path": String::from_utf8_lossy(&e.path), "error": e.message}))
-            .collect::<Vec<_>>());
+        v["errors"] = errors_json(&m.errors);
     }
     v
+}
+
+fn stats_json(s: &coffer_engine::point::Stats) -> serde_json::Value {
+    serde_json::to_value(s).unwrap_or_default()
+}
+
+fn errors_json(errors: &[coffer_engine::point::EntryError]) -> serde_json::Value {
+    errors
+        .iter()
+        .map(|e| json!({"path": String::from_utf8_lossy(&e.path), "error": e.message}))
+        .collect()
 }
 
 fn list_tree(

@@ -157,9 +157,12 @@ impl Index {
 
     pub fn get(&self, id: &ChunkId) -> Option<Location> {
         let i = self.slots.binary_search_by_key(id, |s| s.id).ok()?;
-        let s = self.slots[i];
+        Some(self.location(&self.slots[i]))
+    }
+
+    fn location(&self, s: &Slot) -> Location {
         let (pack, kind) = self.packs[s.pack as usize];
-        Some(Location {
+        Location {
             pack,
             kind,
             entry: BlobEntry {
@@ -169,7 +172,7 @@ impl Index {
                 stored_len: s.stored_len,
                 raw_len: s.raw_len,
             },
-        })
+        }
     }
 
     pub fn has_pack(&self, id: &ObjectId) -> bool {
@@ -186,20 +189,7 @@ impl Index {
 
     /// Every blob with its location, grouped by nothing in particular.
     pub fn locations(&self) -> impl Iterator<Item = Location> + '_ {
-        self.slots.iter().map(|s| {
-            let (pack, kind) = self.packs[s.pack as usize];
-            Location {
-                pack,
-                kind,
-                entry: BlobEntry {
-                    id: s.id,
-                    compressed: s.compressed,
-                    offset: s.offset,
-                    stored_len: s.stored_len,
-                    raw_len: s.raw_len,
-                },
-            }
-        })
+        self.slots.iter().map(|s| self.location(s))
     }
 
     /// Bytes of memory one blob costs in this index.
