@@ -425,3 +425,31 @@ fn times_before_1970_devices_sockets_and_fifos_restore_exactly() {
         }
     }
 }
+
+#[test]
+fn check_read_data_subset_reads_that_share_of_the_packs() {
+    let env = Env::new();
+    let src = env.path("src");
+    for i in 0..4u8 {
+        random_file(&src.join(format!("f{i}")), 10_000_000, 20 + i);
+    }
+    env.backup(&[], &[&src]);
+    let full = env.check(&["--read-data", "--json"]);
+    let full: serde_json::Value = serde_json::from_slice(&full.stdout).unwrap();
+    let packs = full["packs"].as_u64().unwrap();
+    assert!(packs >= 3, "{full}");
+    assert_eq!(full["packs_read"], packs);
+    let half = env.check(&["--read-data-subset", "50", "--json"]);
+    assert!(half.status.success());
+    let half: serde_json::Value = serde_json::from_slice(&half.stdout).unwrap();
+    assert_eq!(
+        half["packs_read"].as_u64().unwrap(),
+        packs.div_ceil(2),
+        "{half}"
+    );
+    assert!(half["blobs_verified"].as_u64().unwrap() > 0);
+    let none = env.check(&["--json"]);
+    let none: serde_json::Value = serde_json::from_slice(&none.stdout).unwrap();
+    assert_eq!(none["packs_read"], 0);
+    assert_eq!(none["ok"], true);
+}
