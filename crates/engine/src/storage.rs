@@ -49,7 +49,7 @@ impl Storage {
             location: location.to_string(),
             reason: reason.to_string(),
         };
-        let root = if let Some(rest) = location.strip_prefix("file://") {
+        let root = if location.starts_with("file://") {
             let parsed = url::Url::parse(location).map_err(|e| bad(&e.to_string()))?;
             if parsed
                 .host_str()
@@ -60,7 +60,6 @@ impl Storage {
             let path = parsed
                 .to_file_path()
                 .map_err(|_| bad("file:// URL does not name an absolute path"))?;
-            let _ = rest;
             path
         } else if location.contains("://") {
             let scheme = location.split("://").next().unwrap_or_default();
