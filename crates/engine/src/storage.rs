@@ -57,10 +57,9 @@ impl Storage {
             {
                 return Err(bad("file:// URLs must name a local path (file:///path)"));
             }
-            let path = parsed
+            parsed
                 .to_file_path()
-                .map_err(|_| bad("file:// URL does not name an absolute path"))?;
-            path
+                .map_err(|_| bad("file:// URL does not name an absolute path"))?
         } else if location.contains("://") {
             let scheme = location.split("://").next().unwrap_or_default();
             return Err(bad(&format!(
