@@ -555,7 +555,6 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
             read_data_subset,
         } => {
             let mut v = ctx.open(&vault.vault)?;
-            v.disable_cache();
             let mode = match (read_data, read_data_subset) {
                 (true, _) => ReadData::All,
                 (false, Some(p)) if p > 0.0 && p <= 100.0 => ReadData::Subset(p),
@@ -564,7 +563,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
                 }
                 (false, None) => ReadData::None,
             };
-            let r = coffer_engine::check::check(&v, mode)?;
+            let r = coffer_engine::check::check(&mut v, mode)?;
             if ctx.json {
                 print_json(
                     &json!({"ok": r.ok(), "problems": r.problems, "key_slots": r.key_slots, "index_files": r.index_files,

@@ -742,11 +742,11 @@ pub fn backup(
                 }
             };
             for builder in [&session.data_pack, &session.tree_pack] {
-                let kind = builder.lock().map_err(|_| Error::Cancelled)?.kind;
-                let last = std::mem::replace(
-                    &mut *builder.lock().map_err(|_| Error::Cancelled)?,
-                    PackBuilder::new(kind),
-                );
+                let last = {
+                    let mut b = builder.lock().map_err(|_| Error::Cancelled)?;
+                    let kind = b.kind;
+                    std::mem::replace(&mut *b, PackBuilder::new(kind))
+                };
                 session.ship(last)?;
             }
             Ok(tree)

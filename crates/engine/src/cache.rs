@@ -24,10 +24,6 @@ impl Cache {
         }
     }
 
-    pub fn dir(&self) -> Option<&Path> {
-        self.dir.as_deref()
-    }
-
     /// Reads an object named by its hash, from the cache when a valid copy is
     /// there, else from storage (then keeping a copy).
     pub fn fetch(&self, storage: &Storage, path: &str, id: &ObjectId) -> Result<Vec<u8>> {
@@ -67,13 +63,6 @@ impl Cache {
         })();
         if let Err(e) = result {
             tracing::debug!(path = %local.display(), error = %e, "could not write to the cache");
-        }
-    }
-
-    /// Drops a cached object that no longer exists in the vault.
-    pub fn forget(&self, path: &str) {
-        if let Some(dir) = &self.dir {
-            let _ = std::fs::remove_file(dir.join(path));
         }
     }
 }

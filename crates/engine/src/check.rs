@@ -50,7 +50,10 @@ impl CheckReport {
     }
 }
 
-pub fn check(vault: &Vault, read_data: ReadData) -> Result<CheckReport> {
+pub fn check(vault: &mut Vault, read_data: ReadData) -> Result<CheckReport> {
+    // Every read below must reach the vault itself, never a local copy.
+    vault.disable_cache();
+    let vault = &*vault;
     let mut report = CheckReport::default();
     for slot in Vault::read_slots(vault.storage())? {
         match slot {
@@ -62,16 +65,7 @@ pub fn check(vault: &Vault, read_data: ReadData) -> Result<CheckReport> {
     let mut records: Vec<PackRecord> = Vec::new();
     for id in vault.index_files()? {
         report.index_files += 1;
-        let path = format!("index/{}", id.to_hex());
-        match vault.storage().get(&path).and_then(|b| {
-            if ObjectId::of(&b) != id {
-                return Err(crate::error::Error::corrupt(
-                    &path,
-                    "content does not match its name (hash mismatch)",
-                ));
-            }
-            crate::index::decode_index(vault.keys(), &path, &b)
-        }) {
+        match vault.read_index_file(&id) {
             Ok(r) => records.extend(r),
             Err(e) => report.problems.push(e.to_string()),
         }
@@ -107,16 +101,7 @@ pub fn check(vault: &Vault, read_data: ReadData) -> Result<CheckReport> {
     let mut seen_trees: HashSet<ChunkId> = HashSet::new();
     for id in point_ids {
         report.points += 1;
-        let path = crate::point::point_path(&id);
-        let manifest = match vault.storage().get(&path).and_then(|b| {
-            if ObjectId::of(&b) != id {
-                return Err(crate::error::Error::corrupt(
-                    &path,
-                    "content does not match its name (hash mismatch)",
-                ));
-            }
-            crate::point::Manifest::decode(vault.keys(), &path, &b)
-        }) {
+        let manifest = match vault.read_point(&id).map(|p| p.manifest) {
             Ok(m) => m,
             Err(e) => {
                 report.problems.push(e.to_string());

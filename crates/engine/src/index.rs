@@ -187,11 +187,6 @@ impl Index {
         self.slots.len()
     }
 
-    /// Every blob with its location, grouped by nothing in particular.
-    pub fn locations(&self) -> impl Iterator<Item = Location> + '_ {
-        self.slots.iter().map(|s| self.location(s))
-    }
-
     /// Bytes of memory one blob costs in this index.
     pub const BYTES_PER_BLOB: usize = std::mem::size_of::<Slot>();
 }

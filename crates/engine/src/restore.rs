@@ -75,14 +75,13 @@ struct Entry {
     depth: usize,
 }
 
-fn wanted(path: &Path, includes: &[PathBuf]) -> (bool, bool) {
-    // (restore this entry, descend into it)
-    if includes.is_empty() {
-        return (true, true);
-    }
-    let under = includes.iter().any(|i| path.starts_with(i));
-    let above = includes.iter().any(|i| i.starts_with(path));
-    (under || above, under || above)
+/// Whether an entry is restored (and walked into): it lies under an included
+/// path, or on the way to one.
+fn wanted(path: &Path, includes: &[PathBuf]) -> bool {
+    includes.is_empty()
+        || includes
+            .iter()
+            .any(|i| path.starts_with(i) || i.starts_with(path))
 }
 
 /// Walks a point's trees into a restore plan.
@@ -114,15 +113,14 @@ impl Planner<'_> {
         };
         for node in tree.nodes {
             let source = at.join(OsStr::from_bytes(&node.name));
-            let (take, descend) = wanted(&source, self.includes);
-            if !take {
+            if !wanted(&source, self.includes) {
                 continue;
             }
             let dest = self
                 .target
                 .join(source.strip_prefix("/").unwrap_or(&source));
             let sub = match &node.kind {
-                NodeKind::Dir { tree } if descend => Some(*tree),
+                NodeKind::Dir { tree } => Some(*tree),
                 _ => None,
             };
             out.push(Entry { dest, node, depth });

@@ -146,10 +146,6 @@ impl Vault {
         self.cache = Cache::new(None, "");
     }
 
-    pub fn cache(&self) -> &Cache {
-        &self.cache
-    }
-
     /// The slot the vault was opened with.
     pub fn current_slot(&self) -> &str {
         &self.slot_id
