@@ -19,13 +19,7 @@ fn the_committed_v1_vault_opens_checks_and_restores_byte_exactly() {
         .unwrap();
     assert!(status.success());
     let key = std::fs::read_to_string(fixtures.join("vault-v1.key")).unwrap();
-    let run = |args: &[&str]| {
-        env.command()
-            .env("COFFER_KEY", key.trim())
-            .args(args)
-            .output()
-            .unwrap()
-    };
+    let run = |args: &[&str]| env.run_with_key(key.trim(), args);
 
     let check = run(&["check", "--vault", &env.vault_str(), "--read-data"]);
     assert!(

@@ -46,12 +46,10 @@ fn base64_len(s: &str) -> usize {
 #[test]
 fn a_wrong_key_gets_its_own_exit_code_and_a_clear_message() {
     let env = Env::new();
-    let out = env
-        .command()
-        .env("COFFER_KEY", "not the key")
-        .args(["points", "list", "--vault", &env.vault_str()])
-        .output()
-        .unwrap();
+    let out = env.run_with_key(
+        "not the key",
+        &["points", "list", "--vault", &env.vault_str()],
+    );
     assert_eq!(out.status.code(), Some(4));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("key does not open this vault"), "{err}");
@@ -109,12 +107,10 @@ fn add_rotate_list_and_remove_slots() {
         "--new-key-file",
         second_key.to_str().unwrap(),
     ]);
-    let with_second = env
-        .command()
-        .env("COFFER_KEY", "a second passphrase")
-        .args(["points", "list", "--vault", &env.vault_str()])
-        .output()
-        .unwrap();
+    let with_second = env.run_with_key(
+        "a second passphrase",
+        &["points", "list", "--vault", &env.vault_str()],
+    );
     assert!(with_second.status.success());
 
     // list: two slots, no key material
@@ -134,37 +130,28 @@ fn add_rotate_list_and_remove_slots() {
         .to_string();
     let old = env.run(&["points", "list", "--vault", &env.vault_str()]);
     assert_eq!(old.status.code(), Some(4));
-    let new = env
-        .command()
-        .env("COFFER_KEY", &new_key)
-        .args(["points", "list", "--vault", &env.vault_str()])
-        .output()
-        .unwrap();
+    let new = env.run_with_key(&new_key, &["points", "list", "--vault", &env.vault_str()]);
     assert!(new.status.success());
     // the data is still readable with the new key
-    let restored = env
-        .command()
-        .env("COFFER_KEY", &new_key)
-        .args([
+    let restored = env.run_with_key(
+        &new_key,
+        &[
             "restore",
             "--vault",
             &env.vault_str(),
             "latest",
             "--target",
             env.path("r").to_str().unwrap(),
-        ])
-        .output()
-        .unwrap();
+        ],
+    );
     assert!(restored.status.success());
     assert_same_tree(&src, &under(&env.path("r"), &src));
 
     // remove: the second slot may go, the last one never
-    let list = env
-        .command()
-        .env("COFFER_KEY", &new_key)
-        .args(["key", "list", "--json", "--vault", &env.vault_str()])
-        .output()
-        .unwrap();
+    let list = env.run_with_key(
+        &new_key,
+        &["key", "list", "--json", "--vault", &env.vault_str()],
+    );
     let slots: serde_json::Value = serde_json::from_slice(&list.stdout).unwrap();
     let other = slots
         .as_array()
@@ -184,19 +171,15 @@ fn add_rotate_list_and_remove_slots() {
         .as_str()
         .unwrap()
         .to_string();
-    let rm = env
-        .command()
-        .env("COFFER_KEY", &new_key)
-        .args(["key", "remove", "--vault", &env.vault_str(), &other])
-        .output()
-        .unwrap();
+    let rm = env.run_with_key(
+        &new_key,
+        &["key", "remove", "--vault", &env.vault_str(), &other],
+    );
     assert!(rm.status.success());
-    let last = env
-        .command()
-        .env("COFFER_KEY", &new_key)
-        .args(["key", "remove", "--vault", &env.vault_str(), &mine])
-        .output()
-        .unwrap();
+    let last = env.run_with_key(
+        &new_key,
+        &["key", "remove", "--vault", &env.vault_str(), &mine],
+    );
     assert_eq!(last.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&last.stderr).contains("last key slot"));
 }

@@ -72,6 +72,15 @@ impl Env {
         self.command().args(args).output().unwrap()
     }
 
+    /// Runs with another key than the environment's own.
+    pub fn run_with_key(&self, key: &str, args: &[&str]) -> Output {
+        self.command()
+            .env("COFFER_KEY", key)
+            .args(args)
+            .output()
+            .unwrap()
+    }
+
     /// Runs and asserts success.
     pub fn ok(&self, args: &[&str]) -> Output {
         let out = self.run(args);
