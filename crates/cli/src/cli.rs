@@ -14,7 +14,7 @@ use coffer_engine::backup::{BackupOptions, Progress};
 use coffer_engine::check::ReadData;
 use coffer_engine::restore::{RestoreOptions, RestoreProgress};
 use coffer_engine::tree::{Node, NodeKind};
-use coffer_engine::{Storage, Vault, VaultKey, DEFAULT_KDF};
+use coffer_engine::{Storage, Vault, VaultKey};
 use serde_json::json;
 
 use crate::exit;
@@ -103,6 +103,15 @@ enum Command {
         /// Replace files that exist under the target.
         #[arg(long)]
         overwrite: bool,
+    },
+    /// Measure this machine's speed for each pipeline stage, one core at a time.
+    Benchmark {
+        /// Where to measure storage speed (a path or URL); default: the temp directory.
+        #[arg(long, value_name = "LOC")]
+        location: Option<String>,
+        /// Seconds to spend on each stage.
+        #[arg(long, default_value_t = 1.0, value_name = "SECONDS")]
+        seconds: f64,
     },
     /// Verify the vault's integrity.
     Check {
@@ -248,7 +257,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::Vault(VaultCommand::Init { location }) => {
             let storage = Storage::open(&location)?;
             let key = ctx.key()?;
-            let header = Vault::init(&storage, &key, DEFAULT_KDF)
+            let header = Vault::init(&storage, &key, key.slot_kdf())
                 .with_context(|| format!("cannot create a vault at {location}"))?;
             if ctx.json {
                 print_json(
@@ -549,6 +558,44 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
                 ExitCode::from(exit::PARTIAL)
             })
         }
+        Command::Benchmark { location, seconds } => {
+            if !(seconds > 0.0 && seconds <= 600.0) {
+                bail!("--seconds takes a duration above 0 and at most 600, not {seconds}");
+            }
+            let budget = std::time::Duration::from_secs_f64(seconds);
+            let location = match location {
+                Some(l) => l,
+                None => std::env::temp_dir().to_string_lossy().into_owned(),
+            };
+            let storage = coffer_engine::storage::Storage::open(&location)
+                .with_context(|| format!("cannot open {location} to measure storage speed"))?;
+            let mut stages = coffer_engine::speed::cpu_stages(budget);
+            stages.extend(
+                coffer_engine::speed::storage_stages(&storage, budget)
+                    .with_context(|| format!("storage probe at {location} failed"))?,
+            );
+            if ctx.json {
+                let rows: Vec<_> = stages
+                    .iter()
+                    .map(|s| json!({"stage": s.stage, "what": s.what, "bytes": s.bytes, "seconds": s.seconds, "mib_per_second": s.mib_per_second()}))
+                    .collect();
+                print_json(&json!({"location": storage.display(), "stages": rows}));
+            } else {
+                println!(
+                    "single-core speed on this machine (storage: {})",
+                    storage.display()
+                );
+                for s in &stages {
+                    println!(
+                        "{:<15} {:>9.0} MiB/s   {}",
+                        s.stage,
+                        s.mib_per_second(),
+                        s.what
+                    );
+                }
+            }
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Check {
             vault,
             read_data,
@@ -617,7 +664,7 @@ fn key_command(ctx: &Ctx, cmd: KeyCommand) -> Result<ExitCode> {
         } => {
             let v = ctx.open(&vault.vault)?;
             let (key, _) = new_key(&new_key_file)?;
-            let slot = v.add_key(&key, DEFAULT_KDF)?;
+            let slot = v.add_key(&key, key.slot_kdf())?;
             eprintln!(
                 "added key slot {} (fingerprint {})",
                 slot.id,
@@ -632,7 +679,7 @@ fn key_command(ctx: &Ctx, cmd: KeyCommand) -> Result<ExitCode> {
             let mut v = ctx.open(&vault.vault)?;
             let old = v.current_slot().to_string();
             let (key, _) = new_key(&new_key_file)?;
-            let slot = v.rotate_key(&key, DEFAULT_KDF)?;
+            let slot = v.rotate_key(&key, key.slot_kdf())?;
             eprintln!(
                 "key rotated: slot {old} removed, slot {} added (fingerprint {})",
                 slot.id,

@@ -453,3 +453,50 @@ fn check_read_data_subset_reads_that_share_of_the_packs() {
     assert_eq!(none["packs_read"], 0);
     assert_eq!(none["ok"], true);
 }
+
+#[test]
+fn benchmark_reports_every_stage_and_leaves_the_location_clean() {
+    let env = Env::without_vault();
+    let loc = env.path("bench-location");
+    std::fs::create_dir_all(&loc).unwrap();
+    let out = env.ok(&[
+        "--json",
+        "benchmark",
+        "--seconds",
+        "0.05",
+        "--location",
+        loc.to_str().unwrap(),
+    ]);
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let stages: Vec<&str> = report["stages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["stage"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        stages,
+        [
+            "chunking",
+            "hashing",
+            "compression",
+            "decompression",
+            "encryption",
+            "storage write",
+            "storage read"
+        ]
+    );
+    for s in report["stages"].as_array().unwrap() {
+        assert!(s["mib_per_second"].as_f64().unwrap() > 0.0, "{s}");
+    }
+    let left: Vec<_> = std::fs::read_dir(&loc)
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .filter(|n| n != ".staging")
+        .collect();
+    assert!(left.is_empty(), "probe objects left behind: {left:?}");
+
+    let bad = env.run(&["benchmark", "--seconds", "0"]);
+    assert_eq!(bad.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("--seconds"));
+}

@@ -39,13 +39,21 @@ use crate::point::{Consistency, EntryError, Manifest, Stats};
 use crate::tree::{ChunkRef, Extent, Node, NodeKind, Timestamp, Tree};
 use crate::vault::Vault;
 
-/// Data packs are closed at this size, tree packs at a quarter of it.
-pub const DATA_PACK_TARGET: usize = 16 << 20;
+// Memory is bounded by these settings, not by the data: at most
+// `LARGE_FILE_READERS` files above `SMALL_FILE` are read at once, each holding
+// the chunker's read-ahead (4 MiB) and one batch of chunks with their sealed
+// copies; smaller files hold at most themselves; packs exist once filling, once
+// waiting to be handed over, and once per uploader. docs/PERFORMANCE.md has
+// the sum.
+/// Data packs are closed at this size, tree packs at half of it.
+pub const DATA_PACK_TARGET: usize = 8 << 20;
 const TREE_PACK_TARGET: usize = 4 << 20;
 /// Bytes of chunks hashed and sealed together in parallel for one file.
-const BATCH_BYTES: usize = 8 << 20;
+const BATCH_BYTES: usize = 4 << 20;
 const UPLOAD_THREADS: usize = 2;
-const UPLOAD_QUEUE: usize = 3;
+/// Files up to this size are read whole by any worker; larger ones need one of
+/// the `LARGE_FILE_READERS` permits (one per core).
+const SMALL_FILE: u64 = 1 << 20;
 
 /// What to back up and how to label it.
 #[derive(Debug, Clone, Default)]
@@ -222,6 +230,50 @@ struct Session<'a> {
     files_unchanged: AtomicU64,
     dirs: AtomicU64,
     bytes_total: AtomicU64,
+    large_readers: Permits,
+    /// Chunks of large files go to the sealing threads; see `seal_loop`.
+    seal_jobs: Mutex<Option<Sender<SealJob>>>,
+}
+
+/// One chunk of a large file, to be stored by a sealing thread.
+struct SealJob {
+    position: usize,
+    data: Vec<u8>,
+    reply: Sender<(usize, Result<ChunkRef>)>,
+}
+
+/// A counting semaphore: few permits, held for a whole file's read.
+struct Permits {
+    free: Mutex<usize>,
+    freed: std::sync::Condvar,
+}
+
+struct Permit<'a>(&'a Permits);
+
+impl Permits {
+    fn new(n: usize) -> Self {
+        Permits {
+            free: Mutex::new(n.max(1)),
+            freed: std::sync::Condvar::new(),
+        }
+    }
+
+    fn acquire(&self) -> Permit<'_> {
+        let mut free = self.free.lock().unwrap_or_else(|p| p.into_inner());
+        while *free == 0 {
+            free = self.freed.wait(free).unwrap_or_else(|p| p.into_inner());
+        }
+        *free -= 1;
+        Permit(self)
+    }
+}
+
+impl Drop for Permit<'_> {
+    fn drop(&mut self) {
+        let mut free = self.0.free.lock().unwrap_or_else(|p| p.into_inner());
+        *free += 1;
+        self.0.freed.notify_one();
+    }
 }
 
 impl Session<'_> {
@@ -272,7 +324,7 @@ impl Session<'_> {
         let full = {
             let mut b = builder.lock().map_err(|_| Error::Cancelled)?;
             b.add(sealed);
-            (b.len() >= target).then(|| std::mem::replace(&mut *b, PackBuilder::new(kind)))
+            (b.len() >= target).then(|| std::mem::replace(&mut *b, new_pack(kind)))
         };
         if let Some(full) = full {
             self.ship(full)?;
@@ -531,6 +583,11 @@ impl Session<'_> {
         path: &Path,
         size: u64,
     ) -> std::result::Result<(u64, Vec<Extent>), ReadFailure> {
+        // A holder never waits for another permit, and its batches are sealed
+        // by plain threads it waits for without taking other work (rayon's
+        // join would let it steal a task that blocks on a permit), so this
+        // cannot deadlock.
+        let _permit = (size > SMALL_FILE).then(|| self.large_readers.acquire());
         let mut file = File::open(path).map_err(ReadFailure::Io)?;
         let mut extents = Vec::new();
         let mut end = 0u64;
@@ -563,12 +620,35 @@ impl Session<'_> {
         let mut batch_bytes = 0usize;
         let mut vault_error = None;
         let flush = |batch: &mut Vec<Vec<u8>>, out: &mut Vec<ChunkRef>| -> Result<()> {
-            let refs = batch
-                .par_iter()
-                .map(|c| self.store(BlobKind::Data, c))
-                .collect::<Result<Vec<_>>>()?;
-            out.extend(refs);
-            batch.clear();
+            if batch.len() <= 1 {
+                for c in batch.drain(..) {
+                    out.push(self.store(BlobKind::Data, &c)?);
+                }
+                return Ok(());
+            }
+            let sender = self
+                .seal_jobs
+                .lock()
+                .ok()
+                .and_then(|s| s.clone())
+                .ok_or(Error::Cancelled)?;
+            let (reply, results) = crossbeam_channel::unbounded();
+            let count = batch.len();
+            for (position, data) in batch.drain(..).enumerate() {
+                sender
+                    .send(SealJob {
+                        position,
+                        data,
+                        reply: reply.clone(),
+                    })
+                    .map_err(|_| Error::Cancelled)?;
+            }
+            let mut refs: Vec<Option<ChunkRef>> = vec![None; count];
+            for _ in 0..count {
+                let (position, r) = results.recv().map_err(|_| Error::Cancelled)?;
+                refs[position] = Some(r?);
+            }
+            out.extend(refs.into_iter().flatten());
             Ok(())
         };
         let read = self.vault.chunker.split(reader.by_ref(), len, |chunk| {
@@ -688,14 +768,18 @@ pub fn backup(
         .max_by_key(|p| p.manifest.time);
     let prev_root = parent.as_ref().map(|p| dir_stub(p.manifest.tree));
 
-    let (tx, rx) = bounded::<FinishedPack>(UPLOAD_QUEUE);
+    // A rendezvous channel: a finished pack waits in its packer's hands until
+    // an uploader is free, rather than piling up in a queue.
+    let (tx, rx) = bounded::<FinishedPack>(0);
     let written: Mutex<Vec<PackRecord>> = Mutex::new(Vec::new());
+    let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+    let (seal_tx, seal_rx) = bounded::<SealJob>(cores);
     let session = Session {
         vault,
         index,
         pending: (0..64).map(|_| Mutex::new(HashSet::new())).collect(),
-        data_pack: Mutex::new(PackBuilder::new(BlobKind::Data)),
-        tree_pack: Mutex::new(PackBuilder::new(BlobKind::Tree)),
+        data_pack: Mutex::new(new_pack(BlobKind::Data)),
+        tree_pack: Mutex::new(new_pack(BlobKind::Tree)),
         uploads: Mutex::new(Some(tx)),
         failed: AtomicBool::new(false),
         failure: Mutex::new(None),
@@ -710,11 +794,13 @@ pub fn backup(
         files_unchanged: AtomicU64::new(0),
         dirs: AtomicU64::new(0),
         bytes_total: AtomicU64::new(0),
+        large_readers: Permits::new(cores),
+        seal_jobs: Mutex::new(Some(seal_tx)),
     };
     // More threads than cores: file reads block, and the extra threads keep
     // the CPUs busy with chunks of other files meanwhile.
     let workers = rayon::ThreadPoolBuilder::new()
-        .num_threads(std::thread::available_parallelism().map_or(2, |n| n.get()) * 2 + 2)
+        .num_threads(cores * 2 + 2)
         .thread_name(|i| format!("coffer-backup-{i}"))
         .build()
         .map_err(|e| Error::Invalid(format!("cannot start worker threads: {e}")))?;
@@ -730,6 +816,19 @@ pub fn backup(
             })
             .collect();
         drop(rx);
+        let sealers: Vec<_> = (0..cores)
+            .map(|_| {
+                let jobs = seal_rx.clone();
+                let session = &session;
+                scope.spawn(move || {
+                    for job in jobs.iter() {
+                        let r = session.store(BlobKind::Data, &job.data);
+                        let _ = job.reply.send((job.position, r));
+                    }
+                })
+            })
+            .collect();
+        drop(seal_rx);
         let result =
             workers.install(|| session.source(b"", &root_source, prev_root.as_ref(), None));
         let result = result.and_then(|node| {
@@ -745,13 +844,19 @@ pub fn backup(
                 let last = {
                     let mut b = builder.lock().map_err(|_| Error::Cancelled)?;
                     let kind = b.kind;
-                    std::mem::replace(&mut *b, PackBuilder::new(kind))
+                    std::mem::replace(&mut *b, new_pack(kind))
                 };
                 session.ship(last)?;
             }
             Ok(tree)
         });
-        // Closing the channel lets the uploaders drain the queue and stop.
+        // Closing the channels lets the sealers and uploaders drain and stop.
+        if let Ok(mut s) = session.seal_jobs.lock() {
+            s.take();
+        }
+        for s in sealers {
+            let _ = s.join();
+        }
         if let Ok(mut s) = session.uploads.lock() {
             s.take();
         }
@@ -849,6 +954,15 @@ fn upload_loop(
             });
         }
     }
+}
+
+/// An empty pack with room for its target plus the largest blob and trailer.
+fn new_pack(kind: BlobKind) -> PackBuilder {
+    let target = match kind {
+        BlobKind::Data => DATA_PACK_TARGET,
+        BlobKind::Tree => TREE_PACK_TARGET,
+    };
+    PackBuilder::with_capacity(kind, target + crate::chunker::MAX_SIZE + (64 << 10))
 }
 
 /// A directory node that only carries a tree id (the previous point's root).

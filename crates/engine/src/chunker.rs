@@ -74,48 +74,53 @@ impl Chunker {
 
     /// Splits a stream of at most `limit` bytes into chunks, calling `emit`
     /// with each; returns the number of bytes read (less than `limit` when the
-    /// stream ended early). Holds at most `MAX_SIZE` bytes at a time.
+    /// stream ended early). One read-ahead buffer of `MAX_SIZE` bytes is
+    /// reused for the whole stream, and every chunk is handed out as an
+    /// exact-size copy, so a chunk in flight costs its own length and no more.
     pub fn split<R: Read>(
         &self,
         mut reader: R,
         limit: u64,
         mut emit: impl FnMut(Vec<u8>) -> std::io::Result<()>,
     ) -> std::io::Result<u64> {
-        let mut buf: Vec<u8> = Vec::with_capacity(MAX_SIZE);
+        let mut buf = vec![0u8; MAX_SIZE.min(limit as usize).max(1)];
+        // Unconsumed bytes are buf[start..end].
+        let (mut start, mut end) = (0usize, 0usize);
         let mut remaining = limit;
         let mut total = 0u64;
         let mut eof = false;
         loop {
-            while !eof && buf.len() < MAX_SIZE {
-                let want = ((MAX_SIZE - buf.len()) as u64).min(remaining) as usize;
-                if want == 0 {
-                    eof = true;
-                    break;
+            if !eof && end - start < MAX_SIZE {
+                if start > 0 {
+                    buf.copy_within(start..end, 0);
+                    end -= start;
+                    start = 0;
                 }
-                let start = buf.len();
-                buf.resize(start + want, 0);
-                let n = match reader.read(&mut buf[start..]) {
-                    Ok(n) => n,
-                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => 0,
-                    Err(e) => {
-                        buf.truncate(start);
-                        return Err(e);
+                while !eof && end < buf.len() {
+                    let want = ((buf.len() - end) as u64).min(remaining) as usize;
+                    if want == 0 {
+                        eof = true;
+                        break;
                     }
-                };
-                buf.truncate(start + n);
-                if n == 0 {
-                    eof = true;
+                    let n = match reader.read(&mut buf[end..end + want]) {
+                        Ok(n) => n,
+                        Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                        Err(e) => return Err(e),
+                    };
+                    if n == 0 {
+                        eof = true;
+                    }
+                    end += n;
+                    remaining -= n as u64;
+                    total += n as u64;
                 }
-                remaining -= n as u64;
-                total += n as u64;
             }
-            if buf.is_empty() {
+            if start == end {
                 return Ok(total);
             }
-            let cut = self.cut(&buf);
-            let rest = buf.split_off(cut);
-            emit(std::mem::replace(&mut buf, rest))?;
-            buf.reserve(MAX_SIZE.saturating_sub(buf.len()));
+            let cut = self.cut(&buf[start..end]);
+            emit(buf[start..start + cut].to_vec())?;
+            start += cut;
         }
     }
 }

@@ -8,7 +8,7 @@
 //! nothing either). They never leave memory unwrapped; key slots hold them
 //! encrypted under a key derived from the user's vault key.
 
-use chacha20poly1305::aead::{Aead, KeyInit, Payload};
+use chacha20poly1305::aead::{Aead, AeadInPlace, KeyInit, Payload};
 use chacha20poly1305::{XChaCha20Poly1305, XNonce};
 use rand::RngCore;
 use zeroize::{Zeroize, ZeroizeOnDrop};
@@ -102,20 +102,17 @@ pub(crate) fn seal_with_nonce(
     plaintext: &[u8],
 ) -> Vec<u8> {
     let cipher = XChaCha20Poly1305::new(key.into());
+    // One allocation: the plaintext is copied behind the nonce and encrypted
+    // where it lies.
     let mut out = Vec::with_capacity(plaintext.len() + SEAL_OVERHEAD);
     out.extend_from_slice(nonce);
+    out.extend_from_slice(plaintext);
     // Encryption with a valid key and in-memory buffers cannot fail: the
     // only error the AEAD API reports is a plaintext over 256 GiB.
-    let ct = cipher
-        .encrypt(
-            XNonce::from_slice(nonce),
-            Payload {
-                msg: plaintext,
-                aad,
-            },
-        )
-        .unwrap_or_default();
-    out.extend_from_slice(&ct);
+    match cipher.encrypt_in_place_detached(XNonce::from_slice(nonce), aad, &mut out[NONCE_LEN..]) {
+        Ok(tag) => out.extend_from_slice(&tag),
+        Err(_) => out.truncate(NONCE_LEN),
+    }
     out
 }
 

@@ -33,6 +33,15 @@ pub const DEFAULT_KDF: KdfParams = KdfParams {
     parallelism: 1,
 };
 
+/// Cost for a key that `key generate` made: 256 random bits cannot be guessed,
+/// so a memory-hard derivation adds no protection, only 64 MiB to every
+/// command's peak memory.
+pub const GENERATED_KEY_KDF: KdfParams = KdfParams {
+    memory_kib: 1024,
+    iterations: 1,
+    parallelism: 1,
+};
+
 /// A user's vault key. Its bytes are the text the user holds (usually the
 /// base64 string `key generate` printed), with surrounding white space trimmed.
 pub struct VaultKey(Zeroizing<Vec<u8>>);
@@ -52,6 +61,32 @@ impl VaultKey {
         rand::rngs::OsRng.fill_bytes(raw.as_mut());
         let text = Zeroizing::new(base64::engine::general_purpose::STANDARD.encode(raw.as_ref()));
         (VaultKey(Zeroizing::new(text.as_bytes().to_vec())), text)
+    }
+
+    /// Whether this is a full-entropy key of the kind `key generate` prints:
+    /// base64 of 32 bytes that do not look hand-made (a random key has about
+    /// 30 distinct byte values; fewer than 16 happens by chance with
+    /// negligible probability).
+    pub fn is_generated(&self) -> bool {
+        let Ok(raw) = base64::engine::general_purpose::STANDARD.decode(&*self.0) else {
+            return false;
+        };
+        let raw = Zeroizing::new(raw);
+        let mut seen = [false; 256];
+        for b in raw.iter() {
+            seen[*b as usize] = true;
+        }
+        raw.len() == 32 && seen.iter().filter(|s| **s).count() >= 16
+    }
+
+    /// The derivation cost a new key slot for this key should use: the full
+    /// memory-hard default for passphrases, a light one for generated keys.
+    pub fn slot_kdf(&self) -> KdfParams {
+        if self.is_generated() {
+            GENERATED_KEY_KDF
+        } else {
+            DEFAULT_KDF
+        }
     }
 
     /// A short fingerprint that identifies the key without revealing it.
@@ -296,6 +331,25 @@ mod tests {
         // a slot moved to another vault does not open there
         let header2 = Header::new(1_700_000_000);
         assert!(parsed.unlock(&header2, &key).unwrap().is_none());
+    }
+
+    #[test]
+    fn only_full_entropy_keys_get_the_light_derivation() {
+        let (generated, _) = VaultKey::generate();
+        assert_eq!(generated.slot_kdf(), GENERATED_KEY_KDF);
+        let passphrase = VaultKey::from_text("correct horse battery staple").unwrap();
+        assert_eq!(passphrase.slot_kdf(), DEFAULT_KDF);
+        // Base64 of 32 bytes, but made by hand: all zeros, or a short pattern.
+        let zeros = base64::engine::general_purpose::STANDARD.encode([0u8; 32]);
+        assert_eq!(VaultKey::from_text(&zeros).unwrap().slot_kdf(), DEFAULT_KDF);
+        let pattern = base64::engine::general_purpose::STANDARD.encode([1u8, 2, 3, 4].repeat(8));
+        assert_eq!(
+            VaultKey::from_text(&pattern).unwrap().slot_kdf(),
+            DEFAULT_KDF
+        );
+        // Base64 of another length is a passphrase too.
+        let short = base64::engine::general_purpose::STANDARD.encode([7u8; 16]);
+        assert_eq!(VaultKey::from_text(&short).unwrap().slot_kdf(), DEFAULT_KDF);
     }
 
     #[test]

@@ -21,6 +21,7 @@ pub mod keys;
 pub mod pack;
 pub mod point;
 pub mod restore;
+pub mod speed;
 pub mod storage;
 pub mod tree;
 pub mod vault;

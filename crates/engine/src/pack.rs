@@ -19,7 +19,7 @@ const TRAILER_AAD: &[u8] = b"coffer pack trailer v1";
 /// Encoded size of one trailer entry.
 pub const ENTRY_LEN: usize = 32 + 1 + 4 + 4 + 4;
 const FLAG_ZSTD: u8 = 1;
-const ZSTD_LEVEL: i32 = 3;
+pub const ZSTD_LEVEL: i32 = 3;
 
 /// What a pack holds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -82,18 +82,33 @@ pub fn pack_path(id: &ObjectId) -> String {
 
 thread_local! {
     static COMPRESSOR: RefCell<Option<zstd::bulk::Compressor<'static>>> = const { RefCell::new(None) };
+    /// Reused output buffer, so compressing a chunk allocates nothing.
+    static SCRATCH: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
 }
 
-fn compress(data: &[u8]) -> Option<Vec<u8>> {
+/// Runs `with_body` on the zstd-compressed `data` when that is smaller, else on
+/// `data` itself; the flag says which.
+fn with_compressed<T>(data: &[u8], with_body: impl FnOnce(&[u8], bool) -> T) -> T {
     COMPRESSOR.with(|cell| {
-        let mut slot = cell.borrow_mut();
-        if slot.is_none() {
-            *slot = zstd::bulk::Compressor::new(ZSTD_LEVEL).ok();
-        }
-        let compressor = slot.as_mut()?;
-        // Only worth keeping when it saves something.
-        let out = compressor.compress(data).ok()?;
-        (out.len() < data.len()).then_some(out)
+        SCRATCH.with(|scratch| {
+            let mut slot = cell.borrow_mut();
+            if slot.is_none() {
+                *slot = zstd::bulk::Compressor::new(ZSTD_LEVEL).ok();
+            }
+            let mut out = scratch.borrow_mut();
+            out.clear();
+            out.reserve(zstd::zstd_safe::compress_bound(data.len()));
+            // Only worth keeping when it saves something.
+            let smaller = slot
+                .as_mut()
+                .and_then(|c| c.compress_to_buffer(data, &mut *out).ok())
+                .is_some_and(|n| n < data.len());
+            if smaller {
+                with_body(&out, true)
+            } else {
+                with_body(data, false)
+            }
+        })
     })
 }
 
@@ -107,13 +122,14 @@ pub struct SealedBlob {
 
 /// Compresses (when it helps) and seals one plaintext blob.
 pub fn seal_blob(keys: &MasterKeys, id: ChunkId, plaintext: &[u8]) -> SealedBlob {
-    let compressed = compress(plaintext);
-    let body = compressed.as_deref().unwrap_or(plaintext);
+    let (bytes, compressed) = with_compressed(plaintext, |body, compressed| {
+        (keys.seal(&id.0, body), compressed)
+    });
     SealedBlob {
         id,
-        compressed: compressed.is_some(),
+        compressed,
         raw_len: plaintext.len() as u32,
-        bytes: keys.seal(&id.0, body),
+        bytes,
     }
 }
 
@@ -160,7 +176,13 @@ pub struct FinishedPack {
 
 impl PackBuilder {
     pub fn new(kind: BlobKind) -> Self {
-        let mut buf = Vec::with_capacity(1 << 20);
+        Self::with_capacity(kind, 1 << 20)
+    }
+
+    /// A builder whose buffer never has to grow (and be copied) below
+    /// `capacity` bytes; untouched capacity costs address space, not memory.
+    pub fn with_capacity(kind: BlobKind, capacity: usize) -> Self {
+        let mut buf = Vec::with_capacity(capacity);
         buf.extend_from_slice(PACK_MAGIC);
         PackBuilder {
             kind,

@@ -30,6 +30,9 @@ use crate::vault::{Point, Vault};
 
 /// Gap between needed blobs above which a pack is read in two ranges.
 const RANGE_GAP: u64 = 1 << 20;
+/// Longest single read: each worker holds one range (and the blobs it opens)
+/// at a time, so this bounds restore memory whatever the pack size.
+const MAX_RANGE: u64 = 4 << 20;
 
 #[derive(Debug, Clone, Default)]
 pub struct RestoreOptions {
@@ -343,9 +346,13 @@ pub fn restore(
                 let mut end = start + 1;
                 while end < blobs.len() {
                     let prev = &blobs[end - 1].0;
-                    if blobs[end].0.offset as u64
-                        > prev.offset as u64 + prev.stored_len as u64 + RANGE_GAP
-                    {
+                    let next = &blobs[end].0;
+                    let gap_too_wide = next.offset as u64
+                        > prev.offset as u64 + prev.stored_len as u64 + RANGE_GAP;
+                    let too_long = next.offset as u64 + next.stored_len as u64
+                        - blobs[start].0.offset as u64
+                        > MAX_RANGE;
+                    if gap_too_wide || too_long {
                         break;
                     }
                     end += 1;

@@ -25,7 +25,7 @@ use crate::storage::Storage;
 use crate::tree::Tree;
 
 const HEADER_PATH: &str = "vault";
-const TREE_PACK_MEMORY: usize = 256 << 20;
+const TREE_PACK_MEMORY: usize = 32 << 20;
 
 pub(crate) fn now_secs() -> i64 {
     std::time::SystemTime::now()
