@@ -752,7 +752,7 @@ pub fn backup(
         .unwrap_or_else(|| default_item(&host, &abs));
     let excludes = Excludes::new(&opts.excludes)?;
 
-    let mut index = vault.load_index()?;
+    let mut index = vault.load_index_for(crate::index::Purpose::Dedup)?;
     let adopted = adopt_orphans(vault, &index)?;
     if !adopted.is_empty() {
         tracing::info!(

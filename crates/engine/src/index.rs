@@ -3,9 +3,12 @@
 //! On storage, an index file (`index/<hash>`) is `magic · sealed payload`;
 //! the payload lists packs and, per pack, its blob entries sorted by id. Every
 //! backup writes one index file for the packs it made (and for packs it adopted
-//! from an interrupted run). In memory, all files merge into one sorted vector
-//! of fixed-size entries (52 bytes per blob, searched by bisection), which keeps
-//! even tens of millions of chunks within a modest machine's memory.
+//! from an interrupted run). In memory, all files merge into sorted vectors
+//! searched by bisection. Restore and check need every blob's location: 52
+//! bytes per blob. A backup only asks whether a data chunk exists, so its
+//! index (`Purpose::Dedup`) keeps data chunks as bare 32-byte ids and full
+//! locations only for the few tree blobs: the dedup set costs 32 bytes per
+//! chunk, a billion chunks (about a petabyte of data) in 32 GB.
 
 use std::collections::HashMap;
 
@@ -101,32 +104,58 @@ struct Slot {
     compressed: bool,
 }
 
+/// What an index is loaded for, which decides what it keeps per blob.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Purpose {
+    /// Every blob's location (restore, check, reading trees): 52 bytes each.
+    #[default]
+    Locate,
+    /// Existence of data chunks only, locations of tree blobs (backup).
+    Dedup,
+}
+
 /// The merged in-memory index.
 #[derive(Default)]
 pub struct Index {
+    purpose: Purpose,
     packs: Vec<(ObjectId, BlobKind)>,
     pack_numbers: HashMap<ObjectId, u32>,
     slots: Vec<Slot>,
+    /// Data chunk ids of a `Purpose::Dedup` index, sorted.
+    data_ids: Vec<ChunkId>,
 }
 
 impl Index {
-    /// Builds the index from every pack record; duplicates keep one location.
+    /// Builds a locating index from every pack record; duplicates keep one location.
     pub fn build(records: impl IntoIterator<Item = PackRecord>) -> Self {
-        let mut index = Index::default();
-        for r in records {
-            index.add_unsorted(r);
-        }
-        index.seal();
+        Self::build_for(Purpose::Locate, records)
+    }
+
+    pub fn build_for(purpose: Purpose, records: impl IntoIterator<Item = PackRecord>) -> Self {
+        let mut index = Index {
+            purpose,
+            ..Index::default()
+        };
+        index.extend(records);
         index
     }
 
-    fn add_unsorted(&mut self, r: PackRecord) {
+    pub fn purpose(&self) -> Purpose {
+        self.purpose
+    }
+
+    /// Adds records without sorting; `seal` must follow before lookups.
+    pub(crate) fn add_unsorted(&mut self, r: PackRecord) {
         if self.pack_numbers.contains_key(&r.id) {
             return;
         }
         let number = self.packs.len() as u32;
         self.packs.push((r.id, r.kind));
         self.pack_numbers.insert(r.id, number);
+        if self.purpose == Purpose::Dedup && r.kind == BlobKind::Data {
+            self.data_ids.extend(r.entries.iter().map(|e| e.id));
+            return;
+        }
         self.slots.extend(r.entries.iter().map(|e| Slot {
             id: e.id,
             pack: number,
@@ -137,13 +166,16 @@ impl Index {
         }));
     }
 
-    fn seal(&mut self) {
+    pub(crate) fn seal(&mut self) {
         self.slots.sort_unstable_by_key(|s| s.id);
         self.slots.dedup_by_key(|s| s.id);
         self.slots.shrink_to_fit();
+        self.data_ids.sort_unstable();
+        self.data_ids.dedup();
+        self.data_ids.shrink_to_fit();
     }
 
-    /// Adds packs to an already built index.
+    /// Adds packs to an index (sorting once at the end).
     pub fn extend(&mut self, records: impl IntoIterator<Item = PackRecord>) {
         for r in records {
             self.add_unsorted(r);
@@ -153,8 +185,11 @@ impl Index {
 
     pub fn contains(&self, id: &ChunkId) -> bool {
         self.slots.binary_search_by_key(id, |s| s.id).is_ok()
+            || self.data_ids.binary_search(id).is_ok()
     }
 
+    /// Where a blob is; `None` also for data chunks of a `Purpose::Dedup`
+    /// index, which knows only that they exist.
     pub fn get(&self, id: &ChunkId) -> Option<Location> {
         let i = self.slots.binary_search_by_key(id, |s| s.id).ok()?;
         Some(self.location(&self.slots[i]))
@@ -184,11 +219,13 @@ impl Index {
     }
 
     pub fn blob_count(&self) -> usize {
-        self.slots.len()
+        self.slots.len() + self.data_ids.len()
     }
 
-    /// Bytes of memory one blob costs in this index.
+    /// Bytes of memory one blob costs in a locating index.
     pub const BYTES_PER_BLOB: usize = std::mem::size_of::<Slot>();
+    /// Bytes of memory one data chunk costs in a backup's dedup set.
+    pub const BYTES_PER_DEDUP_CHUNK: usize = std::mem::size_of::<ChunkId>();
 }
 
 #[cfg(test)]
@@ -218,6 +255,22 @@ mod tests {
         assert_eq!(index.get(&ChunkId([5; 32])).unwrap().entry, e(5));
         assert!(!index.contains(&ChunkId([6; 32])));
         const { assert!(Index::BYTES_PER_BLOB < 64) };
+        const { assert!(Index::BYTES_PER_DEDUP_CHUNK <= 40) };
+        let tree = PackRecord {
+            id: ObjectId([2; 32]),
+            kind: BlobKind::Tree,
+            entries: vec![e(7)],
+        };
+        let dedup = Index::build_for(Purpose::Dedup, [rec.clone(), tree]);
+        assert!(dedup.contains(&ChunkId([5; 32])) && dedup.contains(&ChunkId([7; 32])));
+        assert!(!dedup.contains(&ChunkId([6; 32])));
+        assert!(
+            dedup.get(&ChunkId([5; 32])).is_none(),
+            "data chunks have no location"
+        );
+        assert_eq!(dedup.get(&ChunkId([7; 32])).unwrap().entry, e(7));
+        assert_eq!(dedup.blob_count(), 4);
+        assert!(dedup.has_pack(&ObjectId([1; 32])));
         let mut flipped = bytes.clone();
         flipped[40] ^= 1;
         assert!(decode_index(&keys, "index/x", &flipped).is_err());

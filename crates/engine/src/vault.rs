@@ -17,7 +17,7 @@ use crate::chunker::Chunker;
 use crate::crypto::MasterKeys;
 use crate::error::{Error, Result};
 use crate::ids::{ChunkId, ObjectId};
-use crate::index::{decode_index, encode_index, Index, PackRecord};
+use crate::index::{decode_index, encode_index, Index, PackRecord, Purpose};
 use crate::keys::{Header, KdfParams, KeySlot, VaultKey};
 use crate::pack::{open_blob, pack_path, BlobKind};
 use crate::point::{point_path, Manifest};
@@ -212,12 +212,26 @@ impl Vault {
 
     /// Loads and merges every index file.
     pub fn load_index(&self) -> Result<Index> {
+        self.load_index_for(Purpose::Locate)
+    }
+
+    /// Loads the index for a purpose. Files are read a few at a time in
+    /// parallel and merged at once, so their decoded records (48 bytes per
+    /// blob) never all sit in memory beside the index.
+    pub fn load_index_for(&self, purpose: Purpose) -> Result<Index> {
         let files = self.index_files()?;
-        let records: Vec<Vec<PackRecord>> = files
-            .par_iter()
-            .map(|id| self.read_index_file(id))
-            .collect::<Result<_>>()?;
-        Ok(Index::build(records.into_iter().flatten()))
+        let mut index = Index::build_for(purpose, []);
+        for group in files.chunks(16) {
+            let records: Vec<Vec<PackRecord>> = group
+                .par_iter()
+                .map(|id| self.read_index_file(id))
+                .collect::<Result<_>>()?;
+            for r in records.into_iter().flatten() {
+                index.add_unsorted(r);
+            }
+        }
+        index.seal();
+        Ok(index)
     }
 
     /// Writes an index file; returns its id and stored size.
