@@ -36,11 +36,15 @@ fn main() -> ExitCode {
 // resident (measured: 220 MB peak for a backup holding about 60 MB live);
 // jemalloc, told to return freed pages soon, stays near the live size for a
 // few percent of system time. docs/PERFORMANCE.md has the measurements.
+// `--features system-alloc` keeps glibc's malloc, for heap profilers
+// (valgrind's massif) that only see malloc.
+#[cfg(not(feature = "system-alloc"))]
 #[global_allocator]
 static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
 /// jemalloc reads its options from this symbol at start-up (the `_rjem_`
 /// prefix is how tikv-jemallocator names jemalloc's `malloc_conf`); the
 /// `_RJEM_MALLOC_CONF` environment variable still overrides it.
+#[cfg(not(feature = "system-alloc"))]
 #[export_name = "_rjem_malloc_conf"]
 pub static JEMALLOC_OPTIONS: &[u8; 46] = b"narenas:2,dirty_decay_ms:100,muzzy_decay_ms:0\0";
