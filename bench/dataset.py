@@ -103,10 +103,12 @@ def generate(root, seed, scale):
                 f.write(rng.randbytes(mib // 2) + bytes(mib // 2))
 
     # 100,000 small files: configuration, metadata, lock files.
-    smallfiles(os.path.join(root, "small"), int(100_000 * scale), seed + 2)
+    mixed_smallfiles(os.path.join(root, "small"), int(100_000 * scale), seed + 2)
 
 
-def smallfiles(root, count, seed):
+def mixed_smallfiles(root, count, seed):
+    """The small files of `generate` (kept as they are so that the dataset
+    stays the same bytes): half fresh text, half random bytes."""
     rng = random.Random(seed)
     for i in range(count):
         path = os.path.join(root, f"d{i // 1000:04d}", f"f{i:07d}.conf")
@@ -116,6 +118,25 @@ def smallfiles(root, count, seed):
         else:
             data = rng.randbytes(size)
         write(path, data)
+
+
+def smallfiles(root, count, seed):
+    """Small files, 1,000 per directory: half text cut from a shared corpus at
+    random places (compressible, rarely identical), half random bytes."""
+    rng = random.Random(seed)
+    corpus = text_blob(rng, 4 << 20)
+    for i in range(count):
+        if i % 1000 == 0:
+            directory = os.path.join(root, f"d{i // 1000:04d}")
+            os.makedirs(directory, exist_ok=True)
+        size = rng.randrange(0, 4096)
+        if rng.random() < 0.5:
+            at = rng.randrange(0, len(corpus) - size)
+            data = corpus[at:at + size]
+        else:
+            data = rng.randbytes(size)
+        with open(os.path.join(directory, f"f{i:07d}.conf"), "wb") as f:
+            f.write(data)
 
 
 def mutate(root, seed, share):
