@@ -235,6 +235,14 @@ struct Session<'a> {
     seal_jobs: Mutex<Option<Sender<SealJob>>>,
 }
 
+/// A clone of a channel's sender, or `Cancelled` once the run has closed it.
+fn open_sender<T>(slot: &Mutex<Option<Sender<T>>>) -> Result<Sender<T>> {
+    slot.lock()
+        .ok()
+        .and_then(|s| s.clone())
+        .ok_or(Error::Cancelled)
+}
+
 /// One chunk of a large file, to be stored by a sealing thread.
 struct SealJob {
     position: usize,
@@ -337,12 +345,7 @@ impl Session<'_> {
             return Ok(());
         }
         let pack = builder.finish(&self.vault.keys);
-        let sender = self
-            .uploads
-            .lock()
-            .ok()
-            .and_then(|s| s.clone())
-            .ok_or(Error::Cancelled)?;
+        let sender = open_sender(&self.uploads)?;
         sender.send(pack).map_err(|_| {
             self.failure
                 .lock()
@@ -626,12 +629,7 @@ impl Session<'_> {
                 }
                 return Ok(());
             }
-            let sender = self
-                .seal_jobs
-                .lock()
-                .ok()
-                .and_then(|s| s.clone())
-                .ok_or(Error::Cancelled)?;
+            let sender = open_sender(&self.seal_jobs)?;
             let (reply, results) = crossbeam_channel::unbounded();
             let count = batch.len();
             for (position, data) in batch.drain(..).enumerate() {
