@@ -507,6 +507,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
                 target,
                 includes,
                 overwrite,
+                ..Default::default()
             };
             let report = {
                 let pr = progress.clone();

@@ -33,7 +33,7 @@ use crate::ids::{ChunkId, ObjectId};
 use crate::index::{Index, PackRecord};
 use crate::pack::{
     pack_path, parse_trailer, seal_blob, trailer_guess, trailer_span, BlobKind, FinishedPack,
-    PackBuilder,
+    PackBuilder, SealedBlob,
 };
 use crate::point::{Consistency, EntryError, Manifest, Stats};
 use crate::tree::{ChunkRef, Extent, Node, NodeKind, Timestamp, Tree};
@@ -48,6 +48,12 @@ use crate::vault::Vault;
 /// Data packs are closed at this size, tree packs at half of it.
 pub const DATA_PACK_TARGET: usize = 8 << 20;
 const TREE_PACK_TARGET: usize = 4 << 20;
+/// Each worker thread gathers sealed data blobs into a run of this size
+/// before they go into the shared pack. A pack is then a few long runs, each
+/// from one part of the tree, instead of blobs of distant directories
+/// interleaved one by one; restore, which goes through the tree in order,
+/// then reads a run and skips the rest of the pack (see `restore::RANGE_GAP`).
+pub const RUN_BYTES: usize = 1 << 20;
 /// Bytes of chunks hashed and sealed together in parallel for one file.
 const BATCH_BYTES: usize = 4 << 20;
 const UPLOAD_THREADS: usize = 2;
@@ -215,6 +221,9 @@ struct Session<'a> {
     index: Index,
     pending: Vec<Mutex<HashSet<ChunkId>>>,
     data_pack: Mutex<PackBuilder>,
+    /// One run of sealed data blobs per worker thread, plus one shared by the
+    /// sealing threads; see `RUN_BYTES`.
+    runs: Vec<Mutex<Run>>,
     tree_pack: Mutex<PackBuilder>,
     uploads: Mutex<Option<Sender<FinishedPack>>>,
     failed: AtomicBool,
@@ -241,6 +250,13 @@ fn open_sender<T>(slot: &Mutex<Option<Sender<T>>>) -> Result<Sender<T>> {
         .ok()
         .and_then(|s| s.clone())
         .ok_or(Error::Cancelled)
+}
+
+/// Sealed data blobs from one thread, waiting to go into a pack together.
+#[derive(Default)]
+struct Run {
+    blobs: Vec<SealedBlob>,
+    bytes: usize,
 }
 
 /// One chunk of a large file, to be stored by a sealing thread.
@@ -325,19 +341,55 @@ impl Session<'_> {
         self.progress
             .bytes_new
             .fetch_add(data.len() as u64, Ordering::Relaxed);
-        let (builder, target) = match kind {
-            BlobKind::Data => (&self.data_pack, DATA_PACK_TARGET),
-            BlobKind::Tree => (&self.tree_pack, TREE_PACK_TARGET),
-        };
-        let full = {
-            let mut b = builder.lock().map_err(|_| Error::Cancelled)?;
-            b.add(sealed);
-            (b.len() >= target).then(|| std::mem::replace(&mut *b, new_pack(kind)))
-        };
-        if let Some(full) = full {
-            self.ship(full)?;
+        match kind {
+            BlobKind::Data => {
+                let lane = rayon::current_thread_index()
+                    .unwrap_or(usize::MAX)
+                    .min(self.runs.len() - 1);
+                let run = {
+                    let mut run = self.runs[lane].lock().map_err(|_| Error::Cancelled)?;
+                    run.bytes += sealed.bytes.len();
+                    run.blobs.push(sealed);
+                    (run.bytes >= RUN_BYTES).then(|| std::mem::take(&mut *run))
+                };
+                if let Some(run) = run {
+                    self.add_to_pack(&self.data_pack, run.blobs, DATA_PACK_TARGET)?;
+                }
+            }
+            BlobKind::Tree => self.add_to_pack(&self.tree_pack, vec![sealed], TREE_PACK_TARGET)?,
         }
         Ok(chunk)
+    }
+
+    fn add_to_pack(
+        &self,
+        builder: &Mutex<PackBuilder>,
+        blobs: Vec<SealedBlob>,
+        target: usize,
+    ) -> Result<()> {
+        let full = {
+            let mut b = builder.lock().map_err(|_| Error::Cancelled)?;
+            for blob in blobs {
+                b.add(blob);
+            }
+            (b.len() >= target).then(|| {
+                let kind = b.kind;
+                std::mem::replace(&mut *b, new_pack(kind))
+            })
+        };
+        match full {
+            Some(full) => self.ship(full),
+            None => Ok(()),
+        }
+    }
+
+    /// Puts every thread's unfinished run into the data pack.
+    fn flush_runs(&self) -> Result<()> {
+        for run in &self.runs {
+            let run = std::mem::take(&mut *run.lock().map_err(|_| Error::Cancelled)?);
+            self.add_to_pack(&self.data_pack, run.blobs, DATA_PACK_TARGET)?;
+        }
+        Ok(())
     }
 
     fn ship(&self, builder: PackBuilder) -> Result<()> {
@@ -772,11 +824,17 @@ pub fn backup(
     let written: Mutex<Vec<PackRecord>> = Mutex::new(Vec::new());
     let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
     let (seal_tx, seal_rx) = bounded::<SealJob>(cores);
+    // More threads than cores: file reads block, and the extra threads keep
+    // the CPUs busy with chunks of other files meanwhile.
+    let worker_threads = cores * 2 + 2;
     let session = Session {
         vault,
         index,
         pending: (0..64).map(|_| Mutex::new(HashSet::new())).collect(),
         data_pack: Mutex::new(new_pack(BlobKind::Data)),
+        runs: (0..worker_threads + 1)
+            .map(|_| Mutex::new(Run::default()))
+            .collect(),
         tree_pack: Mutex::new(new_pack(BlobKind::Tree)),
         uploads: Mutex::new(Some(tx)),
         failed: AtomicBool::new(false),
@@ -795,10 +853,8 @@ pub fn backup(
         large_readers: Permits::new(cores),
         seal_jobs: Mutex::new(Some(seal_tx)),
     };
-    // More threads than cores: file reads block, and the extra threads keep
-    // the CPUs busy with chunks of other files meanwhile.
     let workers = rayon::ThreadPoolBuilder::new()
-        .num_threads(cores * 2 + 2)
+        .num_threads(worker_threads)
         .thread_name(|i| format!("coffer-backup-{i}"))
         .build()
         .map_err(|e| Error::Invalid(format!("cannot start worker threads: {e}")))?;
@@ -838,6 +894,7 @@ pub fn backup(
                     ))
                 }
             };
+            session.flush_runs()?;
             for builder in [&session.data_pack, &session.tree_pack] {
                 let last = {
                     let mut b = builder.lock().map_err(|_| Error::Cancelled)?;

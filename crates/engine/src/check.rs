@@ -14,6 +14,7 @@ use std::sync::Mutex;
 use rand::seq::SliceRandom;
 use rayon::prelude::*;
 
+use crate::backup::read_trailer;
 use crate::error::Result;
 use crate::ids::{ChunkId, ObjectId};
 use crate::index::{Index, PackRecord};
@@ -70,8 +71,12 @@ pub fn check(vault: &mut Vault, read_data: ReadData) -> Result<CheckReport> {
             Err(e) => report.problems.push(e.to_string()),
         }
     }
-    let indexed: HashMap<ObjectId, Vec<BlobEntry>> =
-        records.iter().map(|r| (r.id, r.entries.clone())).collect();
+    // A digest per pack rather than a copy of its entries: the index is
+    // already the largest thing in memory.
+    let indexed: HashMap<ObjectId, [u8; 32]> = records
+        .iter()
+        .map(|r| (r.id, entries_digest(&r.entries)))
+        .collect();
     let index = Index::build(records);
 
     let stored: HashSet<ObjectId> = vault
@@ -172,56 +177,135 @@ pub fn check(vault: &mut Vault, read_data: ReadData) -> Result<CheckReport> {
     Ok(report)
 }
 
+/// An order-independent digest of a pack's blob entries.
+fn entries_digest(entries: &[BlobEntry]) -> [u8; 32] {
+    let mut sorted: Vec<&BlobEntry> = entries.iter().collect();
+    sorted.sort_by_key(|e| e.id);
+    let mut hasher = blake3::Hasher::new();
+    let mut buf = Vec::new();
+    for e in sorted {
+        buf.clear();
+        e.encode(&mut buf);
+        hasher.update(&buf);
+    }
+    *hasher.finalize().as_bytes()
+}
+
+/// Longest read while checking a pack; each checking thread holds one.
+const CHECK_RANGE: u64 = 2 << 20;
+
+/// Verifies one pack: its hash against its name, its trailer against the
+/// index, and every blob. The pack is read in ranges of a few blobs, hashed
+/// as it goes, so memory does not depend on the pack size.
 fn read_pack(
     vault: &Vault,
     id: &ObjectId,
-    indexed: Option<&Vec<BlobEntry>>,
+    indexed: Option<&[u8; 32]>,
     blobs: &std::sync::atomic::AtomicU64,
 ) -> Vec<String> {
+    let path = pack_path(id);
+    let record = match read_trailer(vault, id) {
+        Ok(r) => r,
+        // Damaged or truncated: the whole pack tells the most about it.
+        Err(_) => return read_damaged_pack(vault, id),
+    };
+    let mut problems = Vec::new();
+    if indexed.is_some_and(|d| *d != entries_digest(&record.entries)) {
+        problems.push(format!(
+            "index entries for {path} do not match the pack's own trailer"
+        ));
+    }
+    let size = match vault.storage().size(&path) {
+        Ok(Some(s)) => s,
+        Ok(None) => return vec![format!("missing object {path}")],
+        Err(e) => return vec![e.to_string()],
+    };
+    let mut entries = record.entries;
+    entries.sort_by_key(|e| e.offset);
+    let mut hasher = blake3::Hasher::new();
+    let mut pos = 0u64;
+    let mut start = 0;
+    while start < entries.len() || pos < size {
+        // The next range: from where the last one ended to the end of as
+        // many whole blobs as fit, or to the end of the pack (the trailer).
+        let mut end = start;
+        let mut to = pos;
+        while end < entries.len() {
+            let e = &entries[end];
+            let blob_end = e.offset as u64 + e.stored_len as u64;
+            if end > start && blob_end - pos > CHECK_RANGE {
+                break;
+            }
+            to = to.max(blob_end);
+            end += 1;
+        }
+        if end == entries.len() && start == end {
+            to = size;
+        }
+        if to <= pos || to > size {
+            problems.push(format!(
+                "damaged object {path}: its trailer lists blobs outside the pack"
+            ));
+            return problems;
+        }
+        let bytes = match vault.storage().get_range(&path, pos, to - pos) {
+            Ok(b) => b,
+            Err(e) => {
+                problems.push(e.to_string());
+                return problems;
+            }
+        };
+        hasher.update(&bytes);
+        for e in &entries[start..end] {
+            let lo = e.offset as u64;
+            let stored = match lo
+                .checked_sub(pos)
+                .and_then(|lo| bytes.get(lo as usize..lo as usize + e.stored_len as usize))
+            {
+                Some(s) => s,
+                None => {
+                    problems.push(format!(
+                        "damaged object {path}: blobs overlap in its trailer"
+                    ));
+                    return problems;
+                }
+            };
+            match open_blob(vault.keys(), id, e, stored) {
+                Ok(_) => {
+                    blobs.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                }
+                Err(err) => problems.push(err.to_string()),
+            }
+        }
+        pos = to;
+        start = end;
+    }
+    if ObjectId(*hasher.finalize().as_bytes()) != *id {
+        problems.push(format!(
+            "damaged object {path}: content does not match its name (hash mismatch)"
+        ));
+    }
+    problems
+}
+
+/// A pack whose trailer cannot be read: reported, with whatever blobs can
+/// still be named.
+fn read_damaged_pack(vault: &Vault, id: &ObjectId) -> Vec<String> {
     let path = pack_path(id);
     let bytes = match vault.storage().get(&path) {
         Ok(b) => b,
         Err(e) => return vec![e.to_string()],
     };
     if ObjectId::of(&bytes) != *id {
-        let mut problems = vec![format!(
+        return vec![format!(
             "damaged object {path}: content does not match its name (hash mismatch)"
         )];
-        // Name the damaged blobs too, when the trailer still opens.
-        if let Ok((_, entries)) = parse_trailer(vault.keys(), id, bytes.len() as u64, &bytes) {
-            for e in entries {
-                let stored = &bytes[e.offset as usize..(e.offset + e.stored_len) as usize];
-                if let Err(err) = open_blob(vault.keys(), id, &e, stored) {
-                    problems.push(err.to_string());
-                }
-            }
-        }
-        return problems;
     }
-    let entries = match parse_trailer(vault.keys(), id, bytes.len() as u64, &bytes) {
-        Ok((_, e)) => e,
-        Err(e) => return vec![e.to_string()],
-    };
-    let mut problems = Vec::new();
-    if let Some(listed) = indexed {
-        let mut a = listed.clone();
-        let mut b = entries.clone();
-        a.sort_by_key(|e| e.id);
-        b.sort_by_key(|e| e.id);
-        if a != b {
-            problems.push(format!(
-                "index entries for {path} do not match the pack's own trailer"
-            ));
-        }
+    // Intact bytes with an unreadable trailer: written damaged.
+    match parse_trailer(vault.keys(), id, bytes.len() as u64, &bytes) {
+        Ok(_) => vec![format!(
+            "damaged object {path}: its trailer could not be read"
+        )],
+        Err(e) => vec![e.to_string()],
     }
-    for e in &entries {
-        let stored = &bytes[e.offset as usize..(e.offset + e.stored_len) as usize];
-        match open_blob(vault.keys(), id, e, stored) {
-            Ok(_) => {
-                blobs.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            }
-            Err(err) => problems.push(err.to_string()),
-        }
-    }
-    problems
 }

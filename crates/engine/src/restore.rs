@@ -1,14 +1,21 @@
-//! Restore: recreate a recovery point's files exactly.
+//! Restore: recreate a recovery point's files exactly, in bounded memory.
 //!
-//! First the tree is walked into a plan (directories, files, links, special
-//! files) and checked against the target, so nothing is overwritten without
-//! consent. Then files are created at their final size, which leaves holes
-//! sparse; every pack that holds needed chunks is read once, its blobs are
-//! verified and written to every place that needs them, packs in parallel.
-//! Hard links are made after their first path has its content, and metadata
-//! is applied last, directories deepest first, so writing never disturbs a
-//! time stamp or a permission already set. A damaged blob or tree costs only
-//! the files that need it: they are named in the report, the rest restores.
+//! A walker thread reads the point's trees depth first and cuts them into
+//! batches of a few thousand entries. It creates directories, files at their
+//! final size (so holes stay sparse), symlinks and special files as it goes.
+//! The calling thread takes one batch at a time: it groups the batch's chunks
+//! by pack, reads only the needed ranges, verifies every blob and writes it
+//! wherever it belongs, packs in parallel; then it makes the batch's hard
+//! links and applies metadata: files first, then the directories the walker
+//! has left, deepest first, so nothing written later disturbs a time stamp or
+//! a permission already set. Memory is bounded by the batch and the reads in
+//! flight, never by the size of the point; only the first path of each
+//! hard-linked inode is remembered for the whole run. A damaged blob or tree
+//! costs only the files that need it: they are named in the report.
+//!
+//! Existing files are never overwritten without consent: unless overwriting
+//! is allowed, a non-empty target is checked for conflicts by a first walk
+//! before anything is written.
 
 use std::collections::{BTreeMap, HashMap};
 use std::ffi::OsStr;
@@ -16,6 +23,7 @@ use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc::{sync_channel, SyncSender};
 use std::sync::Mutex;
 
 use rayon::prelude::*;
@@ -28,11 +36,19 @@ use crate::pack::{open_blob, pack_path, BlobEntry};
 use crate::tree::{Node, NodeKind};
 use crate::vault::{Point, Vault};
 
-/// Gap between needed blobs above which a pack is read in two ranges.
-const RANGE_GAP: u64 = 1 << 20;
+/// Gap between needed blobs above which a pack is read in two ranges. Below
+/// the length of a backup run (`backup::RUN_BYTES`), so a run that belongs to
+/// another part of the tree is skipped rather than read.
+const RANGE_GAP: u64 = 256 << 10;
 /// Longest single read: each worker holds one range (and the blobs it opens)
 /// at a time, so this bounds restore memory whatever the pack size.
-const MAX_RANGE: u64 = 4 << 20;
+const MAX_RANGE: u64 = 2 << 20;
+/// Entries per batch. Large enough that the pause at the end of each batch
+/// (the last packs finishing) is small next to the batch's work, small
+/// enough that a batch's plan stays around a megabyte.
+const BATCH_ENTRIES: usize = 4096;
+/// Chunk references per batch, so that a batch of large files stays small too.
+const BATCH_CHUNKS: usize = 64 * 1024;
 
 #[derive(Debug, Clone, Default)]
 pub struct RestoreOptions {
@@ -40,12 +56,17 @@ pub struct RestoreOptions {
     /// Absolute paths as backed up; empty means everything.
     pub includes: Vec<PathBuf>,
     pub overwrite: bool,
+    /// Entries per batch; 0 means the default. Tests use tiny batches to
+    /// put hard links and directories across batch boundaries.
+    pub batch_entries: usize,
 }
 
 #[derive(Debug, Default)]
 pub struct RestoreProgress {
     pub files: AtomicU64,
     pub bytes_written: AtomicU64,
+    /// Bytes of file content found so far; it grows while the point's trees
+    /// are walked, which happens alongside the writing.
     pub bytes_total: AtomicU64,
 }
 
@@ -75,7 +96,35 @@ type PackBlobs = Vec<(BlobEntry, Targets)>;
 struct Entry {
     dest: PathBuf,
     node: Node,
-    depth: usize,
+}
+
+/// A file created by the walker, with the handle its content is written
+/// through (opening it again by path would cost a second lookup, and
+/// lookups contend with the walker's creates in the same directories).
+struct NewFile {
+    entry: Entry,
+    handle: Option<std::fs::File>,
+}
+
+/// One slice of the point, ready to be filled in.
+#[derive(Default)]
+struct Batch {
+    /// Files created at their final size, waiting for their content.
+    files: Vec<NewFile>,
+    /// Later paths of a hard-linked file, with the path holding its content.
+    links: Vec<(Entry, PathBuf)>,
+    /// Symlinks and special files, already created.
+    others: Vec<Entry>,
+    /// Directories whose whole subtree is in this batch or an earlier one,
+    /// deepest first.
+    dirs_done: Vec<Entry>,
+    chunks: usize,
+}
+
+impl Batch {
+    fn len(&self) -> usize {
+        self.files.len() + self.links.len() + self.others.len() + self.dirs_done.len()
+    }
 }
 
 /// Whether an entry is restored (and walked into): it lies under an included
@@ -87,31 +136,35 @@ fn wanted(path: &Path, includes: &[PathBuf]) -> bool {
             .any(|i| path.starts_with(i) || i.starts_with(path))
 }
 
-/// Walks a point's trees into a restore plan.
-struct Planner<'a> {
+/// What a depth-first walk of a point reports. Each method returns whether
+/// the walk should go on.
+trait Visitor {
+    fn enter_dir(&mut self, dest: &Path, node: &Node) -> bool;
+    fn leave_dir(&mut self, dest: PathBuf, node: Node) -> bool;
+    fn entry(&mut self, dest: PathBuf, node: Node) -> bool;
+    fn tree_lost(&mut self, dest: PathBuf, why: String);
+}
+
+/// Where a point's trees are read from and which parts are wanted.
+struct Walk<'a> {
     vault: &'a Vault,
     index: &'a Index,
     target: &'a Path,
     includes: &'a [PathBuf],
 }
 
-impl Planner<'_> {
-    fn walk(
-        &self,
-        tree: &ChunkId,
-        at: &Path,
-        depth: usize,
-        out: &mut Vec<Entry>,
-        report: &mut RestoreReport,
-    ) {
+impl Walk<'_> {
+    fn dest(&self, source: &Path) -> PathBuf {
+        self.target.join(source.strip_prefix("/").unwrap_or(source))
+    }
+
+    /// Walks the directory `tree` found at `at`; false when the visitor stopped it.
+    fn run(&self, tree: &ChunkId, at: &Path, visitor: &mut impl Visitor) -> bool {
         let tree = match self.vault.read_tree(self.index, tree) {
             Ok(t) => t,
             Err(e) => {
-                report.damaged.push((
-                    self.target.join(at.strip_prefix("/").unwrap_or(at)),
-                    format!("directory contents lost: {e}"),
-                ));
-                return;
+                visitor.tree_lost(self.dest(at), format!("directory contents lost: {e}"));
+                return true;
             }
         };
         for node in tree.nodes {
@@ -119,19 +172,45 @@ impl Planner<'_> {
             if !wanted(&source, self.includes) {
                 continue;
             }
-            let dest = self
-                .target
-                .join(source.strip_prefix("/").unwrap_or(&source));
-            let sub = match &node.kind {
-                NodeKind::Dir { tree } => Some(*tree),
-                _ => None,
+            let dest = self.dest(&source);
+            let go_on = match node.kind {
+                NodeKind::Dir { tree: sub } => {
+                    visitor.enter_dir(&dest, &node)
+                        && self.run(&sub, &source, visitor)
+                        && visitor.leave_dir(dest, node)
+                }
+                _ => visitor.entry(dest, node),
             };
-            out.push(Entry { dest, node, depth });
-            if let Some(sub) = sub {
-                self.walk(&sub, &source, depth + 1, out, report);
+            if !go_on {
+                return false;
             }
         }
+        true
     }
+}
+
+/// Counts the entries that already exist at their destination.
+#[derive(Default)]
+struct Conflicts {
+    count: usize,
+    example: Option<PathBuf>,
+}
+
+impl Visitor for Conflicts {
+    fn enter_dir(&mut self, _: &Path, _: &Node) -> bool {
+        true
+    }
+    fn leave_dir(&mut self, _: PathBuf, _: Node) -> bool {
+        true
+    }
+    fn entry(&mut self, dest: PathBuf, _: Node) -> bool {
+        if std::fs::symlink_metadata(&dest).is_ok() {
+            self.count += 1;
+            self.example.get_or_insert(dest);
+        }
+        true
+    }
+    fn tree_lost(&mut self, _: PathBuf, _: String) {}
 }
 
 fn remove_existing(path: &Path) -> std::io::Result<()> {
@@ -146,6 +225,142 @@ fn remove_existing(path: &Path) -> std::io::Result<()> {
     }
 }
 
+/// The walker's side: creates entries and hands over full batches.
+struct Creator<'a> {
+    overwrite: bool,
+    as_root: bool,
+    limit: usize,
+    batch: Batch,
+    tx: SyncSender<Batch>,
+    /// First restored path of every inode with more than one link.
+    first_of_inode: HashMap<(u64, u64), PathBuf>,
+    /// What went wrong while creating; the writer adds its own findings.
+    report: RestoreReport,
+    entries: u64,
+    progress: &'a RestoreProgress,
+}
+
+impl Creator<'_> {
+    /// Sends the batch when it is full; false once the writer has stopped.
+    fn flush_if_full(&mut self) -> bool {
+        if self.batch.len() < self.limit && self.batch.chunks < BATCH_CHUNKS {
+            return true;
+        }
+        self.tx.send(std::mem::take(&mut self.batch)).is_ok()
+    }
+
+    fn finish(mut self) -> (RestoreReport, u64) {
+        if self.batch.len() > 0 {
+            // A writer that has stopped has its own error to report.
+            let _ = self.tx.send(std::mem::take(&mut self.batch));
+        }
+        (self.report, self.entries)
+    }
+
+    fn create_file(&mut self, dest: PathBuf, node: Node) {
+        let NodeKind::File { size, extents } = &node.kind else {
+            return;
+        };
+        if let Some(err) = &node.error {
+            self.report
+                .damaged
+                .push((dest, format!("was not backed up: {err}")));
+            return;
+        }
+        if node.links > 1 {
+            let key = (node.device, node.inode);
+            if let Some(first) = self.first_of_inode.get(&key) {
+                let first = first.clone();
+                self.batch.links.push((Entry { dest, node }, first));
+                return;
+            }
+            self.first_of_inode.insert(key, dest.clone());
+        }
+        let handle = match std::fs::File::create(&dest).and_then(|f| f.set_len(*size).map(|_| f)) {
+            Ok(f) => f,
+            Err(err) => {
+                self.report
+                    .damaged
+                    .push((dest, format!("cannot create: {err}")));
+                return;
+            }
+        };
+        let chunks: usize = extents.iter().map(|e| e.chunks.len()).sum();
+        let bytes: u64 = extents.iter().map(|e| e.len()).sum();
+        self.progress
+            .bytes_total
+            .fetch_add(bytes, Ordering::Relaxed);
+        self.batch.chunks += chunks;
+        self.report.files += 1;
+        self.batch.files.push(NewFile {
+            entry: Entry { dest, node },
+            handle: Some(handle),
+        });
+    }
+}
+
+impl Visitor for Creator<'_> {
+    fn enter_dir(&mut self, dest: &Path, _: &Node) -> bool {
+        self.entries += 1;
+        self.report.dirs += 1;
+        let made = match std::fs::symlink_metadata(dest) {
+            Ok(md) if md.is_dir() => Ok(()),
+            Ok(_) if self.overwrite => {
+                std::fs::remove_file(dest).and_then(|_| std::fs::create_dir(dest))
+            }
+            _ => std::fs::create_dir_all(dest),
+        };
+        if let Err(err) = made {
+            self.report.problems.push((
+                dest.to_path_buf(),
+                format!("cannot create directory: {err}"),
+            ));
+        }
+        true
+    }
+
+    fn leave_dir(&mut self, dest: PathBuf, node: Node) -> bool {
+        self.batch.dirs_done.push(Entry { dest, node });
+        self.flush_if_full()
+    }
+
+    fn entry(&mut self, dest: PathBuf, node: Node) -> bool {
+        self.entries += 1;
+        if self.overwrite {
+            if let Err(err) = remove_existing(&dest) {
+                self.report
+                    .problems
+                    .push((dest, format!("cannot replace: {err}")));
+                return true;
+            }
+        }
+        let made = match &node.kind {
+            NodeKind::File { .. } => {
+                self.create_file(dest, node);
+                return self.flush_if_full();
+            }
+            NodeKind::Dir { .. } => return true,
+            NodeKind::Symlink { target } => {
+                std::os::unix::fs::symlink(OsStr::from_bytes(target), &dest)
+                    .map_err(|err| format!("cannot create symlink: {err}"))
+            }
+            NodeKind::CharDevice { .. } | NodeKind::BlockDevice { .. } if !self.as_root => {
+                Err("device nodes can only be restored as root".into())
+            }
+            _ => make_special(&dest, &node).map_err(|err| format!("cannot create: {err}")),
+        };
+        match made {
+            Ok(()) => self.batch.others.push(Entry { dest, node }),
+            Err(why) => self.report.problems.push((dest, why)),
+        }
+        self.flush_if_full()
+    }
+
+    fn tree_lost(&mut self, dest: PathBuf, why: String) {
+        self.report.damaged.push((dest, why));
+    }
+}
+
 /// Restores `point` (or the included parts of it) under `opts.target`.
 pub fn restore(
     vault: &Vault,
@@ -154,153 +369,169 @@ pub fn restore(
     progress: &RestoreProgress,
 ) -> Result<RestoreReport> {
     let index = vault.load_index()?;
-    let mut report = RestoreReport::default();
     let includes: Vec<PathBuf> = opts
         .includes
         .iter()
         .map(|p| crate::backup::absolute(Path::new("/").join(p).as_path()))
         .collect::<Result<_>>()?;
     std::fs::create_dir_all(&opts.target).map_err(|e| Error::io(&opts.target, e))?;
-    let mut entries = Vec::new();
-    let planner = Planner {
+    let walk = Walk {
         vault,
         index: &index,
         target: &opts.target,
         includes: &includes,
     };
-    planner.walk(
-        &point.manifest.tree,
-        Path::new("/"),
-        0,
-        &mut entries,
-        &mut report,
-    );
-    if !includes.is_empty() && entries.is_empty() {
+    let root = Path::new("/");
+
+    // Refuse before writing anything if files would be overwritten. An
+    // empty target cannot conflict, so the usual restore skips this walk.
+    let target_empty = std::fs::read_dir(&opts.target)
+        .map_err(|e| Error::io(&opts.target, e))?
+        .next()
+        .is_none();
+    if !opts.overwrite && !target_empty {
+        let mut conflicts = Conflicts::default();
+        walk.run(&point.manifest.tree, root, &mut conflicts);
+        if let Some(example) = conflicts.example {
+            return Err(Error::TargetExists {
+                count: conflicts.count,
+                example,
+            });
+        }
+    }
+
+    // One thread more than cores: while one waits for a read, the others decrypt.
+    let workers = rayon::ThreadPoolBuilder::new()
+        .num_threads(std::thread::available_parallelism().map_or(2, |n| n.get()) + 1)
+        .build()
+        .map_err(|e| Error::Invalid(format!("cannot start worker threads: {e}")))?;
+    let as_root = running_as_root();
+    let limit = match opts.batch_entries {
+        0 => BATCH_ENTRIES,
+        n => n,
+    };
+    // One batch waits while the next is built and the current one is written.
+    let (tx, rx) = sync_channel::<Batch>(1);
+    let mut report = RestoreReport::default();
+    let walked = std::thread::scope(|s| {
+        let walker = s.spawn(|| {
+            let mut creator = Creator {
+                overwrite: opts.overwrite,
+                as_root,
+                limit,
+                batch: Batch::default(),
+                tx,
+                first_of_inode: HashMap::new(),
+                report: RestoreReport::default(),
+                entries: 0,
+                progress,
+            };
+            walk.run(&point.manifest.tree, root, &mut creator);
+            creator.finish()
+        });
+        for batch in rx {
+            finish_batch(
+                vault,
+                &index,
+                &workers,
+                batch,
+                as_root,
+                progress,
+                &mut report,
+            );
+        }
+        walker.join()
+    });
+    let (created, entries) =
+        walked.map_err(|_| Error::Invalid("the restore walker stopped unexpectedly".into()))?;
+    if !includes.is_empty() && entries == 0 {
         return Err(Error::Invalid(format!(
             "no path of point {} matches the --include paths given",
             &point.id.to_hex()[..12]
         )));
     }
+    report.files = created.files;
+    report.dirs = created.dirs;
+    report.damaged.extend(created.damaged);
+    report.problems.extend(created.problems);
+    report.bytes = progress.bytes_written.load(Ordering::Relaxed);
+    Ok(report)
+}
 
-    // Refuse before writing anything if files would be overwritten.
-    if !opts.overwrite {
-        let existing: Vec<&Path> = entries
-            .iter()
-            .filter(|e| !matches!(e.node.kind, NodeKind::Dir { .. }))
-            .filter(|e| std::fs::symlink_metadata(&e.dest).is_ok())
-            .map(|e| e.dest.as_path())
-            .collect();
-        if let Some(first) = existing.first() {
-            return Err(Error::TargetExists {
-                count: existing.len(),
-                example: first.to_path_buf(),
-            });
+/// Writes a batch's content, then its hard links, then its metadata.
+fn finish_batch(
+    vault: &Vault,
+    index: &Index,
+    workers: &rayon::ThreadPool,
+    mut batch: Batch,
+    as_root: bool,
+    progress: &RestoreProgress,
+    report: &mut RestoreReport,
+) {
+    for (f, why) in write_content(vault, index, workers, &batch.files, progress) {
+        report
+            .damaged
+            .push((batch.files[f].entry.dest.clone(), why));
+    }
+    // Closed before any metadata is set, so nothing can touch a file after.
+    for f in &mut batch.files {
+        f.handle = None;
+    }
+    progress
+        .files
+        .fetch_add(batch.files.len() as u64, Ordering::Relaxed);
+    for (link, first) in &batch.links {
+        if let Err(err) = std::fs::hard_link(first, &link.dest) {
+            report
+                .problems
+                .push((link.dest.clone(), format!("cannot create hard link: {err}")));
         }
     }
-
-    let as_root = running_as_root();
-    // Directories, parents first.
-    for e in entries
-        .iter()
-        .filter(|e| matches!(e.node.kind, NodeKind::Dir { .. }))
-    {
-        match std::fs::symlink_metadata(&e.dest) {
-            Ok(md) if md.is_dir() => {}
-            Ok(_) if opts.overwrite => {
-                if let Err(err) =
-                    std::fs::remove_file(&e.dest).and_then(|_| std::fs::create_dir(&e.dest))
-                {
-                    report
-                        .problems
-                        .push((e.dest.clone(), format!("cannot create directory: {err}")));
-                }
-            }
-            _ => {
-                if let Err(err) = std::fs::create_dir_all(&e.dest) {
-                    report
-                        .problems
-                        .push((e.dest.clone(), format!("cannot create directory: {err}")));
-                }
-            }
-        }
-        report.dirs += 1;
-    }
-
-    // Files at full size (holes stay holes), links and special files.
-    let mut files: Vec<&Entry> = Vec::new();
-    let mut links: Vec<(&Entry, usize)> = Vec::new();
-    let mut first_of_inode: HashMap<(u64, u64), usize> = HashMap::new();
-    let mut needs: HashMap<ChunkId, Vec<(usize, u64)>> = HashMap::new();
-    for e in &entries {
-        if matches!(e.node.kind, NodeKind::Dir { .. }) {
+    let files = batch.files.iter().map(|f| &f.entry);
+    let links = batch.links.iter().map(|(e, _)| e);
+    for e in files.chain(links).chain(&batch.others) {
+        if std::fs::symlink_metadata(&e.dest).is_err() {
             continue;
         }
-        if opts.overwrite {
-            if let Err(err) = remove_existing(&e.dest) {
-                report
-                    .problems
-                    .push((e.dest.clone(), format!("cannot replace: {err}")));
-                continue;
-            }
+        for p in apply_metadata(&e.dest, &e.node, as_root) {
+            report.problems.push((e.dest.clone(), p));
         }
-        match &e.node.kind {
-            NodeKind::File { size, extents } => {
-                if let Some(err) = &e.node.error {
-                    report
-                        .damaged
-                        .push((e.dest.clone(), format!("was not backed up: {err}")));
-                    continue;
-                }
-                if e.node.links > 1 {
-                    let key = (e.node.device, e.node.inode);
-                    if let Some(&first) = first_of_inode.get(&key) {
-                        links.push((e, first));
-                        continue;
-                    }
-                    first_of_inode.insert(key, files.len());
-                }
-                let created = std::fs::File::create(&e.dest).and_then(|f| f.set_len(*size));
-                if let Err(err) = created {
-                    report
-                        .damaged
-                        .push((e.dest.clone(), format!("cannot create: {err}")));
-                    continue;
-                }
-                let number = files.len();
-                for ext in extents {
-                    let mut offset = ext.offset;
-                    for c in &ext.chunks {
-                        needs.entry(c.id).or_default().push((number, offset));
-                        offset += c.len as u64;
-                    }
-                    progress.bytes_total.fetch_add(ext.len(), Ordering::Relaxed);
-                }
-                files.push(e);
-                report.files += 1;
-            }
-            NodeKind::Symlink { target } => {
-                if let Err(err) = std::os::unix::fs::symlink(OsStr::from_bytes(target), &e.dest) {
-                    report
-                        .problems
-                        .push((e.dest.clone(), format!("cannot create symlink: {err}")));
-                }
-            }
-            NodeKind::CharDevice { .. } | NodeKind::BlockDevice { .. } if !as_root => {
-                report.problems.push((
-                    e.dest.clone(),
-                    "device nodes can only be restored as root".into(),
-                ));
-            }
-            _ => {
-                if let Err(err) = make_special(&e.dest, &e.node) {
-                    report
-                        .problems
-                        .push((e.dest.clone(), format!("cannot create: {err}")));
-                }
+    }
+    for e in &batch.dirs_done {
+        for p in apply_metadata(&e.dest, &e.node, as_root) {
+            report.problems.push((e.dest.clone(), p));
+        }
+        if let Some(err) = &e.node.error {
+            report.damaged.push((
+                e.dest.clone(),
+                format!("directory was not fully backed up: {err}"),
+            ));
+        }
+    }
+}
+
+/// Fills `files` with their chunks; returns the files that could not be
+/// filled completely, by number, with the first reason.
+fn write_content(
+    vault: &Vault,
+    index: &Index,
+    workers: &rayon::ThreadPool,
+    files: &[NewFile],
+    progress: &RestoreProgress,
+) -> BTreeMap<usize, String> {
+    let mut needs: HashMap<ChunkId, Targets> = HashMap::new();
+    for (number, f) in files.iter().enumerate() {
+        let NodeKind::File { extents, .. } = &f.entry.node.kind else {
+            continue;
+        };
+        for ext in extents {
+            let mut offset = ext.offset;
+            for c in &ext.chunks {
+                needs.entry(c.id).or_default().push((number, offset));
+                offset += c.len as u64;
             }
         }
     }
-
     // Group the needed chunks by pack, in pack and offset order.
     let mut by_pack: BTreeMap<ObjectId, PackBlobs> = BTreeMap::new();
     let mut damaged_files: BTreeMap<usize, String> = BTreeMap::new();
@@ -334,10 +565,6 @@ pub fn restore(
             (id, blobs)
         })
         .collect();
-    let workers = rayon::ThreadPoolBuilder::new()
-        .num_threads(std::thread::available_parallelism().map_or(2, |n| n.get()) + 2)
-        .build()
-        .map_err(|e| Error::Invalid(format!("cannot start worker threads: {e}")))?;
     workers.install(|| {
         packs.par_iter().for_each(|(pack, blobs)| {
             // Coalesce nearby blobs into ranges so each pack is read in few requests.
@@ -369,10 +596,10 @@ pub fn restore(
                             match open_blob(&vault.keys, pack, entry, stored) {
                                 Ok(plain) => {
                                     for (f, offset) in targets {
-                                        let written = std::fs::OpenOptions::new()
-                                            .write(true)
-                                            .open(&files[*f].dest)
-                                            .and_then(|file| file.write_all_at(&plain, *offset));
+                                        let written = match &files[*f].handle {
+                                            Some(file) => file.write_all_at(&plain, *offset),
+                                            None => Err(std::io::Error::other("file was closed")),
+                                        };
                                         if let Err(err) = written {
                                             mark(&[(*f, *offset)], &format!("write failed: {err}"));
                                         }
@@ -396,48 +623,116 @@ pub fn restore(
             }
         })
     });
-    for (f, why) in damaged.into_inner().unwrap_or_default() {
-        report.damaged.push((files[f].dest.clone(), why));
-    }
-    progress.files.store(report.files, Ordering::Relaxed);
+    damaged.into_inner().unwrap_or_default()
+}
 
-    // Hard links to the first path of each inode.
-    for (e, first) in &links {
-        if let Err(err) = std::fs::hard_link(&files[*first].dest, &e.dest) {
-            report
-                .problems
-                .push((e.dest.clone(), format!("cannot create hard link: {err}")));
-        }
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::backup::{backup, BackupOptions, Progress};
+    use crate::keys::{VaultKey, GENERATED_KEY_KDF};
+    use crate::storage::Storage;
+    use std::fs::{File, FileTimes};
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    use std::time::{Duration, SystemTime};
+
+    fn set_mtime(path: &Path, secs: u64) {
+        let t = SystemTime::UNIX_EPOCH + Duration::from_secs(secs);
+        File::open(path)
+            .unwrap()
+            .set_times(FileTimes::new().set_modified(t).set_accessed(t))
+            .unwrap();
     }
 
-    // Metadata last: everything but directories, then directories deepest first.
-    for e in entries
-        .iter()
-        .filter(|e| !matches!(e.node.kind, NodeKind::Dir { .. }))
-    {
-        if std::fs::symlink_metadata(&e.dest).is_err() {
-            continue;
+    /// Batches of two entries put every hard link, and most directories,
+    /// in a different batch from what they depend on.
+    #[test]
+    fn tiny_batches_keep_content_hard_links_and_directory_metadata() {
+        let tmp = tempfile::tempdir().unwrap();
+        let src = tmp.path().join("src");
+        for d in ["a/sub", "b", "c/empty"] {
+            std::fs::create_dir_all(src.join(d)).unwrap();
         }
-        for p in apply_metadata(&e.dest, &e.node, as_root) {
-            report.problems.push((e.dest.clone(), p));
+        let big: Vec<u8> = (0..3_000_000u32)
+            .map(|i| (i.wrapping_mul(2654435761) >> 13) as u8)
+            .collect();
+        std::fs::write(src.join("a/big"), &big).unwrap();
+        std::fs::write(src.join("a/f1"), b"linked content").unwrap();
+        for i in 0..9 {
+            std::fs::write(src.join(format!("b/small{i}")), format!("file {i}")).unwrap();
+        }
+        std::fs::hard_link(src.join("a/f1"), src.join("b/link")).unwrap();
+        std::fs::hard_link(src.join("a/f1"), src.join("c/link")).unwrap();
+        std::os::unix::fs::symlink("../a/big", src.join("c/to-big")).unwrap();
+        std::fs::set_permissions(src.join("a/sub"), std::fs::Permissions::from_mode(0o750))
+            .unwrap();
+        for (i, d) in ["a/sub", "a", "b", "c/empty", "c", ""].iter().enumerate() {
+            set_mtime(&src.join(d), 1_000_000 + i as u64 * 1000);
+        }
+
+        let storage = Storage::open(tmp.path().join("vault").to_str().unwrap()).unwrap();
+        let (key, _) = VaultKey::generate();
+        Vault::init(&storage, &key, GENERATED_KEY_KDF).unwrap();
+        let vault = Vault::open(storage, &key, None).unwrap();
+        let report = backup(
+            &vault,
+            std::slice::from_ref(&src),
+            &BackupOptions::default(),
+            &Progress::default(),
+        )
+        .unwrap();
+        assert!(
+            report.manifest.errors.is_empty(),
+            "{:?}",
+            report.manifest.errors
+        );
+        let point = vault.resolve_point("latest", None).unwrap();
+
+        let target = tmp.path().join("restore");
+        let opts = RestoreOptions {
+            target: target.clone(),
+            batch_entries: 2,
+            ..Default::default()
+        };
+        let progress = RestoreProgress::default();
+        let restored = restore(&vault, &point, &opts, &progress).unwrap();
+        assert!(restored.is_complete(), "{restored:?}");
+        assert_eq!(
+            restored.files, 11,
+            "big, f1 and 9 small; the two links share f1"
+        );
+        assert_eq!(progress.files.load(Ordering::Relaxed), 11);
+
+        let got = target.join(src.strip_prefix("/").unwrap());
+        assert_eq!(std::fs::read(got.join("a/big")).unwrap(), big);
+        for i in 0..9 {
+            assert_eq!(
+                std::fs::read_to_string(got.join(format!("b/small{i}"))).unwrap(),
+                format!("file {i}")
+            );
+        }
+        let first = std::fs::metadata(got.join("a/f1")).unwrap();
+        assert_eq!(first.nlink(), 3);
+        for link in ["b/link", "c/link"] {
+            assert_eq!(
+                std::fs::metadata(got.join(link)).unwrap().ino(),
+                first.ino(),
+                "{link}"
+            );
+        }
+        assert_eq!(
+            std::fs::read_link(got.join("c/to-big")).unwrap(),
+            Path::new("../a/big")
+        );
+        for d in ["a/sub", "a", "b", "c/empty", "c", ""] {
+            let want = std::fs::metadata(src.join(d)).unwrap();
+            let have = std::fs::metadata(got.join(d)).unwrap();
+            assert_eq!(
+                (have.mtime(), have.mtime_nsec()),
+                (want.mtime(), want.mtime_nsec()),
+                "mtime of {d:?}"
+            );
+            assert_eq!(have.mode(), want.mode(), "mode of {d:?}");
         }
     }
-    let mut dirs: Vec<&Entry> = entries
-        .iter()
-        .filter(|e| matches!(e.node.kind, NodeKind::Dir { .. }))
-        .collect();
-    dirs.sort_by_key(|e| std::cmp::Reverse(e.depth));
-    for e in dirs {
-        for p in apply_metadata(&e.dest, &e.node, as_root) {
-            report.problems.push((e.dest.clone(), p));
-        }
-        if let Some(err) = &e.node.error {
-            report.damaged.push((
-                e.dest.clone(),
-                format!("directory was not fully backed up: {err}"),
-            ));
-        }
-    }
-    report.bytes = progress.bytes_written.load(Ordering::Relaxed);
-    Ok(report)
 }

@@ -136,7 +136,7 @@ impl Storage {
                     .range(offset..offset + len)
                     .into_future(),
             )
-            .map(|b| b.to_vec())
+            .map(|b| Vec::from(b.to_bytes()))
             .map_err(|e| self.err(path, e))?;
         if data.len() as u64 != len {
             return Err(Error::corrupt(
