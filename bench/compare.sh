@@ -16,6 +16,7 @@
 #                          skipped with a warning otherwise)
 #   SCALE=1                size of the generated dataset (1 = about 2.3 GB)
 #   RESULTS=FILE           raw measurements (TSV), default $BENCH_DIR/results.tsv
+#                          (the previous one is moved to FILE.prev)
 #
 # Peers run at their default settings with encryption and zstd: restic with
 # repository version 2 (compression auto), borg with repokey-blake2 and zstd,3,
@@ -86,7 +87,10 @@ export BORG_BASE_DIR="$BENCH_DIR/borg-base" RESTIC_CACHE_DIR="$BENCH_DIR/cache/r
 export COFFER_CACHE_DIR="$BENCH_DIR/cache/coffer" BORG_RELOCATED_REPO_ACCESS_IS_OK=yes
 export XDG_CACHE_HOME="$BENCH_DIR/cache/xdg"   # rustic's cache
 
-[ -f "$RESULTS" ] || printf 'run\ttool\tstep\twall_s\tuser_s\tsys_s\tmaxrss_kb\trepo_bytes\n' > "$RESULTS"
+# Each invocation starts its own results: medians must not mix runs made
+# with different builds or machine states. The previous file is kept.
+[ -f "$RESULTS" ] && mv "$RESULTS" "$RESULTS.prev"
+printf 'run\ttool\tstep\twall_s\tuser_s\tsys_s\tmaxrss_kb\trepo_bytes\n' > "$RESULTS"
 
 # measure RUN TOOL STEP REPO -- COMMAND...   (runs COMMAND from the current directory)
 measure() {

@@ -5,10 +5,11 @@
 #
 # For each count, a tree of that many small files (0-4 KiB, 1,000 per
 # directory; bench/dataset.py smallfiles) is generated once under BENCH_DIR,
-# then backed up into a new vault twice: first backup and unchanged backup,
-# with the page cache dropped before each (when running as root). Prints wall
-# time, CPU time and peak RSS per step, and the per-file cost, so linear growth
-# shows as a constant per-file column.
+# then backed up into a new vault twice (first backup and unchanged backup)
+# and restored into an empty directory, with the page cache dropped before
+# each step (when running as root). Prints wall time, CPU time and peak RSS
+# per step, and the per-file cost, so linear growth shows as a constant
+# per-file column.
 set -euo pipefail
 
 here="$(cd "$(dirname "$0")" && pwd)"
@@ -37,10 +38,17 @@ for n in "${counts[@]}"; do
     vault="$BENCH_DIR/scale-vault"
     rm -rf "$vault" "$COFFER_CACHE_DIR"
     "$COFFER" vault init --location "$vault" >/dev/null
-    for step in first unchanged; do
+    restored="$BENCH_DIR/scale-restore"
+    for step in first unchanged restore; do
+        rm -rf "$restored"
         drop_caches
-        /usr/bin/time -f '%e %U %S %M' -o "$BENCH_DIR/scale.time" \
-            "$COFFER" backup --vault "$vault" "$tree" >/dev/null
+        if [ "$step" = restore ]; then
+            /usr/bin/time -f '%e %U %S %M' -o "$BENCH_DIR/scale.time" \
+                "$COFFER" restore --vault "$vault" latest --target "$restored" >/dev/null
+        else
+            /usr/bin/time -f '%e %U %S %M' -o "$BENCH_DIR/scale.time" \
+                "$COFFER" backup --vault "$vault" "$tree" >/dev/null
+        fi
         read -r wall user sys rss < "$BENCH_DIR/scale.time"
         python3 - "$n" "$step" "$wall" "$user" "$sys" "$rss" <<'EOF'
 import sys
@@ -49,5 +57,5 @@ n = int(n); wall = float(wall); cpu = float(user) + float(sys_); rss_kb = int(rs
 print(f"| {n:,} | {step} | {wall:.2f} | {cpu:.2f} | {rss_kb / 1024:.0f} | {wall / n * 1e6:.1f} | {rss_kb * 1024 / n:.0f} |")
 EOF
     done
-    rm -rf "$vault" "$COFFER_CACHE_DIR"
+    rm -rf "$vault" "$COFFER_CACHE_DIR" "$restored"
 done

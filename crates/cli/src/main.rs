@@ -18,6 +18,7 @@ fn main() -> ExitCode {
         .with_writer(std::io::stderr)
         .without_time()
         .init();
+    coffer_engine::fsmeta::raise_open_file_limit();
     match cli::run(args) {
         Ok(code) => code,
         Err(err) => {

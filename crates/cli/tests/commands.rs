@@ -500,3 +500,39 @@ fn benchmark_reports_every_stage_and_leaves_the_location_clean() {
     assert_eq!(bad.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&bad.stderr).contains("--seconds"));
 }
+
+/// With a low limit on open files (soft and hard, so coffer cannot raise
+/// it), restore keeps fewer files open per batch instead of failing with
+/// "too many open files".
+#[test]
+fn restore_fits_a_low_open_file_limit() {
+    let env = Env::new();
+    let src = env.path("src");
+    for i in 0..600 {
+        random_file(
+            &src.join(format!("d{}/f{i}", i % 7)),
+            100 + i,
+            (i % 251) as u8,
+        );
+    }
+    env.backup(&[], &[&src]);
+    let target = env.path("t");
+    let script = format!(
+        "ulimit -n 100 && exec \"$0\" restore --vault '{}' latest --target '{}'",
+        env.vault_str(),
+        target.display()
+    );
+    let out = env
+        .command_for("sh")
+        .arg("-c")
+        .arg(script)
+        .arg(BIN)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_same_tree(&src, &under(&target, &src));
+}

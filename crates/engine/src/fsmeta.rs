@@ -222,3 +222,24 @@ pub fn apply_metadata(path: &Path, node: &Node, as_root: bool) -> Vec<String> {
 pub fn running_as_root() -> bool {
     nix::unistd::geteuid().is_root()
 }
+
+/// Raises the soft limit on open files to the hard limit (at most 65,536),
+/// as many programs do at start-up: the default soft limit of 1,024 is a
+/// leftover of `select()`, and restore keeps a batch of files open at once.
+/// Failure leaves the limit as it was; restore adapts to whatever it is.
+pub fn raise_open_file_limit() {
+    use nix::sys::resource::{getrlimit, setrlimit, Resource};
+    if let Ok((soft, hard)) = getrlimit(Resource::RLIMIT_NOFILE) {
+        let wanted = hard.min(65_536);
+        if wanted > soft {
+            let _ = setrlimit(Resource::RLIMIT_NOFILE, wanted, hard);
+        }
+    }
+}
+
+/// The current soft limit on open files.
+pub fn open_file_limit() -> u64 {
+    nix::sys::resource::getrlimit(nix::sys::resource::Resource::RLIMIT_NOFILE)
+        .map(|(soft, _)| soft)
+        .unwrap_or(1024)
+}

@@ -29,7 +29,7 @@ use std::sync::Mutex;
 use rayon::prelude::*;
 
 use crate::error::{Error, Result};
-use crate::fsmeta::{apply_metadata, make_special, running_as_root};
+use crate::fsmeta::{apply_metadata, make_special, open_file_limit, running_as_root};
 use crate::ids::{ChunkId, ObjectId};
 use crate::index::Index;
 use crate::pack::{open_blob, pack_path, BlobEntry};
@@ -230,6 +230,8 @@ struct Creator<'a> {
     overwrite: bool,
     as_root: bool,
     limit: usize,
+    /// Files a batch may hold open; see `open_files_per_batch`.
+    max_open: usize,
     batch: Batch,
     tx: SyncSender<Batch>,
     /// First restored path of every inode with more than one link.
@@ -243,7 +245,10 @@ struct Creator<'a> {
 impl Creator<'_> {
     /// Sends the batch when it is full; false once the writer has stopped.
     fn flush_if_full(&mut self) -> bool {
-        if self.batch.len() < self.limit && self.batch.chunks < BATCH_CHUNKS {
+        if self.batch.len() < self.limit
+            && self.batch.chunks < BATCH_CHUNKS
+            && self.batch.files.len() < self.max_open
+        {
             return true;
         }
         self.tx.send(std::mem::take(&mut self.batch)).is_ok()
@@ -419,6 +424,7 @@ pub fn restore(
                 overwrite: opts.overwrite,
                 as_root,
                 limit,
+                max_open: open_files_per_batch(open_file_limit()),
                 batch: Batch::default(),
                 tx,
                 first_of_inode: HashMap::new(),
@@ -456,6 +462,13 @@ pub fn restore(
     report.problems.extend(created.problems);
     report.bytes = progress.bytes_written.load(Ordering::Relaxed);
     Ok(report)
+}
+
+/// How many files one batch may keep open under a limit of `limit` open
+/// files: three batches hold handles at once (one being built, one waiting,
+/// one being written), and the rest of the process needs some too.
+fn open_files_per_batch(limit: u64) -> usize {
+    (limit.saturating_sub(128) / 3).clamp(16, BATCH_ENTRIES as u64) as usize
 }
 
 /// Writes a batch's content, then its hard links, then its metadata.
