@@ -751,6 +751,11 @@ fn adopt_orphans(vault: &Vault, index: &Index) -> Result<Vec<PackRecord>> {
 
 /// Reads a pack's trailer from storage.
 pub fn read_trailer(vault: &Vault, id: &ObjectId) -> Result<PackRecord> {
+    read_trailer_and_size(vault, id).map(|(record, _)| record)
+}
+
+/// Reads a pack's trailer from storage, with the pack's size.
+pub fn read_trailer_and_size(vault: &Vault, id: &ObjectId) -> Result<(PackRecord, u64)> {
     let path = pack_path(id);
     let size = vault.storage.size(&path)?.ok_or_else(|| Error::Missing {
         object: path.clone(),
@@ -767,11 +772,12 @@ pub fn read_trailer(vault: &Vault, id: &ObjectId) -> Result<PackRecord> {
         tail = vault.storage.get_range(&path, size - span, span)?;
     }
     let (kind, entries) = parse_trailer(&vault.keys, id, size, &tail)?;
-    Ok(PackRecord {
+    let record = PackRecord {
         id: *id,
         kind,
         entries,
-    })
+    };
+    Ok((record, size))
 }
 
 /// Backs up `paths` into the vault as one new recovery point.

@@ -14,7 +14,7 @@ use std::sync::Mutex;
 use rand::seq::SliceRandom;
 use rayon::prelude::*;
 
-use crate::backup::read_trailer;
+use crate::backup::read_trailer_and_size;
 use crate::error::Result;
 use crate::ids::{ChunkId, ObjectId};
 use crate::index::{Index, PackRecord};
@@ -204,7 +204,7 @@ fn read_pack(
     blobs: &std::sync::atomic::AtomicU64,
 ) -> Vec<String> {
     let path = pack_path(id);
-    let record = match read_trailer(vault, id) {
+    let (record, size) = match read_trailer_and_size(vault, id) {
         Ok(r) => r,
         // Damaged or truncated: the whole pack tells the most about it.
         Err(_) => return read_damaged_pack(vault, id),
@@ -215,11 +215,6 @@ fn read_pack(
             "index entries for {path} do not match the pack's own trailer"
         ));
     }
-    let size = match vault.storage().size(&path) {
-        Ok(Some(s)) => s,
-        Ok(None) => return vec![format!("missing object {path}")],
-        Err(e) => return vec![e.to_string()],
-    };
     let mut entries = record.entries;
     entries.sort_by_key(|e| e.offset);
     let mut hasher = blake3::Hasher::new();
