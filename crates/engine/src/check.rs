@@ -207,7 +207,7 @@ fn read_pack(
     let (record, size) = match read_trailer_and_size(vault, id) {
         Ok(r) => r,
         // Damaged or truncated: the whole pack tells the most about it.
-        Err(_) => return read_damaged_pack(vault, id),
+        Err(e) => return read_damaged_pack(vault, id, e),
     };
     let mut problems = Vec::new();
     if indexed.is_some_and(|d| *d != entries_digest(&record.entries)) {
@@ -283,9 +283,11 @@ fn read_pack(
     problems
 }
 
-/// A pack whose trailer cannot be read: reported, with whatever blobs can
-/// still be named.
-fn read_damaged_pack(vault: &Vault, id: &ObjectId) -> Vec<String> {
+/// A pack whose trailer could not be read (`first`): says whether the pack
+/// itself is damaged (its bytes no longer match its name) or was written
+/// with a bad trailer; an intact pack means the first failure was a read
+/// error, reported as it was.
+fn read_damaged_pack(vault: &Vault, id: &ObjectId, first: crate::error::Error) -> Vec<String> {
     let path = pack_path(id);
     let bytes = match vault.storage().get(&path) {
         Ok(b) => b,
@@ -296,11 +298,8 @@ fn read_damaged_pack(vault: &Vault, id: &ObjectId) -> Vec<String> {
             "damaged object {path}: content does not match its name (hash mismatch)"
         )];
     }
-    // Intact bytes with an unreadable trailer: written damaged.
     match parse_trailer(vault.keys(), id, bytes.len() as u64, &bytes) {
-        Ok(_) => vec![format!(
-            "damaged object {path}: its trailer could not be read"
-        )],
+        Ok(_) => vec![first.to_string()],
         Err(e) => vec![e.to_string()],
     }
 }
