@@ -284,7 +284,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
                 print_json(
                     &json!({"vault_id": h.vault_id_hex(), "format_version": h.version, "created": time_secs(h.created),
                     "key_slots": slots.iter().flatten().count(), "packs": index.packs().count(), "blobs": index.blob_count(),
-                    "points": points.len()}),
+                    "points": points.len(), "dictionaries": v.dictionary_status().0}),
                 );
             } else {
                 println!("vault          {}", h.vault_id_hex());
@@ -295,6 +295,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
                 println!("packs          {}", index.packs().count());
                 println!("blobs          {}", index.blob_count());
                 println!("points         {}", points.len());
+                println!("dictionaries   {}", v.dictionary_status().0);
             }
             Ok(ExitCode::SUCCESS)
         }
@@ -616,12 +617,12 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
                 print_json(
                     &json!({"ok": r.ok(), "problems": r.problems, "key_slots": r.key_slots, "index_files": r.index_files,
                     "packs": r.packs, "packs_read": r.packs_read, "blobs_verified": r.blobs_verified, "points": r.points, "trees": r.trees,
-                    "unindexed_packs": r.unindexed_packs}),
+                    "unindexed_packs": r.unindexed_packs, "dictionaries": r.dictionaries}),
                 );
             } else {
                 println!(
-                    "checked {} key slot(s), {} index file(s), {} pack(s) ({} read in full, {} blobs verified), {} point(s), {} tree(s)",
-                    r.key_slots, r.index_files, r.packs, r.packs_read, r.blobs_verified, r.points, r.trees
+                    "checked {} key slot(s), {} dictionary(ies), {} index file(s), {} pack(s) ({} read in full, {} blobs verified), {} point(s), {} tree(s)",
+                    r.key_slots, r.dictionaries, r.index_files, r.packs, r.packs_read, r.blobs_verified, r.points, r.trees
                 );
                 if r.unindexed_packs > 0 {
                     println!("{} pack(s) are not indexed yet (left by an interrupted backup; the next backup reuses them)", r.unindexed_packs);

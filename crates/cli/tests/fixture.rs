@@ -1,49 +1,72 @@
-//! The committed version-1 vault must open, check and restore byte-exactly
-//! in every future version of coffer.
+//! The committed vaults of every format version must open, check and restore
+//! byte-exactly in every future version of coffer, and a version 1 vault must
+//! stay version 1 when newer coffer writes into it.
 
 mod common;
 
 use common::*;
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::process::Output;
 
-#[test]
-fn the_committed_v1_vault_opens_checks_and_restores_byte_exactly() {
-    let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures");
-    let env = Env::without_vault();
-    // Work on a copy: the test must never alter the committed vault.
+fn fixtures() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures")
+}
+
+/// A copy of a committed vault: the tests must never alter the originals.
+fn copy_of(env: &Env, name: &str) -> String {
     let status = std::process::Command::new("cp")
         .arg("-a")
-        .arg(fixtures.join("vault-v1"))
+        .arg(fixtures().join(name))
         .arg(env.vault())
         .status()
         .unwrap();
     assert!(status.success());
-    let key = std::fs::read_to_string(fixtures.join("vault-v1.key")).unwrap();
-    let run = |args: &[&str]| env.run_with_key(key.trim(), args);
+    std::fs::read_to_string(fixtures().join(format!("{name}.key")))
+        .unwrap()
+        .trim()
+        .to_string()
+}
 
-    let check = run(&["check", "--vault", &env.vault_str(), "--read-data"]);
+fn json(out: &Output) -> serde_json::Value {
     assert!(
-        check.status.success(),
-        "{}",
-        String::from_utf8_lossy(&check.stdout)
+        out.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
     );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
 
-    let list = run(&["points", "list", "--vault", &env.vault_str(), "--json"]);
-    let points: serde_json::Value = serde_json::from_slice(&list.stdout).unwrap();
+/// Checks the copy, lists its one point and restores it byte-exactly.
+fn check_and_restore(env: &Env, key: &str, tag: &str, point_id: &str, source: &str, path: &str) {
+    let run = |args: &[&str]| env.run_with_key(key, args);
+    let check = json(&run(&[
+        "check",
+        "--vault",
+        &env.vault_str(),
+        "--read-data",
+        "--json",
+    ]));
+    assert_eq!(check["ok"], true, "{check}");
+
+    let points = json(&run(&[
+        "points",
+        "list",
+        "--vault",
+        &env.vault_str(),
+        "--json",
+    ]));
     assert_eq!(points.as_array().unwrap().len(), 1);
     assert_eq!(points[0]["item"], "fixture");
-    assert_eq!(points[0]["tags"][0], "v1");
-    assert_eq!(
-        points[0]["id"],
-        "6a1776ebb44526d66aa204c5865a896dece14ddc6d4c2e73f8f20adbb9ec80da"
-    );
+    assert_eq!(points[0]["tags"][0], tag);
+    assert_eq!(points[0]["id"], point_id);
 
-    let target = env.path("restored");
+    let target = env.path(&format!("restored-{tag}"));
     let restore = run(&[
         "restore",
         "--vault",
         &env.vault_str(),
-        "6a1776eb",
+        &point_id[..8],
         "--target",
         target.to_str().unwrap(),
     ]);
@@ -52,12 +75,98 @@ fn the_committed_v1_vault_opens_checks_and_restores_byte_exactly() {
         "{}",
         String::from_utf8_lossy(&restore.stderr)
     );
-    assert_same_tree(
-        &fixtures.join("vault-v1-source"),
-        &target.join("tmp/coffer-fixture-src"),
+    assert_same_tree(&fixtures().join(source), &target.join(path));
+}
+
+#[test]
+fn the_committed_v1_vault_opens_checks_restores_and_stays_version_1() {
+    let env = Env::without_vault();
+    let key = copy_of(&env, "vault-v1");
+    check_and_restore(
+        &env,
+        &key,
+        "v1",
+        "6a1776ebb44526d66aa204c5865a896dece14ddc6d4c2e73f8f20adbb9ec80da",
+        "vault-v1-source",
+        "tmp/coffer-fixture-src",
     );
     assert_eq!(
-        std::fs::read_link(target.join("tmp/coffer-fixture-src/link")).unwrap(),
+        std::fs::read_link(env.path("restored-v1/tmp/coffer-fixture-src/link")).unwrap(),
         Path::new("hello.txt")
     );
+
+    // Writing into it with this coffer keeps it readable by the one that made it.
+    let src = env.path("more");
+    std::fs::create_dir_all(&src).unwrap();
+    for i in 0..400 {
+        let text = format!("setting_{i} = {}\n", i * 7).repeat(200);
+        std::fs::write(src.join(format!("f{i}.conf")), text).unwrap();
+    }
+    let run = |args: &[&str]| env.run_with_key(&key, args);
+    let backup = run(&["backup", "--vault", &env.vault_str(), src.to_str().unwrap()]);
+    assert!(
+        backup.status.success(),
+        "{}",
+        String::from_utf8_lossy(&backup.stderr)
+    );
+    let info = json(&run(&[
+        "vault",
+        "info",
+        "--vault",
+        &env.vault_str(),
+        "--json",
+    ]));
+    assert_eq!(info["format_version"], 1);
+    assert_eq!(info["dictionaries"], 0);
+    assert!(!env.vault().join("dicts").exists());
+    let check = json(&run(&[
+        "check",
+        "--vault",
+        &env.vault_str(),
+        "--read-data",
+        "--json",
+    ]));
+    assert_eq!(check["ok"], true, "{check}");
+}
+
+#[test]
+fn the_committed_v2_vault_opens_checks_and_restores_through_its_dictionary() {
+    let env = Env::without_vault();
+    let key = copy_of(&env, "vault-v2");
+    check_and_restore(
+        &env,
+        &key,
+        "v2",
+        "02f0ac37a32b6a2e1bad1ca1b1ecaa2d6d8c9ec7da61a8e0ab4a155eb0839757",
+        "vault-v2-source",
+        "tmp/coffer-fixture-v2-src",
+    );
+    let run = |args: &[&str]| env.run_with_key(&key, args);
+    let info = json(&run(&[
+        "vault",
+        "info",
+        "--vault",
+        &env.vault_str(),
+        "--json",
+    ]));
+    assert_eq!(info["format_version"], 2);
+    assert_eq!(info["dictionaries"], 1);
+
+    // Its small files really depend on the dictionary: without it, check
+    // finds them unreadable.
+    for d in std::fs::read_dir(env.vault().join("dicts")).unwrap() {
+        std::fs::remove_file(d.unwrap().path()).unwrap();
+    }
+    let check = run(&[
+        "check",
+        "--vault",
+        &env.vault_str(),
+        "--read-data",
+        "--json",
+    ]);
+    assert!(!check.status.success());
+    let report: serde_json::Value = serde_json::from_slice(&check.stdout).unwrap();
+    assert_eq!(report["ok"], false);
+    let problems = report["problems"].to_string();
+    assert!(problems.contains("no readable dictionary"), "{problems}");
 }

@@ -27,6 +27,7 @@ use crossbeam_channel::{bounded, Sender};
 use globset::{Glob, GlobSet, GlobSetBuilder};
 use rayon::prelude::*;
 
+use crate::dict::{self, Offer, Sampler, Samples, DICT_MAX_CHUNK};
 use crate::error::{Error, Result};
 use crate::fsmeta::{data_ranges, node_from_metadata, read_xattrs, Names};
 use crate::ids::{ChunkId, ObjectId};
@@ -242,6 +243,8 @@ struct Session<'a> {
     large_readers: Permits,
     /// Chunks of large files go to the sealing threads; see `seal_loop`.
     seal_jobs: Mutex<Option<Sender<SealJob>>>,
+    /// Small data chunks on their way to a compression dictionary.
+    sampler: Mutex<Sampler>,
 }
 
 /// A clone of a channel's sender, or `Cancelled` once the run has closed it.
@@ -337,28 +340,67 @@ impl Session<'_> {
                 return Ok(chunk);
             }
         }
-        let sealed = seal_blob(keys, id, data);
         self.progress
             .bytes_new
             .fetch_add(data.len() as u64, Ordering::Relaxed);
         match kind {
-            BlobKind::Data => {
-                let lane = rayon::current_thread_index()
-                    .unwrap_or(usize::MAX)
-                    .min(self.runs.len() - 1);
-                let run = {
-                    let mut run = self.runs[lane].lock().map_err(|_| Error::Cancelled)?;
-                    run.bytes += sealed.bytes.len();
-                    run.blobs.push(sealed);
-                    (run.bytes >= RUN_BYTES).then(|| std::mem::take(&mut *run))
-                };
-                if let Some(run) = run {
-                    self.add_to_pack(&self.data_pack, run.blobs, DATA_PACK_TARGET)?;
+            BlobKind::Data if data.len() <= DICT_MAX_CHUNK => {
+                let offer = self
+                    .sampler
+                    .lock()
+                    .map_err(|_| Error::Cancelled)?
+                    .offer(id, data);
+                match offer {
+                    Offer::Held => {}
+                    Offer::Seal(dict) => {
+                        self.push_data(seal_blob(keys, id, data, dict.as_deref()))?
+                    }
+                    Offer::Train(samples) => self.train_and_seal(samples)?,
                 }
             }
-            BlobKind::Tree => self.add_to_pack(&self.tree_pack, vec![sealed], TREE_PACK_TARGET)?,
+            BlobKind::Data => self.push_data(seal_blob(keys, id, data, None))?,
+            BlobKind::Tree => self.add_to_pack(
+                &self.tree_pack,
+                vec![seal_blob(keys, id, data, None)],
+                TREE_PACK_TARGET,
+            )?,
         }
         Ok(chunk)
+    }
+
+    /// Adds a sealed data blob to this thread's run, and a full run to the pack.
+    fn push_data(&self, sealed: SealedBlob) -> Result<()> {
+        let lane = rayon::current_thread_index()
+            .unwrap_or(usize::MAX)
+            .min(self.runs.len() - 1);
+        let run = {
+            let mut run = self.runs[lane].lock().map_err(|_| Error::Cancelled)?;
+            run.bytes += sealed.bytes.len();
+            run.blobs.push(sealed);
+            (run.bytes >= RUN_BYTES).then(|| std::mem::take(&mut *run))
+        };
+        match run {
+            Some(run) => self.add_to_pack(&self.data_pack, run.blobs, DATA_PACK_TARGET),
+            None => Ok(()),
+        }
+    }
+
+    /// Trains a dictionary on held-back small chunks (see `dict`), stores it
+    /// when it pays, then seals those chunks and the ones held meanwhile.
+    fn train_and_seal(&self, samples: Samples) -> Result<()> {
+        let dict = match dict::train(&samples) {
+            Some(bytes) => self.vault.add_dictionary(&bytes)?,
+            None => None,
+        };
+        let held = self
+            .sampler
+            .lock()
+            .map_err(|_| Error::Cancelled)?
+            .trained(dict.clone());
+        for (id, data) in samples.chunks().chain(held.chunks()) {
+            self.push_data(seal_blob(&self.vault.keys, id, data, dict.as_deref()))?;
+        }
+        Ok(())
     }
 
     fn add_to_pack(
@@ -858,6 +900,13 @@ pub fn backup(
         bytes_total: AtomicU64::new(0),
         large_readers: Permits::new(cores),
         seal_jobs: Mutex::new(Some(seal_tx)),
+        sampler: Mutex::new(if !vault.writes_dictionaries() {
+            Sampler::Off
+        } else if let Some(dict) = vault.writing_dictionary() {
+            Sampler::Using(dict)
+        } else {
+            Sampler::Collecting(Samples::default())
+        }),
     };
     let workers = rayon::ThreadPoolBuilder::new()
         .num_threads(worker_threads)
@@ -900,6 +949,14 @@ pub fn backup(
                     ))
                 }
             };
+            let remaining = session
+                .sampler
+                .lock()
+                .map_err(|_| Error::Cancelled)?
+                .take_remaining();
+            if !remaining.ids.is_empty() {
+                session.train_and_seal(remaining)?;
+            }
             session.flush_runs()?;
             for builder in [&session.data_pack, &session.tree_pack] {
                 let last = {

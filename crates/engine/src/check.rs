@@ -18,7 +18,7 @@ use crate::backup::read_trailer_and_size;
 use crate::error::Result;
 use crate::ids::{ChunkId, ObjectId};
 use crate::index::{Index, PackRecord};
-use crate::pack::{open_blob, pack_path, parse_trailer, BlobEntry};
+use crate::pack::{pack_path, parse_trailer, BlobEntry, Compression};
 use crate::tree::NodeKind;
 use crate::vault::Vault;
 
@@ -43,6 +43,8 @@ pub struct CheckReport {
     pub trees: usize,
     /// Packs no index lists: left by interrupted backups, reused by the next.
     pub unindexed_packs: usize,
+    /// Compression dictionaries read and verified.
+    pub dictionaries: usize,
 }
 
 impl CheckReport {
@@ -63,6 +65,11 @@ pub fn check(vault: &mut Vault, read_data: ReadData) -> Result<CheckReport> {
         }
     }
 
+    // Dictionaries were read, verified and opened when the vault was.
+    let (dictionaries, unreadable) = vault.dictionary_status();
+    report.dictionaries = dictionaries;
+    report.problems.extend(unreadable);
+
     let mut records: Vec<PackRecord> = Vec::new();
     for id in vault.index_files()? {
         report.index_files += 1;
@@ -77,6 +84,20 @@ pub fn check(vault: &mut Vault, read_data: ReadData) -> Result<CheckReport> {
         .iter()
         .map(|r| (r.id, entries_digest(&r.entries)))
         .collect();
+    let needing_dictionary: usize = records
+        .iter()
+        .map(|r| {
+            r.entries
+                .iter()
+                .filter(|e| e.compression == Compression::ZstdDict)
+                .count()
+        })
+        .sum();
+    if needing_dictionary > 0 && dictionaries == 0 {
+        report.problems.push(format!(
+            "{needing_dictionary} blob(s) are compressed with a dictionary, but the vault holds no readable dictionary (dicts/)"
+        ));
+    }
     let index = Index::build(records);
 
     let stored: HashSet<ObjectId> = vault
@@ -265,7 +286,7 @@ fn read_pack(
                     return problems;
                 }
             };
-            match open_blob(vault.keys(), id, e, stored) {
+            match vault.open_blob(id, e, stored) {
                 Ok(_) => {
                     blobs.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 }

@@ -10,7 +10,7 @@ use crate::crypto::{seal_with_nonce, MasterKeys};
 use crate::ids::{ChunkId, ObjectId};
 use crate::index::{encode_index, PackRecord};
 use crate::keys::{derive, Header, KdfParams, VaultKey};
-use crate::pack::{BlobEntry, BlobKind};
+use crate::pack::{BlobEntry, BlobKind, Compression};
 use crate::tree::{ChunkRef, Extent, Node, NodeKind, Timestamp, Tree};
 
 fn computed() -> BTreeMap<&'static str, String> {
@@ -18,6 +18,10 @@ fn computed() -> BTreeMap<&'static str, String> {
     v.insert(
         "header",
         hex::encode(&Header::with_id(*b"0123456789abcdef", 1_700_000_000).bytes),
+    );
+    v.insert(
+        "header-v1",
+        hex::encode(&Header::with_version(*b"0123456789abcdef", 1_700_000_000, 1).bytes),
     );
 
     let kek = derive(
@@ -55,7 +59,7 @@ fn computed() -> BTreeMap<&'static str, String> {
 
     let entry = BlobEntry {
         id: ChunkId([0xab; 32]),
-        compressed: true,
+        compression: Compression::Zstd,
         offset: 8,
         stored_len: 0x1234,
         raw_len: 0x10000,
@@ -63,6 +67,13 @@ fn computed() -> BTreeMap<&'static str, String> {
     let mut e = Vec::new();
     entry.encode(&mut e);
     v.insert("blob-entry", hex::encode(&e));
+    let mut d = Vec::new();
+    BlobEntry {
+        compression: Compression::ZstdDict,
+        ..entry
+    }
+    .encode(&mut d);
+    v.insert("blob-entry-dict", hex::encode(&d));
 
     let tree = Tree {
         nodes: vec![Node {

@@ -15,7 +15,7 @@ use std::collections::HashMap;
 use crate::crypto::MasterKeys;
 use crate::error::{Error, Result};
 use crate::ids::{ChunkId, ObjectId};
-use crate::pack::{BlobEntry, BlobKind, ENTRY_LEN};
+use crate::pack::{BlobEntry, BlobKind, Compression, ENTRY_LEN};
 
 pub const INDEX_MAGIC: &[u8; 8] = b"COFFERIX";
 const INDEX_AAD: &[u8] = b"coffer index v1";
@@ -101,7 +101,7 @@ struct Slot {
     offset: u32,
     stored_len: u32,
     raw_len: u32,
-    compressed: bool,
+    compression: Compression,
 }
 
 /// What an index is loaded for, which decides what it keeps per blob.
@@ -162,7 +162,7 @@ impl Index {
             offset: e.offset,
             stored_len: e.stored_len,
             raw_len: e.raw_len,
-            compressed: e.compressed,
+            compression: e.compression,
         }));
     }
 
@@ -202,7 +202,7 @@ impl Index {
             kind,
             entry: BlobEntry {
                 id: s.id,
-                compressed: s.compressed,
+                compression: s.compression,
                 offset: s.offset,
                 stored_len: s.stored_len,
                 raw_len: s.raw_len,
@@ -237,7 +237,11 @@ mod tests {
         let keys = MasterKeys::random();
         let e = |b: u8| BlobEntry {
             id: ChunkId([b; 32]),
-            compressed: b.is_multiple_of(2),
+            compression: if b.is_multiple_of(2) {
+                Compression::Zstd
+            } else {
+                Compression::None
+            },
             offset: 8 + b as u32,
             stored_len: 100,
             raw_len: 90,

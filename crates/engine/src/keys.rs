@@ -18,8 +18,11 @@ use crate::error::{Error, Result};
 
 pub const HEADER_MAGIC: &[u8; 8] = b"COFFERVT";
 pub const SLOT_MAGIC: &[u8; 8] = b"COFFERKS";
-/// The newest vault format this build reads and writes.
-pub const FORMAT_VERSION: u16 = 1;
+/// The newest vault format this build reads and writes. Version 2 added
+/// compression dictionaries; version 1 vaults are read and written as they are.
+pub const FORMAT_VERSION: u16 = 2;
+/// Layout version of a key slot, unchanged since format 1.
+const SLOT_VERSION: u16 = 1;
 pub const HEADER_LEN: usize = 68;
 const SLOT_BODY_LEN: usize = 64;
 const SLOT_SEALED_LEN: usize = MasterKeys::LEN + SEAL_OVERHEAD;
@@ -120,16 +123,21 @@ impl Header {
     }
 
     pub(crate) fn with_id(vault_id: [u8; 16], created: i64) -> Self {
+        Self::with_version(vault_id, created, FORMAT_VERSION)
+    }
+
+    /// A header of an older format version, for tests of compatibility.
+    pub(crate) fn with_version(vault_id: [u8; 16], created: i64, version: u16) -> Self {
         let mut bytes = Vec::with_capacity(HEADER_LEN);
         bytes.extend_from_slice(HEADER_MAGIC);
-        bytes.extend_from_slice(&FORMAT_VERSION.to_le_bytes());
+        bytes.extend_from_slice(&version.to_le_bytes());
         bytes.extend_from_slice(&0u16.to_le_bytes());
         bytes.extend_from_slice(&vault_id);
         bytes.extend_from_slice(&created.to_le_bytes());
         let sum = blake3::hash(&bytes);
         bytes.extend_from_slice(sum.as_bytes());
         Header {
-            version: FORMAT_VERSION,
+            version,
             vault_id,
             created,
             bytes,
@@ -219,7 +227,7 @@ impl KeySlot {
         let id = hex::encode(id_bytes);
         let mut body = Vec::with_capacity(SLOT_BODY_LEN);
         body.extend_from_slice(SLOT_MAGIC);
-        body.extend_from_slice(&FORMAT_VERSION.to_le_bytes());
+        body.extend_from_slice(&SLOT_VERSION.to_le_bytes());
         body.extend_from_slice(&KDF_ARGON2ID.to_le_bytes());
         body.extend_from_slice(&kdf.memory_kib.to_le_bytes());
         body.extend_from_slice(&kdf.iterations.to_le_bytes());
@@ -253,10 +261,10 @@ impl KeySlot {
             return Err(bad("not a key slot (bad magic)"));
         }
         let version = u16::from_le_bytes([bytes[8], bytes[9]]);
-        if version > FORMAT_VERSION {
+        if version > SLOT_VERSION {
             return Err(Error::UnsupportedVersion {
                 found: version,
-                supported: FORMAT_VERSION,
+                supported: SLOT_VERSION,
             });
         }
         if bytes.len() != SLOT_LEN {

@@ -13,6 +13,7 @@ pub mod cache;
 pub mod check;
 pub mod chunker;
 pub mod crypto;
+pub mod dict;
 pub mod error;
 pub mod fsmeta;
 pub mod ids;

@@ -10,7 +10,10 @@
 
 use std::cell::RefCell;
 
+use zstd::zstd_safe::{CCtx, DCtx};
+
 use crate::crypto::MasterKeys;
+use crate::dict::{Dictionaries, Dictionary};
 use crate::error::{Error, Result};
 use crate::ids::{ChunkId, ObjectId};
 
@@ -19,7 +22,38 @@ const TRAILER_AAD: &[u8] = b"coffer pack trailer v1";
 /// Encoded size of one trailer entry.
 pub const ENTRY_LEN: usize = 32 + 1 + 4 + 4 + 4;
 const FLAG_ZSTD: u8 = 1;
+/// With `FLAG_ZSTD`: the frame was compressed against a vault dictionary,
+/// which the frame names (format version 2).
+const FLAG_DICT: u8 = 2;
 pub const ZSTD_LEVEL: i32 = 3;
+
+/// How a blob's body was compressed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Compression {
+    None,
+    Zstd,
+    /// zstd against one of the vault's dictionaries (see `dict`).
+    ZstdDict,
+}
+
+impl Compression {
+    fn flags(self) -> u8 {
+        match self {
+            Compression::None => 0,
+            Compression::Zstd => FLAG_ZSTD,
+            Compression::ZstdDict => FLAG_ZSTD | FLAG_DICT,
+        }
+    }
+
+    fn from_flags(flags: u8) -> Option<Self> {
+        match flags {
+            0 => Some(Compression::None),
+            FLAG_ZSTD => Some(Compression::Zstd),
+            f if f == FLAG_ZSTD | FLAG_DICT => Some(Compression::ZstdDict),
+            _ => None,
+        }
+    }
+}
 
 /// What a pack holds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -42,7 +76,7 @@ impl BlobKind {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct BlobEntry {
     pub id: ChunkId,
-    pub compressed: bool,
+    pub compression: Compression,
     pub offset: u32,
     pub stored_len: u32,
     pub raw_len: u32,
@@ -51,22 +85,23 @@ pub struct BlobEntry {
 impl BlobEntry {
     pub(crate) fn encode(&self, out: &mut Vec<u8>) {
         out.extend_from_slice(&self.id.0);
-        out.push(if self.compressed { FLAG_ZSTD } else { 0 });
+        out.push(self.compression.flags());
         out.extend_from_slice(&self.offset.to_le_bytes());
         out.extend_from_slice(&self.stored_len.to_le_bytes());
         out.extend_from_slice(&self.raw_len.to_le_bytes());
     }
 
     pub(crate) fn decode(b: &[u8]) -> Option<Self> {
-        if b.len() < ENTRY_LEN || b[32] & !FLAG_ZSTD != 0 {
+        if b.len() < ENTRY_LEN {
             return None;
         }
+        let compression = Compression::from_flags(b[32])?;
         let u32_at = |o: usize| u32::from_le_bytes([b[o], b[o + 1], b[o + 2], b[o + 3]]);
         let mut id = [0u8; 32];
         id.copy_from_slice(&b[..32]);
         Some(BlobEntry {
             id: ChunkId(id),
-            compressed: b[32] & FLAG_ZSTD != 0,
+            compression,
             offset: u32_at(33),
             stored_len: u32_at(37),
             raw_len: u32_at(41),
@@ -82,52 +117,78 @@ pub fn pack_path(id: &ObjectId) -> String {
 
 thread_local! {
     static COMPRESSOR: RefCell<Option<zstd::bulk::Compressor<'static>>> = const { RefCell::new(None) };
+    /// For frames against a dictionary, which carries its own parameters.
+    static DICT_COMPRESSOR: RefCell<Option<CCtx<'static>>> = const { RefCell::new(None) };
     /// Reused output buffer, so compressing a chunk allocates nothing.
     static SCRATCH: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
 }
 
 /// Runs `with_body` on the zstd-compressed `data` when that is smaller, else on
-/// `data` itself; the flag says which.
-fn with_compressed<T>(data: &[u8], with_body: impl FnOnce(&[u8], bool) -> T) -> T {
-    COMPRESSOR.with(|cell| {
-        SCRATCH.with(|scratch| {
-            let mut slot = cell.borrow_mut();
-            if slot.is_none() {
-                *slot = zstd::bulk::Compressor::new(ZSTD_LEVEL).ok();
-            }
-            let mut out = scratch.borrow_mut();
-            out.clear();
-            out.reserve(zstd::zstd_safe::compress_bound(data.len()));
-            // Only worth keeping when it saves something.
-            let smaller = slot
-                .as_mut()
-                .and_then(|c| c.compress_to_buffer(data, &mut *out).ok())
-                .is_some_and(|n| n < data.len());
-            if smaller {
-                with_body(&out, true)
-            } else {
-                with_body(data, false)
-            }
-        })
+/// `data` itself; the second argument says which.
+fn with_compressed<T>(
+    data: &[u8],
+    dict: Option<&Dictionary>,
+    with_body: impl FnOnce(&[u8], Compression) -> T,
+) -> T {
+    SCRATCH.with(|scratch| {
+        let mut out = scratch.borrow_mut();
+        out.clear();
+        out.reserve(zstd::zstd_safe::compress_bound(data.len()));
+        let (len, compression) = match dict {
+            Some(dict) => (
+                DICT_COMPRESSOR.with(|cell| {
+                    let mut slot = cell.borrow_mut();
+                    if slot.is_none() {
+                        *slot = CCtx::try_create();
+                    }
+                    slot.as_mut()
+                        .and_then(|c| c.compress_using_cdict(&mut *out, data, dict.cdict()).ok())
+                }),
+                Compression::ZstdDict,
+            ),
+            None => (
+                COMPRESSOR.with(|cell| {
+                    let mut slot = cell.borrow_mut();
+                    if slot.is_none() {
+                        *slot = zstd::bulk::Compressor::new(ZSTD_LEVEL).ok();
+                    }
+                    slot.as_mut()
+                        .and_then(|c| c.compress_to_buffer(data, &mut *out).ok())
+                }),
+                Compression::Zstd,
+            ),
+        };
+        // Only worth keeping when it saves something.
+        if len.is_some_and(|n| n < data.len()) {
+            with_body(&out, compression)
+        } else {
+            with_body(data, Compression::None)
+        }
     })
 }
 
 /// A blob ready to go into a pack.
 pub struct SealedBlob {
     pub id: ChunkId,
-    pub compressed: bool,
+    pub compression: Compression,
     pub raw_len: u32,
     pub bytes: Vec<u8>,
 }
 
-/// Compresses (when it helps) and seals one plaintext blob.
-pub fn seal_blob(keys: &MasterKeys, id: ChunkId, plaintext: &[u8]) -> SealedBlob {
-    let (bytes, compressed) = with_compressed(plaintext, |body, compressed| {
-        (keys.seal(&id.0, body), compressed)
+/// Compresses (when it helps, against `dict` when given) and seals one
+/// plaintext blob.
+pub fn seal_blob(
+    keys: &MasterKeys,
+    id: ChunkId,
+    plaintext: &[u8],
+    dict: Option<&Dictionary>,
+) -> SealedBlob {
+    let (bytes, compression) = with_compressed(plaintext, dict, |body, compression| {
+        (keys.seal(&id.0, body), compression)
     });
     SealedBlob {
         id,
-        compressed,
+        compression,
         raw_len: plaintext.len() as u32,
         bytes,
     }
@@ -137,11 +198,41 @@ thread_local! {
     /// One decompression context per thread: creating one per blob cost
     /// several percent of a restore.
     static DECOMPRESSOR: RefCell<Option<zstd::bulk::Decompressor<'static>>> = const { RefCell::new(None) };
+    static DICT_DECOMPRESSOR: RefCell<Option<DCtx<'static>>> = const { RefCell::new(None) };
+}
+
+fn decompress_with_dict(
+    dicts: &Dictionaries,
+    frame: &[u8],
+    raw_len: usize,
+) -> std::result::Result<Vec<u8>, String> {
+    let zstd_id = zstd::zstd_safe::get_dict_id_from_frame(frame)
+        .ok_or("the frame names no dictionary")?
+        .get();
+    let dict = dicts.get(zstd_id).ok_or_else(|| {
+        let mut reason = format!("dictionary {zstd_id:08x} is not in the vault");
+        for unreadable in &dicts.unreadable {
+            reason.push_str(&format!("; unreadable: {unreadable}"));
+        }
+        reason
+    })?;
+    DICT_DECOMPRESSOR.with(|cell| {
+        let mut slot = cell.borrow_mut();
+        if slot.is_none() {
+            *slot = DCtx::try_create();
+        }
+        let dctx = slot.as_mut().ok_or("no decompression context")?;
+        let mut out = Vec::with_capacity(raw_len);
+        dctx.decompress_using_ddict(&mut out, frame, dict.ddict())
+            .map_err(|code| zstd::zstd_safe::get_error_name(code).to_string())?;
+        Ok(out)
+    })
 }
 
 /// Opens one stored blob and proves it is the chunk it claims to be.
 pub fn open_blob(
     keys: &MasterKeys,
+    dicts: &Dictionaries,
     pack: &ObjectId,
     entry: &BlobEntry,
     stored: &[u8],
@@ -160,8 +251,9 @@ pub fn open_blob(
         crate::crypto::open_with(&keys.encryption, &entry.id.0, stored).ok_or_else(|| {
             Error::corrupt(object(), "authentication failed (data altered or damaged)")
         })?;
-    let plain = if entry.compressed {
-        DECOMPRESSOR
+    let plain = match entry.compression {
+        Compression::None => body,
+        Compression::Zstd => DECOMPRESSOR
             .with(|cell| {
                 let mut slot = cell.borrow_mut();
                 if slot.is_none() {
@@ -172,9 +264,9 @@ pub fn open_blob(
                     None => Err(std::io::Error::other("no decompression context")),
                 }
             })
-            .map_err(|e| Error::corrupt(object(), format!("decompression failed: {e}")))?
-    } else {
-        body
+            .map_err(|e| Error::corrupt(object(), format!("decompression failed: {e}")))?,
+        Compression::ZstdDict => decompress_with_dict(dicts, &body, entry.raw_len as usize)
+            .map_err(|e| Error::corrupt(object(), format!("decompression failed: {e}")))?,
     };
     if plain.len() != entry.raw_len as usize || keys.chunk_id(&plain) != entry.id {
         return Err(Error::corrupt(object(), "content does not match its id"));
@@ -225,7 +317,7 @@ impl PackBuilder {
     pub fn add(&mut self, blob: SealedBlob) {
         self.entries.push(BlobEntry {
             id: blob.id,
-            compressed: blob.compressed,
+            compression: blob.compression,
             offset: self.buf.len() as u32,
             stored_len: blob.bytes.len() as u32,
             raw_len: blob.raw_len,
@@ -311,4 +403,29 @@ pub fn trailer_span(last4: &[u8]) -> u64 {
     let mut b = [0u8; 4];
     b.copy_from_slice(&last4[last4.len() - 4..]);
     u32::from_le_bytes(b) as u64 + 4
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn entry_flags_outside_the_format_are_refused() {
+        let entry = BlobEntry {
+            id: ChunkId([9; 32]),
+            compression: Compression::ZstdDict,
+            offset: 8,
+            stored_len: 100,
+            raw_len: 200,
+        };
+        let mut bytes = Vec::new();
+        entry.encode(&mut bytes);
+        assert_eq!(BlobEntry::decode(&bytes), Some(entry));
+        // A dictionary without zstd, and any unknown bit, mean a newer or
+        // damaged writer: never guess.
+        for flags in [FLAG_DICT, 4, 0x80, FLAG_ZSTD | 8] {
+            bytes[32] = flags;
+            assert_eq!(BlobEntry::decode(&bytes), None, "flags {flags:#x}");
+        }
+    }
 }

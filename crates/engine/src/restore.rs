@@ -32,7 +32,7 @@ use crate::error::{Error, Result};
 use crate::fsmeta::{apply_metadata, make_special, open_file_limit, running_as_root};
 use crate::ids::{ChunkId, ObjectId};
 use crate::index::Index;
-use crate::pack::{open_blob, pack_path, BlobEntry};
+use crate::pack::{pack_path, BlobEntry};
 use crate::tree::{Node, NodeKind};
 use crate::vault::{Point, Vault};
 
@@ -606,7 +606,7 @@ fn write_content(
                         for (entry, targets) in group {
                             let lo = (entry.offset as u64 - from) as usize;
                             let stored = &bytes[lo..lo + entry.stored_len as usize];
-                            match open_blob(&vault.keys, pack, entry, stored) {
+                            match vault.open_blob(pack, entry, stored) {
                                 Ok(plain) => {
                                     for (f, offset) in targets {
                                         let written = match &files[*f].handle {

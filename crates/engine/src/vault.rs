@@ -8,18 +8,19 @@
 
 use std::collections::HashMap;
 use std::path::Path;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, RwLock};
 
 use rayon::prelude::*;
 
 use crate::cache::Cache;
 use crate::chunker::Chunker;
 use crate::crypto::MasterKeys;
+use crate::dict::{decode_object, dict_path, encode_object, Dictionaries, Dictionary};
 use crate::error::{Error, Result};
 use crate::ids::{ChunkId, ObjectId};
 use crate::index::{decode_index, encode_index, Index, PackRecord, Purpose};
 use crate::keys::{Header, KdfParams, KeySlot, VaultKey};
-use crate::pack::{open_blob, pack_path, BlobKind};
+use crate::pack::{open_blob, pack_path, BlobEntry, BlobKind};
 use crate::point::{point_path, Manifest};
 use crate::storage::Storage;
 use crate::tree::Tree;
@@ -41,6 +42,35 @@ struct TreePacks {
     packs: HashMap<ObjectId, Arc<Vec<u8>>>,
 }
 
+/// Reads every dictionary object; unreadable ones are noted, not fatal, so
+/// that everything not compressed with them stays readable.
+fn load_dictionaries(storage: &Storage, keys: &MasterKeys) -> Result<Dictionaries> {
+    let mut dicts = Dictionaries::default();
+    for obj in storage.list("dicts/")? {
+        let Some(name) = ObjectId::parse(obj.path.trim_start_matches("dicts/")) else {
+            continue;
+        };
+        match storage
+            .get(&obj.path)
+            .and_then(|bytes| decode_object(keys, &name, &bytes))
+        {
+            Ok(dict) => {
+                if !dicts.insert(Arc::new(dict)) {
+                    dicts.unreadable.push(format!(
+                        "{}: its zstd id is used by another dictionary",
+                        obj.path
+                    ));
+                }
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "skipping an unreadable dictionary");
+                dicts.unreadable.push(e.to_string());
+            }
+        }
+    }
+    Ok(dicts)
+}
+
 /// An unlocked vault.
 pub struct Vault {
     pub(crate) storage: Storage,
@@ -50,6 +80,8 @@ pub struct Vault {
     pub(crate) cache: Cache,
     slot_id: String,
     tree_packs: Mutex<TreePacks>,
+    /// Compression dictionaries; a backup may add one while others read.
+    dicts: RwLock<Dictionaries>,
 }
 
 /// A recovery point with its id.
@@ -62,12 +94,32 @@ pub struct Point {
 impl Vault {
     /// Creates a vault at an empty location and returns its header.
     pub fn init(storage: &Storage, key: &VaultKey, kdf: KdfParams) -> Result<Header> {
+        Self::init_with(storage, key, kdf, Header::new(now_secs()))
+    }
+
+    /// A vault of format version 1, as earlier releases wrote them.
+    #[cfg(test)]
+    pub(crate) fn init_format_1(
+        storage: &Storage,
+        key: &VaultKey,
+        kdf: KdfParams,
+    ) -> Result<Header> {
+        let modern = Header::new(now_secs());
+        let header = Header::with_version(modern.vault_id, modern.created, 1);
+        Self::init_with(storage, key, kdf, header)
+    }
+
+    fn init_with(
+        storage: &Storage,
+        key: &VaultKey,
+        kdf: KdfParams,
+        header: Header,
+    ) -> Result<Header> {
         if storage.size(HEADER_PATH)?.is_some() {
             return Err(Error::VaultExists {
                 location: storage.display().to_string(),
             });
         }
-        let header = Header::new(now_secs());
         let master = MasterKeys::random();
         let slot = KeySlot::create(&header, key, &master, kdf, now_secs())?;
         // The slot goes first: a header without a slot is an unusable vault,
@@ -116,6 +168,7 @@ impl Vault {
             if let Some(keys) = slot.unlock(&header, key)? {
                 let chunker = Chunker::new(&keys.chunker);
                 let cache = Cache::new(cache_root, &header.vault_id_hex());
+                let dicts = RwLock::new(load_dictionaries(&storage, &keys)?);
                 return Ok(Vault {
                     storage,
                     header,
@@ -124,6 +177,7 @@ impl Vault {
                     cache,
                     slot_id: slot.id,
                     tree_packs: Mutex::new(TreePacks::default()),
+                    dicts,
                 });
             }
         }
@@ -329,7 +383,56 @@ impl Vault {
             self.storage
                 .get_range(&pack_path(&loc.pack), e.offset as u64, e.stored_len as u64)?
         };
-        open_blob(&self.keys, &loc.pack, e, &stored)
+        self.open_blob(&loc.pack, e, &stored)
+    }
+
+    /// Opens one stored blob of `pack` and proves it is the chunk it claims to be.
+    pub fn open_blob(&self, pack: &ObjectId, entry: &BlobEntry, stored: &[u8]) -> Result<Vec<u8>> {
+        let dicts = self.dicts.read().unwrap_or_else(|p| p.into_inner());
+        open_blob(&self.keys, &dicts, pack, entry, stored)
+    }
+
+    /// Whether new blobs may use compression dictionaries: a format 1 vault
+    /// must stay readable by the coffer that wrote it.
+    pub fn writes_dictionaries(&self) -> bool {
+        self.header.version >= 2
+    }
+
+    /// The dictionary new small chunks are compressed with, if any.
+    pub fn writing_dictionary(&self) -> Option<Arc<Dictionary>> {
+        self.dicts
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .for_writing()
+    }
+
+    /// How many dictionaries the vault holds, and the objects that could not be read.
+    pub fn dictionary_status(&self) -> (usize, Vec<String>) {
+        let dicts = self.dicts.read().unwrap_or_else(|p| p.into_inner());
+        (dicts.len(), dicts.unreadable.clone())
+    }
+
+    /// Stores a newly trained dictionary and registers it. `None` when it
+    /// cannot be used: its zstd id collides with one the vault already has.
+    pub fn add_dictionary(&self, bytes: &[u8]) -> Result<Option<Arc<Dictionary>>> {
+        let object = encode_object(&self.keys, bytes);
+        let name = ObjectId::of(&object);
+        let Some(dict) = Dictionary::new(name, bytes) else {
+            return Ok(None);
+        };
+        let dict = Arc::new(dict);
+        let mut dicts = self.dicts.write().unwrap_or_else(|p| p.into_inner());
+        if let Some(existing) = dicts.get(dict.zstd_id) {
+            tracing::debug!(
+                zstd_id = dict.zstd_id,
+                "dictionary id taken; not storing the new one"
+            );
+            return Ok(dicts.insert(dict).then_some(existing));
+        }
+        // Stored before any blob compressed with it can reach a pack.
+        self.storage.put(&dict_path(&name), object)?;
+        dicts.insert(dict.clone());
+        Ok(Some(dict))
     }
 
     /// Reads one directory's tree.
