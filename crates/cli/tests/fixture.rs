@@ -137,7 +137,7 @@ fn the_committed_v2_vault_opens_checks_and_restores_through_its_dictionary() {
         &env,
         &key,
         "v2",
-        "02f0ac37a32b6a2e1bad1ca1b1ecaa2d6d8c9ec7da61a8e0ab4a155eb0839757",
+        "09259498e015d5347222acba7f738ea1870ae93a3c37a6f27cdc7ca93c0488ae",
         "vault-v2-source",
         "tmp/coffer-fixture-v2-src",
     );

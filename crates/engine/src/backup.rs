@@ -33,8 +33,8 @@ use crate::fsmeta::{data_ranges, node_from_metadata, read_xattrs, Names};
 use crate::ids::{ChunkId, ObjectId};
 use crate::index::{Index, PackRecord};
 use crate::pack::{
-    pack_path, parse_trailer, seal_blob, trailer_guess, trailer_span, BlobKind, FinishedPack,
-    PackBuilder, SealedBlob,
+    compresses, pack_path, parse_trailer, seal_blob, trailer_guess, trailer_span, BlobKind,
+    FinishedPack, PackBuilder, SealedBlob,
 };
 use crate::point::{Consistency, EntryError, Manifest, Stats};
 use crate::tree::{ChunkRef, Extent, Node, NodeKind, Timestamp, Tree};
@@ -345,6 +345,16 @@ impl Session<'_> {
             .fetch_add(data.len() as u64, Ordering::Relaxed);
         match kind {
             BlobKind::Data if data.len() <= DICT_MAX_CHUNK => {
+                let gathering = self
+                    .sampler
+                    .lock()
+                    .map_err(|_| Error::Cancelled)?
+                    .gathering();
+                if gathering && !compresses(data) {
+                    return self
+                        .push_data(seal_blob(keys, id, data, None))
+                        .map(|()| chunk);
+                }
                 let offer = self
                     .sampler
                     .lock()
@@ -355,7 +365,7 @@ impl Session<'_> {
                     Offer::Seal(dict) => {
                         self.push_data(seal_blob(keys, id, data, dict.as_deref()))?
                     }
-                    Offer::Train(samples) => self.train_and_seal(samples)?,
+                    Offer::Train(samples) => self.train_and_seal(samples, false)?,
                 }
             }
             BlobKind::Data => self.push_data(seal_blob(keys, id, data, None))?,
@@ -387,8 +397,8 @@ impl Session<'_> {
 
     /// Trains a dictionary on held-back small chunks (see `dict`), stores it
     /// when it pays, then seals those chunks and the ones held meanwhile.
-    fn train_and_seal(&self, samples: Samples) -> Result<()> {
-        let dict = match dict::train(&samples) {
+    fn train_and_seal(&self, samples: Samples, last: bool) -> Result<()> {
+        let dict = match dict::train(&samples, last) {
             Some(bytes) => self.vault.add_dictionary(&bytes)?,
             None => None,
         };
@@ -955,7 +965,7 @@ pub fn backup(
                 .map_err(|_| Error::Cancelled)?
                 .take_remaining();
             if !remaining.ids.is_empty() {
-                session.train_and_seal(remaining)?;
+                session.train_and_seal(remaining, true)?;
             }
             session.flush_runs()?;
             for builder in [&session.data_pack, &session.tree_pack] {

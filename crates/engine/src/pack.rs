@@ -167,6 +167,11 @@ fn with_compressed<T>(
     })
 }
 
+/// Whether zstd shrinks `data` at all.
+pub fn compresses(data: &[u8]) -> bool {
+    with_compressed(data, None, |_, c| c != Compression::None)
+}
+
 /// A blob ready to go into a pack.
 pub struct SealedBlob {
     pub id: ChunkId,
