@@ -21,6 +21,16 @@ pub const MAX_SIZE: usize = 4 * 1024 * 1024;
 const MASK_HARD: u64 = !0u64 << (64 - 22);
 const MASK_EASY: u64 = !0u64 << (64 - 18);
 
+/// Granularity of the zero-run shortcut in `Chunker::scan`.
+const ZERO_BLOCK: usize = 4096;
+
+/// Whether a block is all zeros; data blocks almost always fail on the first
+/// 64 bytes, so they cost next to nothing.
+fn is_zero(block: &[u8]) -> bool {
+    let head = block.len().min(64);
+    block[..head].iter().all(|&b| b == 0) && block[head..].iter().fold(0u8, |acc, &b| acc | b) == 0
+}
+
 /// A chunker with its gear table.
 #[derive(Clone)]
 pub struct Chunker {
@@ -54,21 +64,48 @@ impl Chunker {
         let max = len.min(MAX_SIZE);
         let normal = max.min(AVG_SIZE);
         let mut hash: u64 = 0;
-        // Iterating over sub-slices lets the compiler drop the bounds check
-        // from the per-byte loop, the hottest code of a backup.
-        for (i, &b) in data[MIN_SIZE..normal].iter().enumerate() {
-            hash = (hash << 1).wrapping_add(self.gear[b as usize]);
-            if hash & MASK_HARD == 0 {
-                return MIN_SIZE + i + 1;
+        self.scan(data, MIN_SIZE, normal, MASK_HARD, &mut hash)
+            .or_else(|| self.scan(data, normal, max, MASK_EASY, &mut hash))
+            .unwrap_or(max)
+    }
+
+    /// Rolls the hash over `data[from..to]` and returns the position after
+    /// the first byte where `hash & mask == 0`. Blocks of zeros (disk images,
+    /// preallocated files) take a shortcut with the same result: after 64
+    /// zero bytes the hash no longer depends on what came before and stays
+    /// at one value, so at most 65 steps decide a whole block.
+    fn scan(
+        &self,
+        data: &[u8],
+        from: usize,
+        to: usize,
+        mask: u64,
+        hash: &mut u64,
+    ) -> Option<usize> {
+        let mut pos = from;
+        for block in data[from..to].chunks(ZERO_BLOCK) {
+            if is_zero(block) {
+                let zero = self.gear[0];
+                for i in 0..block.len().min(65) {
+                    *hash = (*hash << 1).wrapping_add(zero);
+                    if *hash & mask == 0 {
+                        return Some(pos + i + 1);
+                    }
+                }
+            } else {
+                // Iterating over the sub-slice lets the compiler drop the
+                // bounds check from the per-byte loop, the hottest code of a
+                // backup.
+                for (i, &b) in block.iter().enumerate() {
+                    *hash = (*hash << 1).wrapping_add(self.gear[b as usize]);
+                    if *hash & mask == 0 {
+                        return Some(pos + i + 1);
+                    }
+                }
             }
+            pos += block.len();
         }
-        for (i, &b) in data[normal..max].iter().enumerate() {
-            hash = (hash << 1).wrapping_add(self.gear[b as usize]);
-            if hash & MASK_EASY == 0 {
-                return normal + i + 1;
-            }
-        }
-        max
+        None
     }
 
     /// Splits a stream of at most `limit` bytes into chunks, calling `emit`
@@ -191,6 +228,67 @@ mod tests {
             .map(Vec::len)
             .collect();
         assert_ne!(a, b);
+    }
+
+    /// The plain FastCDC loop, byte by byte: what `cut` must always agree with.
+    fn reference_cut(c: &Chunker, data: &[u8]) -> usize {
+        let len = data.len();
+        if len <= MIN_SIZE {
+            return len;
+        }
+        let max = len.min(MAX_SIZE);
+        let normal = max.min(AVG_SIZE);
+        let mut hash: u64 = 0;
+        for (i, &b) in data.iter().enumerate().take(max).skip(MIN_SIZE) {
+            hash = (hash << 1).wrapping_add(c.gear[b as usize]);
+            let mask = if i < normal { MASK_HARD } else { MASK_EASY };
+            if hash & mask == 0 {
+                return i + 1;
+            }
+        }
+        max
+    }
+
+    #[test]
+    fn the_zero_run_shortcut_cuts_exactly_where_the_plain_loop_does() {
+        // Secrets whose zero-byte gear value does and does not cut inside a
+        // run of zeros, over data mixing random bytes and zero runs of every
+        // length at every alignment.
+        let mut seen_zero_cut = false;
+        for secret in 0..40u8 {
+            let c = Chunker::new(&[secret; 32]);
+            let mut data = pseudo_random(6 * 1024 * 1024, secret);
+            let mut x = secret as usize * 7919 + 1;
+            let mut at = 0;
+            while at < data.len() {
+                x = x
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(1442695040888963407)
+                    >> 1;
+                let gap = x % 300_000;
+                let run = [1, 63, 64, 65, 4095, 4096, 4097, 70_000, 900_000, 3_000_000][x % 10];
+                let start = (at + gap).min(data.len());
+                let end = (start + run).min(data.len());
+                data[start..end].fill(0);
+                at = end;
+            }
+            let mut offset = 0;
+            while offset < data.len() {
+                let rest = &data[offset..];
+                let want = reference_cut(&c, rest);
+                assert_eq!(c.cut(rest), want, "secret {secret}, offset {offset}");
+                seen_zero_cut |=
+                    rest[..want].iter().rev().take(64).all(|&b| b == 0) && want < MAX_SIZE;
+                offset += want;
+            }
+            let zeros = vec![0u8; MAX_SIZE + 100];
+            assert_eq!(c.cut(&zeros), reference_cut(&c, &zeros), "secret {secret}");
+            assert_eq!(
+                c.cut(&zeros[..300_000]),
+                reference_cut(&c, &zeros[..300_000])
+            );
+        }
+        assert!(seen_zero_cut, "some secret must cut inside a zero run");
     }
 
     #[test]
