@@ -37,6 +37,13 @@ fn json(out: &Output) -> serde_json::Value {
     serde_json::from_slice(&out.stdout).unwrap()
 }
 
+fn vault_info(env: &Env, key: &str) -> serde_json::Value {
+    json(&env.run_with_key(
+        key,
+        &["vault", "info", "--vault", &env.vault_str(), "--json"],
+    ))
+}
+
 /// Checks the copy, lists its one point and restores it byte-exactly.
 fn check_and_restore(env: &Env, key: &str, tag: &str, point_id: &str, source: &str, path: &str) {
     let run = |args: &[&str]| env.run_with_key(key, args);
@@ -109,13 +116,7 @@ fn the_committed_v1_vault_opens_checks_restores_and_stays_version_1() {
         "{}",
         String::from_utf8_lossy(&backup.stderr)
     );
-    let info = json(&run(&[
-        "vault",
-        "info",
-        "--vault",
-        &env.vault_str(),
-        "--json",
-    ]));
+    let info = vault_info(&env, &key);
     assert_eq!(info["format_version"], 1);
     assert_eq!(info["dictionaries"], 0);
     assert!(!env.vault().join("dicts").exists());
@@ -142,13 +143,7 @@ fn the_committed_v2_vault_opens_checks_and_restores_through_its_dictionary() {
         "tmp/coffer-fixture-v2-src",
     );
     let run = |args: &[&str]| env.run_with_key(&key, args);
-    let info = json(&run(&[
-        "vault",
-        "info",
-        "--vault",
-        &env.vault_str(),
-        "--json",
-    ]));
+    let info = vault_info(&env, &key);
     assert_eq!(info["format_version"], 2);
     assert_eq!(info["dictionaries"], 1);
 

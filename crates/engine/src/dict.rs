@@ -454,12 +454,12 @@ mod tests {
 mod vault_tests {
     use std::path::Path;
 
-    use crate::backup::{backup, BackupOptions, Progress};
     use crate::check::{check, ReadData};
-    use crate::keys::{VaultKey, GENERATED_KEY_KDF};
+    use crate::keys::VaultKey;
     use crate::pack::Compression;
     use crate::restore::{restore, RestoreOptions, RestoreProgress};
     use crate::storage::Storage;
+    use crate::testutil::{back_up, new_vault};
     use crate::vault::Vault;
 
     /// `count` configuration-like text files of about 3 KiB, each different.
@@ -524,35 +524,9 @@ mod vault_tests {
         }
     }
 
-    fn new_vault(dir: &Path, format_1: bool) -> (Vault, VaultKey) {
-        let storage = Storage::open(dir.to_str().unwrap()).unwrap();
-        let (key, _) = VaultKey::generate();
-        if format_1 {
-            Vault::init_format_1(&storage, &key, GENERATED_KEY_KDF).unwrap();
-        } else {
-            Vault::init(&storage, &key, GENERATED_KEY_KDF).unwrap();
-        }
-        (Vault::open(storage, &key, None).unwrap(), key)
-    }
-
     fn reopen(dir: &Path, key: &VaultKey) -> Vault {
         let storage = Storage::open(dir.to_str().unwrap()).unwrap();
         Vault::open(storage, key, None).unwrap()
-    }
-
-    fn back_up(vault: &Vault, src: &Path) {
-        let report = backup(
-            vault,
-            &[src.to_path_buf()],
-            &BackupOptions::default(),
-            &Progress::default(),
-        )
-        .unwrap();
-        assert!(
-            report.manifest.errors.is_empty(),
-            "{:?}",
-            report.manifest.errors
-        );
     }
 
     /// Blobs of the vault by how they were compressed.

@@ -35,3 +35,5 @@ pub use vault::{Point, Vault};
 
 #[cfg(test)]
 mod format_vectors;
+#[cfg(test)]
+mod testutil;

@@ -642,9 +642,7 @@ fn write_content(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::backup::{backup, BackupOptions, Progress};
-    use crate::keys::{VaultKey, GENERATED_KEY_KDF};
-    use crate::storage::Storage;
+    use crate::testutil::{back_up, new_vault};
     use std::fs::{File, FileTimes};
     use std::os::unix::fs::{MetadataExt, PermissionsExt};
     use std::time::{Duration, SystemTime};
@@ -683,22 +681,8 @@ mod tests {
             set_mtime(&src.join(d), 1_000_000 + i as u64 * 1000);
         }
 
-        let storage = Storage::open(tmp.path().join("vault").to_str().unwrap()).unwrap();
-        let (key, _) = VaultKey::generate();
-        Vault::init(&storage, &key, GENERATED_KEY_KDF).unwrap();
-        let vault = Vault::open(storage, &key, None).unwrap();
-        let report = backup(
-            &vault,
-            std::slice::from_ref(&src),
-            &BackupOptions::default(),
-            &Progress::default(),
-        )
-        .unwrap();
-        assert!(
-            report.manifest.errors.is_empty(),
-            "{:?}",
-            report.manifest.errors
-        );
+        let (vault, _) = new_vault(&tmp.path().join("vault"), false);
+        back_up(&vault, &src);
         let point = vault.resolve_point("latest", None).unwrap();
 
         let target = tmp.path().join("restore");
