@@ -589,7 +589,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
                 );
                 for s in &stages {
                     println!(
-                        "{:<15} {:>9.0} MiB/s   {}",
+                        "{:<18} {:>6.0} MiB/s   {}",
                         s.stage,
                         s.mib_per_second(),
                         s.what

@@ -481,6 +481,8 @@ fn benchmark_reports_every_stage_and_leaves_the_location_clean() {
             "hashing",
             "compression",
             "decompression",
+            "small files",
+            "small, dictionary",
             "encryption",
             "storage write",
             "storage read"

@@ -243,7 +243,7 @@ pub struct Samples {
 }
 
 impl Samples {
-    fn push(&mut self, id: ChunkId, data: &[u8]) {
+    pub(crate) fn push(&mut self, id: ChunkId, data: &[u8]) {
         self.ids.push(id);
         self.data.extend_from_slice(data);
         self.sizes.push(data.len());

@@ -13,7 +13,9 @@ use rand::RngCore;
 
 use crate::chunker::Chunker;
 use crate::crypto::MasterKeys;
+use crate::dict::{self, Dictionary, Samples};
 use crate::error::Result;
+use crate::ids::{ChunkId, ObjectId};
 use crate::storage::Storage;
 
 /// One measured stage.
@@ -33,6 +35,8 @@ impl StageSpeed {
 }
 
 const SAMPLE: usize = 32 << 20;
+/// Small files are slower per byte; a smaller sample keeps the pass short.
+const SMALL_SAMPLE: usize = 8 << 20;
 
 /// Runs `step` over the sample until `budget` has passed (at least once).
 fn timed(budget: Duration, bytes: usize, mut step: impl FnMut()) -> (u64, f64) {
@@ -123,6 +127,44 @@ pub fn cpu_stages(budget: Duration) -> Vec<StageSpeed> {
             }
         }),
     );
+    // Small files: one frame per 4 KiB piece, alone and against a dictionary
+    // trained on other pieces of the same kind (what format 2 vaults do).
+    let small = &text[..SMALL_SAMPLE];
+    let mut alone = zstd::bulk::Compressor::new(crate::pack::ZSTD_LEVEL).ok();
+    push(
+        "small files",
+        "zstd level 3, 4 KiB pieces one by one",
+        timed(budget, SMALL_SAMPLE, || {
+            if let Some(c) = alone.as_mut() {
+                for piece in small.chunks(4096) {
+                    std::hint::black_box(c.compress(piece).ok());
+                }
+            }
+        }),
+    );
+    let mut samples = Samples::default();
+    for piece in text[SMALL_SAMPLE..SMALL_SAMPLE + (2 << 20)].chunks(4096) {
+        samples.push(ChunkId([0; 32]), piece);
+    }
+    if let Some(dict) =
+        dict::train(&samples, false).and_then(|bytes| Dictionary::new(ObjectId::of(&bytes), &bytes))
+    {
+        let mut cctx = zstd::zstd_safe::CCtx::create();
+        let mut out = Vec::with_capacity(zstd::zstd_safe::compress_bound(4096));
+        push(
+            "small, dictionary",
+            "the same against a trained dictionary",
+            timed(budget, SMALL_SAMPLE, || {
+                for piece in small.chunks(4096) {
+                    out.clear();
+                    std::hint::black_box(
+                        cctx.compress_using_cdict(&mut out, piece, dict.cdict())
+                            .ok(),
+                    );
+                }
+            }),
+        );
+    }
     push(
         "encryption",
         "XChaCha20-Poly1305 seal",
@@ -219,12 +261,14 @@ mod tests {
                 "hashing",
                 "compression",
                 "decompression",
+                "small files",
+                "small, dictionary",
                 "encryption"
             ]
         );
         assert!(stages
             .iter()
-            .all(|s| s.bytes >= SAMPLE as u64 && s.mib_per_second() > 0.0));
+            .all(|s| s.bytes >= SMALL_SAMPLE as u64 && s.mib_per_second() > 0.0));
     }
 
     #[test]
