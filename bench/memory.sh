@@ -4,8 +4,8 @@
 #
 #   bench/memory.sh            BIG_GB=20 (size of the incompressible file)
 #
-# Needs about 2 x BIG_GB of free space under BENCH_DIR (file and vault; the
-# restore of the big file is verified and deleted as it goes).
+# Needs about 3 x BIG_GB of free space under BENCH_DIR (file, vault and the
+# restored copy, which is verified byte for byte and then deleted).
 set -euo pipefail
 
 here="$(cd "$(dirname "$0")" && pwd)"

@@ -3,10 +3,10 @@
 //! A small file compressed on its own leaves most of zstd's gain on the table:
 //! there is too little of it to learn from. So the first backup of a vault
 //! holds back its first small data chunks that zstd can shrink (at most
-//! `DICT_MAX_CHUNK` each; see `Samples::enough`), trains a zstd dictionary on
-//! them, keeps it only if it saves clearly more than it costs, stores it sealed as `dicts/<hash>`,
-//! and then seals the held chunks and every later small chunk against it.
-//! Every later backup uses the same dictionary.
+//! `DICT_MAX_CHUNK` each; see `Samples::enough`), trains a zstd dictionary
+//! on them, keeps it only if it saves clearly more than it costs, stores it
+//! sealed as `dicts/<hash>`, and then seals the held chunks and every later
+//! small chunk against it. Every later backup uses the same dictionary.
 //!
 //! Readers need no bookkeeping: a zstd frame names its dictionary by the
 //! 32-bit id inside the dictionary, and a vault never holds two dictionaries
@@ -56,7 +56,6 @@ pub struct Dictionary {
     /// The id zstd writes into every frame compressed with it.
     pub zstd_id: u32,
     pub name: ObjectId,
-    pub len: usize,
     /// BLAKE3 of the dictionary itself: two objects may hold the same one.
     content: [u8; 32],
     cdict: CDict<'static>,
@@ -71,7 +70,6 @@ impl Dictionary {
         Some(Dictionary {
             zstd_id,
             name,
-            len: bytes.len(),
             content: *blake3::hash(bytes).as_bytes(),
             cdict: CDict::try_create(bytes, ZSTD_LEVEL)?,
             ddict: DDict::try_create(bytes)?,
