@@ -44,17 +44,25 @@ fn vault_info(env: &Env, key: &str) -> serde_json::Value {
     ))
 }
 
+/// `check --read-data` finds nothing wrong.
+fn assert_checks_clean(env: &Env, key: &str) {
+    let check = json(&env.run_with_key(
+        key,
+        &[
+            "check",
+            "--vault",
+            &env.vault_str(),
+            "--read-data",
+            "--json",
+        ],
+    ));
+    assert_eq!(check["ok"], true, "{check}");
+}
+
 /// Checks the copy, lists its one point and restores it byte-exactly.
 fn check_and_restore(env: &Env, key: &str, tag: &str, point_id: &str, source: &str, path: &str) {
     let run = |args: &[&str]| env.run_with_key(key, args);
-    let check = json(&run(&[
-        "check",
-        "--vault",
-        &env.vault_str(),
-        "--read-data",
-        "--json",
-    ]));
-    assert_eq!(check["ok"], true, "{check}");
+    assert_checks_clean(env, key);
 
     let points = json(&run(&[
         "points",
@@ -120,14 +128,7 @@ fn the_committed_v1_vault_opens_checks_restores_and_stays_version_1() {
     assert_eq!(info["format_version"], 1);
     assert_eq!(info["dictionaries"], 0);
     assert!(!env.vault().join("dicts").exists());
-    let check = json(&run(&[
-        "check",
-        "--vault",
-        &env.vault_str(),
-        "--read-data",
-        "--json",
-    ]));
-    assert_eq!(check["ok"], true, "{check}");
+    assert_checks_clean(&env, &key);
 }
 
 #[test]

@@ -345,21 +345,25 @@ impl Session<'_> {
             .fetch_add(data.len() as u64, Ordering::Relaxed);
         match kind {
             BlobKind::Data if data.len() <= DICT_MAX_CHUNK => {
-                let gathering = self
-                    .sampler
-                    .lock()
-                    .map_err(|_| Error::Cancelled)?
-                    .gathering();
-                if gathering && !compresses(data) {
-                    return self
-                        .push_data(seal_blob(keys, id, data, None))
-                        .map(|()| chunk);
-                }
-                let offer = self
-                    .sampler
-                    .lock()
-                    .map_err(|_| Error::Cancelled)?
-                    .offer(id, data);
+                // One lock per chunk once a dictionary is chosen; only while
+                // samples are gathered is the chunk probed outside the lock.
+                let settled = {
+                    let mut sampler = self.sampler.lock().map_err(|_| Error::Cancelled)?;
+                    (!sampler.gathering()).then(|| sampler.offer(id, data))
+                };
+                let offer = match settled {
+                    Some(offer) => offer,
+                    None if !compresses(data) => {
+                        return self
+                            .push_data(seal_blob(keys, id, data, None))
+                            .map(|()| chunk);
+                    }
+                    None => self
+                        .sampler
+                        .lock()
+                        .map_err(|_| Error::Cancelled)?
+                        .offer(id, data),
+                };
                 match offer {
                     Offer::Held => {}
                     Offer::Seal(dict) => {
