@@ -40,9 +40,9 @@ use crate::point::{Consistency, EntryError, Manifest, Stats};
 use crate::tree::{ChunkRef, Extent, Node, NodeKind, Timestamp, Tree};
 use crate::vault::Vault;
 
-// Memory is bounded by these settings, not by the data: at most
-// `LARGE_FILE_READERS` files above `SMALL_FILE` are read at once, each holding
-// the chunker's read-ahead (4 MiB) and one batch of chunks with their sealed
+// Memory is bounded by these settings, not by the data: at most one file
+// above `SMALL_FILE` per core is read at once, each holding one of the kept
+// read-ahead buffers (8 MiB) and one batch of chunks with their sealed
 // copies; smaller files hold at most themselves; packs exist once filling, once
 // waiting to be handed over, and once per uploader. docs/PERFORMANCE.md has
 // the sum.
@@ -59,7 +59,7 @@ pub const RUN_BYTES: usize = 1 << 20;
 const BATCH_BYTES: usize = 4 << 20;
 const UPLOAD_THREADS: usize = 2;
 /// Files up to this size are read whole by any worker; larger ones need one of
-/// the `LARGE_FILE_READERS` permits (one per core).
+/// the `ReadBuffers` (one per core).
 const SMALL_FILE: u64 = 1 << 20;
 
 /// What to back up and how to label it.
@@ -240,7 +240,7 @@ struct Session<'a> {
     files_unchanged: AtomicU64,
     dirs: AtomicU64,
     bytes_total: AtomicU64,
-    large_readers: Permits,
+    large_readers: ReadBuffers,
     /// Chunks of large files go to the sealing threads; see `seal_loop`.
     seal_jobs: Mutex<Option<Sender<SealJob>>>,
     /// Small data chunks on their way to a compression dictionary.
@@ -269,37 +269,43 @@ struct SealJob {
     reply: Sender<(usize, Result<ChunkRef>)>,
 }
 
-/// A counting semaphore: few permits, held for a whole file's read.
-struct Permits {
-    free: Mutex<usize>,
+/// The read-ahead buffers of large-file readers: as many as may read at once,
+/// each held for a whole file's read. Keeping them between files saves
+/// allocating, zeroing and unmapping 8 MiB per large file.
+struct ReadBuffers {
+    free: Mutex<Vec<Vec<u8>>>,
     freed: std::sync::Condvar,
 }
 
-struct Permit<'a>(&'a Permits);
+struct ReadBuffer<'a> {
+    pool: &'a ReadBuffers,
+    buf: Vec<u8>,
+}
 
-impl Permits {
+impl ReadBuffers {
     fn new(n: usize) -> Self {
-        Permits {
-            free: Mutex::new(n.max(1)),
+        ReadBuffers {
+            free: Mutex::new((0..n.max(1)).map(|_| Vec::new()).collect()),
             freed: std::sync::Condvar::new(),
         }
     }
 
-    fn acquire(&self) -> Permit<'_> {
+    fn acquire(&self) -> ReadBuffer<'_> {
         let mut free = self.free.lock().unwrap_or_else(|p| p.into_inner());
-        while *free == 0 {
+        loop {
+            if let Some(buf) = free.pop() {
+                return ReadBuffer { pool: self, buf };
+            }
             free = self.freed.wait(free).unwrap_or_else(|p| p.into_inner());
         }
-        *free -= 1;
-        Permit(self)
     }
 }
 
-impl Drop for Permit<'_> {
+impl Drop for ReadBuffer<'_> {
     fn drop(&mut self) {
-        let mut free = self.0.free.lock().unwrap_or_else(|p| p.into_inner());
-        *free += 1;
-        self.0.freed.notify_one();
+        let mut free = self.pool.free.lock().unwrap_or_else(|p| p.into_inner());
+        free.push(std::mem::take(&mut self.buf));
+        self.pool.freed.notify_one();
     }
 }
 
@@ -694,11 +700,16 @@ impl Session<'_> {
         path: &Path,
         size: u64,
     ) -> std::result::Result<(u64, Vec<Extent>), ReadFailure> {
-        // A holder never waits for another permit, and its batches are sealed
+        // A holder never waits for another buffer, and its batches are sealed
         // by plain threads it waits for without taking other work (rayon's
-        // join would let it steal a task that blocks on a permit), so this
+        // join would let it steal a task that blocks on a buffer), so this
         // cannot deadlock.
-        let _permit = (size > SMALL_FILE).then(|| self.large_readers.acquire());
+        let mut reader_buffer = (size > SMALL_FILE).then(|| self.large_readers.acquire());
+        let mut own_buffer = Vec::new();
+        let buffer = match reader_buffer.as_mut() {
+            Some(b) => &mut b.buf,
+            None => &mut own_buffer,
+        };
         let mut file = File::open(path).map_err(ReadFailure::Io)?;
         let mut extents = Vec::new();
         let mut end = 0u64;
@@ -706,7 +717,7 @@ impl Session<'_> {
             file.seek(SeekFrom::Start(offset))
                 .map_err(ReadFailure::Io)?;
             let mut chunks = Vec::new();
-            let read = self.chunk_stream(&mut file, len, &mut chunks)?;
+            let read = self.chunk_stream(&mut file, len, buffer, &mut chunks)?;
             self.progress.bytes_read.fetch_add(read, Ordering::Relaxed);
             if read > 0 {
                 extents.push(Extent { offset, chunks });
@@ -725,6 +736,7 @@ impl Session<'_> {
         &self,
         reader: &mut File,
         len: u64,
+        buffer: &mut Vec<u8>,
         out: &mut Vec<ChunkRef>,
     ) -> std::result::Result<u64, ReadFailure> {
         let mut batch: Vec<Vec<u8>> = Vec::new();
@@ -757,18 +769,21 @@ impl Session<'_> {
             out.extend(refs.into_iter().flatten());
             Ok(())
         };
-        let read = self.vault.chunker.split(reader.by_ref(), len, |chunk| {
-            batch_bytes += chunk.len();
-            batch.push(chunk);
-            if batch_bytes >= BATCH_BYTES {
-                batch_bytes = 0;
-                if let Err(e) = flush(&mut batch, out) {
-                    vault_error = Some(e);
-                    return Err(std::io::Error::other("vault write failed"));
+        let read = self
+            .vault
+            .chunker
+            .split_with_buffer(reader.by_ref(), len, buffer, |chunk| {
+                batch_bytes += chunk.len();
+                batch.push(chunk);
+                if batch_bytes >= BATCH_BYTES {
+                    batch_bytes = 0;
+                    if let Err(e) = flush(&mut batch, out) {
+                        vault_error = Some(e);
+                        return Err(std::io::Error::other("vault write failed"));
+                    }
                 }
-            }
-            Ok(())
-        });
+                Ok(())
+            });
         if let Some(e) = vault_error {
             return Err(ReadFailure::Vault(e));
         }
@@ -912,7 +927,7 @@ pub fn backup(
         files_unchanged: AtomicU64::new(0),
         dirs: AtomicU64::new(0),
         bytes_total: AtomicU64::new(0),
-        large_readers: Permits::new(cores),
+        large_readers: ReadBuffers::new(cores),
         seal_jobs: Mutex::new(Some(seal_tx)),
         sampler: Mutex::new(if !vault.writes_dictionaries() {
             Sampler::Off

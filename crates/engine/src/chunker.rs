@@ -115,13 +115,41 @@ impl Chunker {
     /// exact-size copy, so a chunk in flight costs its own length and no more.
     pub fn split<R: Read>(
         &self,
+        reader: R,
+        limit: u64,
+        emit: impl FnMut(Vec<u8>) -> std::io::Result<()>,
+    ) -> std::io::Result<u64> {
+        self.split_with_buffer(reader, limit, &mut Vec::new(), emit)
+    }
+
+    /// `split` with a caller-owned read-ahead buffer, so a reader of many
+    /// large files allocates (and the kernel zeroes and maps) it once, not
+    /// once per file. A stream of at most `MIN_SIZE` bytes is one chunk
+    /// whatever its content; it is read straight into that chunk and `buf`
+    /// is not touched.
+    pub fn split_with_buffer<R: Read>(
+        &self,
         mut reader: R,
         limit: u64,
+        buf: &mut Vec<u8>,
         mut emit: impl FnMut(Vec<u8>) -> std::io::Result<()>,
     ) -> std::io::Result<u64> {
+        if limit <= MIN_SIZE as u64 {
+            let mut chunk = Vec::with_capacity(limit as usize);
+            reader.take(limit).read_to_end(&mut chunk)?;
+            let read = chunk.len() as u64;
+            if read > 0 {
+                emit(chunk)?;
+            }
+            return Ok(read);
+        }
         // Twice the look-ahead, so the unconsumed tail is moved to the front
         // only once per MAX_SIZE bytes consumed, not after every chunk.
-        let mut buf = vec![0u8; (2 * MAX_SIZE).min(limit as usize).max(1)];
+        let size = (2 * MAX_SIZE as u64).min(limit) as usize;
+        if buf.len() < size {
+            buf.resize(size, 0);
+        }
+        let buf = &mut buf[..size];
         // Unconsumed bytes are buf[start..end].
         let (mut start, mut end) = (0usize, 0usize);
         let mut remaining = limit;
@@ -304,5 +332,45 @@ mod tests {
             .unwrap();
         assert_eq!(n, 600);
         assert_eq!(got, &data[..600]);
+    }
+
+    /// A reused read-ahead buffer (left holding the previous stream's bytes)
+    /// and the direct path for one-chunk streams cut exactly as a fresh
+    /// buffer does, whatever order the stream sizes come in.
+    #[test]
+    fn reused_buffer_and_small_streams_cut_like_a_fresh_split() {
+        let c = Chunker::new(&[3; 32]);
+        let mut buf = Vec::new();
+        for (n, seed) in [
+            (9 * 1024 * 1024, 5),
+            (MIN_SIZE, 6),
+            (MIN_SIZE + 1, 7),
+            (0, 8),
+            (3 * 1024 * 1024 + 5, 9),
+            (17, 10),
+        ] {
+            let data = pseudo_random(n, seed);
+            let mut got = Vec::new();
+            let read = c
+                .split_with_buffer(&data[..], u64::MAX, &mut buf, |ch| {
+                    got.push(ch);
+                    Ok(())
+                })
+                .unwrap();
+            assert_eq!(read as usize, n);
+            assert_eq!(got, chunks(&c, &data), "stream of {n} bytes");
+            if n > 0 && n <= MIN_SIZE {
+                assert_eq!(got.len(), 1);
+            }
+            // A stream longer than its limit stops at the limit on both paths.
+            let limit = (n / 2) as u64;
+            let mut head = Vec::new();
+            c.split_with_buffer(&data[..], limit, &mut buf, |ch| {
+                head.extend(ch);
+                Ok(())
+            })
+            .unwrap();
+            assert_eq!(head, &data[..n / 2]);
+        }
     }
 }
