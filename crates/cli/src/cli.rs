@@ -316,6 +316,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
                 one_file_system,
                 host: None,
                 time: None,
+                expire_at: None,
             };
             let report = {
                 let p = progress.clone();

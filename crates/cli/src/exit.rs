@@ -55,6 +55,14 @@ pub fn classify(err: &anyhow::Error) -> (Code, Option<String>) {
             Code(ERROR),
             Some("check that the location is reachable and writable, then retry".into()),
         ),
+        Error::NeedsUpgrade { .. } => (
+            Code(ERROR),
+            Some("`coffer vault upgrade --vault LOC` moves the vault to format 3; make sure every machine writing to it runs this coffer first".into()),
+        ),
+        Error::Immutable { .. } => (
+            Code(ERROR),
+            Some("immutability protects recovery points from early deletion; wait until they expire, or (if the setting is `enabled`, not `locked`) turn it off with `coffer vault set --immutability disabled`".into()),
+        ),
         Error::Io { .. } | Error::Invalid(_) | Error::Cancelled => (Code(ERROR), None),
     }
 }

@@ -72,6 +72,9 @@ pub struct BackupOptions {
     pub host: Option<String>,
     /// Record the point as taken at this time instead of now.
     pub time: Option<Timestamp>,
+    /// An on-demand point: kept until this time (Unix seconds), whatever
+    /// the item's policy says.
+    pub expire_at: Option<i64>,
 }
 
 /// Live counters, readable from another thread while a backup runs.
@@ -1058,7 +1061,7 @@ pub fn backup(
         errors,
         software: format!("coffer {}", env!("CARGO_PKG_VERSION")),
     };
-    let point = vault.write_point(&manifest)?;
+    let point = vault.write_point(&manifest, opts.expire_at)?;
     Ok(BackupReport {
         point,
         manifest,

@@ -61,6 +61,14 @@ pub enum Error {
     #[error("{count} file(s) already exist under the target, for example {example}")]
     TargetExists { count: usize, example: PathBuf },
 
+    /// The operation needs the journal of format 3.
+    #[error("this vault is format {version}; policies, holds and prune need format 3 (run `coffer vault upgrade`; older coffers can then no longer open it)")]
+    NeedsUpgrade { version: u16 },
+
+    /// Refused by the vault's immutability setting.
+    #[error("refused: the vault is immutable ({setting}), and {what}")]
+    Immutable { setting: String, what: String },
+
     /// Invalid user input that reached the engine (patterns, options).
     #[error("{0}")]
     Invalid(String),

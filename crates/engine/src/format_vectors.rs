@@ -9,8 +9,13 @@ use crate::chunker::Chunker;
 use crate::crypto::{seal_with_nonce, MasterKeys};
 use crate::ids::{ChunkId, ObjectId};
 use crate::index::{encode_index, PackRecord};
+use crate::journal::{Event, Record};
 use crate::keys::{derive, Header, KdfParams, VaultKey};
 use crate::pack::{BlobEntry, BlobKind, Compression};
+use crate::policy::{
+    MonthDay, MonthlyRule, Nth, Policy, Retention, Schedule, TimeOfDay, Weekday, WeeklyRule,
+    YearlyRule,
+};
 use crate::tree::{ChunkRef, Extent, Node, NodeKind, Timestamp, Tree};
 
 fn computed() -> BTreeMap<&'static str, String> {
@@ -18,6 +23,10 @@ fn computed() -> BTreeMap<&'static str, String> {
     v.insert(
         "header",
         hex::encode(&Header::with_id(*b"0123456789abcdef", 1_700_000_000).bytes),
+    );
+    v.insert(
+        "header-v2",
+        hex::encode(&Header::with_version(*b"0123456789abcdef", 1_700_000_000, 2).bytes),
     );
     v.insert(
         "header-v1",
@@ -115,6 +124,58 @@ fn computed() -> BTreeMap<&'static str, String> {
         .open("index", b"coffer index v1", &sealed[8..])
         .unwrap();
     v.insert("index-payload", hex::encode(payload));
+
+    // Journal records before sealing.
+    let hold = Record {
+        time: 1_700_000_000,
+        host: "h".into(),
+        event: Event::Hold {
+            point: ObjectId([0xee; 32]),
+        },
+    };
+    v.insert(
+        "journal-hold",
+        hex::encode(postcard::to_stdvec(&hold).unwrap()),
+    );
+    let policy = Record {
+        time: 1_700_000_000,
+        host: "h".into(),
+        event: Event::PolicySet(Policy {
+            name: "P".into(),
+            schedule: Schedule::Weekly {
+                days: vec![Weekday::Monday, Weekday::Sunday],
+                at: TimeOfDay {
+                    hour: 2,
+                    minute: 30,
+                },
+                time_zone: "UTC".into(),
+            },
+            retention: Retention {
+                keep_last: Some(3),
+                daily_days: Some(30),
+                weekly: Some(WeeklyRule {
+                    weekday: Weekday::Sunday,
+                    weeks: 12,
+                }),
+                monthly: Some(MonthlyRule {
+                    day: MonthDay::Last,
+                    months: 12,
+                }),
+                yearly: Some(YearlyRule {
+                    month: 1,
+                    day: MonthDay::Weekday {
+                        nth: Nth::First,
+                        weekday: Weekday::Sunday,
+                    },
+                    years: 5,
+                }),
+            },
+        }),
+    };
+    v.insert(
+        "journal-policy",
+        hex::encode(postcard::to_stdvec(&policy).unwrap()),
+    );
     v
 }
 

@@ -10,6 +10,7 @@
 
 pub mod backup;
 pub mod cache;
+pub mod changes;
 pub mod check;
 pub mod chunker;
 pub mod crypto;
@@ -18,10 +19,12 @@ pub mod error;
 pub mod fsmeta;
 pub mod ids;
 pub mod index;
+pub mod journal;
 pub mod keys;
 pub mod pack;
 pub mod point;
 pub mod policy;
+pub mod prune;
 pub mod restore;
 pub mod retention;
 pub mod speed;

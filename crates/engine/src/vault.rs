@@ -19,7 +19,8 @@ use crate::dict::{decode_object, dict_path, encode_object, Dictionaries, Diction
 use crate::error::{Error, Result};
 use crate::ids::{ChunkId, ObjectId};
 use crate::index::{decode_index, encode_index, Index, PackRecord, Purpose};
-use crate::keys::{Header, KdfParams, KeySlot, VaultKey};
+use crate::journal::{record_path, Event, Record, VaultState};
+use crate::keys::{Header, KdfParams, KeySlot, VaultKey, FORMAT_VERSION};
 use crate::pack::{open_blob, pack_path, BlobEntry, BlobKind};
 use crate::point::{point_path, Manifest};
 use crate::storage::Storage;
@@ -324,10 +325,19 @@ impl Vault {
         })
     }
 
-    /// Commits a recovery point.
-    pub fn write_point(&self, manifest: &Manifest) -> Result<ObjectId> {
+    /// Commits a recovery point. An on-demand expiry is journalled first, so
+    /// that no moment exists at which the point is visible under the policy.
+    pub fn write_point(
+        &self,
+        manifest: &Manifest,
+        on_demand_until: Option<i64>,
+    ) -> Result<ObjectId> {
         let bytes = manifest.encode(&self.keys);
         let id = ObjectId::of(&bytes);
+        if let Some(until) = on_demand_until {
+            self.require_journal()?;
+            self.record(Event::OnDemand { point: id, until })?;
+        }
         let path = point_path(&id);
         self.cache.keep(&path, &bytes);
         self.storage.put(&path, bytes)?;
@@ -433,6 +443,88 @@ impl Vault {
         self.storage.put(&dict_path(&name), object)?;
         dicts.insert(dict.clone());
         Ok(Some(dict))
+    }
+
+    /// Whether this vault has a journal (format 3 and later).
+    pub fn has_journal(&self) -> bool {
+        self.header.version >= 3
+    }
+
+    /// Refuses journal changes in a vault an older coffer may still write.
+    pub fn require_journal(&self) -> Result<()> {
+        if self.has_journal() {
+            Ok(())
+        } else {
+            Err(Error::NeedsUpgrade {
+                version: self.header.version,
+            })
+        }
+    }
+
+    /// The vault's state: the fold of every journal record, in name order.
+    /// Unreadable records are listed in `unreadable`; anything that deletes
+    /// must refuse to act while there are any.
+    pub fn state(&self) -> Result<VaultState> {
+        let mut state = VaultState::default();
+        if !self.has_journal() {
+            return Ok(state);
+        }
+        let mut names: Vec<String> = self
+            .storage
+            .list("journal/")?
+            .into_iter()
+            .map(|o| o.path)
+            .collect();
+        names.sort();
+        let records: Vec<Result<Record>> = names
+            .par_iter()
+            .map(|path| {
+                self.storage
+                    .get(path)
+                    .and_then(|bytes| Record::decode(&self.keys, path, &bytes))
+            })
+            .collect();
+        for record in records {
+            match record {
+                Ok(r) => state.apply(&r.event),
+                Err(e) => {
+                    tracing::warn!(error = %e, "unreadable journal record");
+                    state.unreadable.push(e.to_string());
+                }
+            }
+        }
+        Ok(state)
+    }
+
+    /// Appends one change to the journal.
+    pub fn record(&self, event: Event) -> Result<()> {
+        self.require_journal()?;
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos() as i128)
+            .unwrap_or(0);
+        let record = Record {
+            time: (now / 1_000_000_000) as i64,
+            host: crate::backup::hostname(),
+            event,
+        };
+        self.storage
+            .put(&record_path(now), record.encode(&self.keys))
+    }
+
+    /// Moves a format 1 or 2 vault to the current format by rewriting its
+    /// header (the one object ever replaced). Afterwards older coffers refuse
+    /// the vault, which is the point: they would not respect its journal.
+    /// Returns the version it had.
+    pub fn upgrade(&mut self) -> Result<u16> {
+        let old = self.header.version;
+        if old < FORMAT_VERSION {
+            let header =
+                Header::with_version(self.header.vault_id, self.header.created, FORMAT_VERSION);
+            self.storage.put(HEADER_PATH, header.bytes.clone())?;
+            self.header = header;
+        }
+        Ok(old)
     }
 
     /// Reads one directory's tree.

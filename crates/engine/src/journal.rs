@@ -1,0 +1,258 @@
+//! The vault journal: the vault's changeable state (policies, assignments,
+//! holds, on-demand expiries, soft deletes, protection, immutability) as
+//! an append-only series of sealed records.
+//!
+//! Objects at a location are written once and never changed, and object
+//! stores offer no portable compare-and-swap, so state is not one object that
+//! writers replace: each change is a new record `journal/<time>-<random>`
+//! and the state is the fold of all records in name order. Writers never
+//! conflict; two changes made at the same moment both land, in the order of
+//! their names. Records live in the vault, encrypted, so a cloud recovery
+//! brings policies and point states back with the data.
+//!
+//! Rules such as immutability are checked when a change is made (see
+//! `Vault::change`), not when records are folded: the fold replays history.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+
+use rand::RngCore;
+use serde::{Deserialize, Serialize};
+
+use crate::crypto::MasterKeys;
+use crate::error::{Error, Result};
+use crate::ids::ObjectId;
+use crate::policy::{Policy, DEFAULT_POLICY};
+use crate::retention::Protection;
+
+pub const JOURNAL_MAGIC: &[u8; 8] = b"COFFERJR";
+const JOURNAL_AAD: &[u8] = b"coffer journal v3";
+/// Soft-deleted points stay recoverable this long unless configured.
+pub const DEFAULT_SOFT_DELETE_DAYS: u32 = 14;
+
+/// The vault's immutability setting.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Default, Serialize, Deserialize)]
+pub enum Immutability {
+    #[default]
+    Disabled,
+    /// Deleting unexpired points and shortening retention are refused; can
+    /// be turned off again.
+    Enabled,
+    /// As enabled, and can never be turned off.
+    Locked,
+}
+
+impl Immutability {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Immutability::Disabled => "disabled",
+            Immutability::Enabled => "enabled",
+            Immutability::Locked => "locked",
+        }
+    }
+}
+
+/// One change to the vault's state.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Event {
+    /// Creates or replaces a policy.
+    PolicySet(Policy),
+    PolicyDeleted {
+        name: String,
+    },
+    /// The item follows this policy from now on.
+    Assigned {
+        item: String,
+        policy: String,
+    },
+    /// An on-demand point: kept until `until` (Unix seconds) whatever the
+    /// policy says. Written before the point's manifest, whose id is known
+    /// in advance (the hash of its bytes).
+    OnDemand {
+        point: ObjectId,
+        until: i64,
+    },
+    Hold {
+        point: ObjectId,
+    },
+    Release {
+        point: ObjectId,
+    },
+    /// Points moved to the soft-deleted state at `at` (Unix seconds).
+    SoftDeleted {
+        points: Vec<ObjectId>,
+        at: i64,
+        reason: String,
+    },
+    Undeleted {
+        points: Vec<ObjectId>,
+    },
+    /// Manifests deleted for good after their soft-delete period.
+    Purged {
+        points: Vec<ObjectId>,
+    },
+    Protection {
+        item: String,
+        state: Protection,
+    },
+    Immutability(Immutability),
+    SoftDeleteDays(u32),
+}
+
+/// A journal record: an event with when and where it was made.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Record {
+    /// Unix seconds.
+    pub time: i64,
+    pub host: String,
+    pub event: Event,
+}
+
+/// A soft-deleted point.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SoftDelete {
+    pub at: i64,
+    pub reason: String,
+}
+
+/// The fold of the journal.
+#[derive(Debug, Clone)]
+pub struct VaultState {
+    pub policies: BTreeMap<String, Policy>,
+    pub assignments: BTreeMap<String, String>,
+    pub protection: BTreeMap<String, Protection>,
+    pub on_demand: HashMap<ObjectId, i64>,
+    pub holds: HashSet<ObjectId>,
+    pub soft_deleted: HashMap<ObjectId, SoftDelete>,
+    pub purged: HashSet<ObjectId>,
+    pub immutability: Immutability,
+    pub soft_delete_days: u32,
+    /// Records that could not be read (damaged or from a newer coffer).
+    pub unreadable: Vec<String>,
+}
+
+impl Default for VaultState {
+    fn default() -> Self {
+        let default = Policy::default_policy();
+        VaultState {
+            policies: BTreeMap::from([(default.name.clone(), default)]),
+            assignments: BTreeMap::new(),
+            protection: BTreeMap::new(),
+            on_demand: HashMap::new(),
+            holds: HashSet::new(),
+            soft_deleted: HashMap::new(),
+            purged: HashSet::new(),
+            immutability: Immutability::Disabled,
+            soft_delete_days: DEFAULT_SOFT_DELETE_DAYS,
+            unreadable: Vec::new(),
+        }
+    }
+}
+
+impl VaultState {
+    pub fn apply(&mut self, event: &Event) {
+        match event {
+            Event::PolicySet(p) => {
+                self.policies.insert(p.name.clone(), p.clone());
+            }
+            Event::PolicyDeleted { name } => {
+                if name != DEFAULT_POLICY {
+                    self.policies.remove(name);
+                }
+            }
+            Event::Assigned { item, policy } => {
+                self.assignments.insert(item.clone(), policy.clone());
+            }
+            Event::OnDemand { point, until } => {
+                self.on_demand.insert(*point, *until);
+            }
+            Event::Hold { point } => {
+                self.holds.insert(*point);
+            }
+            Event::Release { point } => {
+                self.holds.remove(point);
+            }
+            Event::SoftDeleted { points, at, reason } => {
+                for p in points {
+                    self.soft_deleted.insert(
+                        *p,
+                        SoftDelete {
+                            at: *at,
+                            reason: reason.clone(),
+                        },
+                    );
+                }
+            }
+            Event::Undeleted { points } => {
+                for p in points {
+                    self.soft_deleted.remove(p);
+                }
+            }
+            Event::Purged { points } => {
+                for p in points {
+                    self.soft_deleted.remove(p);
+                    self.purged.insert(*p);
+                }
+            }
+            Event::Protection { item, state } => {
+                self.protection.insert(item.clone(), *state);
+            }
+            Event::Immutability(state) => {
+                // Locked is final, whatever a record says later.
+                if self.immutability != Immutability::Locked {
+                    self.immutability = *state;
+                }
+            }
+            Event::SoftDeleteDays(days) => self.soft_delete_days = *days,
+        }
+    }
+
+    /// The policy an item follows: its assignment, else `DefaultPolicy`.
+    /// An assignment to a policy deleted since falls back to the default
+    /// rather than leaving the item without retention.
+    pub fn policy_of(&self, item: &str) -> &Policy {
+        self.assignments
+            .get(item)
+            .and_then(|p| self.policies.get(p))
+            .or_else(|| self.policies.get(DEFAULT_POLICY))
+            .unwrap_or_else(|| default_policy_ref())
+    }
+
+    pub fn protection_of(&self, item: &str) -> Protection {
+        self.protection.get(item).copied().unwrap_or_default()
+    }
+}
+
+fn default_policy_ref() -> &'static Policy {
+    static DEFAULT: std::sync::OnceLock<Policy> = std::sync::OnceLock::new();
+    DEFAULT.get_or_init(Policy::default_policy)
+}
+
+/// A fresh record name: the time in nanoseconds (zero-padded, so names
+/// sort by time) and 8 random bytes (so two writers never collide).
+pub fn record_path(time_nanos: i128) -> String {
+    let mut random = [0u8; 8];
+    rand::rngs::OsRng.fill_bytes(&mut random);
+    format!("journal/{:020}-{}", time_nanos.max(0), hex::encode(random))
+}
+
+impl Record {
+    pub fn encode(&self, keys: &MasterKeys) -> Vec<u8> {
+        let plain = postcard::to_stdvec(self).unwrap_or_default();
+        let mut out = JOURNAL_MAGIC.to_vec();
+        out.extend_from_slice(&keys.seal(JOURNAL_AAD, &plain));
+        out
+    }
+
+    pub fn decode(keys: &MasterKeys, object: &str, bytes: &[u8]) -> Result<Record> {
+        if bytes.len() < 8 || &bytes[..8] != JOURNAL_MAGIC {
+            return Err(Error::corrupt(object, "not a journal record (bad magic)"));
+        }
+        let plain = keys.open(object, JOURNAL_AAD, &bytes[8..])?;
+        postcard::from_bytes(&plain).map_err(|e| {
+            Error::corrupt(
+                object,
+                format!("undecodable journal record (written by a newer coffer?): {e}"),
+            )
+        })
+    }
+}
