@@ -253,7 +253,7 @@ mod tests {
         let _b = back_up_at(&vault, src.path(), now - DAY, None);
         changes::set_immutability(&vault, Immutability::Enabled).unwrap();
         let point_a = vault.read_point(&a).unwrap();
-        let e = changes::delete_points(&vault, &[point_a.clone()], "test").unwrap_err();
+        let e = changes::delete_points(&vault, std::slice::from_ref(&point_a), "test").unwrap_err();
         assert!(e.to_string().contains("has not expired"), "{e}");
         let mut shorter = Policy::default_policy();
         shorter.retention = Retention {
