@@ -41,10 +41,10 @@ pub struct Cli {
 }
 
 #[derive(Args, Clone)]
-struct VaultArg {
+pub(crate) struct VaultArg {
     /// The vault's location: a path or file:///path.
     #[arg(long, env = "COFFER_VAULT", value_name = "LOC")]
-    vault: String,
+    pub(crate) vault: String,
 }
 
 #[derive(Subcommand)]
@@ -72,13 +72,35 @@ enum Command {
         /// Do not descend into other file systems.
         #[arg(long)]
         one_file_system: bool,
+        /// An on-demand point, kept this long whatever the policy says
+        /// (for example 30d, 12w, 1y).
+        #[arg(long, value_name = "SPAN")]
+        expire_in: Option<String>,
+        /// Record the point as taken at this time (RFC 3339), for imports
+        /// and simulations.
+        #[arg(long, value_name = "TIME")]
+        time: Option<String>,
         /// Paths to back up.
         #[arg(required = true, value_name = "PATH")]
         paths: Vec<PathBuf>,
     },
-    /// List and inspect recovery points.
+    /// List and inspect recovery points; hold, delete and undelete them.
     #[command(subcommand)]
     Points(PointsCommand),
+    /// Backup policies: schedule and retention.
+    #[command(subcommand)]
+    Policy(crate::govern::PolicyCommand),
+    /// Stop or resume the protection of an item.
+    #[command(subcommand)]
+    Item(crate::govern::ItemCommand),
+    /// Apply retention: soft-delete expired points, purge old soft-deleted ones.
+    Prune {
+        #[command(flatten)]
+        vault: VaultArg,
+        /// Print the plan (every point, its action and the rule) and change nothing.
+        #[arg(long)]
+        dry_run: bool,
+    },
     /// List the files of a recovery point.
     Ls {
         #[command(flatten)]
@@ -169,6 +191,22 @@ enum VaultCommand {
         #[command(flatten)]
         vault: VaultArg,
     },
+    /// Move a format 1 or 2 vault to format 3 (older coffers then refuse it).
+    Upgrade {
+        #[command(flatten)]
+        vault: VaultArg,
+    },
+    /// Change vault settings.
+    Set {
+        #[command(flatten)]
+        vault: VaultArg,
+        /// disabled, enabled (refuses early deletes and shorter retention), or locked (enabled for good).
+        #[arg(long, value_name = "STATE")]
+        immutability: Option<String>,
+        /// Days a soft-deleted point stays recoverable (1-180).
+        #[arg(long, value_name = "DAYS")]
+        soft_delete_days: Option<u32>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -186,12 +224,38 @@ enum PointsCommand {
         vault: VaultArg,
         point: String,
     },
+    /// Keep a point whatever its retention says, until released.
+    Hold {
+        #[command(flatten)]
+        vault: VaultArg,
+        point: String,
+    },
+    /// Hand a held point back to its retention.
+    Release {
+        #[command(flatten)]
+        vault: VaultArg,
+        point: String,
+    },
+    /// Soft-delete points (recoverable with `undelete` until purged).
+    Delete {
+        #[command(flatten)]
+        vault: VaultArg,
+        #[arg(required = true)]
+        points: Vec<String>,
+    },
+    /// Bring soft-deleted points back (they come back on hold).
+    Undelete {
+        #[command(flatten)]
+        vault: VaultArg,
+        #[arg(required = true)]
+        points: Vec<String>,
+    },
 }
 
-struct Ctx {
+pub(crate) struct Ctx {
     key_file: Option<PathBuf>,
     cache_dir: Option<PathBuf>,
-    json: bool,
+    pub(crate) json: bool,
 }
 
 impl Ctx {
@@ -221,7 +285,7 @@ impl Ctx {
         })
     }
 
-    fn open(&self, loc: &str) -> Result<Vault> {
+    pub(crate) fn open(&self, loc: &str) -> Result<Vault> {
         let storage = Storage::open(loc)?;
         let key = self.key()?;
         let vault = Vault::open(storage, &key, self.cache_root().as_deref())
@@ -254,6 +318,91 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
     };
     match cli.command {
         Command::Key(k) => key_command(&ctx, k),
+        Command::Policy(p) => crate::govern::policy_command(&ctx, p),
+        Command::Item(i) => crate::govern::item_command(&ctx, i),
+        Command::Prune { vault, dry_run } => {
+            crate::govern::prune_command(&ctx, &vault.vault, dry_run)
+        }
+        Command::Vault(VaultCommand::Upgrade { vault }) => {
+            let mut v = ctx.open(&vault.vault)?;
+            let old = v.upgrade()?;
+            if old == v.header().version {
+                println!("the vault is already format {old}");
+            } else {
+                println!(
+                    "upgraded the vault from format {old} to {}",
+                    v.header().version
+                );
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Vault(VaultCommand::Set {
+            vault,
+            immutability,
+            soft_delete_days,
+        }) => {
+            let v = ctx.open(&vault.vault)?;
+            if immutability.is_none() && soft_delete_days.is_none() {
+                bail!("nothing to set: give --immutability or --soft-delete-days");
+            }
+            if let Some(days) = soft_delete_days {
+                coffer_engine::changes::set_soft_delete_days(&v, days)?;
+            }
+            if let Some(state) = immutability {
+                coffer_engine::changes::set_immutability(
+                    &v,
+                    crate::govern::parse_immutability(&state)?,
+                )?;
+            }
+            let st = v.state()?;
+            println!(
+                "immutability {}, soft-deleted points kept {} days",
+                st.immutability.as_str(),
+                st.soft_delete_days
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Points(PointsCommand::Hold { vault, point }) => {
+            let v = ctx.open(&vault.vault)?;
+            let p = v.resolve_point(&point, None)?;
+            coffer_engine::changes::hold(&v, &p.id)?;
+            println!("point {} is on hold", p.id.to_hex());
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Points(PointsCommand::Release { vault, point }) => {
+            let v = ctx.open(&vault.vault)?;
+            let p = v.resolve_point(&point, None)?;
+            coffer_engine::changes::release(&v, &p.id)?;
+            println!("point {} follows its retention again", p.id.to_hex());
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Points(PointsCommand::Delete { vault, points }) => {
+            let v = ctx.open(&vault.vault)?;
+            let targets = points
+                .iter()
+                .map(|p| v.resolve_point(p, None))
+                .collect::<Result<Vec<_>, _>>()?;
+            coffer_engine::changes::delete_points(&v, &targets, "deleted by hand")?;
+            println!(
+                "soft-deleted {} point(s); `coffer points undelete` brings them back for {} days",
+                targets.len(),
+                v.state()?.soft_delete_days
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Points(PointsCommand::Undelete { vault, points }) => {
+            let v = ctx.open(&vault.vault)?;
+            let ids = points
+                .iter()
+                .map(|p| v.resolve_point(p, None).map(|p| p.id))
+                .collect::<Result<Vec<_>, _>>()?;
+            coffer_engine::changes::undelete(&v, &ids)?;
+            println!(
+                "{} point(s) are back, on hold (release them to let their policy apply)",
+                ids.len()
+            );
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Vault(VaultCommand::Init { location }) => {
             let storage = Storage::open(&location)?;
             let key = ctx.key()?;
@@ -305,8 +454,18 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
             tags,
             excludes,
             one_file_system,
+            expire_in,
+            time: at,
             paths,
         } => {
+            let taken = match &at {
+                Some(t) => Some(parse_time(t)?),
+                None => None,
+            };
+            let expire_at = match &expire_in {
+                Some(span) => Some(expiry(span, taken.map_or_else(now_secs, |t| t.secs))?),
+                None => None,
+            };
             let v = ctx.open(&vault.vault)?;
             let progress = Arc::new(Progress::default());
             let opts = BackupOptions {
@@ -315,8 +474,8 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
                 excludes,
                 one_file_system,
                 host: None,
-                time: None,
-                expire_at: None,
+                time: taken,
+                expire_at,
             };
             let report = {
                 let p = progress.clone();
@@ -383,14 +542,34 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         }
         Command::Points(PointsCommand::List { vault, item }) => {
             let v = ctx.open(&vault.vault)?;
+            let state = v.state()?;
             let points: Vec<_> = v
                 .points()?
                 .into_iter()
                 .filter(|p| item.as_ref().is_none_or(|i| &p.manifest.item == i))
+                .filter(|p| !state.purged.contains(&p.id))
                 .collect();
+            let status = |id: &coffer_engine::ObjectId| -> String {
+                if let Some(sd) = state.soft_deleted.get(id) {
+                    format!("soft-deleted {}", time_secs(sd.at))
+                } else if state.holds.contains(id) {
+                    "on hold".into()
+                } else if let Some(u) = state.on_demand.get(id) {
+                    format!("on demand, until {}", time_secs(*u))
+                } else {
+                    "live".into()
+                }
+            };
             if ctx.json {
                 print_json(&serde_json::Value::Array(
-                    points.iter().map(|p| point_json(p, false)).collect(),
+                    points
+                        .iter()
+                        .map(|p| {
+                            let mut j = point_json(p, false);
+                            j["status"] = json!(status(&p.id));
+                            j
+                        })
+                        .collect(),
                 ));
             } else {
                 println!(
@@ -405,14 +584,15 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
                         format!(" [{}]", m.tags.join(", "))
                     };
                     println!(
-                        "{:<12}  {:<20}  {:<16}  {:>8}  {:>10}  {}{}",
+                        "{:<12}  {:<20}  {:<16}  {:>8}  {:>10}  {}{}  ({})",
                         &p.id.to_hex()[..12],
                         time(m.time),
                         m.host,
                         m.stats.files,
                         size(m.stats.bytes_total),
                         m.item,
-                        tags
+                        tags,
+                        status(&p.id)
                     );
                 }
                 println!("{} point(s)", points.len());
@@ -834,4 +1014,40 @@ fn node_json(path: &Path, n: &Node) -> serde_json::Value {
         "uid": n.uid, "gid": n.gid, "user": n.user, "group": n.group, "size": node_size(n), "mtime": time(n.mtime),
         "target": match &n.kind { NodeKind::Symlink { target } => Some(String::from_utf8_lossy(target).into_owned()), _ => None },
         "error": n.error})
+}
+
+/// Parses an RFC 3339 time (`2026-01-31T22:00:00Z`).
+fn parse_time(text: &str) -> Result<coffer_engine::tree::Timestamp> {
+    let ts: jiff::Timestamp = text.parse().with_context(|| {
+        format!("--time {text:?}: expected an RFC 3339 time like 2026-01-31T22:00:00Z")
+    })?;
+    Ok(coffer_engine::tree::Timestamp {
+        secs: ts.as_second(),
+        nanos: ts.subsec_nanosecond().max(0) as u32,
+    })
+}
+
+/// The end of an on-demand point's retention: `from` plus a span like
+/// 30d, 12w, 6mo or 1y, counted in calendar units in UTC.
+fn expiry(span: &str, from: i64) -> Result<i64> {
+    let parsed: jiff::Span = span.parse().with_context(|| {
+        format!("--expire-in {span:?}: expected a span like 30d, 12w, 6mo or 1y")
+    })?;
+    let start = jiff::Timestamp::from_second(from)
+        .context("the point's time is out of range")?
+        .to_zoned(jiff::tz::TimeZone::UTC);
+    let end = start
+        .checked_add(parsed)
+        .with_context(|| format!("--expire-in {span:?} is out of range"))?;
+    if end.timestamp().as_second() <= from {
+        bail!("--expire-in {span:?}: the span must be positive");
+    }
+    Ok(end.timestamp().as_second())
+}
+
+fn now_secs() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
 }

@@ -59,9 +59,13 @@ pub fn classify(err: &anyhow::Error) -> (Code, Option<String>) {
             Code(ERROR),
             Some("`coffer vault upgrade --vault LOC` moves the vault to format 3; make sure every machine writing to it runs this coffer first".into()),
         ),
+        Error::Immutable { setting, .. } if setting == "locked" => (
+            Code(ERROR),
+            Some("a locked vault stays immutable for good: points leave only when their retention ends, and retention can only be lengthened".into()),
+        ),
         Error::Immutable { .. } => (
             Code(ERROR),
-            Some("immutability protects recovery points from early deletion; wait until they expire, or (if the setting is `enabled`, not `locked`) turn it off with `coffer vault set --immutability disabled`".into()),
+            Some("immutability protects recovery points from early deletion: wait until they expire, or turn it off with `coffer vault set --immutability disabled`".into()),
         ),
         Error::Io { .. } | Error::Invalid(_) | Error::Cancelled => (Code(ERROR), None),
     }

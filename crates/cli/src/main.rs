@@ -4,6 +4,7 @@
 
 mod cli;
 mod exit;
+mod govern;
 mod output;
 
 use std::process::ExitCode;
