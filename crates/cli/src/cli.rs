@@ -97,9 +97,21 @@ enum Command {
     Prune {
         #[command(flatten)]
         vault: VaultArg,
-        /// Print the plan (every point, its action and the rule) and change nothing.
+        /// Print the plan (every point, its action and the rule; packs to
+        /// delete or repack; bytes to free) and change nothing.
         #[arg(long)]
         dry_run: bool,
+        /// How long a pack no point uses waits before it is deleted (for
+        /// example 24h, 30m, 0s), so that running backups never lose a chunk.
+        #[arg(long, default_value = "24h", value_name = "SPAN")]
+        grace: String,
+        /// Repack packs of which less than this percentage is still used.
+        #[arg(long, default_value_t = 50.0, value_name = "PERCENT")]
+        repack_below: f64,
+        /// Judge retention as at this time (RFC 3339), for simulations of
+        /// long histories together with `backup --time`.
+        #[arg(long, hide = true, value_name = "TIME")]
+        now: Option<String>,
     },
     /// List the files of a recovery point.
     Ls {
@@ -320,8 +332,18 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::Key(k) => key_command(&ctx, k),
         Command::Policy(p) => crate::govern::policy_command(&ctx, p),
         Command::Item(i) => crate::govern::item_command(&ctx, i),
-        Command::Prune { vault, dry_run } => {
-            crate::govern::prune_command(&ctx, &vault.vault, dry_run)
+        Command::Prune {
+            vault,
+            dry_run,
+            grace,
+            repack_below,
+            now,
+        } => {
+            let now = match now {
+                Some(t) => parse_time(&t)?.secs,
+                None => now_secs(),
+            };
+            crate::govern::prune_command(&ctx, &vault.vault, dry_run, &grace, repack_below, now)
         }
         Command::Vault(VaultCommand::Upgrade { vault }) => {
             let mut v = ctx.open(&vault.vault)?;

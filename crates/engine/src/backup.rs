@@ -58,6 +58,15 @@ pub const RUN_BYTES: usize = 1 << 20;
 /// Bytes of chunks hashed and sealed together in parallel for one file.
 const BATCH_BYTES: usize = 4 << 20;
 const UPLOAD_THREADS: usize = 2;
+fn millis(t: Timestamp) -> i64 {
+    t.secs
+        .saturating_mul(1000)
+        .saturating_add((t.nanos / 1_000_000) as i64)
+}
+
+/// Files whose ctime lies this close before the previous backup's start are
+/// read again even when their metadata is unchanged; see `Session::reusable`.
+const RACY_MARGIN_SECS: i64 = 2;
 /// Files up to this size are read whole by any worker; larger ones need one of
 /// the `ReadBuffers` (one per core).
 const SMALL_FILE: u64 = 1 << 20;
@@ -221,6 +230,9 @@ impl Excludes {
 type InodeKey = (u64, u64);
 
 struct Session<'a> {
+    /// Unix milliseconds: files whose recorded ctime is older than this may
+    /// be reused from the previous point unread (see `reusable`).
+    trusted_before: i64,
     vault: &'a Vault,
     index: Index,
     pending: Vec<Mutex<HashSet<ChunkId>>>,
@@ -631,11 +643,16 @@ impl Session<'_> {
         else {
             return None;
         };
+        // A file changed within the same clock tick as the previous backup
+        // read it keeps its size, mtime and ctime (file systems stamp times
+        // from a coarse clock). Only metadata older than the previous
+        // backup's start, by a margin, proves the content unchanged.
         let same = prev.error.is_none()
             && size == psize
             && node.mtime == prev.mtime
             && node.ctime == prev.ctime
-            && node.inode == prev.inode;
+            && node.inode == prev.inode
+            && millis(prev.ctime) < self.trusted_before;
         if !same {
             return None;
         }
@@ -801,15 +818,37 @@ enum ReadFailure {
     Vault(Error),
 }
 
+/// Packs this backup could deduplicate against (they were in the index it
+/// loaded) that a concurrent prune has condemned since: listed again in this
+/// backup's index, so they are reprieved rather than deleted.
+fn relist_condemned(
+    vault: &Vault,
+    loaded: &Index,
+    already: &[PackRecord],
+) -> Result<Vec<PackRecord>> {
+    let condemned = vault.state()?.condemned;
+    let listed: HashSet<ObjectId> = already.iter().map(|r| r.id).collect();
+    condemned
+        .keys()
+        .filter(|id| loaded.has_pack(id) && !listed.contains(id))
+        .filter(|id| matches!(vault.storage.size(&pack_path(id)), Ok(Some(_))))
+        .map(|id| read_trailer(vault, id))
+        .collect()
+}
+
 /// Reads the trailers of packs that no index lists (left by an interrupted or
 /// still-running backup) so their blobs can be reused.
-fn adopt_orphans(vault: &Vault, index: &Index) -> Result<Vec<PackRecord>> {
+fn adopt_orphans(
+    vault: &Vault,
+    index: &Index,
+    condemned: &BTreeMap<ObjectId, i64>,
+) -> Result<Vec<PackRecord>> {
     let orphans: Vec<ObjectId> = vault
         .storage
         .list("packs/")?
         .iter()
         .filter_map(|o| o.path.rsplit('/').next().and_then(ObjectId::parse))
-        .filter(|id| !index.has_pack(id))
+        .filter(|id| !index.has_pack(id) && !condemned.contains_key(id))
         .collect();
     Ok(orphans
         .par_iter()
@@ -882,8 +921,22 @@ pub fn backup(
         .unwrap_or_else(|| default_item(&host, &abs));
     let excludes = Excludes::new(&opts.excludes)?;
 
+    // The marker goes up before the index is read: a prune that condemns
+    // packs after this moment waits for this backup before deleting them.
+    let marker = if vault.has_journal() {
+        Some(crate::locks::hold(vault, crate::locks::Activity::Backup)?)
+    } else {
+        None
+    };
     let mut index = vault.load_index_for(crate::index::Purpose::Dedup)?;
-    let adopted = adopt_orphans(vault, &index)?;
+    // Read after the index: a pack a prune took out of the index is already
+    // condemned in the journal by then, and must not be adopted.
+    let condemned = if vault.has_journal() {
+        vault.state()?.condemned
+    } else {
+        Default::default()
+    };
+    let adopted = adopt_orphans(vault, &index, &condemned)?;
     if !adopted.is_empty() {
         tracing::info!(
             packs = adopted.len(),
@@ -907,7 +960,13 @@ pub fn backup(
     // More threads than cores: file reads block, and the extra threads keep
     // the CPUs busy with chunks of other files meanwhile.
     let worker_threads = cores * 2 + 2;
+    // The previous backup's start, in milliseconds, less the margin.
+    let trusted_before = parent.as_ref().map_or(i64::MIN, |p| {
+        let m = &p.manifest;
+        millis(m.time) - m.stats.duration_ms as i64 - RACY_MARGIN_SECS * 1000
+    });
     let session = Session {
+        trusted_before,
         vault,
         index,
         pending: (0..64).map(|_| Mutex::new(HashSet::new())).collect(),
@@ -1027,6 +1086,10 @@ pub fn backup(
     let packs_written = records.len();
     let packs_adopted = adopted.len();
     records.extend(adopted);
+    if let Some(m) = &marker {
+        m.ensure_fresh()?;
+        records.extend(relist_condemned(vault, &session.index, &records)?);
+    }
     let mut index_bytes = 0;
     if !records.is_empty() {
         index_bytes = vault.write_index(&records)?.1;
@@ -1061,7 +1124,20 @@ pub fn backup(
         errors,
         software: format!("coffer {}", env!("CARGO_PKG_VERSION")),
     };
+    if let Some(m) = &marker {
+        m.ensure_fresh()?;
+    }
     let point = vault.write_point(&manifest, opts.expire_at)?;
+    if marker.is_some() {
+        // A prune may have condemned, during the commit, a pack this point
+        // relies on; listing it again makes the next prune reprieve it. The
+        // marker, still held, keeps it from being deleted meanwhile.
+        let late = relist_condemned(vault, &session.index, &records)?;
+        if !late.is_empty() {
+            vault.write_index(&late)?;
+        }
+    }
+    drop(marker);
     Ok(BackupReport {
         point,
         manifest,

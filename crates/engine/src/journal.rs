@@ -96,6 +96,20 @@ pub enum Event {
     },
     Immutability(Immutability),
     SoftDeleteDays(u32),
+    /// Garbage collection took these packs out of the index at `at`; they
+    /// are deleted after the grace period once no backup that started
+    /// before `at` is still running.
+    Condemned {
+        packs: Vec<ObjectId>,
+        at: i64,
+    },
+    PacksDeleted {
+        packs: Vec<ObjectId>,
+    },
+    /// Condemned packs that turned out to be needed, back in the index.
+    Reprieved {
+        packs: Vec<ObjectId>,
+    },
 }
 
 /// A journal record: an event with when and where it was made.
@@ -126,6 +140,8 @@ pub struct VaultState {
     pub purged: HashSet<ObjectId>,
     pub immutability: Immutability,
     pub soft_delete_days: u32,
+    /// Condemned packs and when they were condemned.
+    pub condemned: BTreeMap<ObjectId, i64>,
     /// Records that could not be read (damaged or from a newer coffer).
     pub unreadable: Vec<String>,
 }
@@ -143,6 +159,7 @@ impl Default for VaultState {
             purged: HashSet::new(),
             immutability: Immutability::Disabled,
             soft_delete_days: DEFAULT_SOFT_DELETE_DAYS,
+            condemned: BTreeMap::new(),
             unreadable: Vec::new(),
         }
     }
@@ -203,6 +220,16 @@ impl VaultState {
                 }
             }
             Event::SoftDeleteDays(days) => self.soft_delete_days = *days,
+            Event::Condemned { packs, at } => {
+                for p in packs {
+                    self.condemned.entry(*p).or_insert(*at);
+                }
+            }
+            Event::PacksDeleted { packs } | Event::Reprieved { packs } => {
+                for p in packs {
+                    self.condemned.remove(p);
+                }
+            }
         }
     }
 

@@ -9,6 +9,7 @@
 
 use crate::changes::{facts, items};
 use crate::error::{Error, Result};
+use crate::gc::{GcOptions, GcOutcome, GcPlan};
 use crate::ids::ObjectId;
 use crate::journal::{Event, VaultState};
 use crate::point::point_path;
@@ -159,6 +160,53 @@ pub fn execute(vault: &Vault, state: &VaultState, plan: &Plan) -> Result<Outcome
     Ok(Outcome {
         soft_deleted: expired.len(),
         purged: purge.len(),
+    })
+}
+
+/// A whole prune: the points' plan, the packs' plan, and what was done.
+pub struct Report {
+    pub points: Plan,
+    pub packs: GcPlan,
+    pub done: Option<(Outcome, GcOutcome)>,
+}
+
+/// Plans (and unless `dry_run`, carries out) retention and garbage
+/// collection. A real run holds the prune marker, so a second prune
+/// refuses; backups go on beside it.
+pub fn run(vault: &Vault, opts: &GcOptions, dry_run: bool, now: i64) -> Result<Report> {
+    vault.require_journal()?;
+    let _marker = if dry_run {
+        None
+    } else {
+        Some(crate::locks::hold_prune(vault)?)
+    };
+    let state = vault.state()?;
+    let points = plan(vault, &state, now)?;
+    // The packs are judged as they will be once the purges are done.
+    let mut after = state.clone();
+    for p in points
+        .points
+        .iter()
+        .filter(|p| p.action == PointAction::Purge)
+    {
+        after.purged.insert(p.id);
+    }
+    if dry_run {
+        let packs = crate::gc::plan(vault, &after, opts, now)?;
+        return Ok(Report {
+            points,
+            packs,
+            done: None,
+        });
+    }
+    let outcome = execute(vault, &state, &points)?;
+    let state = vault.state()?;
+    let packs = crate::gc::plan(vault, &state, opts, now)?;
+    let gc_outcome = crate::gc::execute(vault, &packs)?;
+    Ok(Report {
+        points,
+        packs,
+        done: Some((outcome, gc_outcome)),
     })
 }
 

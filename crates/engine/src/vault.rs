@@ -36,6 +36,13 @@ pub(crate) fn now_secs() -> i64 {
         .unwrap_or(0)
 }
 
+/// Unix seconds as an RFC 3339 time, for messages.
+pub(crate) fn rfc3339(secs: i64) -> String {
+    jiff::Timestamp::from_second(secs)
+        .map(|t| t.to_string())
+        .unwrap_or_else(|_| format!("{secs} s"))
+}
+
 /// Tree packs held in memory, bounded by total size.
 #[derive(Default)]
 struct TreePacks {
@@ -274,6 +281,22 @@ impl Vault {
     /// parallel and merged at once, so their decoded records (48 bytes per
     /// blob) never all sit in memory beside the index.
     pub fn load_index_for(&self, purpose: Purpose) -> Result<Index> {
+        // A prune replaces index files: it writes the new one before it
+        // deletes the old, so a file that vanished after the listing means
+        // a fresh listing finds its replacement.
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            match self.try_load_index(purpose) {
+                Err(Error::Missing { object }) if object.starts_with("index/") && attempt < 5 => {
+                    tracing::debug!(%object, "index file replaced while loading; listing again");
+                }
+                other => return other,
+            }
+        }
+    }
+
+    fn try_load_index(&self, purpose: Purpose) -> Result<Index> {
         let files = self.index_files()?;
         let mut index = Index::build_for(purpose, []);
         for group in files.chunks(16) {
@@ -308,9 +331,13 @@ impl Vault {
             .iter()
             .filter_map(|o| ObjectId::parse(o.path.trim_start_matches("points/")))
             .collect();
+        // A point purged between the listing and the read is simply gone.
         let mut points: Vec<Point> = ids
             .par_iter()
-            .map(|id| self.read_point(id))
+            .filter_map(|id| match self.read_point(id) {
+                Err(Error::Missing { .. }) => None,
+                other => Some(other),
+            })
             .collect::<Result<_>>()?;
         points.sort_by_key(|p| (p.manifest.time, p.id));
         Ok(points)

@@ -1,0 +1,677 @@
+//! Garbage collection: space comes back without stopping backups.
+//!
+//! Mark: every chunk reachable from a live or soft-deleted point is marked,
+//! by the first 8 bytes of its id (8 bytes of memory per reachable chunk; a
+//! collision can only keep an unused blob, never drop a used one).
+//!
+//! Sweep, in two phases so that a backup running at the same time never
+//! loses a chunk it relies on:
+//! 1. Packs with no marked blob, packs no index lists (left by interrupted
+//!    backups) and packs whose marked share is below the repack threshold
+//!    (after their marked blobs were copied, still sealed, into new packs)
+//!    leave the index: a new index file lists every other pack, the index
+//!    files that were read are deleted, and the journal records the packs as
+//!    condemned at that moment.
+//! 2. A condemned pack is deleted by a later prune once the grace period has
+//!    passed and no backup that started before its condemnation is still
+//!    running (activity markers, see `locks`). A backup that started earlier
+//!    may have deduplicated against it; if the mark then finds any of its
+//!    blobs used, or an index lists it again, it is reprieved: indexed
+//!    again, never deleted.
+//!
+//! Memory: the index files' records (48 bytes per blob) plus the mark (8
+//! bytes per reachable chunk), plus one pack at a time while repacking.
+
+use std::collections::{BTreeMap, HashSet};
+
+use rayon::prelude::*;
+
+use crate::backup::read_trailer;
+use crate::backup::DATA_PACK_TARGET;
+use crate::error::{Error, Result};
+use crate::ids::{ChunkId, ObjectId};
+use crate::index::{Index, PackRecord};
+use crate::journal::{Event, VaultState};
+use crate::locks::{self, Activity};
+use crate::pack::{pack_path, BlobKind, PackBuilder, SealedBlob};
+use crate::tree::NodeKind;
+use crate::vault::{now_secs, Vault};
+
+/// Default time a condemned pack waits before deletion.
+pub const DEFAULT_GRACE_SECS: i64 = 24 * 3600;
+/// Packs whose used share (in stored bytes) is below this are repacked.
+pub const DEFAULT_REPACK_BELOW: f64 = 0.5;
+
+#[derive(Debug, Clone, Copy)]
+pub struct GcOptions {
+    pub grace_secs: i64,
+    pub repack_below: f64,
+}
+
+impl Default for GcOptions {
+    fn default() -> Self {
+        GcOptions {
+            grace_secs: DEFAULT_GRACE_SECS,
+            repack_below: DEFAULT_REPACK_BELOW,
+        }
+    }
+}
+
+/// What one pack's fate is, and why.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PackAction {
+    /// No blob of it is used: leaves the index, deleted after the grace period.
+    Condemn,
+    /// Listed by no index file (an interrupted backup's leftovers).
+    CondemnOrphan,
+    /// Its used blobs move to new packs; then condemned.
+    Repack,
+    /// Condemned earlier and due: deleted now.
+    Delete,
+    /// Condemned earlier and due, but a point uses it or an index lists it.
+    Reprieve,
+    /// Condemned earlier; not due yet.
+    Wait,
+}
+
+#[derive(Debug, Clone)]
+pub struct PackPlan {
+    pub pack: ObjectId,
+    pub action: PackAction,
+    /// Stored bytes of the pack (0 when unknown).
+    pub size: u64,
+    /// Stored bytes of used blobs.
+    pub used: u64,
+    pub note: String,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct GcPlan {
+    pub packs: Vec<PackPlan>,
+    pub packs_total: usize,
+    pub reachable_chunks: usize,
+    pub index_files: Vec<ObjectId>,
+    /// Every pack the index files list, by id (deduplicated).
+    records: BTreeMap<ObjectId, PackRecord>,
+    mark: Vec<u64>,
+}
+
+impl GcPlan {
+    pub fn bytes(&self, action: PackAction) -> u64 {
+        self.packs
+            .iter()
+            .filter(|p| p.action == action)
+            .map(|p| {
+                p.size.saturating_sub(if action == PackAction::Repack {
+                    p.used
+                } else {
+                    0
+                })
+            })
+            .sum()
+    }
+
+    pub fn count(&self, action: PackAction) -> usize {
+        self.packs.iter().filter(|p| p.action == action).count()
+    }
+
+    fn marked(&self, id: &ChunkId) -> bool {
+        self.mark.binary_search(&prefix(id)).is_ok()
+    }
+}
+
+fn prefix(id: &ChunkId) -> u64 {
+    let mut b = [0u8; 8];
+    b.copy_from_slice(&id.0[..8]);
+    u64::from_le_bytes(b)
+}
+
+/// Marks every chunk of every point not purged.
+fn mark(vault: &Vault, roots: Vec<ChunkId>, index: &Index) -> Result<Vec<u64>> {
+    let mut seen_trees: HashSet<ChunkId> = HashSet::new();
+    let mut mark: Vec<u64> = Vec::new();
+    let mut todo: Vec<ChunkId> = roots;
+    while !todo.is_empty() {
+        let batch: Vec<ChunkId> = todo.drain(..).filter(|t| seen_trees.insert(*t)).collect();
+        let trees: Vec<_> = batch
+            .par_iter()
+            .map(|id| vault.read_tree(index, id).map(|t| (*id, t)))
+            .collect::<Result<_>>()?;
+        for (id, tree) in trees {
+            mark.push(prefix(&id));
+            for node in tree.nodes {
+                match node.kind {
+                    NodeKind::Dir { tree } => todo.push(tree),
+                    NodeKind::File { extents, .. } => {
+                        for e in extents {
+                            mark.extend(e.chunks.iter().map(|c| prefix(&c.id)));
+                        }
+                    }
+                    _ => {}
+                }
+            }
+        }
+    }
+    mark.par_sort_unstable();
+    mark.dedup();
+    Ok(mark)
+}
+
+/// Decides every pack at time `now` (the grace period counts against it).
+/// The markers are listed before the points are: a backup absent from them
+/// had committed its point before the mark began.
+pub fn plan(vault: &Vault, state: &VaultState, opts: &GcOptions, now: i64) -> Result<GcPlan> {
+    // Markers live on the real clock, whatever time retention is judged at.
+    let clock = now_secs();
+    let active_backups: Vec<Result<i64>> = locks::markers(vault)?
+        .into_iter()
+        .filter_map(|(path, m)| match m {
+            Ok(m) if m.activity == Activity::Backup && !m.is_stale(clock) => Some(Ok(m.started)),
+            Ok(_) => None,
+            // An unreadable marker may be a backup: it blocks deletion.
+            Err(_) => Some(Err(Error::Invalid(format!("unreadable marker {path}")))),
+        })
+        .collect();
+
+    // Points before index files: a backup writes its index file before its
+    // manifest, so every point listed here finds its blobs in the files
+    // listed next.
+    let roots: Vec<ChunkId> = vault
+        .points()?
+        .into_iter()
+        .filter(|p| !state.purged.contains(&p.id))
+        .map(|p| p.manifest.tree)
+        .collect();
+    let index_files = vault.index_files()?;
+    let mut records: BTreeMap<ObjectId, PackRecord> = BTreeMap::new();
+    for group in index_files.chunks(16) {
+        let read: Vec<Vec<PackRecord>> = group
+            .par_iter()
+            .map(|id| vault.read_index_file(id))
+            .collect::<Result<_>>()?;
+        for r in read.into_iter().flatten() {
+            records.entry(r.id).or_insert(r);
+        }
+    }
+    // Points committed by backups that deduplicated against condemned packs
+    // may have trees there: the mark must be able to read them.
+    let condemned_records: Vec<PackRecord> = state
+        .condemned
+        .keys()
+        .filter(|id| !records.contains_key(id))
+        .filter_map(|id| read_trailer(vault, id).ok())
+        .collect();
+    let index = Index::build(records.values().cloned().chain(condemned_records));
+    let mark = mark(vault, roots, &index)?;
+    drop(index);
+
+    let stored: BTreeMap<ObjectId, u64> = vault
+        .storage()
+        .list("packs/")?
+        .into_iter()
+        .filter_map(|o| {
+            o.path
+                .rsplit('/')
+                .next()
+                .and_then(ObjectId::parse)
+                .map(|id| (id, o.size))
+        })
+        .collect();
+
+    let mut plan = GcPlan {
+        packs_total: stored.len(),
+        reachable_chunks: mark.len(),
+        index_files,
+        mark,
+        ..GcPlan::default()
+    };
+    for (id, rec) in &records {
+        if state.condemned.contains_key(id) {
+            continue; // decided below, with the other condemned packs
+        }
+        let size = stored.get(id).copied().unwrap_or(0);
+        let total: u64 = rec.entries.iter().map(|e| e.stored_len as u64).sum();
+        let used: u64 = rec
+            .entries
+            .iter()
+            .filter(|e| plan.marked(&e.id))
+            .map(|e| e.stored_len as u64)
+            .sum();
+        let action = if used == 0 {
+            Some((PackAction::Condemn, "no blob is used".to_string()))
+        } else if (used as f64) < opts.repack_below * total as f64 {
+            Some((
+                PackAction::Repack,
+                format!("{}% used", used * 100 / total.max(1)),
+            ))
+        } else {
+            None
+        };
+        if let Some((action, note)) = action {
+            plan.packs.push(PackPlan {
+                pack: *id,
+                action,
+                size,
+                used,
+                note,
+            });
+        }
+    }
+    for (id, size) in &stored {
+        if !records.contains_key(id) && !state.condemned.contains_key(id) {
+            plan.packs.push(PackPlan {
+                pack: *id,
+                action: PackAction::CondemnOrphan,
+                size: *size,
+                used: 0,
+                note: "listed by no index".into(),
+            });
+        }
+    }
+    for (id, at) in &state.condemned {
+        let size = stored.get(id).copied().unwrap_or(0);
+        let due_at = at + opts.grace_secs;
+        let blocking = active_backups
+            .iter()
+            .find(|b| b.as_ref().map_or(true, |started| started <= at));
+        let (action, note) = if now < due_at {
+            (
+                PackAction::Wait,
+                format!("grace period until {}", crate::vault::rfc3339(due_at)),
+            )
+        } else if let Some(b) = blocking {
+            let why = match b {
+                Ok(started) => format!(
+                    "a backup started at {} (before the pack was condemned) is still running",
+                    crate::vault::rfc3339(*started)
+                ),
+                Err(e) => e.to_string(),
+            };
+            (PackAction::Wait, why)
+        } else if records.contains_key(id) {
+            (PackAction::Reprieve, "an index lists it again".into())
+        } else if !stored.contains_key(id) {
+            (PackAction::Delete, "already gone".into())
+        } else {
+            match read_trailer(vault, id) {
+                Ok(rec) if rec.entries.iter().any(|e| plan.marked(&e.id)) => {
+                    (PackAction::Reprieve, "a point uses its blobs".into())
+                }
+                Ok(_) => (PackAction::Delete, "unused".into()),
+                // Not ours to judge: leave it and say so.
+                Err(e) => (PackAction::Wait, format!("trailer unreadable: {e}")),
+            }
+        };
+        plan.packs.push(PackPlan {
+            pack: *id,
+            action,
+            size,
+            used: 0,
+            note,
+        });
+    }
+    plan.records = records;
+    Ok(plan)
+}
+
+/// What `execute` did.
+#[derive(Debug, Clone, Default)]
+pub struct GcOutcome {
+    pub condemned: usize,
+    pub repacked: usize,
+    pub new_packs: usize,
+    pub deleted: usize,
+    pub reprieved: usize,
+    pub bytes_deleted: u64,
+}
+
+/// Carries out a plan (phase 1 for new candidates, phase 2 for due ones).
+pub fn execute(vault: &Vault, plan: &GcPlan) -> Result<GcOutcome> {
+    let mut out = GcOutcome::default();
+    let mut new_records: Vec<PackRecord> = Vec::new();
+
+    // Repack: used blobs are copied as stored (sealed, compressed); their
+    // ids and compression stay, only the pack and offset change.
+    for p in plan.packs.iter().filter(|p| p.action == PackAction::Repack) {
+        let Some(rec) = plan.records.get(&p.pack) else {
+            continue;
+        };
+        let bytes = vault.storage().get(&pack_path(&p.pack))?;
+        if ObjectId::of(&bytes) != p.pack {
+            return Err(Error::corrupt(pack_path(&p.pack), "content does not match its name; not repacking it (run `coffer check --read-data`)"));
+        }
+        let mut builder = PackBuilder::with_capacity(rec.kind, DATA_PACK_TARGET + (1 << 20));
+        for e in rec.entries.iter().filter(|e| plan.marked(&e.id)) {
+            let start = e.offset as usize;
+            let end = start + e.stored_len as usize;
+            let stored = bytes
+                .get(start..end)
+                .ok_or_else(|| Error::corrupt(pack_path(&p.pack), "blob lies outside the pack"))?;
+            builder.add(SealedBlob {
+                id: e.id,
+                compression: e.compression,
+                raw_len: e.raw_len,
+                bytes: stored.to_vec(),
+            });
+            if builder.len() >= target(rec.kind) {
+                new_records.push(ship(
+                    vault,
+                    std::mem::replace(
+                        &mut builder,
+                        PackBuilder::with_capacity(rec.kind, DATA_PACK_TARGET + (1 << 20)),
+                    ),
+                )?);
+            }
+        }
+        if !builder.is_empty() {
+            new_records.push(ship(vault, builder)?);
+        }
+        out.repacked += 1;
+    }
+    out.new_packs = new_records.len();
+
+    let leaving: HashSet<ObjectId> = plan
+        .packs
+        .iter()
+        .filter(|p| {
+            matches!(
+                p.action,
+                PackAction::Condemn | PackAction::CondemnOrphan | PackAction::Repack
+            )
+        })
+        .map(|p| p.pack)
+        .collect();
+    let reprieved: Vec<ObjectId> = plan
+        .packs
+        .iter()
+        .filter(|p| p.action == PackAction::Reprieve)
+        .map(|p| p.pack)
+        .collect();
+    for id in &reprieved {
+        if !plan.records.contains_key(id) {
+            new_records.push(read_trailer(vault, id)?);
+        }
+    }
+
+    let index_changes = leaving.iter().any(|id| plan.records.contains_key(id));
+    if index_changes || !new_records.is_empty() {
+        // One index listing every kept pack replaces the files that were
+        // read; files written since by running backups are not touched.
+        let mut kept: Vec<PackRecord> = plan
+            .records
+            .values()
+            .filter(|r| !leaving.contains(&r.id))
+            .cloned()
+            .collect();
+        kept.extend(new_records);
+        vault.write_index(&kept)?;
+        for f in &plan.index_files {
+            vault.storage().delete(&format!("index/{}", f.to_hex()))?;
+        }
+    }
+    if !leaving.is_empty() {
+        out.condemned = leaving.len();
+        vault.record(Event::Condemned {
+            packs: leaving.into_iter().collect(),
+            at: now_secs(),
+        })?;
+    }
+    if !reprieved.is_empty() {
+        out.reprieved = reprieved.len();
+        vault.record(Event::Reprieved { packs: reprieved })?;
+    }
+
+    let due: Vec<&crate::gc::PackPlan> = plan
+        .packs
+        .iter()
+        .filter(|p| p.action == PackAction::Delete)
+        .collect();
+    if !due.is_empty() {
+        for p in &due {
+            vault.storage().delete(&pack_path(&p.pack))?;
+            out.bytes_deleted += p.size;
+        }
+        out.deleted = due.len();
+        vault.record(Event::PacksDeleted {
+            packs: due.iter().map(|p| p.pack).collect(),
+        })?;
+    }
+    Ok(out)
+}
+
+fn target(kind: BlobKind) -> usize {
+    match kind {
+        BlobKind::Data => DATA_PACK_TARGET,
+        BlobKind::Tree => DATA_PACK_TARGET / 2,
+    }
+}
+
+fn ship(vault: &Vault, builder: PackBuilder) -> Result<PackRecord> {
+    let pack = builder.finish(vault.keys());
+    vault.storage().put(&pack_path(&pack.id), pack.bytes)?;
+    Ok(PackRecord {
+        id: pack.id,
+        kind: pack.kind,
+        entries: pack.entries,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use super::*;
+    use crate::backup::{backup, BackupOptions, Progress};
+    use crate::changes;
+    use crate::check::{check, ReadData};
+    use crate::keys::VaultKey;
+    use crate::policy::{Policy, Retention};
+    use crate::prune;
+    use crate::restore::{restore, RestoreOptions, RestoreProgress};
+    use crate::storage::Storage;
+    use crate::testutil::new_vault;
+
+    const DAY: i64 = 86_400;
+
+    fn content(seed: u64, len: usize) -> Vec<u8> {
+        let mut out = vec![0u8; len];
+        blake3::Hasher::new()
+            .update(&seed.to_le_bytes())
+            .finalize_xof()
+            .fill(&mut out);
+        out
+    }
+
+    /// Contents come back every four generations, so a backup often
+    /// deduplicates against chunks whose last point is being purged.
+    fn write_generation(src: &Path, generation: u64) {
+        std::fs::write(src.join("shared.bin"), content(0, 600_000)).unwrap();
+        std::fs::write(
+            src.join("changing.bin"),
+            content(generation % 4 + 1, 400_000),
+        )
+        .unwrap();
+        std::fs::write(src.join("n.txt"), generation.to_string()).unwrap();
+    }
+
+    fn back_up_item(vault: &Vault, src: &Path, item: &str) -> ObjectId {
+        let opts = BackupOptions {
+            item: Some(item.into()),
+            ..BackupOptions::default()
+        };
+        backup(vault, &[src.to_path_buf()], &opts, &Progress::default())
+            .unwrap()
+            .point
+    }
+
+    /// Restores `point` and returns the generation its files hold.
+    fn restored_generation(vault: &Vault, point: &ObjectId, src: &Path) -> u64 {
+        let target = tempfile::tempdir().unwrap();
+        let p = vault.read_point(point).unwrap();
+        let opts = RestoreOptions {
+            target: target.path().to_path_buf(),
+            ..RestoreOptions::default()
+        };
+        let report = restore(vault, &p, &opts, &RestoreProgress::default()).unwrap();
+        assert!(
+            report.damaged.is_empty() && report.problems.is_empty(),
+            "point {point}: {:?} {:?}",
+            report.damaged,
+            report.problems
+        );
+        let dir = target.path().join(src.strip_prefix("/").unwrap());
+        let generation: u64 = std::fs::read_to_string(dir.join("n.txt"))
+            .unwrap()
+            .parse()
+            .unwrap();
+        // Compared with `==`: a failing assert_eq would print megabytes.
+        assert!(
+            std::fs::read(dir.join("shared.bin")).unwrap() == content(0, 600_000),
+            "shared.bin of {point}"
+        );
+        assert!(
+            std::fs::read(dir.join("changing.bin")).unwrap()
+                == content(generation % 4 + 1, 400_000),
+            "changing.bin of {point}, generation {generation}"
+        );
+        generation
+    }
+
+    fn check_read_data(dir: &Path, key: &VaultKey) {
+        let mut v = Vault::open(Storage::open(dir.to_str().unwrap()).unwrap(), key, None).unwrap();
+        let report = check(&mut v, ReadData::All).unwrap();
+        assert!(report.ok(), "{report:?}");
+    }
+
+    fn opts(grace: i64) -> GcOptions {
+        GcOptions {
+            grace_secs: grace,
+            repack_below: 0.9,
+        }
+    }
+
+    #[test]
+    fn a_backup_running_since_before_condemnation_keeps_and_reprieves_packs() {
+        let dir = tempfile::tempdir().unwrap();
+        let src = tempfile::tempdir().unwrap();
+        let (vault, key) = new_vault(dir.path(), false);
+        write_generation(src.path(), 1);
+        let a = back_up_item(&vault, src.path(), "a");
+        let a_manifest = vault.read_point(&a).unwrap().manifest;
+        write_generation(src.path(), 2);
+        let _b = back_up_item(&vault, src.path(), "b");
+        changes::delete_points(&vault, &[vault.read_point(&a).unwrap()], "test").unwrap();
+
+        // A backup that started before the condemnation, still running.
+        let running = crate::locks::hold(&vault, Activity::Backup).unwrap();
+        let later = now_secs() + 15 * DAY;
+        let first = prune::run(&vault, &opts(0), false, later).unwrap();
+        let (_, done) = first.done.unwrap();
+        assert_eq!(first.points.count(|a| *a == prune::PointAction::Purge), 1);
+        assert!(done.condemned >= 1, "a's own chunks leave the index");
+        let condemned: Vec<ObjectId> = vault.state().unwrap().condemned.keys().copied().collect();
+
+        // The grace period is over, but the backup still runs: nothing goes.
+        let waiting = prune::run(&vault, &opts(0), false, later + DAY).unwrap();
+        assert_eq!(waiting.packs.count(PackAction::Wait), condemned.len());
+        for p in &condemned {
+            assert!(vault.storage().size(&pack_path(p)).unwrap().is_some());
+        }
+
+        // That backup had deduplicated against a's chunks and commits now.
+        let mut m = a_manifest.clone();
+        m.time.secs += 10;
+        let c = vault.write_point(&m, None).unwrap();
+        drop(running);
+        let after = prune::run(&vault, &opts(0), false, later + 2 * DAY).unwrap();
+        let (_, done) = after.done.unwrap();
+        assert!(done.reprieved >= 1, "{:?}", after.packs.packs);
+        assert_eq!(restored_generation(&vault, &c, src.path()), 1);
+        check_read_data(dir.path(), &key);
+    }
+
+    #[test]
+    fn backups_and_prunes_running_together_lose_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let src = tempfile::tempdir().unwrap();
+        let (vault, key) = new_vault(dir.path(), false);
+        let mut keep3 = Policy::default_policy();
+        keep3.name = "Keep3".into();
+        keep3.retention = Retention {
+            keep_last: Some(3),
+            ..Retention::default()
+        };
+        changes::set_policy(&vault, keep3).unwrap();
+        changes::assign(&vault, "Keep3", "s").unwrap();
+        changes::set_soft_delete_days(&vault, 1).unwrap();
+
+        let generations = std::sync::Mutex::new(std::collections::HashMap::new());
+        let done = std::sync::atomic::AtomicBool::new(false);
+        let start = now_secs();
+        std::thread::scope(|s| {
+            s.spawn(|| {
+                // Stops the prune loop even if a backup fails.
+                struct Finish<'a>(&'a std::sync::atomic::AtomicBool);
+                impl Drop for Finish<'_> {
+                    fn drop(&mut self) {
+                        self.0.store(true, std::sync::atomic::Ordering::SeqCst);
+                    }
+                }
+                let _finish = Finish(&done);
+                for generation in 0..40u64 {
+                    write_generation(src.path(), generation);
+                    let p = back_up_item(&vault, src.path(), "s");
+                    generations.lock().unwrap().insert(p, generation);
+                }
+            });
+            s.spawn(|| {
+                let mut round = 0;
+                let mut deleted = 0;
+                while !done.load(std::sync::atomic::Ordering::SeqCst) || round < 4 {
+                    round += 1;
+                    // Each round is two simulated days later, so soft-deleted
+                    // points get purged and their packs condemned and deleted.
+                    let r = prune::run(&vault, &opts(0), false, start + round * 2 * DAY).unwrap();
+                    deleted += r.done.unwrap().1.deleted;
+                    // Every round adds journal records that every later
+                    // round reads; a pause keeps the journal small.
+                    std::thread::sleep(std::time::Duration::from_millis(40));
+                }
+                assert!(deleted > 0, "the prunes must have deleted packs");
+            });
+        });
+        let generations = generations.into_inner().unwrap();
+        let state = vault.state().unwrap();
+        let left: Vec<ObjectId> = vault
+            .points()
+            .unwrap()
+            .iter()
+            .map(|p| p.id)
+            .filter(|id| !state.purged.contains(id))
+            .collect();
+        assert!(left.len() >= 3);
+        for id in &left {
+            assert_eq!(restored_generation(&vault, id, src.path()), generations[id]);
+        }
+        check_read_data(dir.path(), &key);
+    }
+
+    #[test]
+    fn a_second_prune_is_refused_while_one_runs() {
+        let dir = tempfile::tempdir().unwrap();
+        let (vault, _) = new_vault(dir.path(), false);
+        let first = crate::locks::hold_prune(&vault).unwrap();
+        let e = prune::run(&vault, &GcOptions::default(), false, now_secs())
+            .err()
+            .unwrap();
+        assert!(e.to_string().contains("another prune is running"), "{e}");
+        // A dry run only reads, and may run beside it.
+        prune::run(&vault, &GcOptions::default(), true, now_secs()).unwrap();
+        drop(first);
+        prune::run(&vault, &GcOptions::default(), false, now_secs()).unwrap();
+        assert!(
+            crate::locks::markers(&vault).unwrap().is_empty(),
+            "markers are removed"
+        );
+    }
+}
