@@ -820,13 +820,17 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
                 print_json(
                     &json!({"ok": r.ok(), "problems": r.problems, "key_slots": r.key_slots, "index_files": r.index_files,
                     "packs": r.packs, "packs_read": r.packs_read, "blobs_verified": r.blobs_verified, "points": r.points, "trees": r.trees,
-                    "unindexed_packs": r.unindexed_packs, "dictionaries": r.dictionaries}),
+                    "unindexed_packs": r.unindexed_packs, "dictionaries": r.dictionaries,
+                    "condemned_packs": r.condemned_packs, "journal_records": r.journal_records}),
                 );
             } else {
                 println!(
                     "checked {} key slot(s), {} dictionary(ies), {} index file(s), {} pack(s) ({} read in full, {} blobs verified), {} point(s), {} tree(s)",
                     r.key_slots, r.dictionaries, r.index_files, r.packs, r.packs_read, r.blobs_verified, r.points, r.trees
                 );
+                if r.condemned_packs > 0 {
+                    println!("{} pack(s) no point uses await deletion by the next prune after the grace period", r.condemned_packs);
+                }
                 if r.unindexed_packs > 0 {
                     println!("{} pack(s) are not indexed yet (left by an interrupted backup; the next backup reuses them)", r.unindexed_packs);
                 }

@@ -45,6 +45,10 @@ pub struct CheckReport {
     pub unindexed_packs: usize,
     /// Compression dictionaries read and verified.
     pub dictionaries: usize,
+    /// Packs garbage collection took out of the index, awaiting deletion.
+    pub condemned_packs: usize,
+    /// Journal records read (format 3).
+    pub journal_records: usize,
 }
 
 impl CheckReport {
@@ -107,7 +111,19 @@ pub fn check(vault: &mut Vault, read_data: ReadData) -> Result<CheckReport> {
         .filter_map(|o| o.path.rsplit('/').next().and_then(ObjectId::parse))
         .collect();
     report.packs = stored.len();
-    report.unindexed_packs = stored.iter().filter(|p| !indexed.contains_key(p)).count();
+    let state = vault.state()?;
+    for e in &state.unreadable {
+        report.problems.push(format!("journal: {e}"));
+    }
+    report.journal_records = state.records;
+    report.condemned_packs = stored
+        .iter()
+        .filter(|p| state.condemned.contains_key(p))
+        .count();
+    report.unindexed_packs = stored
+        .iter()
+        .filter(|p| !indexed.contains_key(p) && !state.condemned.contains_key(p))
+        .count();
     for (id, _) in index.packs() {
         if !stored.contains(id) {
             report.problems.push(format!(

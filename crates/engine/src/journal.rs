@@ -144,6 +144,8 @@ pub struct VaultState {
     pub condemned: BTreeMap<ObjectId, i64>,
     /// Records that could not be read (damaged or from a newer coffer).
     pub unreadable: Vec<String>,
+    /// Records folded.
+    pub records: usize,
 }
 
 impl Default for VaultState {
@@ -161,6 +163,7 @@ impl Default for VaultState {
             soft_delete_days: DEFAULT_SOFT_DELETE_DAYS,
             condemned: BTreeMap::new(),
             unreadable: Vec::new(),
+            records: 0,
         }
     }
 }

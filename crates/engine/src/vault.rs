@@ -513,7 +513,10 @@ impl Vault {
             .collect();
         for record in records {
             match record {
-                Ok(r) => state.apply(&r.event),
+                Ok(r) => {
+                    state.apply(&r.event);
+                    state.records += 1;
+                }
                 Err(e) => {
                     tracing::warn!(error = %e, "unreadable journal record");
                     state.unreadable.push(e.to_string());
