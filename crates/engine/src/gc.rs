@@ -157,11 +157,11 @@ fn mark(vault: &Vault, roots: Vec<ChunkId>, index: &Index) -> Result<Vec<u64>> {
     Ok(mark)
 }
 
-/// Decides every pack at time `now` (the grace period counts against it).
-/// The markers are listed before the points are: a backup absent from them
-/// had committed its point before the mark began.
-pub fn plan(vault: &Vault, state: &VaultState, opts: &GcOptions, now: i64) -> Result<GcPlan> {
-    // Markers live on the real clock, whatever time retention is judged at.
+/// Decides every pack. Markers and the grace period live on the real clock
+/// (they are about processes running now), whatever time retention was
+/// judged at. The markers are listed before the points are: a backup absent
+/// from them had committed its point before the mark began.
+pub fn plan(vault: &Vault, state: &VaultState, opts: &GcOptions) -> Result<GcPlan> {
     let clock = now_secs();
     let active_backups: Vec<Result<i64>> = locks::markers(vault)?
         .into_iter()
@@ -268,13 +268,22 @@ pub fn plan(vault: &Vault, state: &VaultState, opts: &GcOptions, now: i64) -> Re
             });
         }
     }
+    // Used blobs of a condemned pack may also live in an indexed pack (a
+    // repacked pack's blobs were copied before it was condemned): only a
+    // used blob found nowhere else reprieves a pack. Built only when some
+    // condemned pack is due, and after the mark's index is gone.
+    let current = state
+        .condemned
+        .values()
+        .any(|at| clock >= at + opts.grace_secs)
+        .then(|| Index::build_for(crate::index::Purpose::Dedup, records.values().cloned()));
     for (id, at) in &state.condemned {
         let size = stored.get(id).copied().unwrap_or(0);
         let due_at = at + opts.grace_secs;
         let blocking = active_backups
             .iter()
             .find(|b| b.as_ref().map_or(true, |started| started <= at));
-        let (action, note) = if now < due_at {
+        let (action, note) = if clock < due_at {
             (
                 PackAction::Wait,
                 format!("grace period until {}", crate::vault::rfc3339(due_at)),
@@ -294,8 +303,15 @@ pub fn plan(vault: &Vault, state: &VaultState, opts: &GcOptions, now: i64) -> Re
             (PackAction::Delete, "already gone".into())
         } else {
             match read_trailer(vault, id) {
-                Ok(rec) if rec.entries.iter().any(|e| plan.marked(&e.id)) => {
-                    (PackAction::Reprieve, "a point uses its blobs".into())
+                Ok(rec)
+                    if rec.entries.iter().any(|e| {
+                        plan.marked(&e.id) && !current.as_ref().is_some_and(|c| c.contains(&e.id))
+                    }) =>
+                {
+                    (
+                        PackAction::Reprieve,
+                        "a point uses blobs found nowhere else".into(),
+                    )
                 }
                 Ok(_) => (PackAction::Delete, "unused".into()),
                 // Not ours to judge: leave it and say so.
@@ -587,6 +603,33 @@ mod tests {
         let (_, done) = after.done.unwrap();
         assert!(done.reprieved >= 1, "{:?}", after.packs.packs);
         assert_eq!(restored_generation(&vault, &c, src.path()), 1);
+        check_read_data(dir.path(), &key);
+    }
+
+    #[test]
+    fn a_repacked_pack_is_deleted_and_its_used_blobs_stay_readable() {
+        let dir = tempfile::tempdir().unwrap();
+        let src = tempfile::tempdir().unwrap();
+        let (vault, key) = new_vault(dir.path(), false);
+        write_generation(src.path(), 1);
+        let a = back_up_item(&vault, src.path(), "a");
+        write_generation(src.path(), 2);
+        let b = back_up_item(&vault, src.path(), "b");
+        changes::delete_points(&vault, &[vault.read_point(&a).unwrap()], "test").unwrap();
+        let later = now_secs() + 15 * DAY;
+        // a's data pack holds shared.bin (still used by b) and its own
+        // changing.bin: 60% used, below the 90% threshold.
+        let first = prune::run(&vault, &opts(0), false, later).unwrap();
+        assert!(
+            first.done.unwrap().1.repacked >= 1,
+            "{:?}",
+            first.packs.packs
+        );
+        let second = prune::run(&vault, &opts(0), false, later).unwrap();
+        let (_, done) = second.done.unwrap();
+        assert_eq!(done.reprieved, 0, "{:?}", second.packs.packs);
+        assert!(done.deleted >= 1);
+        assert_eq!(restored_generation(&vault, &b, src.path()), 2);
         check_read_data(dir.path(), &key);
     }
 

@@ -192,7 +192,7 @@ pub fn run(vault: &Vault, opts: &GcOptions, dry_run: bool, now: i64) -> Result<R
         after.purged.insert(p.id);
     }
     if dry_run {
-        let packs = crate::gc::plan(vault, &after, opts, now)?;
+        let packs = crate::gc::plan(vault, &after, opts)?;
         return Ok(Report {
             points,
             packs,
@@ -201,7 +201,7 @@ pub fn run(vault: &Vault, opts: &GcOptions, dry_run: bool, now: i64) -> Result<R
     }
     let outcome = execute(vault, &state, &points)?;
     let state = vault.state()?;
-    let packs = crate::gc::plan(vault, &state, opts, now)?;
+    let packs = crate::gc::plan(vault, &state, opts)?;
     let gc_outcome = crate::gc::execute(vault, &packs)?;
     Ok(Report {
         points,
