@@ -166,3 +166,99 @@ fn the_committed_v2_vault_opens_checks_and_restores_through_its_dictionary() {
     let problems = report["problems"].to_string();
     assert!(problems.contains("no readable dictionary"), "{problems}");
 }
+
+#[test]
+fn the_committed_v3_vault_keeps_its_journal_state() {
+    let env = Env::without_vault();
+    let key = copy_of(&env, "vault-v3");
+    let run = |args: &[&str]| env.run_with_key(&key, args);
+    let v = env.vault_str();
+    assert_checks_clean(&env, &key);
+    assert_eq!(vault_info(&env, &key)["format_version"], 3);
+
+    let points = json(&run(&["points", "list", "--vault", &v, "--json"]));
+    let points = points.as_array().unwrap();
+    let status: Vec<&str> = points
+        .iter()
+        .map(|p| p["status"].as_str().unwrap())
+        .collect();
+    assert_eq!(points.len(), 3, "{points:?}");
+    assert!(status[0].starts_with("soft-deleted"), "{status:?}");
+    assert_eq!(status[1], "on hold");
+    assert!(
+        status[2].starts_with("on demand, until 2126-01-03"),
+        "{status:?}"
+    );
+
+    let policy = json(&run(&[
+        "policy", "show", "Fixture", "--vault", &v, "--json",
+    ]));
+    assert_eq!(
+        policy["schedule"],
+        "weekly on Monday, Thursday at 02:30 (Europe/Stockholm)"
+    );
+    assert_eq!(
+        policy["retention"],
+        "daily for 7 days; weekly (Sunday) for 12 weeks; monthly (last day) for 12 months"
+    );
+    assert_eq!(policy["items"][0], "fixture");
+
+    // Immutability (enabled) refuses deleting the held point.
+    let id = points[1]["id"].as_str().unwrap();
+    let out = run(&["points", "delete", id, "--vault", &v]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("immutable"));
+
+    let latest = points[2]["id"].as_str().unwrap();
+    let target = env.path("restored-v3");
+    let restore = run(&[
+        "restore",
+        "--vault",
+        &v,
+        latest,
+        "--target",
+        target.to_str().unwrap(),
+    ]);
+    assert!(
+        restore.status.success(),
+        "{}",
+        String::from_utf8_lossy(&restore.stderr)
+    );
+    assert_same_tree(
+        &fixtures().join("vault-v3-source"),
+        &target.join("tmp/coffer-fixture-v3-src"),
+    );
+}
+
+#[test]
+fn a_v2_vault_needs_and_survives_an_upgrade_for_policies() {
+    let env = Env::without_vault();
+    let key = copy_of(&env, "vault-v2");
+    let run = |args: &[&str]| env.run_with_key(&key, args);
+    let v = env.vault_str();
+    let out = run(&["policy", "create", "P", "--daily", "3", "--vault", &v]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("vault upgrade"));
+    let out = run(&["vault", "upgrade", "--vault", &v]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("from format 2 to 3"));
+    assert_eq!(vault_info(&env, &key)["format_version"], 3);
+    let out = run(&["policy", "create", "P", "--daily", "3", "--vault", &v]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    check_and_restore(
+        &env,
+        &key,
+        "v2",
+        "09259498e015d5347222acba7f738ea1870ae93a3c37a6f27cdc7ca93c0488ae",
+        "vault-v2-source",
+        "tmp/coffer-fixture-v2-src",
+    );
+}

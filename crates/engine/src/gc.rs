@@ -133,21 +133,25 @@ fn mark(vault: &Vault, roots: Vec<ChunkId>, index: &Index) -> Result<Vec<u64>> {
     let mut todo: Vec<ChunkId> = roots;
     while !todo.is_empty() {
         let batch: Vec<ChunkId> = todo.drain(..).filter(|t| seen_trees.insert(*t)).collect();
-        let trees: Vec<_> = batch
-            .par_iter()
-            .map(|id| vault.read_tree(index, id).map(|t| (*id, t)))
-            .collect::<Result<_>>()?;
-        for (id, tree) in trees {
-            mark.push(prefix(&id));
-            for node in tree.nodes {
-                match node.kind {
-                    NodeKind::Dir { tree } => todo.push(tree),
-                    NodeKind::File { extents, .. } => {
-                        for e in extents {
-                            mark.extend(e.chunks.iter().map(|c| prefix(&c.id)));
+        // A few trees at a time: a level of the walk across many points can
+        // be wide, and decoded trees are much larger than their ids.
+        for group in batch.chunks(64) {
+            let trees: Vec<_> = group
+                .par_iter()
+                .map(|id| vault.read_tree(index, id).map(|t| (*id, t)))
+                .collect::<Result<_>>()?;
+            for (id, tree) in trees {
+                mark.push(prefix(&id));
+                for node in tree.nodes {
+                    match node.kind {
+                        NodeKind::Dir { tree } => todo.push(tree),
+                        NodeKind::File { extents, .. } => {
+                            for e in extents {
+                                mark.extend(e.chunks.iter().map(|c| prefix(&c.id)));
+                            }
                         }
+                        _ => {}
                     }
-                    _ => {}
                 }
             }
         }

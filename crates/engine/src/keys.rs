@@ -300,13 +300,25 @@ impl KeySlot {
     }
 
     /// The master secrets, when `key` is the key this slot was made for.
+    /// A slot binds itself to the header it was made under. `vault upgrade`
+    /// rewrites the header with a new version but cannot rewrap the slots of
+    /// keys it does not have, so a slot made under an earlier version of this
+    /// same header (same vault id and creation time) is accepted too.
     pub fn unlock(&self, header: &Header, key: &VaultKey) -> Result<Option<MasterKeys>> {
         let wrapping = derive(key, &self.salt, self.kdf)?;
-        let Some(plain) = open_with(
-            &wrapping,
-            &slot_aad(header, &self.id, &self.body),
-            &self.sealed,
-        ) else {
+        let plain = (1..=header.version).rev().find_map(|version| {
+            let under = if version == header.version {
+                header.clone()
+            } else {
+                Header::with_version(header.vault_id, header.created, version)
+            };
+            open_with(
+                &wrapping,
+                &slot_aad(&under, &self.id, &self.body),
+                &self.sealed,
+            )
+        });
+        let Some(plain) = plain else {
             return Ok(None);
         };
         let plain = Zeroizing::new(plain);

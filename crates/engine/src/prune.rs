@@ -328,10 +328,21 @@ mod tests {
     #[test]
     fn older_formats_need_an_upgrade_for_the_journal() {
         let dir = tempfile::tempdir().unwrap();
-        let (mut vault, _) = new_vault(dir.path(), true);
+        let (mut vault, key) = new_vault(dir.path(), true);
         let e = changes::hold(&vault, &ObjectId([1; 32])).unwrap_err();
         assert!(e.to_string().contains("coffer vault upgrade"), "{e}");
+        // A second key, whose slot the upgrade cannot rewrap.
+        let (other, _) = crate::keys::VaultKey::generate();
+        vault
+            .add_key(&other, crate::keys::GENERATED_KEY_KDF)
+            .unwrap();
         assert_eq!(vault.upgrade().unwrap(), 1);
+        // Both keys still open the upgraded vault.
+        for k in [&key, &other] {
+            let storage = crate::storage::Storage::open(dir.path().to_str().unwrap()).unwrap();
+            let reopened = Vault::open(storage, k, None).unwrap();
+            assert_eq!(reopened.header().version, crate::keys::FORMAT_VERSION);
+        }
         changes::hold(&vault, &ObjectId([1; 32])).unwrap();
         assert!(vault.state().unwrap().holds.contains(&ObjectId([1; 32])));
         assert!(vault.writes_dictionaries());
