@@ -818,24 +818,6 @@ enum ReadFailure {
     Vault(Error),
 }
 
-/// Packs this backup could deduplicate against (they were in the index it
-/// loaded) that a concurrent prune has condemned since: listed again in this
-/// backup's index, so they are reprieved rather than deleted.
-fn relist_condemned(
-    vault: &Vault,
-    loaded: &Index,
-    already: &[PackRecord],
-) -> Result<Vec<PackRecord>> {
-    let condemned = vault.state()?.condemned;
-    let listed: HashSet<ObjectId> = already.iter().map(|r| r.id).collect();
-    condemned
-        .keys()
-        .filter(|id| loaded.has_pack(id) && !listed.contains(id))
-        .filter(|id| matches!(vault.storage.size(&pack_path(id)), Ok(Some(_))))
-        .map(|id| read_trailer(vault, id))
-        .collect()
-}
-
 /// Reads the trailers of packs that no index lists (left by an interrupted or
 /// still-running backup) so their blobs can be reused.
 fn adopt_orphans(
@@ -928,9 +910,18 @@ pub fn backup(
     } else {
         None
     };
-    let mut index = vault.load_index_for(crate::index::Purpose::Dedup)?;
-    // Read after the index: a pack a prune took out of the index is already
-    // condemned in the journal by then, and must not be adopted.
+    // Chunks of condemned packs are not deduplicated against: a later prune
+    // may delete those packs once this backup is over. A pack condemned
+    // after this read waits for this backup (its marker is up) and is
+    // reprieved if the new point uses it.
+    let condemned_before = if vault.has_journal() {
+        vault.state()?.condemned
+    } else {
+        Default::default()
+    };
+    let mut index = vault.load_index_excluding(crate::index::Purpose::Dedup, &condemned_before)?;
+    // Read again after the index: an unindexed pack condemned by then must
+    // not be adopted.
     let condemned = if vault.has_journal() {
         vault.state()?.condemned
     } else {
@@ -1088,7 +1079,6 @@ pub fn backup(
     records.extend(adopted);
     if let Some(m) = &marker {
         m.ensure_fresh()?;
-        records.extend(relist_condemned(vault, &session.index, &records)?);
     }
     let mut index_bytes = 0;
     if !records.is_empty() {
@@ -1128,15 +1118,6 @@ pub fn backup(
         m.ensure_fresh()?;
     }
     let point = vault.write_point(&manifest, opts.expire_at)?;
-    if marker.is_some() {
-        // A prune may have condemned, during the commit, a pack this point
-        // relies on; listing it again makes the next prune reprieve it. The
-        // marker, still held, keeps it from being deleted meanwhile.
-        let late = relist_condemned(vault, &session.index, &records)?;
-        if !late.is_empty() {
-            vault.write_index(&late)?;
-        }
-    }
     drop(marker);
     Ok(BackupReport {
         point,

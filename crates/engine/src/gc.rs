@@ -9,15 +9,16 @@
 //! 1. Packs with no marked blob, packs no index lists (left by interrupted
 //!    backups) and packs whose marked share is below the repack threshold
 //!    (after their marked blobs were copied, still sealed, into new packs)
-//!    leave the index: a new index file lists every other pack, the index
-//!    files that were read are deleted, and the journal records the packs as
-//!    condemned at that moment.
+//!    are journalled as condemned. Nothing else changes: they stay in the
+//!    index, so every point stays restorable, including one a backup
+//!    committed while this prune was deciding; backups stop deduplicating
+//!    against them.
 //! 2. A condemned pack is deleted by a later prune once the grace period has
 //!    passed and no backup that started before its condemnation is still
-//!    running (activity markers, see `locks`). A backup that started earlier
-//!    may have deduplicated against it; if the mark then finds any of its
-//!    blobs used, or an index lists it again, it is reprieved: indexed
-//!    again, never deleted.
+//!    running (activity markers, see `locks`), unless the mark then finds a
+//!    blob of it used and present in no other pack: then it is reprieved.
+//!    Deletion first replaces the index files that were read by one that
+//!    lists every other pack, then deletes the packs.
 //!
 //! Memory: the index files' records (48 bytes per blob) plus the mark (8
 //! bytes per reachable chunk), plus one pack at a time while repacking.
@@ -280,7 +281,15 @@ pub fn plan(vault: &Vault, state: &VaultState, opts: &GcOptions) -> Result<GcPla
         .condemned
         .values()
         .any(|at| clock >= at + opts.grace_secs)
-        .then(|| Index::build_for(crate::index::Purpose::Dedup, records.values().cloned()));
+        .then(|| {
+            Index::build_for(
+                crate::index::Purpose::Dedup,
+                records
+                    .values()
+                    .filter(|r| !state.condemned.contains_key(&r.id))
+                    .cloned(),
+            )
+        });
     for (id, at) in &state.condemned {
         let size = stored.get(id).copied().unwrap_or(0);
         let due_at = at + opts.grace_secs;
@@ -301,12 +310,14 @@ pub fn plan(vault: &Vault, state: &VaultState, opts: &GcOptions) -> Result<GcPla
                 Err(e) => e.to_string(),
             };
             (PackAction::Wait, why)
-        } else if records.contains_key(id) {
-            (PackAction::Reprieve, "an index lists it again".into())
         } else if !stored.contains_key(id) {
             (PackAction::Delete, "already gone".into())
         } else {
-            match read_trailer(vault, id) {
+            let entries = match records.get(id) {
+                Some(r) => Ok(r.clone()),
+                None => read_trailer(vault, id),
+            };
+            match entries {
                 Ok(rec)
                     if rec.entries.iter().any(|e| {
                         plan.marked(&e.id) && !current.as_ref().is_some_and(|c| c.contains(&e.id))
@@ -390,7 +401,14 @@ pub fn execute(vault: &Vault, plan: &GcPlan) -> Result<GcOutcome> {
     }
     out.new_packs = new_records.len();
 
-    let leaving: HashSet<ObjectId> = plan
+    // Condemning changes nothing but the journal: the packs stay in the
+    // index, so every point stays restorable, even one a backup committed
+    // while this prune was deciding. Backups stop deduplicating against
+    // them; they leave the index only when they are deleted.
+    if !new_records.is_empty() {
+        vault.write_index(&new_records)?;
+    }
+    let leaving: Vec<ObjectId> = plan
         .packs
         .iter()
         .filter(|p| {
@@ -401,41 +419,19 @@ pub fn execute(vault: &Vault, plan: &GcPlan) -> Result<GcOutcome> {
         })
         .map(|p| p.pack)
         .collect();
+    if !leaving.is_empty() {
+        out.condemned = leaving.len();
+        vault.record(Event::Condemned {
+            packs: leaving,
+            at: now_secs(),
+        })?;
+    }
     let reprieved: Vec<ObjectId> = plan
         .packs
         .iter()
         .filter(|p| p.action == PackAction::Reprieve)
         .map(|p| p.pack)
         .collect();
-    for id in &reprieved {
-        if !plan.records.contains_key(id) {
-            new_records.push(read_trailer(vault, id)?);
-        }
-    }
-
-    let index_changes = leaving.iter().any(|id| plan.records.contains_key(id));
-    if index_changes || !new_records.is_empty() {
-        // One index listing every kept pack replaces the files that were
-        // read; files written since by running backups are not touched.
-        let mut kept: Vec<PackRecord> = plan
-            .records
-            .values()
-            .filter(|r| !leaving.contains(&r.id))
-            .cloned()
-            .collect();
-        kept.extend(new_records);
-        vault.write_index(&kept)?;
-        for f in &plan.index_files {
-            vault.storage().delete(&format!("index/{}", f.to_hex()))?;
-        }
-    }
-    if !leaving.is_empty() {
-        out.condemned = leaving.len();
-        vault.record(Event::Condemned {
-            packs: leaving.into_iter().collect(),
-            at: now_secs(),
-        })?;
-    }
     if !reprieved.is_empty() {
         out.reprieved = reprieved.len();
         vault.record(Event::Reprieved { packs: reprieved })?;
@@ -447,6 +443,22 @@ pub fn execute(vault: &Vault, plan: &GcPlan) -> Result<GcOutcome> {
         .filter(|p| p.action == PackAction::Delete)
         .collect();
     if !due.is_empty() {
+        // The index loses them first: one file listing every other pack
+        // replaces the files that were read (files running backups wrote
+        // since are not touched), then the packs go.
+        let gone: HashSet<ObjectId> = due.iter().map(|p| p.pack).collect();
+        if gone.iter().any(|id| plan.records.contains_key(id)) {
+            let kept: Vec<PackRecord> = plan
+                .records
+                .values()
+                .filter(|r| !gone.contains(&r.id))
+                .cloned()
+                .collect();
+            vault.write_index(&kept)?;
+            for f in &plan.index_files {
+                vault.storage().delete(&format!("index/{}", f.to_hex()))?;
+            }
+        }
         for p in &due {
             vault.storage().delete(&pack_path(&p.pack))?;
             out.bytes_deleted += p.size;
@@ -588,7 +600,7 @@ mod tests {
         let first = prune::run(&vault, &opts(0), false, later).unwrap();
         let (_, done) = first.done.unwrap();
         assert_eq!(first.points.count(|a| *a == prune::PointAction::Purge), 1);
-        assert!(done.condemned >= 1, "a's own chunks leave the index");
+        assert!(done.condemned >= 1, "a's own chunks are condemned");
         let condemned: Vec<ObjectId> = vault.state().unwrap().condemned.keys().copied().collect();
 
         // The grace period is over, but the backup still runs: nothing goes.

@@ -281,13 +281,23 @@ impl Vault {
     /// parallel and merged at once, so their decoded records (48 bytes per
     /// blob) never all sit in memory beside the index.
     pub fn load_index_for(&self, purpose: Purpose) -> Result<Index> {
+        self.load_index_excluding(purpose, &std::collections::BTreeMap::new())
+    }
+
+    /// The index without the packs in `excluded` (condemned ones, for a
+    /// backup's dedup set).
+    pub fn load_index_excluding(
+        &self,
+        purpose: Purpose,
+        excluded: &std::collections::BTreeMap<ObjectId, i64>,
+    ) -> Result<Index> {
         // A prune replaces index files: it writes the new one before it
         // deletes the old, so a file that vanished after the listing means
         // a fresh listing finds its replacement.
         let mut attempt = 0;
         loop {
             attempt += 1;
-            match self.try_load_index(purpose) {
+            match self.try_load_index(purpose, excluded) {
                 Err(Error::Missing { object }) if object.starts_with("index/") && attempt < 5 => {
                     tracing::debug!(%object, "index file replaced while loading; listing again");
                 }
@@ -296,7 +306,11 @@ impl Vault {
         }
     }
 
-    fn try_load_index(&self, purpose: Purpose) -> Result<Index> {
+    fn try_load_index(
+        &self,
+        purpose: Purpose,
+        excluded: &std::collections::BTreeMap<ObjectId, i64>,
+    ) -> Result<Index> {
         let files = self.index_files()?;
         let mut index = Index::build_for(purpose, []);
         for group in files.chunks(16) {
@@ -305,7 +319,9 @@ impl Vault {
                 .map(|id| self.read_index_file(id))
                 .collect::<Result<_>>()?;
             for r in records.into_iter().flatten() {
-                index.add_unsorted(r);
+                if !excluded.contains_key(&r.id) {
+                    index.add_unsorted(r);
+                }
             }
         }
         index.seal();
