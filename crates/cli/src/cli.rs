@@ -341,7 +341,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         } => {
             let now = match now {
                 Some(t) => parse_time(&t)?.secs,
-                None => now_secs(),
+                None => crate::output::now_secs(),
             };
             crate::govern::prune_command(&ctx, &vault.vault, dry_run, &grace, repack_below, now)
         }
@@ -485,7 +485,10 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
                 None => None,
             };
             let expire_at = match &expire_in {
-                Some(span) => Some(expiry(span, taken.map_or_else(now_secs, |t| t.secs))?),
+                Some(span) => Some(expiry(
+                    span,
+                    taken.map_or_else(crate::output::now_secs, |t| t.secs),
+                )?),
                 None => None,
             };
             let v = ctx.open(&vault.vault)?;
@@ -1069,11 +1072,4 @@ fn expiry(span: &str, from: i64) -> Result<i64> {
         bail!("--expire-in {span:?}: the span must be positive");
     }
     Ok(end.timestamp().as_second())
-}
-
-fn now_secs() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0)
 }

@@ -253,14 +253,7 @@ fn apply_spec(policy: &mut Policy, spec: &PolicySpec) -> Result<()> {
 fn policy_json(p: &Policy, items: &[&String]) -> serde_json::Value {
     json!({"name": p.name, "schedule": p.schedule.describe(), "time_zone": p.schedule.time_zone(),
         "retention": p.retention.describe(), "items": items,
-        "next_run": p.schedule.next_run(coffer_now()).ok().map(time_secs)})
-}
-
-fn coffer_now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0)
+        "next_run": p.schedule.next_run(crate::output::now_secs()).ok().map(time_secs)})
 }
 
 pub fn policy_command(ctx: &crate::cli::Ctx, cmd: PolicyCommand) -> Result<ExitCode> {
@@ -317,7 +310,7 @@ pub fn policy_command(ctx: &crate::cli::Ctx, cmd: PolicyCommand) -> Result<ExitC
             } else {
                 println!("policy     {}", p.name);
                 println!("schedule   {}", p.schedule.describe());
-                if let Ok(next) = p.schedule.next_run(coffer_now()) {
+                if let Ok(next) = p.schedule.next_run(crate::output::now_secs()) {
                     println!("next run   {}", time_secs(next));
                 }
                 println!("retention  {}", p.retention.describe());

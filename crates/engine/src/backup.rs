@@ -910,23 +910,16 @@ pub fn backup(
     } else {
         None
     };
-    // Chunks of condemned packs are not deduplicated against: a later prune
-    // may delete those packs once this backup is over. A pack condemned
+    // Condemned packs are neither deduplicated against nor adopted: a later
+    // prune may delete them once this backup is over. A pack condemned
     // after this read waits for this backup (its marker is up) and is
     // reprieved if the new point uses it.
-    let condemned_before = if vault.has_journal() {
-        vault.state()?.condemned
-    } else {
-        Default::default()
-    };
-    let mut index = vault.load_index_excluding(crate::index::Purpose::Dedup, &condemned_before)?;
-    // Read again after the index: an unindexed pack condemned by then must
-    // not be adopted.
     let condemned = if vault.has_journal() {
         vault.state()?.condemned
     } else {
         Default::default()
     };
+    let mut index = vault.load_index_excluding(crate::index::Purpose::Dedup, &condemned)?;
     let adopted = adopt_orphans(vault, &index, &condemned)?;
     if !adopted.is_empty() {
         tracing::info!(

@@ -45,7 +45,7 @@ pub struct CheckReport {
     pub unindexed_packs: usize,
     /// Compression dictionaries read and verified.
     pub dictionaries: usize,
-    /// Packs garbage collection took out of the index, awaiting deletion.
+    /// Packs garbage collection condemned, awaiting deletion.
     pub condemned_packs: usize,
     /// Journal records read (format 3).
     pub journal_records: usize,

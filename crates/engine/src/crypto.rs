@@ -87,6 +87,37 @@ impl MasterKeys {
     }
 }
 
+/// A small typed object as stored: `magic || seal(K, aad, postcard(value))`.
+/// Manifests, journal records and activity markers share this shape.
+pub(crate) fn seal_object<T: serde::Serialize>(
+    keys: &MasterKeys,
+    magic: &[u8; 8],
+    aad: &[u8],
+    value: &T,
+) -> Vec<u8> {
+    let plain = postcard::to_stdvec(value).unwrap_or_default();
+    let mut out = magic.to_vec();
+    out.extend_from_slice(&keys.seal(aad, &plain));
+    out
+}
+
+/// Opens what `seal_object` made; `what` names the kind of object in errors.
+pub(crate) fn open_object<T: serde::de::DeserializeOwned>(
+    keys: &MasterKeys,
+    magic: &[u8; 8],
+    aad: &[u8],
+    object: &str,
+    what: &str,
+    bytes: &[u8],
+) -> Result<T> {
+    if bytes.len() < 8 || &bytes[..8] != magic {
+        return Err(Error::corrupt(object, format!("not a {what} (bad magic)")));
+    }
+    let plain = keys.open(object, aad, &bytes[8..])?;
+    postcard::from_bytes(&plain)
+        .map_err(|e| Error::corrupt(object, format!("undecodable {what}: {e}")))
+}
+
 /// `nonce || ciphertext || tag` with a fresh random nonce.
 pub(crate) fn seal_with(key: &[u8; 32], aad: &[u8], plaintext: &[u8]) -> Vec<u8> {
     let mut nonce = [0u8; NONCE_LEN];

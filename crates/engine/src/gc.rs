@@ -61,7 +61,7 @@ impl Default for GcOptions {
 /// What one pack's fate is, and why.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PackAction {
-    /// No blob of it is used: leaves the index, deleted after the grace period.
+    /// No blob of it is used: condemned, deleted after the grace period.
     Condemn,
     /// Listed by no index file (an interrupted backup's leftovers).
     CondemnOrphan,
@@ -437,7 +437,7 @@ pub fn execute(vault: &Vault, plan: &GcPlan) -> Result<GcOutcome> {
         vault.record(Event::Reprieved { packs: reprieved })?;
     }
 
-    let due: Vec<&crate::gc::PackPlan> = plan
+    let due: Vec<&PackPlan> = plan
         .packs
         .iter()
         .filter(|p| p.action == PackAction::Delete)

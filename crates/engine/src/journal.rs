@@ -18,8 +18,8 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use rand::RngCore;
 use serde::{Deserialize, Serialize};
 
-use crate::crypto::MasterKeys;
-use crate::error::{Error, Result};
+use crate::crypto::{open_object, seal_object, MasterKeys};
+use crate::error::Result;
 use crate::ids::ObjectId;
 use crate::policy::{Policy, DEFAULT_POLICY};
 use crate::retention::Protection;
@@ -267,22 +267,19 @@ pub fn record_path(time_nanos: i128) -> String {
 
 impl Record {
     pub fn encode(&self, keys: &MasterKeys) -> Vec<u8> {
-        let plain = postcard::to_stdvec(self).unwrap_or_default();
-        let mut out = JOURNAL_MAGIC.to_vec();
-        out.extend_from_slice(&keys.seal(JOURNAL_AAD, &plain));
-        out
+        seal_object(keys, JOURNAL_MAGIC, JOURNAL_AAD, self)
     }
 
     pub fn decode(keys: &MasterKeys, object: &str, bytes: &[u8]) -> Result<Record> {
-        if bytes.len() < 8 || &bytes[..8] != JOURNAL_MAGIC {
-            return Err(Error::corrupt(object, "not a journal record (bad magic)"));
-        }
-        let plain = keys.open(object, JOURNAL_AAD, &bytes[8..])?;
-        postcard::from_bytes(&plain).map_err(|e| {
-            Error::corrupt(
-                object,
-                format!("undecodable journal record (written by a newer coffer?): {e}"),
-            )
-        })
+        // Postcard fails on an event variant it does not know: the record
+        // may come from a newer coffer.
+        open_object(
+            keys,
+            JOURNAL_MAGIC,
+            JOURNAL_AAD,
+            object,
+            "journal record (from a newer coffer?)",
+            bytes,
+        )
     }
 }

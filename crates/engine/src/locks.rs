@@ -18,7 +18,7 @@ use std::thread::JoinHandle;
 use rand::RngCore;
 use serde::{Deserialize, Serialize};
 
-use crate::crypto::MasterKeys;
+use crate::crypto::{open_object, seal_object, MasterKeys};
 use crate::error::{Error, Result};
 use crate::storage::Storage;
 use crate::vault::{now_secs, Vault};
@@ -73,19 +73,18 @@ impl Marker {
     }
 
     fn encode(&self, keys: &MasterKeys) -> Vec<u8> {
-        let plain = postcard::to_stdvec(self).unwrap_or_default();
-        let mut out = MARKER_MAGIC.to_vec();
-        out.extend_from_slice(&keys.seal(MARKER_AAD, &plain));
-        out
+        seal_object(keys, MARKER_MAGIC, MARKER_AAD, self)
     }
 
     fn decode(keys: &MasterKeys, path: &str, bytes: &[u8]) -> Result<Marker> {
-        if bytes.len() < 8 || &bytes[..8] != MARKER_MAGIC {
-            return Err(Error::corrupt(path, "not an activity marker (bad magic)"));
-        }
-        let plain = keys.open(path, MARKER_AAD, &bytes[8..])?;
-        postcard::from_bytes(&plain)
-            .map_err(|e| Error::corrupt(path, format!("undecodable marker: {e}")))
+        open_object(
+            keys,
+            MARKER_MAGIC,
+            MARKER_AAD,
+            path,
+            "activity marker",
+            bytes,
+        )
     }
 }
 

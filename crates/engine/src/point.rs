@@ -6,8 +6,8 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::crypto::MasterKeys;
-use crate::error::{Error, Result};
+use crate::crypto::{open_object, seal_object, MasterKeys};
+use crate::error::Result;
 use crate::ids::{ChunkId, ObjectId};
 use crate::tree::Timestamp;
 
@@ -83,18 +83,17 @@ pub fn point_path(id: &ObjectId) -> String {
 
 impl Manifest {
     pub fn encode(&self, keys: &MasterKeys) -> Vec<u8> {
-        let plain = postcard::to_stdvec(self).unwrap_or_default();
-        let mut out = POINT_MAGIC.to_vec();
-        out.extend_from_slice(&keys.seal(POINT_AAD, &plain));
-        out
+        seal_object(keys, POINT_MAGIC, POINT_AAD, self)
     }
 
     pub fn decode(keys: &MasterKeys, object: &str, bytes: &[u8]) -> Result<Self> {
-        if bytes.len() < 8 || &bytes[..8] != POINT_MAGIC {
-            return Err(Error::corrupt(object, "not a recovery point (bad magic)"));
-        }
-        let plain = keys.open(object, POINT_AAD, &bytes[8..])?;
-        postcard::from_bytes(&plain)
-            .map_err(|e| Error::corrupt(object, format!("undecodable manifest: {e}")))
+        open_object(
+            keys,
+            POINT_MAGIC,
+            POINT_AAD,
+            object,
+            "recovery point",
+            bytes,
+        )
     }
 }

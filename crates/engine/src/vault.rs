@@ -4,7 +4,8 @@
 //!
 //! Layout of a vault at its location:
 //! `vault` (header) · `keys/<slot>` · `packs/<xx>/<hash>` · `index/<hash>` ·
-//! `points/<hash>` · `.staging/` (OpenDAL's atomic-write area).
+//! `points/<hash>` · `dicts/<hash>` · `journal/<time>-<random>` ·
+//! `locks/<activity>-<random>` · `.staging/` (OpenDAL's atomic-write area).
 
 use std::collections::HashMap;
 use std::path::Path;
