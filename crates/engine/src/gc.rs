@@ -651,8 +651,10 @@ mod tests {
 
     #[test]
     fn backups_and_prunes_running_together_lose_nothing() {
+        const WRITERS: usize = 2;
         let dir = tempfile::tempdir().unwrap();
-        let src = tempfile::tempdir().unwrap();
+        let sources: Vec<tempfile::TempDir> =
+            (0..WRITERS).map(|_| tempfile::tempdir().unwrap()).collect();
         let (vault, key) = new_vault(dir.path(), false);
         let mut keep3 = Policy::default_policy();
         keep3.name = "Keep3".into();
@@ -661,32 +663,50 @@ mod tests {
             ..Retention::default()
         };
         changes::set_policy(&vault, keep3).unwrap();
-        changes::assign(&vault, "Keep3", "s").unwrap();
+        for writer in 0..WRITERS {
+            changes::assign(&vault, "Keep3", &format!("s{writer}")).unwrap();
+        }
         changes::set_soft_delete_days(&vault, 1).unwrap();
 
+        // point -> (writer, generation)
         let generations = std::sync::Mutex::new(std::collections::HashMap::new());
-        let done = std::sync::atomic::AtomicBool::new(false);
+        let finished = std::sync::atomic::AtomicUsize::new(0);
         let start = now_secs();
         std::thread::scope(|s| {
-            s.spawn(|| {
-                // Stops the prune loop even if a backup fails.
-                struct Finish<'a>(&'a std::sync::atomic::AtomicBool);
-                impl Drop for Finish<'_> {
-                    fn drop(&mut self) {
-                        self.0.store(true, std::sync::atomic::Ordering::SeqCst);
+            for (writer, src) in sources.iter().enumerate() {
+                let (generations, finished, vault) = (&generations, &finished, &vault);
+                s.spawn(move || {
+                    // Stops the prune loop even if a backup fails.
+                    struct Finish<'a>(&'a std::sync::atomic::AtomicUsize);
+                    impl Drop for Finish<'_> {
+                        fn drop(&mut self) {
+                            self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                        }
                     }
-                }
-                let _finish = Finish(&done);
-                for generation in 0..40u64 {
-                    write_generation(src.path(), generation);
-                    let p = back_up_item(&vault, src.path(), "s");
-                    generations.lock().unwrap().insert(p, generation);
-                }
-            });
+                    let _finish = Finish(finished);
+                    // Both writers back up the same contents in shifted
+                    // order, so each one deduplicates against chunks the
+                    // other wrote and whose points are being purged.
+                    for round in 0..24u64 {
+                        let generation = round + writer as u64;
+                        write_generation(src.path(), generation);
+                        let p = back_up_item(vault, src.path(), &format!("s{writer}"));
+                        generations.lock().unwrap().insert(p, (writer, generation));
+                    }
+                });
+            }
             s.spawn(|| {
                 let mut round = 0;
                 let mut deleted = 0;
-                while !done.load(std::sync::atomic::Ordering::SeqCst) || round < 4 {
+                // Rounds while backups run almost always find a backup that
+                // started before the last condemnation (the clock has whole
+                // seconds), so three more rounds after the writers stop
+                // soft-delete, purge and condemn, and then delete.
+                let mut rounds_after_writers = 0;
+                while rounds_after_writers < 3 {
+                    if finished.load(std::sync::atomic::Ordering::SeqCst) == WRITERS {
+                        rounds_after_writers += 1;
+                    }
                     round += 1;
                     // Each round is two simulated days later, so soft-deleted
                     // points get purged and their packs condemned and deleted.
@@ -700,6 +720,7 @@ mod tests {
             });
         });
         let generations = generations.into_inner().unwrap();
+        assert_eq!(generations.len(), WRITERS * 24);
         let state = vault.state().unwrap();
         let left: Vec<ObjectId> = vault
             .points()
@@ -708,9 +729,13 @@ mod tests {
             .map(|p| p.id)
             .filter(|id| !state.purged.contains(id))
             .collect();
-        assert!(left.len() >= 3);
+        assert!(left.len() >= 3 * WRITERS);
         for id in &left {
-            assert_eq!(restored_generation(&vault, id, src.path()), generations[id]);
+            let (writer, generation) = generations[id];
+            assert_eq!(
+                restored_generation(&vault, id, sources[writer].path()),
+                generation
+            );
         }
         check_read_data(dir.path(), &key);
     }

@@ -294,13 +294,17 @@ impl Vault {
     ) -> Result<Index> {
         // A prune replaces index files: it writes the new one before it
         // deletes the old, so a file that vanished after the listing means
-        // a fresh listing finds its replacement.
-        let mut attempt = 0;
+        // a fresh listing finds its replacement. The pause grows so that a
+        // load racing a busy prune is not beaten every time (prunes back to
+        // back beat five immediate retries in a soak test).
+        let mut attempt: u32 = 0;
         loop {
             attempt += 1;
             match self.try_load_index(purpose, excluded) {
-                Err(Error::Missing { object }) if object.starts_with("index/") && attempt < 5 => {
-                    tracing::debug!(%object, "index file replaced while loading; listing again");
+                Err(Error::Missing { object }) if object.starts_with("index/") && attempt < 10 => {
+                    tracing::debug!(%object, attempt, "index file replaced while loading; listing again");
+                    let pause_ms = (20u64 << attempt).min(1000);
+                    std::thread::sleep(std::time::Duration::from_millis(pause_ms));
                 }
                 other => return other,
             }
