@@ -58,6 +58,9 @@ pub const RUN_BYTES: usize = 1 << 20;
 /// Bytes of chunks hashed and sealed together in parallel for one file.
 const BATCH_BYTES: usize = 4 << 20;
 const UPLOAD_THREADS: usize = 2;
+/// Pack buffers kept for reuse: one per uploader plus the one being filled
+/// covers the steady state.
+const SPARE_PACKS: usize = 1;
 fn millis(t: Timestamp) -> i64 {
     t.secs
         .saturating_mul(1000)
@@ -260,6 +263,8 @@ struct Session<'a> {
     seal_jobs: Mutex<Option<Sender<SealJob>>>,
     /// Small data chunks on their way to a compression dictionary.
     sampler: Mutex<Sampler>,
+    /// Data pack buffers back from the uploaders, at most `SPARE_PACKS`.
+    spare_packs: Mutex<Vec<Vec<u8>>>,
 }
 
 /// A clone of a channel's sender, or `Cancelled` once the run has closed it.
@@ -451,7 +456,7 @@ impl Session<'_> {
             }
             (b.len() >= target).then(|| {
                 let kind = b.kind;
-                std::mem::replace(&mut *b, new_pack(kind))
+                std::mem::replace(&mut *b, self.new_pack(kind))
             })
         };
         match full {
@@ -482,6 +487,27 @@ impl Session<'_> {
                 .and_then(|mut f| f.take())
                 .unwrap_or(Error::Cancelled)
         })
+    }
+
+    /// A fresh pack, filled into a buffer an uploader gave back when there
+    /// is one.
+    fn new_pack(&self, kind: BlobKind) -> PackBuilder {
+        let spare = match kind {
+            BlobKind::Data => self.spare_packs.lock().ok().and_then(|mut s| s.pop()),
+            BlobKind::Tree => None,
+        };
+        match spare {
+            Some(buf) => PackBuilder::with_buffer(kind, buf),
+            None => new_pack(kind),
+        }
+    }
+
+    fn reclaim_pack_buffer(&self, buf: Vec<u8>) {
+        if let Ok(mut spare) = self.spare_packs.lock() {
+            if spare.len() < SPARE_PACKS {
+                spare.push(buf);
+            }
+        }
     }
 
     fn store_tree(&self, nodes: Vec<Node>) -> Result<ChunkId> {
@@ -975,6 +1001,7 @@ pub fn backup(
         bytes_total: AtomicU64::new(0),
         large_readers: ReadBuffers::new(cores),
         seal_jobs: Mutex::new(Some(seal_tx)),
+        spare_packs: Mutex::new(Vec::new()),
         sampler: Mutex::new(if !vault.writes_dictionaries() {
             Sampler::Off
         } else if let Some(dict) = vault.writing_dictionary() {
@@ -1135,12 +1162,16 @@ fn upload_loop(
         if pack.kind == BlobKind::Tree {
             vault.cache.keep(&path, &pack.bytes);
         }
-        if let Err(e) = vault.storage.put(&path, pack.bytes) {
-            if let Ok(mut f) = session.failure.lock() {
-                f.get_or_insert(e);
+        match vault.storage.put_reclaiming(&path, pack.bytes) {
+            Ok(Some(buf)) if pack.kind == BlobKind::Data => session.reclaim_pack_buffer(buf),
+            Ok(_) => {}
+            Err(e) => {
+                if let Ok(mut f) = session.failure.lock() {
+                    f.get_or_insert(e);
+                }
+                session.failed.store(true, Ordering::SeqCst);
+                continue;
             }
-            session.failed.store(true, Ordering::SeqCst);
-            continue;
         }
         session
             .progress

@@ -311,6 +311,17 @@ impl PackBuilder {
         }
     }
 
+    /// A builder that fills `buf` after clearing it, keeping its capacity.
+    pub fn with_buffer(kind: BlobKind, mut buf: Vec<u8>) -> Self {
+        buf.clear();
+        buf.extend_from_slice(PACK_MAGIC);
+        PackBuilder {
+            kind,
+            buf,
+            entries: Vec::new(),
+        }
+    }
+
     pub fn len(&self) -> usize {
         self.buf.len()
     }

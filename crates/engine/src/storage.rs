@@ -118,6 +118,17 @@ impl Storage {
             .map_err(|e| self.err(path, e))
     }
 
+    /// Writes a whole object like `put`, and hands the buffer back when the
+    /// store kept no reference to it, so the caller can fill it again
+    /// (reusing an 8 MiB pack buffer saves faulting in 2,048 fresh pages).
+    pub fn put_reclaiming(&self, path: &str, data: Vec<u8>) -> Result<Option<Vec<u8>>> {
+        let shared = bytes::Bytes::from(data);
+        self.runtime
+            .block_on(self.op.write(path, shared.clone()))
+            .map_err(|e| self.err(path, e))?;
+        Ok(shared.try_into_mut().ok().map(Vec::from))
+    }
+
     /// Reads a whole object.
     pub fn get(&self, path: &str) -> Result<Vec<u8>> {
         self.runtime
