@@ -17,6 +17,9 @@ if [ ${#missing[@]} -gt 0 ]; then
   apt-get update -qq && apt-get install -y -qq "${missing[@]}"
 fi
 need cargo-nextest || cargo install cargo-nextest --locked
+# Real storage servers for the location tests (S3, Azure Blob, GCS, SFTP,
+# WebDAV); see the script.
+./scripts/install-test-servers.sh
 if [ ! -f ../shared/torture_tree.py ]; then
   echo "error: ../shared/torture_tree.py is missing (the shared folder must sit beside the repository)" >&2
   exit 1

@@ -13,6 +13,7 @@ use clap::{Args, Parser, Subcommand};
 use coffer_engine::backup::{BackupOptions, Progress};
 use coffer_engine::check::ReadData;
 use coffer_engine::restore::{RestoreOptions, RestoreProgress};
+use coffer_engine::storage::Credentials;
 use coffer_engine::tree::{Node, NodeKind};
 use coffer_engine::{Storage, Vault, VaultKey};
 use serde_json::json;
@@ -27,6 +28,11 @@ pub struct Cli {
     /// Read the vault key from this file (instead of COFFER_KEY or a prompt).
     #[arg(long, global = true, value_name = "FILE")]
     key_file: Option<PathBuf>,
+    /// Storage credentials file: NAME=value lines such as
+    /// AWS_SECRET_ACCESS_KEY=… (see `coffer location test --help`); values
+    /// there win over the same names in the environment.
+    #[arg(long, global = true, env = "COFFER_CREDENTIALS", value_name = "FILE")]
+    credentials: Option<PathBuf>,
     /// Local cache directory (default: the user's cache dir).
     #[arg(long, global = true, env = "COFFER_CACHE_DIR", value_name = "DIR")]
     cache_dir: Option<PathBuf>,
@@ -42,7 +48,9 @@ pub struct Cli {
 
 #[derive(Args, Clone)]
 pub(crate) struct VaultArg {
-    /// The vault's location: a path or file:///path.
+    /// The vault's location: a path, or a URL (s3://, azblob://, gcs://,
+    /// sftp://, webdav://); secrets come from the environment or
+    /// --credentials, never from the location.
     #[arg(long, env = "COFFER_VAULT", value_name = "LOC")]
     pub(crate) vault: String,
 }
@@ -138,6 +146,9 @@ enum Command {
         #[arg(long)]
         overwrite: bool,
     },
+    /// Storage locations.
+    #[command(subcommand)]
+    Location(LocationCommand),
     /// Measure this machine's speed for each pipeline stage, one core at a time.
     Benchmark {
         /// Where to measure storage speed (a path or URL); default: the temp directory.
@@ -157,6 +168,28 @@ enum Command {
         /// Read and verify a random share of the packs, in percent.
         #[arg(long, value_name = "PERCENT")]
         read_data_subset: Option<f64>,
+    },
+}
+
+#[derive(Subcommand)]
+enum LocationCommand {
+    /// Check that a location works for a vault: connect, authenticate,
+    /// write, read back and delete a probe object, and report free
+    /// capacity. Each failure is classified with the steps that fix it.
+    ///
+    /// Secrets come from the environment or --credentials FILE:
+    /// AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN (s3://);
+    /// AZURE_STORAGE_ACCOUNT_KEY or AZURE_STORAGE_SAS_TOKEN (azblob://);
+    /// GOOGLE_APPLICATION_CREDENTIALS or COFFER_GCS_TOKEN (gcs://);
+    /// COFFER_SFTP_KEY_FILE (sftp://); COFFER_WEBDAV_USERNAME,
+    /// COFFER_WEBDAV_PASSWORD or COFFER_WEBDAV_TOKEN (webdav://).
+    Test {
+        /// The location: a path, or s3://bucket/prefix?endpoint=…&region=…,
+        /// azblob://container/prefix?account=…&endpoint=…, gcs://bucket/prefix,
+        /// sftp://user@host:port/path, webdav://host/path (webdav+http:// for
+        /// plain HTTP).
+        #[arg(value_name = "LOC")]
+        location: String,
     },
 }
 
@@ -266,6 +299,7 @@ enum PointsCommand {
 
 pub(crate) struct Ctx {
     key_file: Option<PathBuf>,
+    credentials: Option<PathBuf>,
     cache_dir: Option<PathBuf>,
     pub(crate) json: bool,
 }
@@ -297,8 +331,23 @@ impl Ctx {
         })
     }
 
+    /// Credentials from the file given, then from the environment.
+    pub(crate) fn credentials(&self) -> Result<Credentials> {
+        let env = Credentials::from_env();
+        match &self.credentials {
+            Some(file) => Ok(Credentials::from_file(file)
+                .with_context(|| format!("cannot use the credentials file {}", file.display()))?
+                .or(env)),
+            None => Ok(env),
+        }
+    }
+
+    pub(crate) fn storage(&self, loc: &str) -> Result<Storage> {
+        Ok(Storage::open_with(loc, &self.credentials()?)?)
+    }
+
     pub(crate) fn open(&self, loc: &str) -> Result<Vault> {
-        let storage = Storage::open(loc)?;
+        let storage = self.storage(loc)?;
         let key = self.key()?;
         let vault = Vault::open(storage, &key, self.cache_root().as_deref())
             .with_context(|| format!("cannot open the vault at {loc}"))?;
@@ -325,6 +374,7 @@ fn new_key(file: &Option<PathBuf>) -> Result<(VaultKey, bool)> {
 pub fn run(cli: Cli) -> Result<ExitCode> {
     let ctx = Ctx {
         key_file: cli.key_file,
+        credentials: cli.credentials,
         cache_dir: cli.cache_dir,
         json: cli.json,
     };
@@ -426,7 +476,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Vault(VaultCommand::Init { location }) => {
-            let storage = Storage::open(&location)?;
+            let storage = ctx.storage(&location)?;
             let key = ctx.key()?;
             let header = Vault::init(&storage, &key, key.slot_kdf())
                 .with_context(|| format!("cannot create a vault at {location}"))?;
@@ -766,6 +816,46 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
                 ExitCode::from(exit::PARTIAL)
             })
         }
+        Command::Location(LocationCommand::Test { location }) => {
+            let storage = ctx.storage(&location)?;
+            let report = coffer_engine::probe::run(&storage);
+            if ctx.json {
+                let steps: Vec<_> = report
+                    .steps
+                    .iter()
+                    .map(|s| json!({"step": s.name, "ok": s.ok, "detail": s.detail, "millis": s.millis}))
+                    .collect();
+                print_json(&json!({
+                    "location": report.location,
+                    "kind": report.kind,
+                    "ok": report.ok(),
+                    "failure": report.failure.map(|f| f.to_string()),
+                    "remedy": report.failure.map(|f| f.remedy()),
+                    "free_bytes": report.free_bytes,
+                    "holds_vault": report.holds_vault,
+                    "steps": steps,
+                }));
+            } else {
+                println!("{} ({})", report.location, report.kind);
+                for s in &report.steps {
+                    let mark = if s.ok { "ok  " } else { "FAIL" };
+                    println!("  {mark} {:<26} {} ({} ms)", s.name, s.detail, s.millis);
+                }
+            }
+            match report.failure {
+                None => {
+                    if !ctx.json {
+                        println!("the location works for a vault");
+                    }
+                    Ok(ExitCode::SUCCESS)
+                }
+                Some(failure) => {
+                    eprintln!("error: location test failed: {failure}");
+                    eprintln!("hint: {}", failure.remedy());
+                    Ok(ExitCode::from(exit::ERROR))
+                }
+            }
+        }
         Command::Benchmark { location, seconds } => {
             if !(seconds > 0.0 && seconds <= 600.0) {
                 bail!("--seconds takes a duration above 0 and at most 600, not {seconds}");
@@ -775,7 +865,8 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
                 Some(l) => l,
                 None => std::env::temp_dir().to_string_lossy().into_owned(),
             };
-            let storage = coffer_engine::storage::Storage::open(&location)
+            let storage = ctx
+                .storage(&location)
                 .with_context(|| format!("cannot open {location} to measure storage speed"))?;
             let mut stages = coffer_engine::speed::cpu_stages(budget);
             stages.extend(

@@ -50,11 +50,11 @@ pub fn classify(err: &anyhow::Error) -> (Code, Option<String>) {
             Code(ERROR),
             Some("restore into an empty directory, or pass --overwrite to replace existing files".into()),
         ),
-        Error::BadLocation { .. } => (Code(ERROR), Some("a location is a local path (/srv/backups/v1) or file:///path".into())),
-        Error::Storage { .. } => (
+        Error::BadLocation { .. } => (
             Code(ERROR),
-            Some("check that the location is reachable and writable, then retry".into()),
+            Some("a location is a path or a URL: /srv/backups/v1, s3://bucket/prefix?endpoint=…&region=…, azblob://container/prefix?account=…, gcs://bucket/prefix, sftp://user@host:port/path, webdav://host/path; secrets go in the environment or --credentials FILE".into()),
         ),
+        Error::Storage { failure, .. } => (Code(ERROR), Some(failure.remedy().into())),
         Error::NeedsUpgrade { .. } => (
             Code(ERROR),
             Some("`coffer vault upgrade --vault LOC` moves the vault to format 3; make sure every machine writing to it runs this coffer first".into()),

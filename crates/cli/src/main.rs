@@ -12,7 +12,13 @@ use std::process::ExitCode;
 fn main() -> ExitCode {
     let args = <cli::Cli as clap::Parser>::parse();
     let filter = tracing_subscriber::EnvFilter::try_from_env("COFFER_LOG").unwrap_or_else(|_| {
-        tracing_subscriber::EnvFilter::new(if args.verbose { "info" } else { "warn" })
+        tracing_subscriber::EnvFilter::new(if args.verbose {
+            "info"
+        } else {
+            // Other crates warn about what Coffer reports itself (a storage
+            // client's failed credential lookup, with a backtrace).
+            "error,coffer=warn,coffer_engine=warn"
+        })
     });
     tracing_subscriber::fmt()
         .with_env_filter(filter)

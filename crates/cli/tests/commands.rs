@@ -302,7 +302,7 @@ fn bad_input_gets_clear_errors() {
 
     let scheme = env.run(&["vault", "init", "--location", "ftp://host/x"]);
     assert_eq!(scheme.status.code(), Some(1));
-    assert!(String::from_utf8_lossy(&scheme.stderr).contains("not supported"));
+    assert!(String::from_utf8_lossy(&scheme.stderr).contains("unknown kind of location \"ftp\""));
 
     env.ok(&["vault", "init", "--location", &env.vault_str()]);
     let twice = env.run(&["vault", "init", "--location", &env.vault_str()]);

@@ -34,8 +34,12 @@ pub enum Error {
     Missing { object: String },
 
     /// The storage location failed.
-    #[error("storage error on {path}: {message}")]
-    Storage { path: String, message: String },
+    #[error("{failure} on {path}: {message}")]
+    Storage {
+        path: String,
+        failure: crate::location::StorageFailure,
+        message: String,
+    },
 
     /// A location string could not be understood.
     #[error("invalid location {location:?}: {reason}")]

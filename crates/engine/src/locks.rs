@@ -141,6 +141,7 @@ impl Held {
         if age * 2 >= STALE_SECS {
             return Err(Error::Storage {
                 path: self.path.clone(),
+                failure: crate::location::StorageFailure::Other,
                 message: format!(
                     "the {} marker could not be refreshed for {age} s, so a concurrent prune may have judged this {} dead; not committing",
                     self.marker.activity.prefix(),

@@ -9,21 +9,25 @@
 
 use std::future::IntoFuture;
 use std::sync::Arc;
+use std::time::Duration;
 
+use opendal::layers::RetryLayer;
 use opendal::{ErrorKind, Operator};
 
 use crate::error::{Error, Result};
-
-/// Directory inside the vault where objects are staged before an atomic
-/// rename, so that a reader never sees a half-written object.
-const STAGING_DIR: &str = ".staging";
+pub use crate::location::{Credentials, Scheme, StorageFailure};
 
 /// A storage location, cheap to clone and shareable between threads.
 #[derive(Clone)]
 pub struct Storage {
     op: Operator,
+    /// The operator without the retry layer, for other retry policies.
+    base: Operator,
     runtime: Arc<tokio::runtime::Runtime>,
     display: String,
+    scheme: Scheme,
+    local_root: Option<std::path::PathBuf>,
+    credentials: Arc<Credentials>,
 }
 
 impl std::fmt::Debug for Storage {
@@ -42,53 +46,66 @@ pub struct ObjectInfo {
     pub size: u64,
 }
 
+/// Transient failures (a dropped connection, a 503, a throttled request)
+/// are retried with exponential backoff and jitter, for up to about a
+/// minute in all, so a storage server that restarts does not fail a backup.
+fn retry_layer() -> RetryLayer {
+    RetryLayer::new()
+        .with_max_times(8)
+        .with_min_delay(Duration::from_millis(200))
+        .with_max_delay(Duration::from_secs(15))
+        .with_factor(2.0)
+        .with_jitter()
+}
+
 impl Storage {
-    /// Opens a location: a local path (`/srv/backups/v1`) or a `file://` URL.
+    /// Opens a location with the credentials found in the environment.
     pub fn open(location: &str) -> Result<Self> {
-        let bad = |reason: &str| Error::BadLocation {
-            location: location.to_string(),
-            reason: reason.to_string(),
-        };
-        let root = if location.starts_with("file://") {
-            let parsed = url::Url::parse(location).map_err(|e| bad(&e.to_string()))?;
-            if parsed
-                .host_str()
-                .is_some_and(|h| !h.is_empty() && h != "localhost")
-            {
-                return Err(bad("file:// URLs must name a local path (file:///path)"));
-            }
-            parsed
-                .to_file_path()
-                .map_err(|_| bad("file:// URL does not name an absolute path"))?
-        } else if location.contains("://") {
-            let scheme = location.split("://").next().unwrap_or_default();
-            return Err(bad(&format!(
-                "the storage scheme {scheme:?} is not supported yet; use a local path or file:///path"
-            )));
-        } else if location.is_empty() {
-            return Err(bad("empty location"));
-        } else {
-            std::path::absolute(location).map_err(|e| bad(&e.to_string()))?
-        };
-        let root_str = root
-            .to_str()
-            .ok_or_else(|| bad("the path is not valid UTF-8"))?
-            .to_string();
-        let builder = opendal::services::Fs::default()
-            .root(&root_str)
-            .atomic_write_dir(&format!("{root_str}/{STAGING_DIR}"));
-        let op = Operator::new(builder).map_err(|e| bad(&e.to_string()))?;
+        Self::open_with(location, &Credentials::from_env())
+    }
+
+    /// Opens a location (a path or URL, see `location`) with explicit
+    /// credentials. Nothing is contacted yet.
+    pub fn open_with(location: &str, credentials: &Credentials) -> Result<Self> {
+        // OpenDAL's HTTP services need a process-wide HTTP client; the
+        // first call installs it, later calls do nothing.
+        opendal::install_default();
+        let resolved = crate::location::resolve(location, credentials)?;
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .thread_name("coffer-storage")
             .enable_all()
             .build()
-            .map_err(|e| Error::io(&root, e))?;
+            .map_err(|e| Error::io(std::path::Path::new(location), e))?;
+        // A local disk has no transient failures worth a minute of retries
+        // (a full disk stays full); network services do.
+        let op = match resolved.scheme {
+            Scheme::Fs => resolved.operator.clone(),
+            _ => resolved.operator.clone().layer(retry_layer()),
+        };
         Ok(Storage {
             op,
+            base: resolved.operator,
             runtime: Arc::new(runtime),
-            display: root_str,
+            display: resolved.display,
+            scheme: resolved.scheme,
+            local_root: resolved.local_root,
+            credentials: Arc::new(credentials.clone()),
         })
+    }
+
+    /// The same location with two quick retries instead of a minute of
+    /// them: for a diagnosis (the location test), where an unreachable
+    /// server should be reported in seconds.
+    pub fn with_quick_retries(&self) -> Storage {
+        let quick = RetryLayer::new()
+            .with_max_times(2)
+            .with_min_delay(Duration::from_millis(100))
+            .with_max_delay(Duration::from_secs(1));
+        Storage {
+            op: self.base.clone().layer(quick),
+            ..self.clone()
+        }
     }
 
     /// How the location is shown to users (never contains secrets).
@@ -96,26 +113,40 @@ impl Storage {
         &self.display
     }
 
+    pub fn scheme(&self) -> Scheme {
+        self.scheme
+    }
+
+    /// The directory of a local location.
+    pub fn local_root(&self) -> Option<&std::path::Path> {
+        self.local_root.as_deref()
+    }
+
+    /// An error for a read of `path`: a missing object is `Missing`.
     fn err(&self, path: &str, e: opendal::Error) -> Error {
         if e.kind() == ErrorKind::NotFound {
             Error::Missing {
                 object: path.to_string(),
             }
         } else {
-            Error::Storage {
-                path: path.to_string(),
-                message: e.to_string(),
-            }
+            self.failure(path, e)
+        }
+    }
+
+    /// An error for anything but a read of one object: classified, and
+    /// with every secret taken out of the server's message.
+    fn failure(&self, path: &str, e: opendal::Error) -> Error {
+        Error::Storage {
+            path: format!("{}/{path}", self.display.trim_end_matches('/')),
+            failure: StorageFailure::of(&e),
+            message: self.credentials.redact(&crate::location::describe(&e)),
         }
     }
 
     /// Writes a whole object. Objects are immutable: callers never rewrite one
     /// under the same name with other content.
     pub fn put(&self, path: &str, data: Vec<u8>) -> Result<()> {
-        self.runtime
-            .block_on(self.op.write(path, data))
-            .map(|_| ())
-            .map_err(|e| self.err(path, e))
+        self.write(path, opendal::Buffer::from(data))
     }
 
     /// Writes a whole object like `put`, and hands the buffer back when the
@@ -123,10 +154,51 @@ impl Storage {
     /// (reusing an 8 MiB pack buffer saves faulting in 2,048 fresh pages).
     pub fn put_reclaiming(&self, path: &str, data: Vec<u8>) -> Result<Option<Vec<u8>>> {
         let shared = bytes::Bytes::from(data);
-        self.runtime
-            .block_on(self.op.write(path, shared.clone()))
-            .map_err(|e| self.err(path, e))?;
+        self.write(path, opendal::Buffer::from(shared.clone()))?;
         Ok(shared.try_into_mut().ok().map(Vec::from))
+    }
+
+    fn write(&self, path: &str, data: opendal::Buffer) -> Result<()> {
+        if self.scheme == Scheme::Gcs {
+            // GCS stores a content type with every object; saying it keeps
+            // servers that would leave it empty (emulators) well-formed.
+            return self
+                .runtime
+                .block_on(
+                    self.op
+                        .write_with(path, data)
+                        .content_type("application/octet-stream")
+                        .into_future(),
+                )
+                .map(|_| ())
+                .map_err(|e| self.failure(path, e));
+        }
+        if self.scheme.atomic_writes() {
+            return self
+                .runtime
+                .block_on(self.op.write(path, data))
+                .map(|_| ())
+                .map_err(|e| self.failure(path, e));
+        }
+        // Written under a staging name and renamed into place: an interrupted
+        // upload leaves a stray staging object, never a torn real one.
+        let staged = format!(
+            "{}/{}.{:016x}",
+            crate::location::STAGING_DIR,
+            path.replace('/', "_"),
+            rand::random::<u64>()
+        );
+        self.runtime.block_on(async {
+            self.op
+                .write(&staged, data)
+                .await
+                .map_err(|e| self.failure(path, e))?;
+            if let Err(e) = self.op.rename(&staged, path).await {
+                let _ = self.op.delete(&staged).await;
+                return Err(self.failure(path, e));
+            }
+            Ok(())
+        })
     }
 
     /// Reads a whole object.
@@ -166,7 +238,7 @@ impl Storage {
         match self.runtime.block_on(self.op.stat(path)) {
             Ok(meta) => Ok(Some(meta.content_length())),
             Err(e) if e.kind() == ErrorKind::NotFound => Ok(None),
-            Err(e) => Err(self.err(path, e)),
+            Err(e) => Err(self.failure(path, e)),
         }
     }
 
@@ -178,7 +250,7 @@ impl Storage {
         {
             Ok(entries) => entries,
             Err(e) if e.kind() == ErrorKind::NotFound => return Ok(Vec::new()),
-            Err(e) => return Err(self.err(prefix, e)),
+            Err(e) => return Err(self.failure(prefix, e)),
         };
         let mut out: Vec<ObjectInfo> = entries
             .into_iter()
@@ -192,10 +264,36 @@ impl Storage {
         Ok(out)
     }
 
+    /// Names directly at the location's root (files and directories,
+    /// without a trailing `/`). A root that does not exist yet lists as
+    /// empty: the first write creates it (a missing bucket or container
+    /// fails that write).
+    pub fn list_top(&self) -> Result<Vec<String>> {
+        let entries = match self.runtime.block_on(self.op.list("/")) {
+            Ok(entries) => entries,
+            Err(e) if e.kind() == ErrorKind::NotFound => Vec::new(),
+            Err(e) => return Err(self.failure("", e)),
+        };
+        Ok(entries
+            .iter()
+            .map(|e| e.path().trim_end_matches('/').to_string())
+            .filter(|p| !p.is_empty() && p != crate::location::STAGING_DIR)
+            .collect())
+    }
+
+    /// Free bytes where the location can tell (local paths).
+    pub fn free_bytes(&self) -> Option<u64> {
+        // The vault directory may not exist yet: its nearest ancestor is on
+        // the same file system unless a mount is still to come.
+        let existing = self.local_root.as_ref()?.ancestors().find(|p| p.exists())?;
+        let st = nix::sys::statvfs::statvfs(existing).ok()?;
+        Some(st.blocks_available() as u64 * st.fragment_size() as u64)
+    }
+
     /// Deletes an object; deleting a missing object is not an error.
     pub fn delete(&self, path: &str) -> Result<()> {
         self.runtime
             .block_on(self.op.delete(path))
-            .map_err(|e| self.err(path, e))
+            .map_err(|e| self.failure(path, e))
     }
 }

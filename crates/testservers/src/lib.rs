@@ -1,0 +1,397 @@
+//! Real storage servers for tests, each started on its own port on
+//! 127.0.0.1 with its own data directory, and killed and removed when the
+//! handle is dropped, so tests using them run in parallel.
+//!
+//! | kind | server | from |
+//! |---|---|---|
+//! | S3 | moto in server mode | PyPI |
+//! | Azure Blob | Azurite | npm |
+//! | GCS | gcp-storage-emulator | PyPI |
+//! | SFTP | OpenSSH's sshd | Debian |
+//! | WebDAV | `rclone serve webdav` | Debian |
+//!
+//! `scripts/install-test-servers.sh` installs them (the README's test
+//! command runs it); the npm and PyPI ones live under `COFFER_TEST_TOOLS`
+//! (default `~/.cache/coffer-test-tools`), with the SSH keys the SFTP server
+//! and its clients share. Nothing here imitates a storage API: the tests talk
+//! to the same server programs operators run or test against.
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// Azurite's well-known development account and key (public, documented by
+/// Microsoft for the emulator).
+pub const AZURITE_ACCOUNT: &str = "devstoreaccount1";
+pub const AZURITE_KEY: &str =
+    "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw==";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    S3,
+    AzBlob,
+    Gcs,
+    Sftp,
+    WebDav,
+}
+
+impl Kind {
+    pub const ALL: [Kind; 5] = [Kind::S3, Kind::AzBlob, Kind::Gcs, Kind::Sftp, Kind::WebDav];
+}
+
+/// Where the installed servers live.
+pub fn tools_dir() -> PathBuf {
+    std::env::var_os("COFFER_TEST_TOOLS")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            PathBuf::from(std::env::var_os("HOME").unwrap_or_else(|| "/root".into()))
+                .join(".cache/coffer-test-tools")
+        })
+}
+
+fn require(path: &Path) -> PathBuf {
+    assert!(
+        path.exists(),
+        "{} is missing: run scripts/install-test-servers.sh (scripts/test.sh does)",
+        path.display()
+    );
+    path.to_path_buf()
+}
+
+/// A running server.
+pub struct Server {
+    pub kind: Kind,
+    /// A location URL for a fresh vault on this server.
+    pub location: String,
+    /// The secrets the location needs, as `NAME=value` pairs (environment
+    /// variables or credentials-file lines).
+    pub credentials: Vec<(String, String)>,
+    pub port: u16,
+    program: PathBuf,
+    args: Vec<String>,
+    child: Option<Child>,
+    /// Server data and logs; removed on drop.
+    pub dir: tempfile::TempDir,
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .unwrap_or(0)
+}
+
+fn random_name() -> String {
+    format!("t{:012x}", rand::random::<u64>() & 0xffff_ffff_ffff)
+}
+
+impl Server {
+    /// Starts a server of this kind, ready for a vault.
+    pub fn start(kind: Kind) -> Server {
+        Self::start_with(kind, &[])
+    }
+
+    /// Starts a server with extra arguments (for example `--read-only` for
+    /// the WebDAV server).
+    pub fn start_with(kind: Kind, extra: &[&str]) -> Server {
+        let mut last = String::new();
+        // A port found free can be taken by a parallel test before the
+        // server binds it: try again with another.
+        for _ in 0..4 {
+            let dir = tempfile::Builder::new()
+                .prefix("coffer-server-")
+                .tempdir_in("/var/tmp")
+                .expect("a temporary directory for the server");
+            let port = free_port();
+            let mut s = Self::configure(kind, port, dir, extra);
+            match s.launch() {
+                Ok(()) => {
+                    s.prepare();
+                    return s;
+                }
+                Err(e) => last = e,
+            }
+        }
+        panic!("{kind:?} server did not start: {last}");
+    }
+
+    fn configure(kind: Kind, port: u16, dir: tempfile::TempDir, extra: &[&str]) -> Server {
+        let tools = tools_dir();
+        let data = dir.path().join("data");
+        std::fs::create_dir_all(&data).expect("server data directory");
+        let data_str = data.to_string_lossy().to_string();
+        let name = random_name();
+        let (program, mut args, location, credentials): (PathBuf, Vec<String>, String, Vec<(String, String)>) = match kind {
+            Kind::S3 => (
+                require(&tools.join("venv/bin/moto_server")),
+                vec!["-H".into(), "127.0.0.1".into(), "-p".into(), port.to_string()],
+                format!("s3://coffer/{name}?endpoint=http://127.0.0.1:{port}&region=us-east-1"),
+                vec![
+                    ("AWS_ACCESS_KEY_ID".into(), "cofferaccess".into()),
+                    ("AWS_SECRET_ACCESS_KEY".into(), "coffersecretkey123".into()),
+                ],
+            ),
+            Kind::AzBlob => (
+                require(&tools.join("node/node_modules/.bin/azurite-blob")),
+                vec![
+                    "--blobHost".into(),
+                    "127.0.0.1".into(),
+                    "--blobPort".into(),
+                    port.to_string(),
+                    "--location".into(),
+                    data_str.clone(),
+                    "--skipApiVersionCheck".into(),
+                    "--silent".into(),
+                ],
+                format!(
+                    "azblob://coffer/{name}?account={AZURITE_ACCOUNT}&endpoint=http://127.0.0.1:{port}/{AZURITE_ACCOUNT}"
+                ),
+                vec![("AZURE_STORAGE_ACCOUNT_KEY".into(), AZURITE_KEY.into())],
+            ),
+            Kind::Gcs => (
+                require(&tools.join("venv/bin/gcp-storage-emulator")),
+                vec![
+                    "start".into(),
+                    "--host".into(),
+                    "127.0.0.1".into(),
+                    "--port".into(),
+                    port.to_string(),
+                    "--default-bucket".into(),
+                    "coffer".into(),
+                    "--quiet".into(),
+                ],
+                format!("gcs://coffer/{name}?endpoint=http://127.0.0.1:{port}&anonymous=true"),
+                Vec::new(),
+            ),
+            Kind::Sftp => {
+                let keys = tools.join("sshd");
+                let config = dir.path().join("sshd_config");
+                std::fs::write(
+                    &config,
+                    format!(
+                        "Port {port}\nListenAddress 127.0.0.1\nHostKey {}\nPidFile none\n\
+                         AuthorizedKeysFile {}\nPermitRootLogin prohibit-password\n\
+                         PasswordAuthentication no\nKbdInteractiveAuthentication no\nUsePAM no\n\
+                         StrictModes no\nSubsystem sftp internal-sftp\nLogLevel ERROR\n",
+                        require(&keys.join("host_key")).display(),
+                        require(&keys.join("authorized_keys")).display(),
+                    ),
+                )
+                .expect("sshd config");
+                // sshd insists on its privilege-separation directory.
+                let _ = std::fs::create_dir_all("/run/sshd");
+                let user = std::env::var("USER").unwrap_or_else(|_| "root".into());
+                (
+                    require(Path::new("/usr/sbin/sshd")),
+                    vec!["-D".into(), "-e".into(), "-f".into(), config.to_string_lossy().to_string()],
+                    format!("sftp://{user}@127.0.0.1:{port}{data_str}/{name}"),
+                    vec![(
+                        "COFFER_SFTP_KEY_FILE".into(),
+                        require(&keys.join("client_key")).to_string_lossy().to_string(),
+                    )],
+                )
+            }
+            Kind::WebDav => (
+                PathBuf::from("rclone"),
+                vec![
+                    "serve".into(),
+                    "webdav".into(),
+                    data_str.clone(),
+                    "--addr".into(),
+                    format!("127.0.0.1:{port}"),
+                    "--user".into(),
+                    "coffer".into(),
+                    "--pass".into(),
+                    "webdav-test-password".into(),
+                    "--config".into(),
+                    "/dev/null".into(),
+                ],
+                format!("webdav+http://127.0.0.1:{port}/{name}"),
+                vec![
+                    ("COFFER_WEBDAV_USERNAME".into(), "coffer".into()),
+                    ("COFFER_WEBDAV_PASSWORD".into(), "webdav-test-password".into()),
+                ],
+            ),
+        };
+        args.extend(extra.iter().map(|s| s.to_string()));
+        Server {
+            kind,
+            location,
+            credentials,
+            port,
+            program,
+            args,
+            child: None,
+            dir,
+        }
+    }
+
+    fn launch(&mut self) -> Result<(), String> {
+        let log =
+            std::fs::File::create(self.dir.path().join("server.log")).map_err(|e| e.to_string())?;
+        let log2 = log.try_clone().map_err(|e| e.to_string())?;
+        let child = Command::new(&self.program)
+            .args(&self.args)
+            .current_dir(self.dir.path())
+            .stdin(Stdio::null())
+            .stdout(log)
+            .stderr(log2)
+            .spawn()
+            .map_err(|e| format!("cannot run {}: {e}", self.program.display()))?;
+        self.child = Some(child);
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while Instant::now() < deadline {
+            if let Some(c) = self.child.as_mut() {
+                if let Ok(Some(status)) = c.try_wait() {
+                    self.child = None;
+                    return Err(format!("exited with {status}: {}", self.log()));
+                }
+            }
+            if TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
+                return Ok(());
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        self.kill();
+        Err(format!("not listening after 60 s: {}", self.log()))
+    }
+
+    /// What the server printed.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("server.log")).unwrap_or_default()
+    }
+
+    /// Creates the bucket or container the location names.
+    fn prepare(&self) {
+        match self.kind {
+            Kind::S3 => {
+                let status = http(self.port, "PUT", "/coffer", &[]);
+                assert_eq!(status, 200, "creating the S3 bucket");
+            }
+            Kind::AzBlob => {
+                let status = azure_create_container(self.port, "coffer");
+                assert_eq!(status, 201, "creating the Azure container");
+            }
+            _ => {}
+        }
+    }
+
+    /// Kills the server at once (SIGKILL), as a crash or power loss would.
+    pub fn kill(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// Starts the killed server again on the same port with the same data.
+    pub fn restart(&mut self) {
+        self.kill();
+        if let Err(e) = self.launch() {
+            panic!("{:?} server did not restart: {e}", self.kind);
+        }
+    }
+
+    /// The credentials as environment variables for a command.
+    pub fn apply_env(&self, cmd: &mut Command) {
+        for (k, v) in &self.credentials {
+            cmd.env(k, v);
+        }
+    }
+
+    /// A location on the same server that has never been used.
+    pub fn fresh_location(&self) -> String {
+        let old = self.location.clone();
+        let name = random_name();
+        // Every location above ends its path with the random name, then an
+        // optional query.
+        let (path, query) = match old.split_once('?') {
+            Some((p, q)) => (p.to_string(), format!("?{q}")),
+            None => (old.clone(), String::new()),
+        };
+        let base = path.rsplit_once('/').map_or(path.as_str(), |(b, _)| b);
+        format!("{base}/{name}{query}")
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// One plain HTTP/1.1 request without a body; returns the status code.
+pub fn http(port: u16, method: &str, path: &str, headers: &[(&str, String)]) -> u16 {
+    let mut stream = match TcpStream::connect(("127.0.0.1", port)) {
+        Ok(s) => s,
+        Err(_) => return 0,
+    };
+    let mut req = format!("{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Length: 0\r\nConnection: close\r\n");
+    for (k, v) in headers {
+        req.push_str(&format!("{k}: {v}\r\n"));
+    }
+    req.push_str("\r\n");
+    if stream.write_all(req.as_bytes()).is_err() {
+        return 0;
+    }
+    let mut response = String::new();
+    let _ = stream.read_to_string(&mut response);
+    response
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0)
+}
+
+fn azure_sign(text: &str) -> String {
+    use base64::Engine;
+    use hmac::Mac;
+    let key = base64::engine::general_purpose::STANDARD
+        .decode(AZURITE_KEY)
+        .expect("the emulator key is base64");
+    let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(&key).expect("any key length works");
+    mac.update(text.as_bytes());
+    base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes())
+}
+
+/// An account SAS token for Azurite's blob service granting only
+/// `permissions` (for example "rl": read and list).
+pub fn azure_sas(permissions: &str) -> String {
+    let version = "2020-08-04";
+    let expiry = "2099-01-01T00:00:00Z";
+    let to_sign =
+        format!("{AZURITE_ACCOUNT}\n{permissions}\nb\nsco\n\n{expiry}\n\nhttps,http\n{version}\n");
+    let sig = azure_sign(&to_sign)
+        .replace('+', "%2B")
+        .replace('/', "%2F")
+        .replace('=', "%3D");
+    format!("sv={version}&ss=b&srt=sco&sp={permissions}&se={expiry}&spr=https,http&sig={sig}")
+}
+
+/// Creates a container on Azurite with a SharedKey-signed request (the
+/// emulator checks signatures like Azure does).
+fn azure_create_container(port: u16, container: &str) -> u16 {
+    let date = jiff::Timestamp::now()
+        .strftime("%a, %d %b %Y %H:%M:%S GMT")
+        .to_string();
+    let version = "2021-08-06";
+    let string_to_sign = format!(
+        "PUT\n\n\n\n\n\n\n\n\n\n\n\nx-ms-date:{date}\nx-ms-version:{version}\n/{AZURITE_ACCOUNT}/{AZURITE_ACCOUNT}/{container}\nrestype:container"
+    );
+    let signature = azure_sign(&string_to_sign);
+    http(
+        port,
+        "PUT",
+        &format!("/{AZURITE_ACCOUNT}/{container}?restype=container"),
+        &[
+            ("x-ms-date", date),
+            ("x-ms-version", version.to_string()),
+            (
+                "Authorization",
+                format!("SharedKey {AZURITE_ACCOUNT}:{signature}"),
+            ),
+        ],
+    )
+}
