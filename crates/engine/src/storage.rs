@@ -28,6 +28,8 @@ pub struct Storage {
     scheme: Scheme,
     local_root: Option<std::path::PathBuf>,
     credentials: Arc<Credentials>,
+    /// How long an unreachable service is waited for (see `call`).
+    reconnect_for: Duration,
 }
 
 impl std::fmt::Debug for Storage {
@@ -91,6 +93,10 @@ impl Storage {
             scheme: resolved.scheme,
             local_root: resolved.local_root,
             credentials: Arc::new(credentials.clone()),
+            reconnect_for: match resolved.scheme {
+                Scheme::Fs => Duration::ZERO,
+                _ => Duration::from_secs(90),
+            },
         })
     }
 
@@ -104,6 +110,7 @@ impl Storage {
             .with_max_delay(Duration::from_secs(1));
         Storage {
             op: self.base.clone().layer(quick),
+            reconnect_for: Duration::ZERO,
             ..self.clone()
         }
     }
@@ -158,25 +165,48 @@ impl Storage {
         Ok(shared.try_into_mut().ok().map(Vec::from))
     }
 
+    /// Runs one storage call, riding out an outage: a call that fails
+    /// because the service is unreachable (a restarting server, a dropped
+    /// SSH session that OpenDAL does not count as transient) is tried again
+    /// with growing pauses for up to `reconnect_for`.
+    fn call<T, Fut>(&self, f: impl Fn() -> Fut) -> std::result::Result<T, opendal::Error>
+    where
+        Fut: std::future::Future<Output = opendal::Result<T>>,
+    {
+        let started = std::time::Instant::now();
+        let mut pause = Duration::from_millis(250);
+        loop {
+            match self.runtime.block_on(f()) {
+                Err(e)
+                    if StorageFailure::of(&e) == StorageFailure::Unreachable
+                        && started.elapsed() + pause < self.reconnect_for =>
+                {
+                    tracing::warn!(location = %self.display, error = %crate::location::describe(&e), "storage unreachable; trying again");
+                    std::thread::sleep(pause);
+                    pause = (pause * 2).min(Duration::from_secs(10));
+                }
+                other => return other,
+            }
+        }
+    }
+
     fn write(&self, path: &str, data: opendal::Buffer) -> Result<()> {
         if self.scheme == Scheme::Gcs {
             // GCS stores a content type with every object; saying it keeps
             // servers that would leave it empty (emulators) well-formed.
             return self
-                .runtime
-                .block_on(
+                .call(|| {
                     self.op
-                        .write_with(path, data)
+                        .write_with(path, data.clone())
                         .content_type("application/octet-stream")
-                        .into_future(),
-                )
+                        .into_future()
+                })
                 .map(|_| ())
                 .map_err(|e| self.failure(path, e));
         }
         if self.scheme.atomic_writes() {
             return self
-                .runtime
-                .block_on(self.op.write(path, data))
+                .call(|| self.op.write(path, data.clone()))
                 .map(|_| ())
                 .map_err(|e| self.failure(path, e));
         }
@@ -188,23 +218,18 @@ impl Storage {
             path.replace('/', "_"),
             rand::random::<u64>()
         );
-        self.runtime.block_on(async {
-            self.op
-                .write(&staged, data)
-                .await
-                .map_err(|e| self.failure(path, e))?;
-            if let Err(e) = self.op.rename(&staged, path).await {
-                let _ = self.op.delete(&staged).await;
-                return Err(self.failure(path, e));
-            }
-            Ok(())
-        })
+        self.call(|| self.op.write(&staged, data.clone()))
+            .map_err(|e| self.failure(path, e))?;
+        if let Err(e) = self.call(|| self.op.rename(&staged, path)) {
+            let _ = self.call(|| self.op.delete(&staged));
+            return Err(self.failure(path, e));
+        }
+        Ok(())
     }
 
     /// Reads a whole object.
     pub fn get(&self, path: &str) -> Result<Vec<u8>> {
-        self.runtime
-            .block_on(self.op.read(path))
+        self.call(|| self.op.read(path))
             .map(|b| b.to_vec())
             .map_err(|e| self.err(path, e))
     }
@@ -212,13 +237,12 @@ impl Storage {
     /// Reads `len` bytes at `offset` of an object.
     pub fn get_range(&self, path: &str, offset: u64, len: u64) -> Result<Vec<u8>> {
         let data = self
-            .runtime
-            .block_on(
+            .call(|| {
                 self.op
                     .read_with(path)
                     .range(offset..offset + len)
-                    .into_future(),
-            )
+                    .into_future()
+            })
             .map(|b| Vec::from(b.to_bytes()))
             .map_err(|e| self.err(path, e))?;
         if data.len() as u64 != len {
@@ -235,7 +259,7 @@ impl Storage {
 
     /// Size of an object, or `None` when it does not exist.
     pub fn size(&self, path: &str) -> Result<Option<u64>> {
-        match self.runtime.block_on(self.op.stat(path)) {
+        match self.call(|| self.op.stat(path)) {
             Ok(meta) => Ok(Some(meta.content_length())),
             Err(e) if e.kind() == ErrorKind::NotFound => Ok(None),
             Err(e) => Err(self.failure(path, e)),
@@ -244,10 +268,7 @@ impl Storage {
 
     /// Lists every object under `prefix` (a directory such as `packs/`).
     pub fn list(&self, prefix: &str) -> Result<Vec<ObjectInfo>> {
-        let entries = match self
-            .runtime
-            .block_on(self.op.list_with(prefix).recursive(true).into_future())
-        {
+        let entries = match self.call(|| self.op.list_with(prefix).recursive(true).into_future()) {
             Ok(entries) => entries,
             Err(e) if e.kind() == ErrorKind::NotFound => return Ok(Vec::new()),
             Err(e) => return Err(self.failure(prefix, e)),
@@ -269,7 +290,7 @@ impl Storage {
     /// empty: the first write creates it (a missing bucket or container
     /// fails that write).
     pub fn list_top(&self) -> Result<Vec<String>> {
-        let entries = match self.runtime.block_on(self.op.list("/")) {
+        let entries = match self.call(|| self.op.list("/")) {
             Ok(entries) => entries,
             Err(e) if e.kind() == ErrorKind::NotFound => Vec::new(),
             Err(e) => return Err(self.failure("", e)),
@@ -292,8 +313,7 @@ impl Storage {
 
     /// Deletes an object; deleting a missing object is not an error.
     pub fn delete(&self, path: &str) -> Result<()> {
-        self.runtime
-            .block_on(self.op.delete(path))
+        self.call(|| self.op.delete(path))
             .map_err(|e| self.failure(path, e))
     }
 }

@@ -286,9 +286,36 @@ impl Server {
         }
     }
 
-    /// Starts the killed server again on the same port with the same data.
+    /// Stops the server with SIGTERM and waits for it, as a service manager
+    /// would. (Azurite keeps its metadata in a store it saves every few
+    /// seconds, so a SIGKILL loses recent containers and blobs: that is the
+    /// emulator's durability, not the protocol's.)
+    pub fn terminate(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = Command::new("kill")
+                .arg("-TERM")
+                .arg(c.id().to_string())
+                .status();
+            let deadline = Instant::now() + Duration::from_secs(20);
+            while Instant::now() < deadline {
+                if let Ok(Some(_)) = c.try_wait() {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// Starts the stopped server again on the same port with the same data.
     pub fn restart(&mut self) {
         self.kill();
+        // The old process may hold the port a moment after it died.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while TcpStream::connect(("127.0.0.1", self.port)).is_ok() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(50));
+        }
         if let Err(e) = self.launch() {
             panic!("{:?} server did not restart: {e}", self.kind);
         }
