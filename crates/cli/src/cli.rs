@@ -33,6 +33,13 @@ pub struct Cli {
     /// there win over the same names in the environment.
     #[arg(long, global = true, env = "COFFER_CREDENTIALS", value_name = "FILE")]
     credentials: Option<PathBuf>,
+    /// Limit uploads to the storage location to this rate, such as 4M
+    /// (MiB per second; K, M, G; a trailing /s is allowed).
+    #[arg(long, global = true, env = "COFFER_LIMIT_UPLOAD", value_name = "RATE", value_parser = parse_rate)]
+    limit_upload: Option<u64>,
+    /// Limit downloads from the storage location to this rate.
+    #[arg(long, global = true, env = "COFFER_LIMIT_DOWNLOAD", value_name = "RATE", value_parser = parse_rate)]
+    limit_download: Option<u64>,
     /// Local cache directory (default: the user's cache dir).
     #[arg(long, global = true, env = "COFFER_CACHE_DIR", value_name = "DIR")]
     cache_dir: Option<PathBuf>,
@@ -300,6 +307,8 @@ enum PointsCommand {
 pub(crate) struct Ctx {
     key_file: Option<PathBuf>,
     credentials: Option<PathBuf>,
+    limit_upload: Option<u64>,
+    limit_download: Option<u64>,
     cache_dir: Option<PathBuf>,
     pub(crate) json: bool,
 }
@@ -343,7 +352,8 @@ impl Ctx {
     }
 
     pub(crate) fn storage(&self, loc: &str) -> Result<Storage> {
-        Ok(Storage::open_with(loc, &self.credentials()?)?)
+        Ok(Storage::open_with(loc, &self.credentials()?)?
+            .with_limits(self.limit_upload, self.limit_download))
     }
 
     pub(crate) fn open(&self, loc: &str) -> Result<Vault> {
@@ -353,6 +363,39 @@ impl Ctx {
             .with_context(|| format!("cannot open the vault at {loc}"))?;
         Ok(vault)
     }
+}
+
+/// A rate in bytes per second: a number with K, M or G (binary units),
+/// optionally followed by B and /s: `512K`, `4M`, `1.5GiB/s`.
+fn parse_rate(text: &str) -> Result<u64, String> {
+    let t = text.trim().trim_end_matches("/s");
+    let t = t.trim_end_matches('B').trim_end_matches('i');
+    let (number, unit) = match t.char_indices().find(|(_, c)| c.is_ascii_alphabetic()) {
+        Some((i, _)) => (&t[..i], &t[i..]),
+        None => (t, ""),
+    };
+    let scale = match unit.to_ascii_uppercase().as_str() {
+        "" => 1.0,
+        "K" => 1024.0,
+        "M" => 1024.0 * 1024.0,
+        "G" => 1024.0 * 1024.0 * 1024.0,
+        other => {
+            return Err(format!(
+                "unknown unit {other:?} in {text:?}: use K, M or G (per second)"
+            ))
+        }
+    };
+    let value: f64 = number
+        .trim()
+        .parse()
+        .map_err(|_| format!("{text:?} is not a rate such as 4M or 512K"))?;
+    let bytes = value * scale;
+    if !(1.0..1e15).contains(&bytes) {
+        return Err(format!(
+            "{text:?} is not a usable rate (at least 1 byte per second)"
+        ));
+    }
+    Ok(bytes as u64)
 }
 
 fn new_key(file: &Option<PathBuf>) -> Result<(VaultKey, bool)> {
@@ -375,6 +418,8 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
     let ctx = Ctx {
         key_file: cli.key_file,
         credentials: cli.credentials,
+        limit_upload: cli.limit_upload,
+        limit_download: cli.limit_download,
         cache_dir: cli.cache_dir,
         json: cli.json,
     };

@@ -611,3 +611,61 @@ fn sftp_server_killed_mid_backup_loses_nothing() {
 fn azure_server_killed_mid_backup_loses_nothing() {
     killed_mid_backup(Kind::AzBlob);
 }
+
+/// Uploads and downloads held to a limit: the achieved rate is measured
+/// against a real WebDAV server and must be within 20% of the limit.
+#[test]
+fn bandwidth_limits_hold_within_twenty_percent() {
+    let r = Remote::start(Kind::WebDav);
+    let loc = r.server.location.clone();
+    r.ok(&["vault", "init", "--location", &loc]);
+    let src = r.env.path("src");
+    for i in 0..3 {
+        random_file(&src.join(format!("r{i}.bin")), 8 << 20, 40 + i as u8);
+    }
+    let limit: f64 = 8.0 * 1024.0 * 1024.0;
+    let started = std::time::Instant::now();
+    let up = summary(&r.ok(&[
+        "--limit-upload",
+        "8M",
+        "backup",
+        "--json",
+        "--vault",
+        &loc,
+        src.to_str().unwrap(),
+    ]));
+    let seconds = started.elapsed().as_secs_f64();
+    let rate = up["bytes_stored"].as_f64().unwrap() / seconds;
+    eprintln!("upload: {:.2} MiB/s in {seconds:.2} s", rate / 1048576.0);
+    assert!(
+        (rate - limit).abs() <= 0.2 * limit,
+        "upload at {:.2} MiB/s against a limit of 8 MiB/s ({seconds:.2} s)",
+        rate / 1048576.0
+    );
+
+    let target = r.env.path("restored");
+    let started = std::time::Instant::now();
+    r.ok(&[
+        "--limit-download",
+        "8M",
+        "restore",
+        "--vault",
+        &loc,
+        "latest",
+        "--target",
+        target.to_str().unwrap(),
+    ]);
+    let seconds = started.elapsed().as_secs_f64();
+    let rate = up["bytes_stored"].as_f64().unwrap() / seconds;
+    eprintln!("download: {:.2} MiB/s in {seconds:.2} s", rate / 1048576.0);
+    assert!(
+        (rate - limit).abs() <= 0.2 * limit,
+        "download at {:.2} MiB/s against a limit of 8 MiB/s ({seconds:.2} s)",
+        rate / 1048576.0
+    );
+    assert_same_tree(&src, &under(&target, &src));
+
+    let bad = r.run(&["--limit-upload", "fast", "location", "test", &loc]);
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(text(&bad).contains("use K, M or G"), "{}", text(&bad));
+}

@@ -30,6 +30,42 @@ pub struct Storage {
     credentials: Arc<Credentials>,
     /// How long an unreachable service is waited for (see `call`).
     reconnect_for: Duration,
+    upload_limit: Option<Arc<Throttle>>,
+    download_limit: Option<Arc<Throttle>>,
+}
+
+/// A bandwidth limit shared by every thread using one location. Each
+/// transfer books its own transmission time after the ones before it, and
+/// an upload waits until its slot has passed before it goes (a download,
+/// whose size is known only afterwards, waits after it): the average rate
+/// never exceeds the limit, whatever the object sizes, and no single large
+/// pack is refused for being bigger than a burst.
+#[derive(Debug)]
+pub struct Throttle {
+    bytes_per_second: f64,
+    next_free: std::sync::Mutex<std::time::Instant>,
+}
+
+impl Throttle {
+    pub fn new(bytes_per_second: u64) -> Self {
+        Throttle {
+            bytes_per_second: bytes_per_second.max(1) as f64,
+            next_free: std::sync::Mutex::new(std::time::Instant::now()),
+        }
+    }
+
+    fn take(&self, bytes: u64) {
+        let now = std::time::Instant::now();
+        let until = match self.next_free.lock() {
+            Ok(mut next) => {
+                let start = (*next).max(now);
+                *next = start + Duration::from_secs_f64(bytes as f64 / self.bytes_per_second);
+                *next
+            }
+            Err(_) => return,
+        };
+        std::thread::sleep(until.saturating_duration_since(now));
+    }
 }
 
 impl std::fmt::Debug for Storage {
@@ -97,6 +133,8 @@ impl Storage {
                 Scheme::Fs => Duration::ZERO,
                 _ => Duration::from_secs(90),
             },
+            upload_limit: None,
+            download_limit: None,
         })
     }
 
@@ -112,6 +150,19 @@ impl Storage {
             op: self.base.clone().layer(quick),
             reconnect_for: Duration::ZERO,
             ..self.clone()
+        }
+    }
+
+    /// Limits uploads and downloads to these rates (bytes per second).
+    pub fn with_limits(mut self, upload: Option<u64>, download: Option<u64>) -> Self {
+        self.upload_limit = upload.map(|r| Arc::new(Throttle::new(r)));
+        self.download_limit = download.map(|r| Arc::new(Throttle::new(r)));
+        self
+    }
+
+    fn downloaded(&self, bytes: usize) {
+        if let Some(t) = &self.download_limit {
+            t.take(bytes as u64);
         }
     }
 
@@ -191,6 +242,9 @@ impl Storage {
     }
 
     fn write(&self, path: &str, data: opendal::Buffer) -> Result<()> {
+        if let Some(t) = &self.upload_limit {
+            t.take(data.len() as u64);
+        }
         if self.scheme == Scheme::Gcs {
             // GCS stores a content type with every object; saying it keeps
             // servers that would leave it empty (emulators) well-formed.
@@ -229,9 +283,12 @@ impl Storage {
 
     /// Reads a whole object.
     pub fn get(&self, path: &str) -> Result<Vec<u8>> {
-        self.call(|| self.op.read(path))
+        let data = self
+            .call(|| self.op.read(path))
             .map(|b| b.to_vec())
-            .map_err(|e| self.err(path, e))
+            .map_err(|e| self.err(path, e))?;
+        self.downloaded(data.len());
+        Ok(data)
     }
 
     /// Reads `len` bytes at `offset` of an object.
@@ -245,6 +302,7 @@ impl Storage {
             })
             .map(|b| Vec::from(b.to_bytes()))
             .map_err(|e| self.err(path, e))?;
+        self.downloaded(data.len());
         if data.len() as u64 != len {
             return Err(Error::corrupt(
                 path,
