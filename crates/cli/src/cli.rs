@@ -40,6 +40,10 @@ pub struct Cli {
     /// Limit downloads from the storage location to this rate.
     #[arg(long, global = true, env = "COFFER_LIMIT_DOWNLOAD", value_name = "RATE", value_parser = parse_rate)]
     limit_download: Option<u64>,
+    /// Read from this replica of the vault instead of its primary location
+    /// (restore, check, ls, points list/show, vault info).
+    #[arg(long, global = true, value_name = "LOC")]
+    from_replica: Option<String>,
     /// Local cache directory (default: the user's cache dir).
     #[arg(long, global = true, env = "COFFER_CACHE_DIR", value_name = "DIR")]
     cache_dir: Option<PathBuf>,
@@ -259,6 +263,48 @@ enum VaultCommand {
         #[arg(long, value_name = "DAYS")]
         soft_delete_days: Option<u32>,
     },
+    /// Replica locations: full copies of the vault elsewhere.
+    #[command(subcommand)]
+    Replica(ReplicaCommand),
+    /// Copy to every replica (or one) what it lacks, verify the copies,
+    /// and remove what the vault no longer has.
+    Replicate {
+        #[command(flatten)]
+        vault: VaultArg,
+        /// Only this replica.
+        #[arg(long, value_name = "LOC")]
+        replica: Option<String>,
+    },
+}
+
+#[derive(Subcommand)]
+enum ReplicaCommand {
+    /// Add a replica location and copy the vault there.
+    Add {
+        #[command(flatten)]
+        vault: VaultArg,
+        /// The replica's location (any kind of location).
+        #[arg(value_name = "LOC")]
+        location: String,
+        /// sync: every object reaches the replica before a point is
+        /// committed (like zone-redundant storage); async: `vault
+        /// replicate` fills it, and its lag is the recovery point objective
+        /// (like geo-redundant storage).
+        #[arg(long, default_value = "async", value_parser = ["sync", "async"])]
+        mode: String,
+    },
+    /// List replicas with their mode, last replication and lag.
+    List {
+        #[command(flatten)]
+        vault: VaultArg,
+    },
+    /// Stop keeping a replica (its data stays where it is).
+    Remove {
+        #[command(flatten)]
+        vault: VaultArg,
+        #[arg(value_name = "LOC")]
+        location: String,
+    },
 }
 
 #[derive(Subcommand)]
@@ -309,6 +355,7 @@ pub(crate) struct Ctx {
     credentials: Option<PathBuf>,
     limit_upload: Option<u64>,
     limit_download: Option<u64>,
+    from_replica: Option<String>,
     cache_dir: Option<PathBuf>,
     pub(crate) json: bool,
 }
@@ -356,12 +403,111 @@ impl Ctx {
             .with_limits(self.limit_upload, self.limit_download))
     }
 
+    /// Opens a vault for a command that may change it.
     pub(crate) fn open(&self, loc: &str) -> Result<Vault> {
+        if self.from_replica.is_some() {
+            bail!("--from-replica is for reading (restore, check, ls, points list/show, vault info); changes go to the vault's primary location");
+        }
+        self.open_at(loc)
+    }
+
+    fn open_at(&self, loc: &str) -> Result<Vault> {
         let storage = self.storage(loc)?;
         let key = self.key()?;
         let vault = Vault::open(storage, &key, self.cache_root().as_deref())
             .with_context(|| format!("cannot open the vault at {loc}"))?;
+        self.remember_replicas(loc, &vault);
         Ok(vault)
+    }
+
+    /// Opens a vault to read it: from `--from-replica` when given, else
+    /// from its location, and when that is unavailable from a replica this
+    /// machine has seen it with (a warning says so).
+    pub(crate) fn open_readable(&self, loc: &str) -> Result<Vault> {
+        if let Some(replica) = &self.from_replica {
+            eprintln!("warning: reading from the replica {replica}, not from {loc}");
+            return self.open_at(replica);
+        }
+        let err = match self.open_at(loc) {
+            Ok(v) => return Ok(v),
+            Err(e) => e,
+        };
+        let unavailable = err.chain().any(|e| {
+            matches!(
+                e.downcast_ref::<coffer_engine::Error>(),
+                Some(coffer_engine::Error::Storage { .. } | coffer_engine::Error::NoVault { .. })
+            )
+        });
+        if !unavailable {
+            return Err(err);
+        }
+        for replica in self.known_replicas(loc) {
+            match self.open_at(&replica) {
+                Ok(v) => {
+                    eprintln!("warning: the vault at {loc} is unavailable ({err:#}); reading from its replica {replica}");
+                    return Ok(v);
+                }
+                Err(e) => {
+                    tracing::warn!(%replica, error = %format!("{e:#}"), "replica unavailable too")
+                }
+            }
+        }
+        Err(err)
+    }
+
+    fn replicas_file(&self) -> Option<PathBuf> {
+        self.cache_root().map(|c| c.join("replicas.json"))
+    }
+
+    fn known_replicas(&self, loc: &str) -> Vec<String> {
+        let Some(file) = self.replicas_file() else {
+            return Vec::new();
+        };
+        let Ok(text) = std::fs::read_to_string(file) else {
+            return Vec::new();
+        };
+        let map: std::collections::BTreeMap<String, Vec<String>> =
+            serde_json::from_str(&text).unwrap_or_default();
+        map.get(loc).cloned().unwrap_or_default()
+    }
+
+    /// Remembers a vault's replicas on this machine, so that reading can
+    /// fall back to them when the vault's location is gone (its journal,
+    /// which names them, is then gone with it).
+    fn remember_replicas(&self, loc: &str, vault: &Vault) {
+        let replicas: Vec<String> = vault
+            .replica_locations()
+            .into_iter()
+            .map(|(l, _)| l)
+            .collect();
+        if replicas == self.known_replicas(loc) {
+            return;
+        }
+        let Some(file) = self.replicas_file() else {
+            return;
+        };
+        let mut map: std::collections::BTreeMap<String, Vec<String>> =
+            std::fs::read_to_string(&file)
+                .ok()
+                .and_then(|t| serde_json::from_str(&t).ok())
+                .unwrap_or_default();
+        if replicas.is_empty() {
+            map.remove(loc);
+        } else {
+            map.insert(loc.to_string(), replicas);
+        }
+        let written = file
+            .parent()
+            .map_or(Ok(()), std::fs::create_dir_all)
+            .and_then(|()| {
+                std::fs::write(
+                    &file,
+                    serde_json::to_string_pretty(&map).unwrap_or_default(),
+                )
+            });
+        if let Err(e) = written {
+            tracing::warn!(file = %file.display(), error = %e, "cannot remember the vault's replicas");
+        }
     }
 }
 
@@ -420,6 +566,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         credentials: cli.credentials,
         limit_upload: cli.limit_upload,
         limit_download: cli.limit_download,
+        from_replica: cli.from_replica,
         cache_dir: cli.cache_dir,
         json: cli.json,
     };
@@ -541,7 +688,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Vault(VaultCommand::Info { vault }) => {
-            let v = ctx.open(&vault.vault)?;
+            let v = ctx.open_readable(&vault.vault)?;
             let slots = Vault::read_slots(v.storage())?;
             let index = v.load_index()?;
             let points = v.points()?;
@@ -661,7 +808,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
             })
         }
         Command::Points(PointsCommand::List { vault, item }) => {
-            let v = ctx.open(&vault.vault)?;
+            let v = ctx.open_readable(&vault.vault)?;
             let state = v.state()?;
             let points: Vec<_> = v
                 .points()?
@@ -720,7 +867,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Points(PointsCommand::Show { vault, point }) => {
-            let v = ctx.open(&vault.vault)?;
+            let v = ctx.open_readable(&vault.vault)?;
             let p = v.resolve_point(&point, None)?;
             if ctx.json {
                 print_json(&point_json(&p, true));
@@ -762,7 +909,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Ls { vault, point, path } => {
-            let v = ctx.open(&vault.vault)?;
+            let v = ctx.open_readable(&vault.vault)?;
             let p = v.resolve_point(&point, None)?;
             let index = v.load_index()?;
             let start = coffer_engine::backup::absolute(
@@ -802,7 +949,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
             includes,
             overwrite,
         } => {
-            let v = ctx.open(&vault.vault)?;
+            let v = ctx.open_readable(&vault.vault)?;
             let p = v.resolve_point(&point, None)?;
             let progress = Arc::new(RestoreProgress::default());
             let opts = RestoreOptions {
@@ -859,6 +1006,154 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
                 ExitCode::SUCCESS
             } else {
                 ExitCode::from(exit::PARTIAL)
+            })
+        }
+        Command::Vault(VaultCommand::Replica(ReplicaCommand::Add {
+            vault,
+            location,
+            mode,
+        })) => {
+            let v = ctx.open(&vault.vault)?;
+            let probe = coffer_engine::probe::run(&ctx.storage(&location)?);
+            if let Some(failure) = probe.failure {
+                let step = probe
+                    .steps
+                    .iter()
+                    .find(|s| !s.ok)
+                    .map(|s| s.detail.clone())
+                    .unwrap_or_default();
+                bail!(
+                    "the replica location does not work ({failure}): {step}\nhint: {}",
+                    failure.remedy()
+                );
+            }
+            if probe.holds_vault {
+                eprintln!("note: {location} already holds a vault; objects the vault does not have will be removed from it");
+            }
+            let mode = match mode.as_str() {
+                "sync" => coffer_engine::journal::ReplicaMode::Sync,
+                _ => coffer_engine::journal::ReplicaMode::Async,
+            };
+            let report = coffer_engine::replica::add(&v, &location, mode)?;
+            println!(
+                "added {} replica {location}: {} object(s) copied and verified ({})",
+                mode.name(),
+                report.copied,
+                size(report.copied_bytes)
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Vault(VaultCommand::Replica(ReplicaCommand::Remove { vault, location })) => {
+            let v = ctx.open(&vault.vault)?;
+            coffer_engine::replica::remove(&v, &location)?;
+            println!("{location} is no longer a replica of this vault; its data stays there");
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Vault(VaultCommand::Replica(ReplicaCommand::List { vault })) => {
+            let v = ctx.open(&vault.vault)?;
+            let state = v.state()?;
+            let now = crate::output::now_secs();
+            let mut rows = Vec::new();
+            for (location, r) in &state.replicas {
+                let behind = ctx
+                    .storage(location)
+                    .and_then(|s| Ok(coffer_engine::replica::behind(&v, &s)?));
+                rows.push((location.clone(), r.clone(), behind));
+            }
+            if ctx.json {
+                let list: Vec<_> = rows
+                    .iter()
+                    .map(|(l, r, b)| {
+                        json!({
+                            "location": l,
+                            "mode": r.mode.name(),
+                            "synced_as_of": r.synced_as_of,
+                            "lag_seconds": r.synced_as_of.map(|t| (now - t).max(0)),
+                            "missing_objects": b.as_ref().ok().map(|b| b.missing_objects),
+                            "missing_bytes": b.as_ref().ok().map(|b| b.missing_bytes),
+                            "missing_points": b.as_ref().ok().map(|b| b.missing_points),
+                            "error": b.as_ref().err().map(|e| format!("{e:#}")),
+                        })
+                    })
+                    .collect();
+                print_json(&json!({ "replicas": list }));
+            } else if rows.is_empty() {
+                println!(
+                    "no replicas; add one with `coffer vault replica add LOC --mode sync|async`"
+                );
+            } else {
+                for (l, r, b) in &rows {
+                    let synced = match r.synced_as_of {
+                        Some(t) => format!(
+                            "synced as of {} (lag {})",
+                            time_secs(t),
+                            crate::output::span((now - t).max(0))
+                        ),
+                        None => "never synced".to_string(),
+                    };
+                    let state = match b {
+                        Ok(b) if b.missing_objects == 0 => "complete".to_string(),
+                        Ok(b) => format!(
+                            "behind by {} object(s), {} ({} point(s))",
+                            b.missing_objects,
+                            size(b.missing_bytes),
+                            b.missing_points
+                        ),
+                        Err(e) => format!("unavailable: {e:#}"),
+                    };
+                    println!("{l}  {}  {synced}  {state}", r.mode.name());
+                }
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Vault(VaultCommand::Replicate { vault, replica }) => {
+            let v = ctx.open(&vault.vault)?;
+            let state = v.state()?;
+            let targets: Vec<String> = match replica {
+                Some(r) if state.replicas.contains_key(&r) => vec![r],
+                Some(r) => {
+                    bail!("{r} is not a replica of this vault (see `coffer vault replica list`)")
+                }
+                None => state.replicas.keys().cloned().collect(),
+            };
+            if targets.is_empty() {
+                bail!("this vault has no replicas; add one with `coffer vault replica add LOC`");
+            }
+            let mut failed = 0;
+            for location in targets {
+                let result = ctx
+                    .storage(&location)
+                    .and_then(|s| Ok(coffer_engine::replica::replicate(&v, &s, &location)?));
+                match result {
+                    Ok(r) => {
+                        if ctx.json {
+                            print_json(
+                                &json!({"replica": location, "copied": r.copied, "copied_bytes": r.copied_bytes, "verified": r.verified, "deleted": r.deleted, "as_of": r.as_of}),
+                            );
+                        } else {
+                            println!(
+                                "{location}: {} object(s) copied and verified ({}), {} removed; complete as of {}",
+                                r.copied,
+                                size(r.copied_bytes),
+                                r.deleted,
+                                time_secs(r.as_of)
+                            );
+                        }
+                    }
+                    Err(e) => {
+                        failed += 1;
+                        let (_, hint) = exit::classify(&e);
+                        eprintln!("error: replication to {location} failed: {e:#}");
+                        if let Some(h) = hint {
+                            eprintln!("hint: {h}");
+                        }
+                    }
+                }
+            }
+            Ok(if failed == 0 {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(exit::ERROR)
             })
         }
         Command::Location(LocationCommand::Test { location }) => {
@@ -945,7 +1240,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
             read_data,
             read_data_subset,
         } => {
-            let mut v = ctx.open(&vault.vault)?;
+            let mut v = ctx.open_readable(&vault.vault)?;
             let mode = match (read_data, read_data_subset) {
                 (true, _) => ReadData::All,
                 (false, Some(p)) if p > 0.0 && p <= 100.0 => ReadData::Subset(p),

@@ -669,3 +669,162 @@ fn bandwidth_limits_hold_within_twenty_percent() {
     assert_eq!(bad.status.code(), Some(2));
     assert!(text(&bad).contains("use K, M or G"), "{}", text(&bad));
 }
+
+/// A vault on a local path with a synchronous replica on S3 and an
+/// asynchronous one on WebDAV: the sync replica has every committed point at
+/// once, the async one after `vault replicate`; with the primary deleted,
+/// restore and check read from the replicas.
+#[test]
+fn replicas_keep_the_vault_when_the_primary_is_gone() {
+    let env = Env::without_vault();
+    let s3 = Server::start(Kind::S3);
+    let dav = Server::start(Kind::WebDav);
+    let run = |args: &[&str]| {
+        let mut cmd = env.command();
+        s3.apply_env(&mut cmd);
+        dav.apply_env(&mut cmd);
+        cmd.args(args).output().unwrap()
+    };
+    let ok = |args: &[&str]| {
+        let out = run(args);
+        assert!(out.status.success(), "coffer {args:?}: {}", text(&out));
+        out
+    };
+    let primary = env.vault_str();
+    ok(&["vault", "init", "--location", &primary]);
+    ok(&[
+        "vault",
+        "replica",
+        "add",
+        "--vault",
+        &primary,
+        &s3.location,
+        "--mode",
+        "sync",
+    ]);
+    ok(&[
+        "vault",
+        "replica",
+        "add",
+        "--vault",
+        &primary,
+        &dav.location,
+        "--mode",
+        "async",
+    ]);
+
+    let src = env.path("src");
+    make_tree(&src);
+    let point = summary(&ok(&[
+        "backup",
+        "--json",
+        "--vault",
+        &primary,
+        src.to_str().unwrap(),
+    ]))["point"]
+        .as_str()
+        .unwrap()
+        .to_string();
+
+    // The synchronous replica got the point with the backup; the
+    // asynchronous one is behind until replication runs.
+    let listed = text(&ok(&[
+        "--from-replica",
+        &s3.location,
+        "points",
+        "list",
+        "--vault",
+        &primary,
+    ]));
+    assert!(listed.contains(&point[..12]), "{listed}");
+    let replicas = json(&ok(&[
+        "vault", "replica", "list", "--json", "--vault", &primary,
+    ]));
+    let by_location = |loc: &str| {
+        replicas["replicas"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["location"] == loc)
+            .cloned()
+            .unwrap()
+    };
+    assert_eq!(by_location(&s3.location)["missing_points"], 0, "{replicas}");
+    assert_eq!(by_location(&s3.location)["mode"], "sync");
+    assert_eq!(
+        by_location(&dav.location)["missing_points"],
+        1,
+        "{replicas}"
+    );
+
+    let replicated = text(&ok(&["vault", "replicate", "--vault", &primary]));
+    assert!(replicated.contains("copied and verified"), "{replicated}");
+    let replicas = json(&ok(&[
+        "vault", "replica", "list", "--json", "--vault", &primary,
+    ]));
+    for r in replicas["replicas"].as_array().unwrap() {
+        assert_eq!(r["missing_objects"], 0, "{replicas}");
+        assert!(r["lag_seconds"].as_i64().unwrap() < 60, "{replicas}");
+    }
+
+    // The primary is lost.
+    std::fs::remove_dir_all(env.vault()).unwrap();
+    let target = env.path("restored-auto");
+    let out = ok(&[
+        "restore",
+        "--vault",
+        &primary,
+        "latest",
+        "--target",
+        target.to_str().unwrap(),
+    ]);
+    assert!(
+        text(&out).contains("reading from its replica"),
+        "{}",
+        text(&out)
+    );
+    assert_same_tree(&src, &under(&target, &src));
+
+    let target = env.path("restored-dav");
+    ok(&[
+        "--from-replica",
+        &dav.location,
+        "restore",
+        "--vault",
+        &primary,
+        "latest",
+        "--target",
+        target.to_str().unwrap(),
+    ]);
+    assert_same_tree(&src, &under(&target, &src));
+    for replica in [&s3.location, &dav.location] {
+        let check = ok(&[
+            "--from-replica",
+            replica,
+            "check",
+            "--read-data",
+            "--vault",
+            &primary,
+        ]);
+        assert!(
+            text(&check).contains("no problems found"),
+            "{}",
+            text(&check)
+        );
+    }
+
+    let refused = run(&[
+        "--from-replica",
+        &dav.location,
+        "backup",
+        "--vault",
+        &primary,
+        src.to_str().unwrap(),
+    ]);
+    assert!(!refused.status.success());
+    assert!(
+        text(&refused).contains("--from-replica is for reading"),
+        "{}",
+        text(&refused)
+    );
+}

@@ -176,6 +176,18 @@ fn computed() -> BTreeMap<&'static str, String> {
         "journal-policy",
         hex::encode(postcard::to_stdvec(&policy).unwrap()),
     );
+    let replica = Record {
+        time: 1_700_000_000,
+        host: "h".into(),
+        event: Event::ReplicaAdded {
+            location: "s3://b/p".into(),
+            mode: crate::journal::ReplicaMode::Sync,
+        },
+    };
+    v.insert(
+        "journal-replica",
+        hex::encode(postcard::to_stdvec(&replica).unwrap()),
+    );
     v
 }
 

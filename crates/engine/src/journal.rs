@@ -110,6 +110,50 @@ pub enum Event {
     Reprieved {
         packs: Vec<ObjectId>,
     },
+    /// A replica location: a full copy of the vault kept elsewhere.
+    ReplicaAdded {
+        location: String,
+        mode: ReplicaMode,
+    },
+    ReplicaRemoved {
+        location: String,
+    },
+    /// A replication run finished: everything committed to the vault
+    /// before `as_of` (Unix seconds) is on the replica, verified.
+    ReplicaSynced {
+        location: String,
+        as_of: i64,
+    },
+}
+
+/// How a replica is kept up to date.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ReplicaMode {
+    /// Every object is written to the replica before a recovery point is
+    /// committed (zone-redundant).
+    Sync,
+    /// A replication job copies what is missing (geo-redundant); the time
+    /// since its last run is the recovery point objective.
+    Async,
+}
+
+impl ReplicaMode {
+    pub fn name(self) -> &'static str {
+        match self {
+            ReplicaMode::Sync => "sync",
+            ReplicaMode::Async => "async",
+        }
+    }
+}
+
+/// A replica as the journal describes it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Replica {
+    pub mode: ReplicaMode,
+    /// When it was added (Unix seconds).
+    pub added: i64,
+    /// The `as_of` of its last completed replication run.
+    pub synced_as_of: Option<i64>,
 }
 
 /// A journal record: an event with when and where it was made.
@@ -142,6 +186,8 @@ pub struct VaultState {
     pub soft_delete_days: u32,
     /// Condemned packs and when they were condemned.
     pub condemned: BTreeMap<ObjectId, i64>,
+    /// Replica locations.
+    pub replicas: BTreeMap<String, Replica>,
     /// Records that could not be read (damaged or from a newer coffer).
     pub unreadable: Vec<String>,
     /// Records folded.
@@ -162,6 +208,7 @@ impl Default for VaultState {
             immutability: Immutability::Disabled,
             soft_delete_days: DEFAULT_SOFT_DELETE_DAYS,
             condemned: BTreeMap::new(),
+            replicas: BTreeMap::new(),
             unreadable: Vec::new(),
             records: 0,
         }
@@ -169,8 +216,42 @@ impl Default for VaultState {
 }
 
 impl VaultState {
+    /// Folds one record (replica events need its time).
+    pub fn apply_record(&mut self, record: &Record) {
+        if let Event::ReplicaAdded { location, mode } = &record.event {
+            self.replicas.insert(
+                location.clone(),
+                Replica {
+                    mode: *mode,
+                    added: record.time,
+                    synced_as_of: None,
+                },
+            );
+        } else {
+            self.apply(&record.event);
+        }
+    }
+
     pub fn apply(&mut self, event: &Event) {
         match event {
+            Event::ReplicaAdded { location, mode } => {
+                self.replicas.insert(
+                    location.clone(),
+                    Replica {
+                        mode: *mode,
+                        added: 0,
+                        synced_as_of: None,
+                    },
+                );
+            }
+            Event::ReplicaRemoved { location } => {
+                self.replicas.remove(location);
+            }
+            Event::ReplicaSynced { location, as_of } => {
+                if let Some(r) = self.replicas.get_mut(location) {
+                    r.synced_as_of = Some(r.synced_as_of.map_or(*as_of, |t| t.max(*as_of)));
+                }
+            }
             Event::PolicySet(p) => {
                 self.policies.insert(p.name.clone(), p.clone());
             }

@@ -29,6 +29,7 @@ pub mod point;
 pub mod policy;
 pub mod probe;
 pub mod prune;
+pub mod replica;
 pub mod restore;
 pub mod retention;
 pub mod speed;

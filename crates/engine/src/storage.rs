@@ -32,6 +32,9 @@ pub struct Storage {
     reconnect_for: Duration,
     upload_limit: Option<Arc<Throttle>>,
     download_limit: Option<Arc<Throttle>>,
+    /// Synchronous replicas: every write and delete goes to them too, and
+    /// a write returns only once each has the object.
+    sync_replicas: Arc<std::sync::RwLock<Vec<Storage>>>,
 }
 
 /// A bandwidth limit shared by every thread using one location. Each
@@ -135,6 +138,7 @@ impl Storage {
             },
             upload_limit: None,
             download_limit: None,
+            sync_replicas: Arc::default(),
         })
     }
 
@@ -151,6 +155,31 @@ impl Storage {
             reconnect_for: Duration::ZERO,
             ..self.clone()
         }
+    }
+
+    /// Another location with the same credentials and limits.
+    pub fn open_sibling(&self, location: &str) -> Result<Storage> {
+        let mut other = Storage::open_with(location, &self.credentials)?;
+        other.upload_limit = self.upload_limit.clone();
+        other.download_limit = self.download_limit.clone();
+        Ok(other)
+    }
+
+    /// Makes every later write and delete (through this handle and its
+    /// clones) go to `replica` as well.
+    pub fn add_sync_replica(&self, replica: Storage) {
+        if let Ok(mut r) = self.sync_replicas.write() {
+            if !r.iter().any(|s| s.display == replica.display) {
+                r.push(replica);
+            }
+        }
+    }
+
+    fn replicas(&self) -> Vec<Storage> {
+        self.sync_replicas
+            .read()
+            .map(|r| r.clone())
+            .unwrap_or_default()
     }
 
     /// Limits uploads and downloads to these rates (bytes per second).
@@ -242,6 +271,27 @@ impl Storage {
     }
 
     fn write(&self, path: &str, data: opendal::Buffer) -> Result<()> {
+        self.write_here(path, data.clone())?;
+        for replica in self.replicas() {
+            replica
+                .write_here(path, data.clone())
+                .map_err(|e| match e {
+                    Error::Storage {
+                        path,
+                        failure,
+                        message,
+                    } => Error::Storage {
+                        path,
+                        failure,
+                        message: format!("synchronous replica: {message}"),
+                    },
+                    other => other,
+                })?;
+        }
+        Ok(())
+    }
+
+    fn write_here(&self, path: &str, data: opendal::Buffer) -> Result<()> {
         if let Some(t) = &self.upload_limit {
             t.take(data.len() as u64);
         }
@@ -369,9 +419,17 @@ impl Storage {
         Some(st.blocks_available() as u64 * st.fragment_size() as u64)
     }
 
-    /// Deletes an object; deleting a missing object is not an error.
+    /// Deletes an object; deleting a missing object is not an error. A
+    /// synchronous replica that cannot delete keeps a stray object, which
+    /// the next replication run removes: that costs space, never data.
     pub fn delete(&self, path: &str) -> Result<()> {
         self.call(|| self.op.delete(path))
-            .map_err(|e| self.failure(path, e))
+            .map_err(|e| self.failure(path, e))?;
+        for replica in self.replicas() {
+            if let Err(e) = replica.delete(path) {
+                tracing::warn!(replica = %replica.display, error = %e, "replica kept an object the vault deleted");
+            }
+        }
+        Ok(())
     }
 }

@@ -91,6 +91,8 @@ pub struct Vault {
     tree_packs: Mutex<TreePacks>,
     /// Compression dictionaries; a backup may add one while others read.
     dicts: RwLock<Dictionaries>,
+    /// Replica locations the journal named when the vault was opened.
+    replicas: Mutex<Vec<(String, crate::journal::ReplicaMode)>>,
 }
 
 /// A recovery point with its id.
@@ -178,7 +180,7 @@ impl Vault {
                 let chunker = Chunker::new(&keys.chunker);
                 let cache = Cache::new(cache_root, &header.vault_id_hex());
                 let dicts = RwLock::new(load_dictionaries(&storage, &keys)?);
-                return Ok(Vault {
+                let vault = Vault {
                     storage,
                     header,
                     keys,
@@ -187,13 +189,42 @@ impl Vault {
                     slot_id: slot.id,
                     tree_packs: Mutex::new(TreePacks::default()),
                     dicts,
-                });
+                    replicas: Mutex::new(Vec::new()),
+                };
+                vault.attach_sync_replicas()?;
+                return Ok(vault);
             }
         }
         match damaged {
             Some(e) if tried == 0 => Err(e),
             _ => Err(Error::WrongKey { slots: tried }),
         }
+    }
+
+    /// Routes writes to the synchronous replicas the journal names, so
+    /// that every process writing this vault keeps them complete.
+    fn attach_sync_replicas(&self) -> Result<()> {
+        if !self.has_journal() {
+            return Ok(());
+        }
+        let replicas = self.state()?.replicas;
+        if let Ok(mut known) = self.replicas.lock() {
+            *known = replicas.iter().map(|(l, r)| (l.clone(), r.mode)).collect();
+        }
+        for (location, replica) in replicas {
+            if replica.mode == crate::journal::ReplicaMode::Sync
+                && location != self.storage.display()
+            {
+                self.storage
+                    .add_sync_replica(self.storage.open_sibling(&location)?);
+            }
+        }
+        Ok(())
+    }
+
+    /// Replica locations and modes, as the journal said at opening.
+    pub fn replica_locations(&self) -> Vec<(String, crate::journal::ReplicaMode)> {
+        self.replicas.lock().map(|r| r.clone()).unwrap_or_default()
     }
 
     pub fn storage(&self) -> &Storage {
@@ -535,7 +566,7 @@ impl Vault {
         for record in records {
             match record {
                 Ok(r) => {
-                    state.apply(&r.event);
+                    state.apply_record(&r);
                     state.records += 1;
                 }
                 Err(e) => {
@@ -549,6 +580,11 @@ impl Vault {
 
     /// Appends one change to the journal.
     pub fn record(&self, event: Event) -> Result<()> {
+        self.record_named(event).map(|_| ())
+    }
+
+    /// Appends one change to the journal and returns the record's name.
+    pub fn record_named(&self, event: Event) -> Result<String> {
         self.require_journal()?;
         let now = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
@@ -559,8 +595,9 @@ impl Vault {
             host: crate::backup::hostname(),
             event,
         };
-        self.storage
-            .put(&record_path(now), record.encode(&self.keys))
+        let path = record_path(now);
+        self.storage.put(&path, record.encode(&self.keys))?;
+        Ok(path)
     }
 
     /// Moves a format 1 or 2 vault to the current format by rewriting its
