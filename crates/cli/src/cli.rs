@@ -266,6 +266,10 @@ enum VaultCommand {
     /// Replica locations: full copies of the vault elsewhere.
     #[command(subcommand)]
     Replica(ReplicaCommand),
+    /// A local tier: recent points on a fast local disk as well, for
+    /// instant restore.
+    #[command(subcommand)]
+    Tier(TierCommand),
     /// Copy to every replica (or one) what it lacks, verify the copies,
     /// and remove what the vault no longer has.
     Replicate {
@@ -274,6 +278,38 @@ enum VaultCommand {
         /// Only this replica.
         #[arg(long, value_name = "LOC")]
         replica: Option<String>,
+    },
+}
+
+#[derive(Subcommand)]
+enum TierCommand {
+    /// Keep the points of the last DAYS days on a local path as well;
+    /// restores read from it first.
+    Set {
+        #[command(flatten)]
+        vault: VaultArg,
+        /// The local tier's location (a local path).
+        #[arg(long, value_name = "PATH")]
+        local: String,
+        /// Days of points the tier keeps.
+        #[arg(long, value_name = "DAYS")]
+        days: u32,
+    },
+    /// Show the local tier and what it holds.
+    Show {
+        #[command(flatten)]
+        vault: VaultArg,
+    },
+    /// Copy what the tier lacks and drop packs only older points use
+    /// (`prune` does this too).
+    Sync {
+        #[command(flatten)]
+        vault: VaultArg,
+    },
+    /// Stop keeping a local tier (its directory is left as it is).
+    Remove {
+        #[command(flatten)]
+        vault: VaultArg,
     },
 }
 
@@ -968,10 +1004,12 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
                 coffer_engine::restore::restore(&v, &p, &opts, &progress)
                     .context("restore failed")?
             };
+            let (from_tier, from_location) = v.storage().bytes_read();
             if ctx.json {
                 println!(
                     "{}",
                     json!({"type": "summary", "point": p.id.to_hex(), "files": report.files, "dirs": report.dirs, "bytes": report.bytes,
+                        "bytes_from_local_tier": from_tier, "bytes_from_location": from_location,
                         "damaged": report.damaged.iter().map(|(f, w)| json!({"path": f.to_string_lossy(), "error": w})).collect::<Vec<_>>(),
                         "problems": report.problems.iter().map(|(f, w)| json!({"path": f.to_string_lossy(), "error": w})).collect::<Vec<_>>()})
                 );
@@ -983,6 +1021,13 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
                     report.dirs,
                     size(report.bytes)
                 );
+                if from_tier > 0 {
+                    println!(
+                        "read {} from the local tier, {} from the vault's location",
+                        size(from_tier),
+                        size(from_location)
+                    );
+                }
                 if !report.damaged.is_empty() {
                     eprintln!(
                         "{} file(s) could not be restored completely:",
@@ -1041,6 +1086,56 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
                 report.copied,
                 size(report.copied_bytes)
             );
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Vault(VaultCommand::Tier(TierCommand::Set { vault, local, days })) => {
+            let v = ctx.open(&vault.vault)?;
+            if local.contains("://") && !local.starts_with("file://") {
+                bail!("a local tier is a local path (a fast disk on this machine), not {local}");
+            }
+            let r = coffer_engine::tier::set(&v, &local, days)?;
+            println!(
+                "local tier {local} keeps the last {days} day(s): {} point(s), {} pack(s); {} object(s) copied ({})",
+                r.recent_points,
+                r.packs,
+                r.copied,
+                size(r.copied_bytes)
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Vault(VaultCommand::Tier(TierCommand::Sync { vault })) => {
+            let v = ctx.open(&vault.vault)?;
+            let r = coffer_engine::tier::sync(&v)?;
+            println!(
+                "local tier: {} point(s), {} pack(s); {} object(s) copied ({}), {} pack(s) dropped",
+                r.recent_points,
+                r.packs,
+                r.copied,
+                size(r.copied_bytes),
+                r.deleted
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Vault(VaultCommand::Tier(TierCommand::Show { vault })) => {
+            let v = ctx.open(&vault.vault)?;
+            match v.state()?.local_tier {
+                Some((location, days)) => {
+                    if ctx.json {
+                        print_json(&json!({"location": location, "days": days}));
+                    } else {
+                        println!("local tier {location}: the last {days} day(s) of points");
+                    }
+                }
+                None => println!(
+                    "no local tier; set one with `coffer vault tier set --local PATH --days N`"
+                ),
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Vault(VaultCommand::Tier(TierCommand::Remove { vault })) => {
+            let v = ctx.open(&vault.vault)?;
+            coffer_engine::tier::remove(&v)?;
+            println!("the vault no longer keeps a local tier; its directory is left as it is");
             Ok(ExitCode::SUCCESS)
         }
         Command::Vault(VaultCommand::Replica(ReplicaCommand::Remove { vault, location })) => {

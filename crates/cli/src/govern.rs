@@ -549,6 +549,14 @@ pub fn prune_command(
             crate::output::size(g.bytes_deleted),
             g.reprieved
         );
+        // The local tier follows: packs only older points use leave it.
+        if v.state()?.local_tier.is_some() {
+            let t = coffer_engine::tier::sync(&v)?;
+            println!(
+                "local tier: {} point(s), {} pack(s); {} pack(s) dropped, {} object(s) copied",
+                t.recent_points, t.packs, t.deleted, t.copied
+            );
+        }
     }
     Ok(ExitCode::SUCCESS)
 }

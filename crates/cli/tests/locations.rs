@@ -828,3 +828,125 @@ fn replicas_keep_the_vault_when_the_primary_is_gone() {
         text(&refused)
     );
 }
+
+/// A remote vault (WebDAV) with a local tier keeping 7 days: the tier gets
+/// the recent point's data and not the old one's; restoring the recent point
+/// reads only the tier, the old one reads the remote location.
+#[test]
+fn a_local_tier_serves_recent_points_and_the_remote_the_rest() {
+    let r = Remote::start(Kind::WebDav);
+    let loc = r.server.location.clone();
+    r.ok(&["vault", "init", "--location", &loc]);
+    let old_src = r.env.path("old");
+    random_file(&old_src.join("old.bin"), 3 << 20, 61);
+    let month_ago = jiff::Timestamp::now() - jiff::SignedDuration::from_hours(24 * 30);
+    let old = summary(&r.ok(&[
+        "backup",
+        "--json",
+        "--vault",
+        &loc,
+        "--time",
+        &month_ago.to_string(),
+        old_src.to_str().unwrap(),
+    ]));
+    let new_src = r.env.path("new");
+    random_file(&new_src.join("new.bin"), 3 << 20, 62);
+    r.ok(&[
+        "backup",
+        "--json",
+        "--vault",
+        &loc,
+        new_src.to_str().unwrap(),
+    ]);
+
+    let tier = r.env.path("tier");
+    let set = text(&r.ok(&[
+        "vault",
+        "tier",
+        "set",
+        "--vault",
+        &loc,
+        "--local",
+        tier.to_str().unwrap(),
+        "--days",
+        "7",
+    ]));
+    assert!(set.contains("1 point(s)"), "{set}");
+    let tier_bytes: u64 = walk_sizes(&tier.join("packs"));
+    assert!(
+        tier_bytes > 3 << 20 && tier_bytes < 5 << 20,
+        "the tier holds the recent data only: {tier_bytes} bytes"
+    );
+
+    let target = r.env.path("restored-new");
+    let new = summary(&r.ok(&[
+        "restore",
+        "--json",
+        "--vault",
+        &loc,
+        "latest",
+        "--target",
+        target.to_str().unwrap(),
+    ]));
+    assert_same_tree(&new_src, &under(&target, &new_src));
+    // Only what opening the vault reads before it knows of the tier (the
+    // header, a key slot, the journal) comes from the remote location.
+    assert!(
+        new["bytes_from_location"].as_u64().unwrap() < 16 << 10,
+        "{new}"
+    );
+    assert!(
+        new["bytes_from_local_tier"].as_u64().unwrap() > 3 << 20,
+        "{new}"
+    );
+
+    let target = r.env.path("restored-old");
+    let old_restore = summary(&r.ok(&[
+        "restore",
+        "--json",
+        "--vault",
+        &loc,
+        old["point"].as_str().unwrap(),
+        "--target",
+        target.to_str().unwrap(),
+    ]));
+    assert_same_tree(&old_src, &under(&target, &old_src));
+    assert!(
+        old_restore["bytes_from_location"].as_u64().unwrap() > 3 << 20,
+        "{old_restore}"
+    );
+
+    // New backups land in the tier as they are written.
+    random_file(&new_src.join("newer.bin"), 1 << 20, 63);
+    r.ok(&["backup", "--vault", &loc, new_src.to_str().unwrap()]);
+    assert!(walk_sizes(&tier.join("packs")) > tier_bytes + (1 << 20));
+
+    // Without the tier's directory the vault still works, from the remote.
+    std::fs::remove_dir_all(&tier).unwrap();
+    let target = r.env.path("restored-without-tier");
+    r.ok(&[
+        "restore",
+        "--vault",
+        &loc,
+        "latest",
+        "--target",
+        target.to_str().unwrap(),
+    ]);
+    assert_same_tree(&new_src, &under(&target, &new_src));
+}
+
+fn walk_sizes(dir: &Path) -> u64 {
+    let mut total = 0;
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(p) = stack.pop() {
+        for e in std::fs::read_dir(&p).into_iter().flatten().flatten() {
+            let path = e.path();
+            if path.is_dir() {
+                stack.push(path);
+            } else {
+                total += e.metadata().map(|m| m.len()).unwrap_or(0);
+            }
+        }
+    }
+    total
+}

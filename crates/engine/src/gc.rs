@@ -121,14 +121,14 @@ impl GcPlan {
     }
 }
 
-fn prefix(id: &ChunkId) -> u64 {
+pub(crate) fn prefix(id: &ChunkId) -> u64 {
     let mut b = [0u8; 8];
     b.copy_from_slice(&id.0[..8]);
     u64::from_le_bytes(b)
 }
 
 /// Marks every chunk of every point not purged.
-fn mark(vault: &Vault, roots: Vec<ChunkId>, index: &Index) -> Result<Vec<u64>> {
+pub(crate) fn mark(vault: &Vault, roots: Vec<ChunkId>, index: &Index) -> Result<Vec<u64>> {
     let mut seen_trees: HashSet<ChunkId> = HashSet::new();
     let mut mark: Vec<u64> = Vec::new();
     let mut todo: Vec<ChunkId> = roots;

@@ -124,6 +124,13 @@ pub enum Event {
         location: String,
         as_of: i64,
     },
+    /// A fast local location that keeps the last `days` days of points
+    /// as well (instant restore); reads prefer it.
+    TierSet {
+        location: String,
+        days: u32,
+    },
+    TierRemoved,
 }
 
 /// How a replica is kept up to date.
@@ -188,6 +195,8 @@ pub struct VaultState {
     pub condemned: BTreeMap<ObjectId, i64>,
     /// Replica locations.
     pub replicas: BTreeMap<String, Replica>,
+    /// The local tier and how many days of points it keeps.
+    pub local_tier: Option<(String, u32)>,
     /// Records that could not be read (damaged or from a newer coffer).
     pub unreadable: Vec<String>,
     /// Records folded.
@@ -209,6 +218,7 @@ impl Default for VaultState {
             soft_delete_days: DEFAULT_SOFT_DELETE_DAYS,
             condemned: BTreeMap::new(),
             replicas: BTreeMap::new(),
+            local_tier: None,
             unreadable: Vec::new(),
             records: 0,
         }
@@ -247,6 +257,10 @@ impl VaultState {
             Event::ReplicaRemoved { location } => {
                 self.replicas.remove(location);
             }
+            Event::TierSet { location, days } => {
+                self.local_tier = Some((location.clone(), *days));
+            }
+            Event::TierRemoved => self.local_tier = None,
             Event::ReplicaSynced { location, as_of } => {
                 if let Some(r) = self.replicas.get_mut(location) {
                     r.synced_as_of = Some(r.synced_as_of.map_or(*as_of, |t| t.max(*as_of)));

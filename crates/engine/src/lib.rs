@@ -34,6 +34,7 @@ pub mod restore;
 pub mod retention;
 pub mod speed;
 pub mod storage;
+pub mod tier;
 pub mod tree;
 pub mod vault;
 

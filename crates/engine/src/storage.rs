@@ -35,6 +35,10 @@ pub struct Storage {
     /// Synchronous replicas: every write and delete goes to them too, and
     /// a write returns only once each has the object.
     sync_replicas: Arc<std::sync::RwLock<Vec<Storage>>>,
+    /// A local tier that reads try first (see `tier`).
+    read_first: Arc<std::sync::RwLock<Option<Storage>>>,
+    /// Bytes read from the local tier and from this location.
+    read_counts: Arc<[std::sync::atomic::AtomicU64; 2]>,
 }
 
 /// A bandwidth limit shared by every thread using one location. Each
@@ -139,6 +143,8 @@ impl Storage {
             upload_limit: None,
             download_limit: None,
             sync_replicas: Arc::default(),
+            read_first: Arc::default(),
+            read_counts: Arc::default(),
         })
     }
 
@@ -173,6 +179,31 @@ impl Storage {
                 r.push(replica);
             }
         }
+    }
+
+    /// Makes reads try `tier` first and writes go to it as well.
+    pub fn set_local_tier(&self, tier: Storage) {
+        if let Ok(mut r) = self.read_first.write() {
+            *r = Some(tier.clone());
+        }
+        self.add_sync_replica(tier);
+    }
+
+    fn tier(&self) -> Option<Storage> {
+        self.read_first.read().ok().and_then(|t| t.clone())
+    }
+
+    /// Bytes read so far from the local tier and from this location.
+    pub fn bytes_read(&self) -> (u64, u64) {
+        (
+            self.read_counts[0].load(std::sync::atomic::Ordering::Relaxed),
+            self.read_counts[1].load(std::sync::atomic::Ordering::Relaxed),
+        )
+    }
+
+    fn count_read(&self, from_tier: bool, bytes: usize) {
+        self.read_counts[usize::from(!from_tier)]
+            .fetch_add(bytes as u64, std::sync::atomic::Ordering::Relaxed);
     }
 
     fn replicas(&self) -> Vec<Storage> {
@@ -331,18 +362,32 @@ impl Storage {
         Ok(())
     }
 
-    /// Reads a whole object.
+    /// Reads a whole object, from the local tier when it has it.
     pub fn get(&self, path: &str) -> Result<Vec<u8>> {
+        if let Some(tier) = self.tier() {
+            if let Ok(data) = tier.get(path) {
+                self.count_read(true, data.len());
+                return Ok(data);
+            }
+        }
         let data = self
             .call(|| self.op.read(path))
             .map(|b| b.to_vec())
             .map_err(|e| self.err(path, e))?;
         self.downloaded(data.len());
+        self.count_read(false, data.len());
         Ok(data)
     }
 
-    /// Reads `len` bytes at `offset` of an object.
+    /// Reads `len` bytes at `offset` of an object, from the local tier
+    /// when it has it.
     pub fn get_range(&self, path: &str, offset: u64, len: u64) -> Result<Vec<u8>> {
+        if let Some(tier) = self.tier() {
+            if let Ok(data) = tier.get_range(path, offset, len) {
+                self.count_read(true, data.len());
+                return Ok(data);
+            }
+        }
         let data = self
             .call(|| {
                 self.op
@@ -353,6 +398,7 @@ impl Storage {
             .map(|b| Vec::from(b.to_bytes()))
             .map_err(|e| self.err(path, e))?;
         self.downloaded(data.len());
+        self.count_read(false, data.len());
         if data.len() as u64 != len {
             return Err(Error::corrupt(
                 path,

@@ -207,7 +207,11 @@ impl Vault {
         if !self.has_journal() {
             return Ok(());
         }
-        let replicas = self.state()?.replicas;
+        let state = self.state()?;
+        if let Some((location, _)) = &state.local_tier {
+            crate::tier::attach(&self.storage, location);
+        }
+        let replicas = state.replicas;
         if let Ok(mut known) = self.replicas.lock() {
             *known = replicas.iter().map(|(l, r)| (l.clone(), r.mode)).collect();
         }
