@@ -464,6 +464,15 @@ impl Ctx {
             eprintln!("warning: reading from the replica {replica}, not from {loc}");
             return self.open_at(replica);
         }
+        let replicas = self.known_replicas(loc);
+        if !replicas.is_empty() {
+            // Storage calls wait out an unreachable service for a while; with
+            // a replica at hand, a quick look decides instead.
+            let quick = self.storage(loc)?.with_quick_retries();
+            if let Err(e @ coffer_engine::Error::Storage { .. }) = quick.size("vault") {
+                return self.open_replica(loc, &replicas, anyhow::Error::new(e));
+            }
+        }
         let err = match self.open_at(loc) {
             Ok(v) => return Ok(v),
             Err(e) => e,
@@ -477,8 +486,12 @@ impl Ctx {
         if !unavailable {
             return Err(err);
         }
-        for replica in self.known_replicas(loc) {
-            match self.open_at(&replica) {
+        self.open_replica(loc, &replicas, err)
+    }
+
+    fn open_replica(&self, loc: &str, replicas: &[String], err: anyhow::Error) -> Result<Vault> {
+        for replica in replicas {
+            match self.open_at(replica) {
                 Ok(v) => {
                     eprintln!("warning: the vault at {loc} is unavailable ({err:#}); reading from its replica {replica}");
                     return Ok(v);

@@ -950,3 +950,47 @@ fn walk_sizes(dir: &Path) -> u64 {
     }
     total
 }
+
+/// With the primary's server down (not merely empty), reading falls back
+/// to a replica at once instead of waiting out the outage.
+#[test]
+fn an_unreachable_primary_falls_back_to_a_replica_quickly() {
+    let mut r = Remote::start(Kind::WebDav);
+    let loc = r.server.location.clone();
+    r.ok(&["vault", "init", "--location", &loc]);
+    let replica = r.env.path("replica");
+    r.ok(&[
+        "vault",
+        "replica",
+        "add",
+        "--vault",
+        &loc,
+        replica.to_str().unwrap(),
+    ]);
+    let src = r.env.path("src");
+    make_small_tree(&src);
+    r.ok(&["backup", "--vault", &loc, src.to_str().unwrap()]);
+    r.ok(&["vault", "replicate", "--vault", &loc]);
+    r.server.kill();
+    let started = std::time::Instant::now();
+    let target = r.env.path("restored");
+    let out = r.ok(&[
+        "restore",
+        "--vault",
+        &loc,
+        "latest",
+        "--target",
+        target.to_str().unwrap(),
+    ]);
+    assert!(
+        text(&out).contains("reading from its replica"),
+        "{}",
+        text(&out)
+    );
+    assert!(
+        started.elapsed().as_secs() < 20,
+        "fell back after {:?}",
+        started.elapsed()
+    );
+    assert_same_tree(&src, &under(&target, &src));
+}
