@@ -210,6 +210,14 @@ fn a_closed_port_is_unreachable() {
         started.elapsed().as_secs() < 20,
         "a diagnosis must not take a minute"
     );
+
+    // A name that does not resolve (.invalid never does) is unreachable too.
+    let (report, all) = location_test(
+        &s3,
+        "s3://coffer/x?endpoint=http://no-such-host.invalid:9000",
+        &[],
+    );
+    assert_eq!(report["failure"], "unreachable", "{all}");
 }
 
 #[test]
