@@ -508,16 +508,16 @@ impl Ctx {
         self.cache_root().map(|c| c.join("replicas.json"))
     }
 
+    /// Replicas this machine has seen, by vault location.
+    fn replica_map(&self) -> std::collections::BTreeMap<String, Vec<String>> {
+        self.replicas_file()
+            .and_then(|f| std::fs::read_to_string(f).ok())
+            .and_then(|t| serde_json::from_str(&t).ok())
+            .unwrap_or_default()
+    }
+
     fn known_replicas(&self, loc: &str) -> Vec<String> {
-        let Some(file) = self.replicas_file() else {
-            return Vec::new();
-        };
-        let Ok(text) = std::fs::read_to_string(file) else {
-            return Vec::new();
-        };
-        let map: std::collections::BTreeMap<String, Vec<String>> =
-            serde_json::from_str(&text).unwrap_or_default();
-        map.get(loc).cloned().unwrap_or_default()
+        self.replica_map().get(loc).cloned().unwrap_or_default()
     }
 
     /// Remembers a vault's replicas on this machine, so that reading can
@@ -529,17 +529,16 @@ impl Ctx {
             .into_iter()
             .map(|(l, _)| l)
             .collect();
-        if replicas == self.known_replicas(loc) {
+        let mut map = self.replica_map();
+        if map
+            .get(loc)
+            .map_or(replicas.is_empty(), |known| *known == replicas)
+        {
             return;
         }
         let Some(file) = self.replicas_file() else {
             return;
         };
-        let mut map: std::collections::BTreeMap<String, Vec<String>> =
-            std::fs::read_to_string(&file)
-                .ok()
-                .and_then(|t| serde_json::from_str(&t).ok())
-                .unwrap_or_default();
         if replicas.is_empty() {
             map.remove(loc);
         } else {

@@ -485,44 +485,39 @@ fn make_small_tree(root: &Path) {
     }
 }
 
-/// Files under a server's data directory (each server stores objects its
-/// own way; Azurite in extent files), to see uploads arrive.
-fn count_files(dir: &Path) -> usize {
-    fn walk(p: &Path, n: &mut usize) {
-        if let Ok(rd) = std::fs::read_dir(p) {
-            for e in rd.flatten() {
-                let path = e.path();
-                if path.is_dir() {
-                    walk(&path, n);
-                } else {
-                    *n += 1;
-                }
-            }
-        }
-    }
-    let mut n = 0;
-    walk(dir, &mut n);
-    n
-}
-
-/// Files in directories named `dir` under `root`.
-fn count_files_under(root: &Path, dir: &str) -> usize {
-    let mut n = 0;
+/// Every file under `root`, with its size.
+fn files_under(root: &Path) -> Vec<(std::path::PathBuf, u64)> {
+    let mut files = Vec::new();
     let mut stack = vec![root.to_path_buf()];
     while let Some(p) = stack.pop() {
         for e in std::fs::read_dir(&p).into_iter().flatten().flatten() {
             let path = e.path();
             if path.is_dir() {
                 stack.push(path);
-            } else if path
-                .ancestors()
-                .any(|a| a.file_name().is_some_and(|f| f == dir))
-            {
-                n += 1;
+            } else {
+                let len = e.metadata().map(|m| m.len()).unwrap_or(0);
+                files.push((path, len));
             }
         }
     }
-    n
+    files
+}
+
+/// Files under a server's data directory (each server stores objects its
+/// own way; Azurite in extent files), to see uploads arrive.
+fn count_files(dir: &Path) -> usize {
+    files_under(dir).len()
+}
+
+/// Files in directories named `dir` under `root`.
+fn count_files_under(root: &Path, dir: &str) -> usize {
+    files_under(root)
+        .iter()
+        .filter(|(p, _)| {
+            p.ancestors()
+                .any(|a| a.file_name().is_some_and(|f| f == dir))
+        })
+        .count()
 }
 
 /// The storage server is killed in the middle of a backup and started
@@ -944,19 +939,7 @@ fn a_local_tier_serves_recent_points_and_the_remote_the_rest() {
 }
 
 fn walk_sizes(dir: &Path) -> u64 {
-    let mut total = 0;
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(p) = stack.pop() {
-        for e in std::fs::read_dir(&p).into_iter().flatten().flatten() {
-            let path = e.path();
-            if path.is_dir() {
-                stack.push(path);
-            } else {
-                total += e.metadata().map(|m| m.len()).unwrap_or(0);
-            }
-        }
-    }
-    total
+    files_under(dir).iter().map(|(_, len)| len).sum()
 }
 
 /// With the primary's server down (not merely empty), reading falls back

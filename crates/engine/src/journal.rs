@@ -226,19 +226,13 @@ impl Default for VaultState {
 }
 
 impl VaultState {
-    /// Folds one record (replica events need its time).
+    /// Folds one record (a replica's `added` is the record's time).
     pub fn apply_record(&mut self, record: &Record) {
-        if let Event::ReplicaAdded { location, mode } = &record.event {
-            self.replicas.insert(
-                location.clone(),
-                Replica {
-                    mode: *mode,
-                    added: record.time,
-                    synced_as_of: None,
-                },
-            );
-        } else {
-            self.apply(&record.event);
+        self.apply(&record.event);
+        if let Event::ReplicaAdded { location, .. } = &record.event {
+            if let Some(r) = self.replicas.get_mut(location) {
+                r.added = record.time;
+            }
         }
     }
 

@@ -47,8 +47,7 @@ impl Report {
 fn classify(e: &Error) -> StorageFailure {
     match e {
         Error::Storage { failure, .. } => *failure,
-        // A probe object that vanished between write and read.
-        Error::Missing { .. } => StorageFailure::Other,
+        // Anything else, such as a probe object gone between write and read.
         _ => StorageFailure::Other,
     }
 }

@@ -52,7 +52,8 @@ pub struct Behind {
     pub extra_objects: usize,
 }
 
-fn listing(storage: &Storage) -> Result<HashMap<String, u64>> {
+/// Every object a replica or tier receives, with its size.
+pub(crate) fn listing(storage: &Storage) -> Result<HashMap<String, u64>> {
     let mut all = HashMap::new();
     for prefix in COPY_ORDER {
         if prefix.ends_with('/') {

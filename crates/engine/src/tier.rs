@@ -124,14 +124,7 @@ pub fn sync(vault: &Vault) -> Result<Report> {
         recent_points: recent.len(),
         ..Report::default()
     };
-    let mut have: HashSet<String> = HashSet::new();
-    for prefix in COPY_ORDER {
-        if prefix.ends_with('/') {
-            have.extend(tier.list(prefix)?.into_iter().map(|o| o.path));
-        } else if tier.size(prefix)?.is_some() {
-            have.insert(prefix.to_string());
-        }
-    }
+    let have: HashSet<String> = crate::replica::listing(&tier)?.into_keys().collect();
     let copy = |path: &str, report: &mut Report| -> Result<()> {
         if have.contains(path) {
             return Ok(());
