@@ -43,7 +43,10 @@ fn main() -> ExitCode {
 // buffers on many threads. glibc's per-thread arenas keep those freed buffers
 // resident (measured: 220 MB peak for a backup holding about 60 MB live);
 // jemalloc, told to return freed pages soon, stays near the live size for a
-// few percent of system time. docs/PERFORMANCE.md has the measurements.
+// few percent of system time. One arena for all threads: a buffer freed by an
+// uploader is reused by a reader instead of lying idle in another arena
+// (peak 98-104 MB with two arenas, 93-97 MB with one; the same time).
+// docs/PERFORMANCE.md has the measurements.
 // `--features system-alloc` keeps glibc's malloc, for heap profilers
 // (valgrind's massif) that only see malloc.
 #[cfg(not(feature = "system-alloc"))]
@@ -55,4 +58,4 @@ static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 /// `_RJEM_MALLOC_CONF` environment variable still overrides it.
 #[cfg(not(feature = "system-alloc"))]
 #[export_name = "_rjem_malloc_conf"]
-pub static JEMALLOC_OPTIONS: &[u8; 46] = b"narenas:2,dirty_decay_ms:100,muzzy_decay_ms:0\0";
+pub static JEMALLOC_OPTIONS: &[u8; 46] = b"narenas:1,dirty_decay_ms:100,muzzy_decay_ms:0\0";

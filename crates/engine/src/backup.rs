@@ -29,7 +29,7 @@ use rayon::prelude::*;
 
 use crate::dict::{self, Offer, Sampler, Samples, DICT_MAX_CHUNK};
 use crate::error::{Error, Result};
-use crate::fsmeta::{data_ranges, node_from_metadata, read_xattrs, Names};
+use crate::fsmeta::{data_ranges, node_from_metadata, read_xattrs, Names, Prefetching};
 use crate::ids::{ChunkId, ObjectId};
 use crate::index::{Index, PackRecord};
 use crate::pack::{
@@ -70,9 +70,11 @@ fn millis(t: Timestamp) -> i64 {
 /// Files whose ctime lies this close before the previous backup's start are
 /// read again even when their metadata is unchanged; see `Session::reusable`.
 const RACY_MARGIN_SECS: i64 = 2;
-/// Files up to this size are read whole by any worker; larger ones need one of
-/// the `ReadBuffers` (one per core).
+/// Files up to this size are read whole by any worker; larger ones are read
+/// one at a time through `large_reader`, their chunks sealed on every core.
 const SMALL_FILE: u64 = 1 << 20;
+/// How far ahead of the large-file reader the kernel is asked to read.
+const PREFETCH_WINDOW: u64 = 8 << 20;
 
 /// What to back up and how to label it.
 #[derive(Debug, Clone, Default)]
@@ -258,7 +260,12 @@ struct Session<'a> {
     files_unchanged: AtomicU64,
     dirs: AtomicU64,
     bytes_total: AtomicU64,
-    large_readers: ReadBuffers,
+    /// The read-ahead buffer for large files. Holding it is what lets a
+    /// thread read one: a single reader keeps the disk sequential and its
+    /// chunks already go to every core through the sealing threads, and the
+    /// buffer is kept between files to save allocating, zeroing and
+    /// unmapping 8 MiB per file.
+    large_reader: Mutex<Vec<u8>>,
     /// Chunks of large files go to the sealing threads; see `seal_loop`.
     seal_jobs: Mutex<Option<Sender<SealJob>>>,
     /// Small data chunks on their way to a compression dictionary.
@@ -287,46 +294,6 @@ struct SealJob {
     position: usize,
     data: Vec<u8>,
     reply: Sender<(usize, Result<ChunkRef>)>,
-}
-
-/// The read-ahead buffers of large-file readers: as many as may read at once,
-/// each held for a whole file's read. Keeping them between files saves
-/// allocating, zeroing and unmapping 8 MiB per large file.
-struct ReadBuffers {
-    free: Mutex<Vec<Vec<u8>>>,
-    freed: std::sync::Condvar,
-}
-
-struct ReadBuffer<'a> {
-    pool: &'a ReadBuffers,
-    buf: Vec<u8>,
-}
-
-impl ReadBuffers {
-    fn new(n: usize) -> Self {
-        ReadBuffers {
-            free: Mutex::new((0..n.max(1)).map(|_| Vec::new()).collect()),
-            freed: std::sync::Condvar::new(),
-        }
-    }
-
-    fn acquire(&self) -> ReadBuffer<'_> {
-        let mut free = self.free.lock().unwrap_or_else(|p| p.into_inner());
-        loop {
-            if let Some(buf) = free.pop() {
-                return ReadBuffer { pool: self, buf };
-            }
-            free = self.freed.wait(free).unwrap_or_else(|p| p.into_inner());
-        }
-    }
-}
-
-impl Drop for ReadBuffer<'_> {
-    fn drop(&mut self) {
-        let mut free = self.pool.free.lock().unwrap_or_else(|p| p.into_inner());
-        free.push(std::mem::take(&mut self.buf));
-        self.pool.freed.notify_one();
-    }
 }
 
 impl Session<'_> {
@@ -746,14 +713,23 @@ impl Session<'_> {
         path: &Path,
         size: u64,
     ) -> std::result::Result<(u64, Vec<Extent>), ReadFailure> {
-        // A holder never waits for another buffer, and its batches are sealed
-        // by plain threads it waits for without taking other work (rayon's
-        // join would let it steal a task that blocks on a buffer), so this
-        // cannot deadlock.
-        let mut reader_buffer = (size > SMALL_FILE).then(|| self.large_readers.acquire());
+        // The holder takes no other lock while it reads, and its batches are
+        // sealed by plain threads it waits for without taking other work
+        // (rayon's join would let it steal a task that waits for this lock),
+        // so this cannot deadlock.
+        let large = size > SMALL_FILE;
+        let mut large_reader = if large {
+            Some(
+                self.large_reader
+                    .lock()
+                    .map_err(|_| ReadFailure::Vault(Error::Cancelled))?,
+            )
+        } else {
+            None
+        };
         let mut own_buffer = Vec::new();
-        let buffer = match reader_buffer.as_mut() {
-            Some(b) => &mut b.buf,
+        let buffer = match large_reader.as_mut() {
+            Some(b) => &mut **b,
             None => &mut own_buffer,
         };
         let mut file = File::open(path).map_err(ReadFailure::Io)?;
@@ -763,7 +739,12 @@ impl Session<'_> {
             file.seek(SeekFrom::Start(offset))
                 .map_err(ReadFailure::Io)?;
             let mut chunks = Vec::new();
-            let read = self.chunk_stream(&mut file, len, buffer, &mut chunks)?;
+            let read = if large {
+                let mut reader = Prefetching::new(&file, offset, offset + len, PREFETCH_WINDOW);
+                self.chunk_stream(&mut reader, len, buffer, &mut chunks)?
+            } else {
+                self.chunk_stream(&mut file, len, buffer, &mut chunks)?
+            };
             self.progress.bytes_read.fetch_add(read, Ordering::Relaxed);
             if read > 0 {
                 extents.push(Extent { offset, chunks });
@@ -780,7 +761,7 @@ impl Session<'_> {
 
     fn chunk_stream(
         &self,
-        reader: &mut File,
+        reader: &mut impl Read,
         len: u64,
         buffer: &mut Vec<u8>,
         out: &mut Vec<ChunkRef>,
@@ -788,7 +769,16 @@ impl Session<'_> {
         let mut batch: Vec<Vec<u8>> = Vec::new();
         let mut batch_bytes = 0usize;
         let mut vault_error = None;
-        let flush = |batch: &mut Vec<Vec<u8>>, out: &mut Vec<ChunkRef>| -> Result<()> {
+        // One batch is sealed while the next is read: the reader waits for a
+        // batch's ids only when the following batch is ready to go.
+        let mut sealing: Option<SealingBatch> = None;
+        let flush = |batch: &mut Vec<Vec<u8>>,
+                     sealing: &mut Option<SealingBatch>,
+                     out: &mut Vec<ChunkRef>|
+         -> Result<()> {
+            if let Some(previous) = sealing.take() {
+                previous.collect(out)?;
+            }
             if batch.len() <= 1 {
                 for c in batch.drain(..) {
                     out.push(self.store(BlobKind::Data, &c)?);
@@ -807,12 +797,7 @@ impl Session<'_> {
                     })
                     .map_err(|_| Error::Cancelled)?;
             }
-            let mut refs: Vec<Option<ChunkRef>> = vec![None; count];
-            for _ in 0..count {
-                let (position, r) = results.recv().map_err(|_| Error::Cancelled)?;
-                refs[position] = Some(r?);
-            }
-            out.extend(refs.into_iter().flatten());
+            *sealing = Some(SealingBatch { results, count });
             Ok(())
         };
         let read = self
@@ -823,19 +808,53 @@ impl Session<'_> {
                 batch.push(chunk);
                 if batch_bytes >= BATCH_BYTES {
                     batch_bytes = 0;
-                    if let Err(e) = flush(&mut batch, out) {
+                    if let Err(e) = flush(&mut batch, &mut sealing, out) {
                         vault_error = Some(e);
                         return Err(std::io::Error::other("vault write failed"));
                     }
                 }
                 Ok(())
             });
+        // The batch in flight is collected even when reading failed, so no
+        // sealing thread is left replying to nobody.
+        let finished = flush(&mut batch, &mut sealing, out).and_then(|()| match sealing.take() {
+            Some(last) => last.collect(out),
+            None => Ok(()),
+        });
         if let Some(e) = vault_error {
             return Err(ReadFailure::Vault(e));
         }
         let read = read.map_err(ReadFailure::Io)?;
-        flush(&mut batch, out).map_err(ReadFailure::Vault)?;
+        finished.map_err(ReadFailure::Vault)?;
         Ok(read)
+    }
+}
+
+/// A batch of one file's chunks handed to the sealing threads.
+struct SealingBatch {
+    results: crossbeam_channel::Receiver<(usize, Result<ChunkRef>)>,
+    count: usize,
+}
+
+impl SealingBatch {
+    /// Waits for every chunk of the batch and appends their ids in order.
+    fn collect(self, out: &mut Vec<ChunkRef>) -> Result<()> {
+        let mut refs: Vec<Option<ChunkRef>> = vec![None; self.count];
+        let mut first_error = None;
+        for _ in 0..self.count {
+            let (position, r) = self.results.recv().map_err(|_| Error::Cancelled)?;
+            match r {
+                Ok(chunk) => refs[position] = Some(chunk),
+                Err(e) => {
+                    first_error.get_or_insert(e);
+                }
+            }
+        }
+        if let Some(e) = first_error {
+            return Err(e);
+        }
+        out.extend(refs.into_iter().flatten());
+        Ok(())
     }
 }
 
@@ -999,7 +1018,7 @@ pub fn backup(
         files_unchanged: AtomicU64::new(0),
         dirs: AtomicU64::new(0),
         bytes_total: AtomicU64::new(0),
-        large_readers: ReadBuffers::new(cores),
+        large_reader: Mutex::new(Vec::new()),
         seal_jobs: Mutex::new(Some(seal_tx)),
         spare_packs: Mutex::new(Vec::new()),
         sampler: Mutex::new(if !vault.writes_dictionaries() {

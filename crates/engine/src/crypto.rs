@@ -79,6 +79,11 @@ impl MasterKeys {
         seal_with(&self.encryption, aad, plaintext)
     }
 
+    /// Encrypts `buf[NONCE_LEN..]` in place; see `seal_in_place`.
+    pub(crate) fn seal_in_place(&self, aad: &[u8], buf: &mut Vec<u8>) {
+        seal_in_place(&self.encryption, aad, buf)
+    }
+
     /// Decrypts and authenticates; `object` names the object in the error.
     pub fn open(&self, object: &str, aad: &[u8], sealed: &[u8]) -> Result<Vec<u8>> {
         open_with(&self.encryption, aad, sealed).ok_or_else(|| {
@@ -132,19 +137,37 @@ pub(crate) fn seal_with_nonce(
     aad: &[u8],
     plaintext: &[u8],
 ) -> Vec<u8> {
-    let cipher = XChaCha20Poly1305::new(key.into());
     // One allocation: the plaintext is copied behind the nonce and encrypted
     // where it lies.
     let mut out = Vec::with_capacity(plaintext.len() + SEAL_OVERHEAD);
     out.extend_from_slice(nonce);
     out.extend_from_slice(plaintext);
+    seal_behind_nonce(key, aad, &mut out);
+    out
+}
+
+/// Seals `buf[NONCE_LEN..]` where it lies: a fresh random nonce is written
+/// over the first `NONCE_LEN` bytes, which the caller reserved, and the tag
+/// is appended. A caller that builds its plaintext behind the reserved
+/// nonce (the pack writer compresses straight into it) needs no second
+/// buffer.
+pub(crate) fn seal_in_place(key: &[u8; 32], aad: &[u8], buf: &mut Vec<u8>) {
+    if buf.len() < NONCE_LEN {
+        buf.resize(NONCE_LEN, 0);
+    }
+    rand::rngs::OsRng.fill_bytes(&mut buf[..NONCE_LEN]);
+    seal_behind_nonce(key, aad, buf);
+}
+
+fn seal_behind_nonce(key: &[u8; 32], aad: &[u8], buf: &mut Vec<u8>) {
+    let cipher = XChaCha20Poly1305::new(key.into());
+    let (nonce, body) = buf.split_at_mut(NONCE_LEN);
     // Encryption with a valid key and in-memory buffers cannot fail: the
     // only error the AEAD API reports is a plaintext over 256 GiB.
-    match cipher.encrypt_in_place_detached(XNonce::from_slice(nonce), aad, &mut out[NONCE_LEN..]) {
-        Ok(tag) => out.extend_from_slice(&tag),
-        Err(_) => out.truncate(NONCE_LEN),
+    match cipher.encrypt_in_place_detached(XNonce::from_slice(nonce), aad, body) {
+        Ok(tag) => buf.extend_from_slice(&tag),
+        Err(_) => buf.truncate(NONCE_LEN),
     }
-    out
 }
 
 pub(crate) fn open_with(key: &[u8; 32], aad: &[u8], sealed: &[u8]) -> Option<Vec<u8>> {

@@ -119,57 +119,52 @@ thread_local! {
     static COMPRESSOR: RefCell<Option<zstd::bulk::Compressor<'static>>> = const { RefCell::new(None) };
     /// For frames against a dictionary, which carries its own parameters.
     static DICT_COMPRESSOR: RefCell<Option<CCtx<'static>>> = const { RefCell::new(None) };
-    /// Reused output buffer, so compressing a chunk allocates nothing.
-    static SCRATCH: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
 }
 
-/// Runs `with_body` on the zstd-compressed `data` when that is smaller, else on
-/// `data` itself; the second argument says which.
-fn with_compressed<T>(
-    data: &[u8],
-    dict: Option<&Dictionary>,
-    with_body: impl FnOnce(&[u8], Compression) -> T,
-) -> T {
-    SCRATCH.with(|scratch| {
-        let mut out = scratch.borrow_mut();
-        out.clear();
-        out.reserve(zstd::zstd_safe::compress_bound(data.len()));
-        let (len, compression) = match dict {
-            Some(dict) => (
-                DICT_COMPRESSOR.with(|cell| {
-                    let mut slot = cell.borrow_mut();
-                    if slot.is_none() {
-                        *slot = CCtx::try_create();
-                    }
-                    slot.as_mut()
-                        .and_then(|c| c.compress_using_cdict(&mut *out, data, dict.cdict()).ok())
-                }),
-                Compression::ZstdDict,
-            ),
-            None => (
-                COMPRESSOR.with(|cell| {
-                    let mut slot = cell.borrow_mut();
-                    if slot.is_none() {
-                        *slot = zstd::bulk::Compressor::new(ZSTD_LEVEL).ok();
-                    }
-                    slot.as_mut()
-                        .and_then(|c| c.compress_to_buffer(data, &mut *out).ok())
-                }),
-                Compression::Zstd,
-            ),
-        };
+/// Appends the zstd frame of `data` to `out` and says which compression it
+/// used, or leaves `out` as it was and returns `None` when that frame would
+/// not be smaller than `data`.
+fn compress_onto(out: &mut Vec<u8>, data: &[u8], dict: Option<&Dictionary>) -> Option<Compression> {
+    let start = out.len();
+    out.reserve(zstd::zstd_safe::compress_bound(data.len()));
+    let mut behind = std::io::Cursor::new(&mut *out);
+    behind.set_position(start as u64);
+    let written = match dict {
+        Some(dict) => DICT_COMPRESSOR.with(|cell| {
+            let mut slot = cell.borrow_mut();
+            if slot.is_none() {
+                *slot = CCtx::try_create();
+            }
+            slot.as_mut()
+                .and_then(|c| c.compress_using_cdict(&mut behind, data, dict.cdict()).ok())
+                .map(|n| (n, Compression::ZstdDict))
+        }),
+        None => COMPRESSOR.with(|cell| {
+            let mut slot = cell.borrow_mut();
+            if slot.is_none() {
+                *slot = zstd::bulk::Compressor::new(ZSTD_LEVEL).ok();
+            }
+            slot.as_mut()
+                .and_then(|c| c.compress_to_buffer(data, &mut behind).ok())
+                .map(|n| (n, Compression::Zstd))
+        }),
+    };
+    match written {
         // Only worth keeping when it saves something.
-        if len.is_some_and(|n| n < data.len()) {
-            with_body(&out, compression)
-        } else {
-            with_body(data, Compression::None)
+        Some((n, compression)) if n < data.len() => {
+            out.truncate(start + n);
+            Some(compression)
         }
-    })
+        _ => {
+            out.truncate(start);
+            None
+        }
+    }
 }
 
 /// Whether zstd shrinks `data` at all.
 pub fn compresses(data: &[u8]) -> bool {
-    with_compressed(data, None, |_, c| c != Compression::None)
+    compress_onto(&mut Vec::new(), data, None).is_some()
 }
 
 /// A blob ready to go into a pack.
@@ -181,16 +176,30 @@ pub struct SealedBlob {
 }
 
 /// Compresses (when it helps, against `dict` when given) and seals one
-/// plaintext blob.
+/// plaintext blob. The frame is written straight behind the nonce and
+/// encrypted where it lies, so sealing takes one buffer per blob and no
+/// thread keeps a chunk-sized scratch buffer between blobs.
 pub fn seal_blob(
     keys: &MasterKeys,
     id: ChunkId,
     plaintext: &[u8],
     dict: Option<&Dictionary>,
 ) -> SealedBlob {
-    let (bytes, compression) = with_compressed(plaintext, dict, |body, compression| {
-        (keys.seal(&id.0, body), compression)
-    });
+    let mut bytes = vec![0u8; crate::crypto::NONCE_LEN];
+    let compression = match compress_onto(&mut bytes, plaintext, dict) {
+        Some(compression) => compression,
+        None => {
+            bytes.extend_from_slice(plaintext);
+            Compression::None
+        }
+    };
+    bytes.reserve_exact(crate::crypto::TAG_LEN);
+    keys.seal_in_place(&id.0, &mut bytes);
+    // The frame's room was reserved for the worst case; a blob waits in its
+    // run until the run is full, so give back what compression saved.
+    if bytes.capacity() - bytes.len() > bytes.len() / 8 {
+        bytes.shrink_to_fit();
+    }
     SealedBlob {
         id,
         compression,
