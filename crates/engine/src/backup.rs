@@ -40,15 +40,16 @@ use crate::point::{Consistency, EntryError, Manifest, Stats};
 use crate::tree::{ChunkRef, Extent, Node, NodeKind, Timestamp, Tree};
 use crate::vault::Vault;
 
-// Memory is bounded by these settings, not by the data: at most one file
-// above `SMALL_FILE` per core is read at once, each holding one of the kept
-// read-ahead buffers (8 MiB) and one batch of chunks with their sealed
-// copies; smaller files hold at most themselves; packs exist once filling, once
+// Memory is bounded by these settings, not by the data: one file above
+// `SMALL_FILE` is read at a time, holding the kept read-ahead buffer (8 MiB)
+// and two batches of chunks (one read, one sealing) with their sealed copies;
+// smaller files hold at most themselves; packs exist once filling, once
 // waiting to be handed over, and once per uploader. docs/PERFORMANCE.md has
 // the sum.
-/// Data packs are closed at this size, tree packs at half of it.
-pub const DATA_PACK_TARGET: usize = 8 << 20;
-const TREE_PACK_TARGET: usize = 4 << 20;
+/// Data packs are at most this size, tree packs half of it: a pack is closed
+/// before a run of blobs that would take it past.
+pub const DATA_PACK_TARGET: usize = 4 << 20;
+const TREE_PACK_TARGET: usize = 2 << 20;
 /// Each worker thread gathers sealed data blobs into a run of this size
 /// before they go into the shared pack. A pack is then a few long runs, each
 /// from one part of the tree, instead of blobs of distant directories
@@ -416,20 +417,27 @@ impl Session<'_> {
         blobs: Vec<SealedBlob>,
         target: usize,
     ) -> Result<()> {
-        let full = {
+        let (full, overfull) = {
             let mut b = builder.lock().map_err(|_| Error::Cancelled)?;
+            let kind = b.kind;
+            let bytes = blobs.iter().map(|blob| blob.bytes.len()).sum();
+            // The pack goes before a run that would take it past its target,
+            // so its buffer (sized for the target) never has to grow.
+            let full = (!b.is_empty() && b.finished_len_with(blobs.len(), bytes) > target)
+                .then(|| std::mem::replace(&mut *b, self.new_pack(kind)));
             for blob in blobs {
                 b.add(blob);
             }
-            (b.len() >= target).then(|| {
-                let kind = b.kind;
-                std::mem::replace(&mut *b, self.new_pack(kind))
-            })
+            // Only a run larger than a whole pack (a huge directory's tree)
+            // gets here.
+            let overfull = (b.finished_len_with(0, 0) >= target)
+                .then(|| std::mem::replace(&mut *b, self.new_pack(kind)));
+            (full, overfull)
         };
-        match full {
-            Some(full) => self.ship(full),
-            None => Ok(()),
+        for pack in [full, overfull].into_iter().flatten() {
+            self.ship(pack)?;
         }
+        Ok(())
     }
 
     /// Puts every thread's unfinished run into the data pack.
@@ -1083,7 +1091,8 @@ pub fn backup(
                 let last = {
                     let mut b = builder.lock().map_err(|_| Error::Cancelled)?;
                     let kind = b.kind;
-                    std::mem::replace(&mut *b, new_pack(kind))
+                    // Nothing is added after this: no room to reserve.
+                    std::mem::replace(&mut *b, PackBuilder::with_capacity(kind, 0))
                 };
                 session.ship(last)?;
             }
@@ -1206,13 +1215,13 @@ fn upload_loop(
     }
 }
 
-/// An empty pack with room for its target plus the largest blob and trailer.
+/// An empty pack with room for its target (`add_to_pack` keeps it there).
 fn new_pack(kind: BlobKind) -> PackBuilder {
     let target = match kind {
         BlobKind::Data => DATA_PACK_TARGET,
         BlobKind::Tree => TREE_PACK_TARGET,
     };
-    PackBuilder::with_capacity(kind, target + crate::chunker::MAX_SIZE + (64 << 10))
+    PackBuilder::with_capacity(kind, target)
 }
 
 /// A directory node that only carries a tree id (the previous point's root).

@@ -79,6 +79,34 @@ impl MasterKeys {
         seal_with(&self.encryption, aad, plaintext)
     }
 
+    /// Decrypts and authenticates `sealed` (nonce, ciphertext, tag) where it
+    /// lies, for large objects that should not exist twice in memory; returns
+    /// where the plaintext now is. `object` names the object in the error.
+    pub fn open_in_place(
+        &self,
+        object: &str,
+        aad: &[u8],
+        sealed: &mut [u8],
+    ) -> Result<std::ops::Range<usize>> {
+        let failed = || Error::corrupt(object, "authentication failed (data altered or damaged)");
+        if sealed.len() < SEAL_OVERHEAD {
+            return Err(failed());
+        }
+        let tag_at = sealed.len() - TAG_LEN;
+        let (body, tag) = sealed.split_at_mut(tag_at);
+        let (nonce, ciphertext) = body.split_at_mut(NONCE_LEN);
+        let cipher = XChaCha20Poly1305::new((&self.encryption).into());
+        cipher
+            .decrypt_in_place_detached(
+                XNonce::from_slice(nonce),
+                aad,
+                ciphertext,
+                chacha20poly1305::Tag::from_slice(tag),
+            )
+            .map_err(|_| failed())?;
+        Ok(NONCE_LEN..tag_at)
+    }
+
     /// Encrypts `buf[NONCE_LEN..]` in place; see `seal_in_place`.
     pub(crate) fn seal_in_place(&self, aad: &[u8], buf: &mut Vec<u8>) {
         seal_in_place(&self.encryption, aad, buf)

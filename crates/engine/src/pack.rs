@@ -9,6 +9,7 @@
 //! Data and trees never share a pack: trees are small, read often and cached.
 
 use std::cell::RefCell;
+use std::sync::{Mutex, OnceLock};
 
 use zstd::zstd_safe::{CCtx, DCtx};
 
@@ -115,11 +116,48 @@ pub fn pack_path(id: &ObjectId) -> String {
     format!("packs/{}/{}", &hex[..2], hex)
 }
 
-thread_local! {
-    static COMPRESSOR: RefCell<Option<zstd::bulk::Compressor<'static>>> = const { RefCell::new(None) };
-    /// For frames against a dictionary, which carries its own parameters.
-    static DICT_COMPRESSOR: RefCell<Option<CCtx<'static>>> = const { RefCell::new(None) };
+/// Compression contexts shared by every thread, at most one per core kept.
+/// A context holds about 1.3 MB of tables, and a backup runs more threads
+/// than can compress at once (readers wait on the disk), so one per thread
+/// would hold memory that no core is using.
+struct ContextPool<T> {
+    free: Mutex<Vec<T>>,
 }
+
+impl<T> ContextPool<T> {
+    const fn new() -> Self {
+        ContextPool {
+            free: Mutex::new(Vec::new()),
+        }
+    }
+
+    /// Runs `f` on a free context, or on one made by `create`; `None` when
+    /// none can be made.
+    fn with<R>(
+        &self,
+        create: impl FnOnce() -> Option<T>,
+        f: impl FnOnce(&mut T) -> R,
+    ) -> Option<R> {
+        let taken = self.free.lock().ok().and_then(|mut free| free.pop());
+        let mut context = taken.or_else(create)?;
+        let result = f(&mut context);
+        if let Ok(mut free) = self.free.lock() {
+            if free.len() < kept_contexts() {
+                free.push(context);
+            }
+        }
+        Some(result)
+    }
+}
+
+fn kept_contexts() -> usize {
+    static CORES: OnceLock<usize> = OnceLock::new();
+    *CORES.get_or_init(|| std::thread::available_parallelism().map_or(2, |n| n.get()))
+}
+
+static COMPRESSORS: ContextPool<zstd::bulk::Compressor<'static>> = ContextPool::new();
+/// For frames against a dictionary, which carries its own parameters.
+static DICT_COMPRESSORS: ContextPool<CCtx<'static>> = ContextPool::new();
 
 /// Appends the zstd frame of `data` to `out` and says which compression it
 /// used, or leaves `out` as it was and returns `None` when that frame would
@@ -130,24 +168,19 @@ fn compress_onto(out: &mut Vec<u8>, data: &[u8], dict: Option<&Dictionary>) -> O
     let mut behind = std::io::Cursor::new(&mut *out);
     behind.set_position(start as u64);
     let written = match dict {
-        Some(dict) => DICT_COMPRESSOR.with(|cell| {
-            let mut slot = cell.borrow_mut();
-            if slot.is_none() {
-                *slot = CCtx::try_create();
-            }
-            slot.as_mut()
-                .and_then(|c| c.compress_using_cdict(&mut behind, data, dict.cdict()).ok())
-                .map(|n| (n, Compression::ZstdDict))
-        }),
-        None => COMPRESSOR.with(|cell| {
-            let mut slot = cell.borrow_mut();
-            if slot.is_none() {
-                *slot = zstd::bulk::Compressor::new(ZSTD_LEVEL).ok();
-            }
-            slot.as_mut()
-                .and_then(|c| c.compress_to_buffer(data, &mut behind).ok())
-                .map(|n| (n, Compression::Zstd))
-        }),
+        Some(dict) => DICT_COMPRESSORS
+            .with(CCtx::try_create, |c| {
+                c.compress_using_cdict(&mut behind, data, dict.cdict()).ok()
+            })
+            .flatten()
+            .map(|n| (n, Compression::ZstdDict)),
+        None => COMPRESSORS
+            .with(
+                || zstd::bulk::Compressor::new(ZSTD_LEVEL).ok(),
+                |c| c.compress_to_buffer(data, &mut behind).ok(),
+            )
+            .flatten()
+            .map(|n| (n, Compression::Zstd)),
     };
     match written {
         // Only worth keeping when it saves something.
@@ -339,6 +372,13 @@ impl PackBuilder {
         self.entries.is_empty()
     }
 
+    /// The size the pack would have once finished with `blobs` more blobs of
+    /// `bytes` bytes in all: blobs, sealed trailer and its length.
+    pub fn finished_len_with(&self, blobs: usize, bytes: usize) -> usize {
+        let entries = self.entries.len() + blobs;
+        self.buf.len() + bytes + 5 + entries * ENTRY_LEN + crate::crypto::SEAL_OVERHEAD + 4
+    }
+
     pub fn add(&mut self, blob: SealedBlob) {
         self.entries.push(BlobEntry {
             id: blob.id,
@@ -433,6 +473,39 @@ pub fn trailer_span(last4: &[u8]) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn finished_len_predicts_the_finished_pack_and_sealed_blobs_open() {
+        let keys = MasterKeys::random();
+        let mut pack = PackBuilder::with_capacity(BlobKind::Data, 0);
+        let text = b"a line of text that zstd will shrink ".repeat(200);
+        let mut noise = vec![0u8; 5000];
+        rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut noise);
+        let blobs = [
+            seal_blob(&keys, keys.chunk_id(&text), &text, None),
+            seal_blob(&keys, keys.chunk_id(&noise), &noise, None),
+        ];
+        assert_eq!(blobs[0].compression, Compression::Zstd);
+        assert_eq!(blobs[1].compression, Compression::None);
+        let bytes: usize = blobs.iter().map(|b| b.bytes.len()).sum();
+        let predicted = pack.finished_len_with(blobs.len(), bytes);
+        let sealed: Vec<Vec<u8>> = blobs.iter().map(|b| b.bytes.clone()).collect();
+        for blob in blobs {
+            pack.add(blob);
+        }
+        assert_eq!(pack.finished_len_with(0, 0), predicted);
+        let finished = pack.finish(&keys);
+        assert_eq!(finished.bytes.len(), predicted);
+        // Sealed in place, the blobs open like any sealed object.
+        let opened = keys
+            .open("blob", &finished.entries[1].id.0, &sealed[1])
+            .unwrap();
+        assert_eq!(opened, noise);
+        let frame = keys
+            .open("blob", &finished.entries[0].id.0, &sealed[0])
+            .unwrap();
+        assert_eq!(zstd::bulk::decompress(&frame, text.len()).unwrap(), text);
+    }
 
     #[test]
     fn entry_flags_outside_the_format_are_refused() {

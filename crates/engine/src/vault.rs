@@ -305,7 +305,7 @@ impl Vault {
     pub fn read_index_file(&self, id: &ObjectId) -> Result<Vec<PackRecord>> {
         let path = format!("index/{}", id.to_hex());
         let bytes = self.cache.fetch(&self.storage, &path, id)?;
-        decode_index(&self.keys, &path, &bytes)
+        decode_index(&self.keys, &path, bytes)
     }
 
     /// Loads and merges every index file.
@@ -358,10 +358,14 @@ impl Vault {
                 .par_iter()
                 .map(|id| self.read_index_file(id))
                 .collect::<Result<_>>()?;
-            for r in records.into_iter().flatten() {
-                if !excluded.contains_key(&r.id) {
-                    index.add_unsorted(r);
-                }
+            let records: Vec<PackRecord> = records
+                .into_iter()
+                .flatten()
+                .filter(|r| !excluded.contains_key(&r.id))
+                .collect();
+            index.reserve_for(&records);
+            for r in records {
+                index.add_unsorted(r);
             }
         }
         index.seal();
