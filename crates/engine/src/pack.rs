@@ -156,13 +156,49 @@ fn kept_contexts() -> usize {
 }
 
 static COMPRESSORS: ContextPool<zstd::bulk::Compressor<'static>> = ContextPool::new();
+/// For `looks_incompressible`, at zstd's fastest level.
+static PROBES: ContextPool<zstd::bulk::Compressor<'static>> = ContextPool::new();
 /// For frames against a dictionary, which carries its own parameters.
 static DICT_COMPRESSORS: ContextPool<CCtx<'static>> = ContextPool::new();
 
+/// Chunks at least this large are first probed: compressing already
+/// compressed data (media, archives, encrypted files) costs as much CPU as
+/// compressing text and saves nothing.
+const PROBE_FROM: usize = 128 << 10;
+/// The probe: this many bytes from each of `PROBE_SPOTS` places spread over
+/// the chunk, compressed together at zstd's fastest level.
+const PROBE_BYTES: usize = 8 << 10;
+const PROBE_SPOTS: usize = 4;
+
+/// Whether samples of a large chunk say that zstd would save less than one
+/// part in 32 of it. Small chunks are never judged by a sample.
+fn looks_incompressible(data: &[u8]) -> bool {
+    if data.len() < PROBE_FROM {
+        return false;
+    }
+    let step = (data.len() - PROBE_BYTES) / (PROBE_SPOTS - 1);
+    let mut sample = Vec::with_capacity(PROBE_BYTES * PROBE_SPOTS);
+    for spot in 0..PROBE_SPOTS {
+        let at = spot * step;
+        sample.extend_from_slice(&data[at..at + PROBE_BYTES]);
+    }
+    let mut frame = Vec::with_capacity(zstd::zstd_safe::compress_bound(sample.len()));
+    PROBES
+        .with(
+            || zstd::bulk::Compressor::new(1).ok(),
+            |c| c.compress_to_buffer(&sample, &mut frame).ok(),
+        )
+        .flatten()
+        .is_some_and(|n| n > sample.len() - sample.len() / 32)
+}
+
 /// Appends the zstd frame of `data` to `out` and says which compression it
 /// used, or leaves `out` as it was and returns `None` when that frame would
-/// not be smaller than `data`.
+/// not be smaller than `data` (or a probe says it would hardly be).
 fn compress_onto(out: &mut Vec<u8>, data: &[u8], dict: Option<&Dictionary>) -> Option<Compression> {
+    if looks_incompressible(data) {
+        return None;
+    }
     let start = out.len();
     out.reserve(zstd::zstd_safe::compress_bound(data.len()));
     let mut behind = std::io::Cursor::new(&mut *out);
@@ -473,6 +509,24 @@ pub fn trailer_span(last4: &[u8]) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn large_chunks_of_random_bytes_are_stored_without_trying_zstd() {
+        let keys = MasterKeys::random();
+        let mut random = vec![0u8; 1 << 20];
+        rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut random);
+        assert!(looks_incompressible(&random));
+        let sealed = seal_blob(&keys, keys.chunk_id(&random), &random, None);
+        assert_eq!(sealed.compression, Compression::None);
+        // Half compressible: the probe sees it and zstd gets its chance.
+        let mut half = random.clone();
+        half[512 << 10..].fill(0);
+        assert!(!looks_incompressible(&half));
+        let sealed = seal_blob(&keys, keys.chunk_id(&half), &half, None);
+        assert_eq!(sealed.compression, Compression::Zstd);
+        // Small chunks are never judged by a sample.
+        assert!(!looks_incompressible(&random[..PROBE_FROM - 1]));
+    }
 
     #[test]
     fn finished_len_predicts_the_finished_pack_and_sealed_blobs_open() {
