@@ -201,7 +201,15 @@ pub fn check(vault: &mut Vault, read_data: ReadData) -> Result<CheckReport> {
     report.packs_read = to_read.len();
     let problems = Mutex::new(Vec::new());
     let blobs = std::sync::atomic::AtomicU64::new(0);
-    to_read.par_iter().for_each(|id| {
+    to_read.par_iter().enumerate().for_each(|(i, id)| {
+        // Each thread takes a run of neighbours; the next one loads from
+        // disk while this one is verified.
+        if i == 0 {
+            vault.storage().prefetch(&pack_path(id), 0, 0);
+        }
+        if let Some(next) = to_read.get(i + 1) {
+            vault.storage().prefetch(&pack_path(next), 0, 0);
+        }
         let found = read_pack(vault, id, indexed.get(id), &blobs);
         if let Ok(mut p) = problems.lock() {
             p.extend(found);

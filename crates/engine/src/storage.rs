@@ -465,6 +465,29 @@ impl Storage {
         Some(st.blocks_available() as u64 * st.fragment_size() as u64)
     }
 
+    /// Asks the operating system to start reading an object that will be
+    /// read soon, so the disk works while the caller's threads compute.
+    /// Only local paths (and a local tier) take the hint; elsewhere, and on
+    /// any error, it is a no-op: a hint changes speed, never results.
+    /// `len` 0 means to the end of the object.
+    pub fn prefetch(&self, path: &str, offset: u64, len: u64) {
+        if let Some(tier) = self.tier() {
+            tier.prefetch(path, offset, len);
+        }
+        let Some(root) = &self.local_root else {
+            return;
+        };
+        if let Ok(file) = std::fs::File::open(root.join(path)) {
+            use std::os::unix::io::AsRawFd;
+            let _ = nix::fcntl::posix_fadvise(
+                file.as_raw_fd(),
+                offset as i64,
+                len as i64,
+                nix::fcntl::PosixFadviseAdvice::POSIX_FADV_WILLNEED,
+            );
+        }
+    }
+
     /// Deletes an object; deleting a missing object is not an error. A
     /// synchronous replica that cannot delete keeps a stray object, which
     /// the next replication run removes: that costs space, never data.
