@@ -690,7 +690,7 @@ impl Session<'_> {
                 return Ok(());
             }
         }
-        match self.read_file(path, size) {
+        match self.read_file(path, size, md.blocks()) {
             Ok((actual_size, extents)) => {
                 if md.nlink() > 1 {
                     if let Ok(mut m) = self.hardlinks.lock() {
@@ -716,10 +716,13 @@ impl Session<'_> {
         Ok(())
     }
 
+    /// Reads and stores a file's data; `blocks` is its allocation in 512-byte
+    /// units, as `stat` reported it.
     fn read_file(
         &self,
         path: &Path,
         size: u64,
+        blocks: u64,
     ) -> std::result::Result<(u64, Vec<Extent>), ReadFailure> {
         // The holder takes no other lock while it reads, and its batches are
         // sealed by plain threads it waits for without taking other work
@@ -743,9 +746,22 @@ impl Session<'_> {
         let mut file = File::open(path).map_err(ReadFailure::Io)?;
         let mut extents = Vec::new();
         let mut end = 0u64;
-        for (offset, len) in data_ranges(&file, size) {
-            file.seek(SeekFrom::Start(offset))
-                .map_err(ReadFailure::Io)?;
+        // A file with as many blocks as bytes has no holes worth finding
+        // (only its own metadata blocks could hide a small one, which then
+        // reads as zeros): asking the file system costs two system calls per
+        // file, a fifth of what a small file costs.
+        let dense = size > 0 && blocks.saturating_mul(512) >= size;
+        let ranges = if dense {
+            vec![(0, size)]
+        } else {
+            // Moves the file's offset: every range is sought below.
+            data_ranges(&file, size)
+        };
+        for (offset, len) in ranges {
+            if !dense {
+                file.seek(SeekFrom::Start(offset))
+                    .map_err(ReadFailure::Io)?;
+            }
             let mut chunks = Vec::new();
             let read = if large {
                 let mut reader = Prefetching::new(&file, offset, offset + len, PREFETCH_WINDOW);

@@ -170,12 +170,60 @@ const PROBE_FROM: usize = 128 << 10;
 const PROBE_BYTES: usize = 8 << 10;
 const PROBE_SPOTS: usize = 4;
 
-/// Whether samples of a large chunk say that zstd would save less than one
-/// part in 32 of it. Small chunks are never judged by a sample.
+/// Chunks below this size are too short for their byte histogram to tell
+/// random bytes from anything else; zstd is cheap on them anyway.
+const HISTOGRAM_FROM: usize = 512;
+
+/// Whether zstd would hardly shrink `data`: for a large chunk, judged by
+/// compressing samples; for a smaller one, by its byte histogram.
 fn looks_incompressible(data: &[u8]) -> bool {
-    if data.len() < PROBE_FROM {
-        return false;
+    match data.len() {
+        n if n >= PROBE_FROM => samples_barely_compress(data),
+        n if n >= HISTOGRAM_FROM => bytes_look_random(data),
+        _ => false,
     }
+}
+
+/// Whether the bytes of a chunk are as evenly spread as random bytes. The
+/// histogram costs a fraction of a zstd attempt (matching against the
+/// dictionary is a quarter of a small-file backup's CPU), and compressed or
+/// encrypted files, half of some trees' small files, then skip zstd.
+///
+/// The measure is the number of equal byte pairs, sum c^2 over the
+/// histogram: random bytes give n^2/256 + n(255/256) with a spread of about
+/// 0.1 n (the highest of 2,000 random chunks of 0.5–64 KiB: +0.41 n). The
+/// bar lies a further n above that, about ten spreads. Pieces of gzip files
+/// measure within 0.21 n of it and do not compress; pieces of PNG images,
+/// which still compress a few percent, measure 1.7 n to 8 n above it and
+/// go to zstd. Repeats within a random-looking chunk are missed: they are
+/// rare below 128 KiB and cost only size.
+fn bytes_look_random(data: &[u8]) -> bool {
+    // Four interleaved tables, so that runs of one byte value do not
+    // serialise on a single counter.
+    let mut counts = [[0u32; 256]; 4];
+    let mut quads = data.chunks_exact(4);
+    for q in &mut quads {
+        counts[0][q[0] as usize] += 1;
+        counts[1][q[1] as usize] += 1;
+        counts[2][q[2] as usize] += 1;
+        counts[3][q[3] as usize] += 1;
+    }
+    for &b in quads.remainder() {
+        counts[0][b as usize] += 1;
+    }
+    let pairs: u64 = (0..256)
+        .map(|v| {
+            let c = u64::from(counts[0][v] + counts[1][v] + counts[2][v] + counts[3][v]);
+            c * c
+        })
+        .sum();
+    let n = data.len() as u64;
+    256 * pairs <= n * n + 512 * n
+}
+
+/// Whether samples of a large chunk say that zstd would save less than one
+/// part in 32 of it.
+fn samples_barely_compress(data: &[u8]) -> bool {
     let step = (data.len() - PROBE_BYTES) / (PROBE_SPOTS - 1);
     let mut sample = Vec::with_capacity(PROBE_BYTES * PROBE_SPOTS);
     for spot in 0..PROBE_SPOTS {
@@ -524,8 +572,33 @@ mod tests {
         assert!(!looks_incompressible(&half));
         let sealed = seal_blob(&keys, keys.chunk_id(&half), &half, None);
         assert_eq!(sealed.compression, Compression::Zstd);
-        // Small chunks are never judged by a sample.
-        assert!(!looks_incompressible(&random[..PROBE_FROM - 1]));
+    }
+
+    #[test]
+    fn smaller_chunks_of_random_bytes_are_judged_by_their_histogram() {
+        let keys = MasterKeys::random();
+        let mut random = vec![0u8; PROBE_FROM - 1];
+        rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut random);
+        for len in [1 << 10, 2 << 10, 16 << 10, PROBE_FROM - 1] {
+            assert!(looks_incompressible(&random[..len]), "{len} random bytes");
+        }
+        let sealed = seal_blob(&keys, keys.chunk_id(&random[..4096]), &random[..4096], None);
+        assert_eq!(sealed.compression, Compression::None);
+        // Too short to judge: zstd decides (and finds nothing to save).
+        assert!(!looks_incompressible(&random[..HISTOGRAM_FROM - 1]));
+        // Text, and random bytes behind a header of text, are compressed.
+        let text = b"key = value # a configuration line\n".repeat(100);
+        assert!(!looks_incompressible(&text));
+        let mut headed = b"name: backup-config, version: 2, owner: ops\n".repeat(8);
+        headed.extend_from_slice(&random[..4096]);
+        assert!(!looks_incompressible(&headed));
+        let sealed = seal_blob(&keys, keys.chunk_id(&headed), &headed, None);
+        assert_eq!(sealed.compression, Compression::Zstd);
+        // Random bytes limited to 128 values (7 bits per byte) are compressed.
+        let seven_bits: Vec<u8> = random[..8192].iter().map(|b| b & 0x7f).collect();
+        assert!(!looks_incompressible(&seven_bits));
+        let sealed = seal_blob(&keys, keys.chunk_id(&seven_bits), &seven_bits, None);
+        assert_eq!(sealed.compression, Compression::Zstd);
     }
 
     #[test]
