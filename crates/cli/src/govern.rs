@@ -11,7 +11,7 @@ use coffer_engine::changes;
 use coffer_engine::gc::{GcOptions, PackAction};
 use coffer_engine::journal::Immutability;
 use coffer_engine::policy::{
-    MonthDay, MonthlyRule, Policy, Retention, Schedule, TimeOfDay, Weekday, WeeklyRule, YearlyRule,
+    MonthDay, MonthlyRule, Policy, Retention, Schedule, Weekday, WeeklyRule, YearlyRule,
 };
 use coffer_engine::prune::{self, PointAction};
 use serde_json::json;
@@ -131,43 +131,7 @@ pub enum ItemCommand {
 }
 
 fn parse_schedule(text: &str, tz: String) -> Result<Schedule> {
-    let words: Vec<&str> = text.split_whitespace().collect();
-    let bad = || {
-        anyhow!(
-            "--schedule {text:?}: expected `daily HH:MM`, `weekly mon,thu HH:MM` or `every N h from HH:MM [for H h]`"
-        )
-    };
-    let hours =
-        |w: &str| -> Result<u8> { w.trim_end_matches('h').parse::<u8>().map_err(|_| bad()) };
-    match words.as_slice() {
-        ["daily", at] => Ok(Schedule::Daily {
-            at: TimeOfDay::parse(at).map_err(|e| anyhow!(e))?,
-            time_zone: tz,
-        }),
-        ["weekly", days, at] => Ok(Schedule::Weekly {
-            days: days
-                .split(',')
-                .map(Weekday::parse)
-                .collect::<std::result::Result<Vec<_>, _>>()
-                .map_err(|e| anyhow!(e))?,
-            at: TimeOfDay::parse(at).map_err(|e| anyhow!(e))?,
-            time_zone: tz,
-        }),
-        ["every", n, "h", "from", start, rest @ ..] | ["every", n, "from", start, rest @ ..] => {
-            let window_hours = match rest {
-                [] => 24,
-                ["for", h] | ["for", h, "h"] => hours(h)?,
-                _ => return Err(bad()),
-            };
-            Ok(Schedule::Hourly {
-                every_hours: hours(n)?,
-                start: TimeOfDay::parse(start).map_err(|e| anyhow!(e))?,
-                window_hours,
-                time_zone: tz,
-            })
-        }
-        _ => Err(bad()),
-    }
+    Schedule::parse(text, tz).map_err(|e| anyhow!("--schedule {e}"))
 }
 
 fn month_day(text: &Option<String>) -> Result<MonthDay> {

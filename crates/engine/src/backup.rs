@@ -100,6 +100,10 @@ pub struct Progress {
     pub bytes_new: AtomicU64,
     pub bytes_stored: AtomicU64,
     pub errors: AtomicU64,
+    /// Set from another thread to stop the backup: it ends with
+    /// `Error::Cancelled` at the next entry, having committed nothing (the
+    /// packs already uploaded are reused by the next backup).
+    pub cancel: AtomicBool,
 }
 
 /// The result of a backup.
@@ -299,7 +303,7 @@ struct SealJob {
 
 impl Session<'_> {
     fn check_failed(&self) -> Result<()> {
-        if self.failed.load(Ordering::SeqCst) {
+        if self.failed.load(Ordering::SeqCst) || self.progress.cancel.load(Ordering::Relaxed) {
             return Err(Error::Cancelled);
         }
         Ok(())
@@ -800,6 +804,8 @@ impl Session<'_> {
                      sealing: &mut Option<SealingBatch>,
                      out: &mut Vec<ChunkRef>|
          -> Result<()> {
+            // A large file is read batch by batch: a cancel stops it here.
+            self.check_failed()?;
             if let Some(previous) = sealing.take() {
                 previous.collect(out)?;
             }

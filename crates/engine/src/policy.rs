@@ -323,6 +323,19 @@ impl MonthDay {
     }
 }
 
+impl MonthDay {
+    /// The text `parse` reads back: `12`, `last`, `first-sunday`.
+    pub fn spec(&self) -> String {
+        match self {
+            MonthDay::Day(d) => d.to_string(),
+            MonthDay::Last => "last".into(),
+            MonthDay::Weekday { nth, weekday } => {
+                format!("{}-{}", nth.name(), weekday.name().to_ascii_lowercase())
+            }
+        }
+    }
+}
+
 impl fmt::Display for MonthDay {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
@@ -430,6 +443,47 @@ impl Schedule {
                 out.dedup();
                 out
             }
+        }
+    }
+
+    /// Parses `daily HH:MM`, `weekly mon,thu HH:MM` or `every N h from
+    /// HH:MM [for H h]`, in the time zone `tz`.
+    pub fn parse(text: &str, tz: String) -> Result<Schedule, String> {
+        let words: Vec<&str> = text.split_whitespace().collect();
+        let bad = || {
+            format!(
+                "{text:?}: expected `daily HH:MM`, `weekly mon,thu HH:MM` or `every N h from HH:MM [for H h]`"
+            )
+        };
+        let hours = |w: &str| w.trim_end_matches('h').parse::<u8>().map_err(|_| bad());
+        match words.as_slice() {
+            ["daily", at] => Ok(Schedule::Daily {
+                at: TimeOfDay::parse(at)?,
+                time_zone: tz,
+            }),
+            ["weekly", days, at] => Ok(Schedule::Weekly {
+                days: days
+                    .split(',')
+                    .map(Weekday::parse)
+                    .collect::<Result<Vec<_>, _>>()?,
+                at: TimeOfDay::parse(at)?,
+                time_zone: tz,
+            }),
+            ["every", n, "h", "from", start, rest @ ..]
+            | ["every", n, "from", start, rest @ ..] => {
+                let window_hours = match rest {
+                    [] => 24,
+                    ["for", h] | ["for", h, "h"] => hours(h)?,
+                    _ => return Err(bad()),
+                };
+                Ok(Schedule::Hourly {
+                    every_hours: hours(n)?,
+                    start: TimeOfDay::parse(start)?,
+                    window_hours,
+                    time_zone: tz,
+                })
+            }
+            _ => Err(bad()),
         }
     }
 
