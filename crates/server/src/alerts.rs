@@ -1,0 +1,559 @@
+//! Alerts: every failed job raises one, with a typed cause and the steps
+//! that fix it; security events raise one too.
+//!
+//! One open alert exists per (item, cause): a repeated failure adds an
+//! occurrence to it instead of raising another, and the next successful
+//! job of the item resolves every open job alert of that item. Security
+//! alerts have no switch: they are raised whatever the notification rules
+//! say, and only a person resolves them.
+
+use rusqlite::{params, OptionalExtension};
+use serde::{Deserialize, Serialize};
+
+use coffer_engine::location::StorageFailure;
+
+use crate::db::{now, Db};
+use crate::error::Result;
+
+/// Why a job failed, or which security event happened.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Cause {
+    OutOfCapacity,
+    StorageUnreachable,
+    PathNotFound,
+    AuthenticationFailed,
+    WrongKey,
+    SourceUnreadable,
+    DataCorruption,
+    GeneralFault,
+    // Security events.
+    KeyRotated,
+    RetentionShortened,
+    PointsDeleted,
+    ImmutabilityChanged,
+    LoginFailures,
+}
+
+const ALL_CAUSES: [Cause; 13] = [
+    Cause::OutOfCapacity,
+    Cause::StorageUnreachable,
+    Cause::PathNotFound,
+    Cause::AuthenticationFailed,
+    Cause::WrongKey,
+    Cause::SourceUnreadable,
+    Cause::DataCorruption,
+    Cause::GeneralFault,
+    Cause::KeyRotated,
+    Cause::RetentionShortened,
+    Cause::PointsDeleted,
+    Cause::ImmutabilityChanged,
+    Cause::LoginFailures,
+];
+
+impl Cause {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Cause::OutOfCapacity => "out_of_capacity",
+            Cause::StorageUnreachable => "storage_unreachable",
+            Cause::PathNotFound => "path_not_found",
+            Cause::AuthenticationFailed => "authentication_failed",
+            Cause::WrongKey => "wrong_key",
+            Cause::SourceUnreadable => "source_unreadable",
+            Cause::DataCorruption => "data_corruption",
+            Cause::GeneralFault => "general_fault",
+            Cause::KeyRotated => "key_rotated",
+            Cause::RetentionShortened => "retention_shortened",
+            Cause::PointsDeleted => "points_deleted",
+            Cause::ImmutabilityChanged => "immutability_changed",
+            Cause::LoginFailures => "login_failures",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Cause> {
+        ALL_CAUSES.into_iter().find(|c| c.as_str() == text)
+    }
+
+    pub fn is_security(self) -> bool {
+        matches!(
+            self,
+            Cause::KeyRotated
+                | Cause::RetentionShortened
+                | Cause::PointsDeleted
+                | Cause::ImmutabilityChanged
+                | Cause::LoginFailures
+        )
+    }
+
+    /// A short title for lists.
+    pub fn title(self) -> &'static str {
+        match self {
+            Cause::OutOfCapacity => "The storage location is out of capacity",
+            Cause::StorageUnreachable => "The storage location cannot be reached",
+            Cause::PathNotFound => "The storage path cannot be found",
+            Cause::AuthenticationFailed => "The storage location refused the credentials",
+            Cause::WrongKey => "The vault key does not open the vault",
+            Cause::SourceUnreadable => "Data to protect could not be read",
+            Cause::DataCorruption => "Damaged or missing data was found in the vault",
+            Cause::GeneralFault => "The job failed",
+            Cause::KeyRotated => "A vault key was rotated",
+            Cause::RetentionShortened => "A retention was shortened",
+            Cause::PointsDeleted => "Recovery points were deleted",
+            Cause::ImmutabilityChanged => "A vault's immutability changed",
+            Cause::LoginFailures => "Many failed logins",
+        }
+    }
+
+    /// The steps that fix it, in order.
+    pub fn remediation(self) -> Vec<String> {
+        let steps: &[&str] = match self {
+            Cause::OutOfCapacity => &[
+                "Add capacity to the storage location or raise its quota.",
+                "Or delete recovery points that are no longer needed and run prune.",
+                "Run the backup again: what was already uploaded is reused.",
+            ],
+            Cause::StorageUnreachable => &[
+                "Check that the storage server is running and that its address and port in the vault's location are right.",
+                "Check the network path and firewall from this machine (run `coffer location test LOCATION`).",
+                "Run the backup again once the location answers.",
+            ],
+            Cause::PathNotFound => &[
+                "Check from another machine that the bucket, container, share or directory exists.",
+                "Create it, or correct the vault's location.",
+                "Run the backup again.",
+            ],
+            Cause::AuthenticationFailed => &[
+                "Check the storage credentials from another machine: they may be wrong, expired, for another account, or lack permission to read, write, list and delete.",
+                "Update the vault's credentials (PATCH /api/v1/vaults/{name} with new credentials).",
+                "Run the backup again.",
+            ],
+            Cause::WrongKey => &[
+                "The key the service holds no longer opens the vault: it was probably rotated elsewhere.",
+                "Give the service the current key (POST /api/v1/vaults/{name}/key with the current key).",
+                "Run the backup again.",
+            ],
+            Cause::SourceUnreadable => &[
+                "Check that the item's paths exist and that the service's user may read them (the job log names each path and its error).",
+                "Correct the item's paths or permissions, or exclude what should not be backed up.",
+                "Run the backup again.",
+            ],
+            Cause::DataCorruption => &[
+                "Run a full check of the vault (`coffer check --read-data`) to find every damaged object.",
+                "Keep the damaged objects for analysis; check the storage system's health.",
+                "Run a new backup: damaged chunks are written again when the data is still at the source.",
+            ],
+            Cause::GeneralFault => &[
+                "Run the job again: the fault may be transient.",
+                "If it happens again, collect the job's log (GET /api/v1/jobs/{id}/logs) and escalate.",
+            ],
+            Cause::KeyRotated => &[
+                "Confirm that the rotation was intended.",
+                "Store the new key where keys are kept; the old key no longer opens the vault.",
+            ],
+            Cause::RetentionShortened => &[
+                "Confirm that the change was intended: points now outside the retention expire at the next prune.",
+                "If it was not, restore the previous retention before the next prune.",
+            ],
+            Cause::PointsDeleted => &[
+                "Confirm that the deletion was intended.",
+                "If it was not, undelete the points while they are soft-deleted.",
+            ],
+            Cause::ImmutabilityChanged => &[
+                "Confirm that the change was intended; a locked vault cannot be unlocked.",
+            ],
+            Cause::LoginFailures => &[
+                "Check the service's log for the names and addresses of the attempts.",
+                "Change the passwords of the users concerned if the attempts were not theirs.",
+            ],
+        };
+        steps.iter().map(|s| s.to_string()).collect()
+    }
+
+    pub fn severity(self) -> Severity {
+        match self {
+            Cause::SourceUnreadable => Severity::Warning,
+            c if c.is_security() => Severity::Critical,
+            _ => Severity::Error,
+        }
+    }
+}
+
+/// How urgent an alert is.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, utoipa::ToSchema,
+)]
+#[serde(rename_all = "snake_case")]
+pub enum Severity {
+    Info,
+    Warning,
+    Error,
+    Critical,
+}
+
+impl Severity {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Severity::Info => "info",
+            Severity::Warning => "warning",
+            Severity::Error => "error",
+            Severity::Critical => "critical",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Severity> {
+        [
+            Severity::Info,
+            Severity::Warning,
+            Severity::Error,
+            Severity::Critical,
+        ]
+        .into_iter()
+        .find(|s| s.as_str() == text)
+    }
+}
+
+/// The cause behind an engine error.
+pub fn classify(e: &coffer_engine::Error) -> Cause {
+    use coffer_engine::Error as E;
+    match e {
+        E::Storage { failure, .. } => match failure {
+            StorageFailure::OutOfCapacity => Cause::OutOfCapacity,
+            StorageFailure::Unreachable => Cause::StorageUnreachable,
+            StorageFailure::PathNotFound => Cause::PathNotFound,
+            StorageFailure::AuthenticationFailed
+            | StorageFailure::UntrustedServer
+            | StorageFailure::PermissionDenied => Cause::AuthenticationFailed,
+            StorageFailure::Other => Cause::GeneralFault,
+        },
+        E::NoVault { .. } => Cause::PathNotFound,
+        E::WrongKey { .. } => Cause::WrongKey,
+        E::Corrupt { .. } | E::Missing { .. } => Cause::DataCorruption,
+        E::Io { source, .. } if source.raw_os_error() == Some(28) => Cause::OutOfCapacity,
+        E::Io { .. } => Cause::SourceUnreadable,
+        _ => Cause::GeneralFault,
+    }
+}
+
+/// An alert as the API shows it.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct Alert {
+    pub id: i64,
+    /// `job` or `security`.
+    pub category: String,
+    pub cause: Cause,
+    pub severity: Severity,
+    pub vault: Option<String>,
+    pub item: Option<String>,
+    pub title: String,
+    /// What happened, in the words of the failure.
+    pub detail: String,
+    /// The steps that fix it.
+    pub remediation: Vec<String>,
+    /// `open` or `resolved`.
+    pub state: String,
+    /// How many times it happened while open.
+    pub occurrences: i64,
+    pub first_seen: i64,
+    pub last_seen: i64,
+    pub last_job: Option<i64>,
+    pub resolved: Option<i64>,
+    /// A user's name, or `automatic` when a later job succeeded.
+    pub resolved_by: Option<String>,
+}
+
+/// A raised or updated alert, for notifications.
+pub struct Raised {
+    pub alert: Alert,
+    /// Whether this raise opened it (as opposed to counting a repeat).
+    pub new: bool,
+}
+
+/// Raises an alert, or counts another occurrence of the open one with the
+/// same item and cause.
+pub fn raise(
+    db: &Db,
+    cause: Cause,
+    vault: Option<&str>,
+    item: Option<&str>,
+    detail: &str,
+    job: Option<i64>,
+) -> Result<Raised> {
+    let t = now();
+    let category = if cause.is_security() {
+        "security"
+    } else {
+        "job"
+    };
+    let existing: Option<i64> = {
+        let conn = db.conn();
+        conn.query_row(
+            "SELECT id FROM alerts WHERE state = 'open' AND cause = ?1
+             AND item IS ?2 AND vault IS ?3 AND category = 'job'",
+            params![cause.as_str(), item, vault],
+            |r| r.get(0),
+        )
+        .optional()?
+    };
+    // Security events are each their own record; repeated job failures
+    // update one alert.
+    let (id, new) = match existing.filter(|_| !cause.is_security()) {
+        Some(id) => {
+            db.conn().execute(
+                "UPDATE alerts SET occurrences = occurrences + 1, last_seen = ?1, detail = ?2,
+                 last_job = coalesce(?3, last_job) WHERE id = ?4",
+                params![t, detail, job, id],
+            )?;
+            (id, false)
+        }
+        None => {
+            let conn = db.conn();
+            conn.execute(
+                "INSERT INTO alerts (category, cause, severity, vault, item, title, detail, remediation,
+                 state, occurrences, first_seen, last_seen, last_job)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, 'open', 1, ?9, ?9, ?10)",
+                params![
+                    category,
+                    cause.as_str(),
+                    cause.severity().as_str(),
+                    vault,
+                    item,
+                    cause.title(),
+                    detail,
+                    serde_json::to_string(&cause.remediation()).unwrap_or_default(),
+                    t,
+                    job
+                ],
+            )?;
+            (conn.last_insert_rowid(), true)
+        }
+    };
+    tracing::warn!(alert = id, cause = cause.as_str(), item, "{detail}");
+    Ok(Raised {
+        alert: get(db, id)?,
+        new,
+    })
+}
+
+/// Resolves the open job alerts of `item` after one of its jobs succeeded;
+/// returns them.
+pub fn resolve_for_item(db: &Db, item: &str) -> Result<Vec<Alert>> {
+    let ids: Vec<i64> = {
+        let conn = db.conn();
+        let mut stmt = conn.prepare(
+            "SELECT id FROM alerts WHERE state = 'open' AND category = 'job' AND item = ?1",
+        )?;
+        let ids = stmt
+            .query_map([item], |r| r.get(0))?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
+        ids
+    };
+    let mut resolved = Vec::new();
+    for id in ids {
+        db.conn().execute(
+            "UPDATE alerts SET state = 'resolved', resolved = ?1, resolved_by = 'automatic'
+             WHERE id = ?2 AND state = 'open'",
+            params![now(), id],
+        )?;
+        resolved.push(get(db, id)?);
+    }
+    Ok(resolved)
+}
+
+/// Resolves a vault's open job alerts that belong to no item (prune and
+/// check failures); returns them.
+pub fn resolve_for_vault(db: &Db, vault: &str) -> Result<Vec<Alert>> {
+    let ids: Vec<i64> = {
+        let conn = db.conn();
+        let mut stmt = conn.prepare(
+            "SELECT id FROM alerts WHERE state = 'open' AND category = 'job' AND item IS NULL AND vault = ?1",
+        )?;
+        let ids = stmt
+            .query_map([vault], |r| r.get(0))?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
+        ids
+    };
+    for id in &ids {
+        db.conn().execute(
+            "UPDATE alerts SET state = 'resolved', resolved = ?1, resolved_by = 'automatic'
+             WHERE id = ?2 AND state = 'open'",
+            params![now(), id],
+        )?;
+    }
+    ids.into_iter().map(|id| get(db, id)).collect()
+}
+
+/// Resolves one alert by hand.
+pub fn resolve(db: &Db, id: i64, by: &str) -> Result<Alert> {
+    let n = db.conn().execute(
+        "UPDATE alerts SET state = 'resolved', resolved = ?1, resolved_by = ?2
+         WHERE id = ?3 AND state = 'open'",
+        params![now(), by, id],
+    )?;
+    let alert = get(db, id)?;
+    if n == 0 && alert.state != "resolved" {
+        return Err(crate::Error::Conflict(format!("alert {id} is not open")));
+    }
+    Ok(alert)
+}
+
+fn row_to_alert(r: &rusqlite::Row<'_>) -> rusqlite::Result<Alert> {
+    let cause: String = r.get(2)?;
+    let severity: String = r.get(3)?;
+    let remediation: String = r.get(8)?;
+    Ok(Alert {
+        id: r.get(0)?,
+        category: r.get(1)?,
+        cause: Cause::parse(&cause).unwrap_or(Cause::GeneralFault),
+        severity: Severity::parse(&severity).unwrap_or(Severity::Error),
+        vault: r.get(4)?,
+        item: r.get(5)?,
+        title: r.get(6)?,
+        detail: r.get(7)?,
+        remediation: serde_json::from_str(&remediation).unwrap_or_default(),
+        state: r.get(9)?,
+        occurrences: r.get(10)?,
+        first_seen: r.get(11)?,
+        last_seen: r.get(12)?,
+        last_job: r.get(13)?,
+        resolved: r.get(14)?,
+        resolved_by: r.get(15)?,
+    })
+}
+
+const COLUMNS: &str =
+    "id, category, cause, severity, vault, item, title, detail, remediation, state,
+    occurrences, first_seen, last_seen, last_job, resolved, resolved_by";
+
+pub fn get(db: &Db, id: i64) -> Result<Alert> {
+    db.conn()
+        .query_row(
+            &format!("SELECT {COLUMNS} FROM alerts WHERE id = ?1"),
+            [id],
+            row_to_alert,
+        )
+        .optional()?
+        .ok_or_else(|| crate::Error::NotFound(format!("alert {id}")))
+}
+
+/// Alerts, newest first; `open_only` leaves out resolved ones.
+pub fn list(db: &Db, open_only: bool, limit: u32) -> Result<Vec<Alert>> {
+    let conn = db.conn();
+    let mut stmt = conn.prepare(&format!(
+        "SELECT {COLUMNS} FROM alerts WHERE (?1 = 0 OR state = 'open') ORDER BY last_seen DESC, id DESC LIMIT ?2"
+    ))?;
+    let alerts = stmt
+        .query_map(params![open_only, limit], row_to_alert)?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    Ok(alerts)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn repeats_update_one_alert_and_success_resolves_it() {
+        let db = Db::in_memory().unwrap();
+        let a = raise(
+            &db,
+            Cause::StorageUnreachable,
+            Some("v"),
+            Some("i"),
+            "down",
+            Some(1),
+        )
+        .unwrap();
+        assert!(a.new);
+        let b = raise(
+            &db,
+            Cause::StorageUnreachable,
+            Some("v"),
+            Some("i"),
+            "still down",
+            Some(2),
+        )
+        .unwrap();
+        assert!(!b.new);
+        assert_eq!(a.alert.id, b.alert.id);
+        assert_eq!(b.alert.occurrences, 2);
+        assert_eq!(b.alert.last_job, Some(2));
+        assert!(!b.alert.remediation.is_empty());
+        // Another cause is another alert.
+        raise(&db, Cause::WrongKey, Some("v"), Some("i"), "key", Some(3)).unwrap();
+        assert_eq!(list(&db, true, 10).unwrap().len(), 2);
+        assert_eq!(resolve_for_item(&db, "i").unwrap().len(), 2);
+        assert!(list(&db, true, 10).unwrap().is_empty());
+        let again = raise(
+            &db,
+            Cause::StorageUnreachable,
+            Some("v"),
+            Some("i"),
+            "down",
+            Some(4),
+        )
+        .unwrap();
+        assert!(again.new);
+    }
+
+    #[test]
+    fn security_alerts_are_each_recorded_and_not_resolved_by_jobs() {
+        let db = Db::in_memory().unwrap();
+        let a = raise(&db, Cause::KeyRotated, Some("v"), None, "rotated", None).unwrap();
+        let b = raise(&db, Cause::KeyRotated, Some("v"), None, "rotated", None).unwrap();
+        assert_ne!(a.alert.id, b.alert.id);
+        assert_eq!(a.alert.severity, Severity::Critical);
+        let c = raise(
+            &db,
+            Cause::PointsDeleted,
+            Some("v"),
+            Some("i"),
+            "3 points",
+            None,
+        )
+        .unwrap();
+        resolve_for_item(&db, "i").unwrap();
+        assert_eq!(get(&db, c.alert.id).unwrap().state, "open");
+        assert_eq!(
+            resolve(&db, c.alert.id, "ann")
+                .unwrap()
+                .resolved_by
+                .as_deref(),
+            Some("ann")
+        );
+    }
+
+    #[test]
+    fn engine_errors_map_to_causes() {
+        use coffer_engine::Error as E;
+        let storage = |failure| E::Storage {
+            path: "p".into(),
+            failure,
+            message: "m".into(),
+        };
+        assert_eq!(
+            classify(&storage(StorageFailure::OutOfCapacity)),
+            Cause::OutOfCapacity
+        );
+        assert_eq!(
+            classify(&storage(StorageFailure::Unreachable)),
+            Cause::StorageUnreachable
+        );
+        assert_eq!(
+            classify(&storage(StorageFailure::PathNotFound)),
+            Cause::PathNotFound
+        );
+        assert_eq!(
+            classify(&storage(StorageFailure::AuthenticationFailed)),
+            Cause::AuthenticationFailed
+        );
+        assert_eq!(classify(&E::WrongKey { slots: 1 }), Cause::WrongKey);
+        assert_eq!(
+            classify(&E::Corrupt {
+                object: "o".into(),
+                reason: "r".into()
+            }),
+            Cause::DataCorruption
+        );
+        assert_eq!(classify(&E::Cancelled), Cause::GeneralFault);
+    }
+}

@@ -1,0 +1,1603 @@
+//! The REST API, versioned under `/api/v1`, JSON in and out.
+//!
+//! Every handler names the [`Action`] it performs on a vault and asks the
+//! caller's [`Principal`] first; the OpenAPI document at
+//! `/api/v1/openapi.json` is generated from the same handler annotations
+//! that build the router, so it cannot list a route that does not exist or
+//! miss one that does. Handler bodies run on blocking threads: they touch
+//! SQLite and, through the engine, storage with its own runtime.
+//!
+//! Errors are `{"error": {"code", "message", "field"?, "hint"?}}` with 400
+//! for a field that is wrong (the field is named), 401, 403, 404, 409, 429,
+//! 502 when the storage location fails (with the classified cause), and 500.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use axum::extract::{FromRequest, FromRequestParts, State};
+use axum::http::request::Parts;
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde::{Deserialize, Serialize};
+use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use crate::alerts::{self, Alert};
+use crate::auth::{self, Action, Login, Principal, Role, RoleAssignment, Token, User};
+use crate::db::now;
+use crate::error::Error;
+use crate::jobs::{Job, JobFilter, JobState, Jobs, LogLine, NewJob, RestoreParams};
+use crate::notify::{Delivery, NewTarget, Target};
+use crate::scheduler::{ItemSchedule, Scheduler};
+use crate::service::{Item, Maintenance, PolicySpec, PolicyView, Service, VaultInfo};
+
+type AppState = Arc<Service>;
+
+/// The cookie that carries a console session.
+pub const SESSION_COOKIE: &str = "coffer_session";
+
+/// An error as the API returns it.
+pub struct ApiError(Error);
+
+impl From<Error> for ApiError {
+    fn from(e: Error) -> Self {
+        ApiError(e)
+    }
+}
+
+impl From<coffer_engine::Error> for ApiError {
+    fn from(e: coffer_engine::Error) -> Self {
+        ApiError(Error::Engine(e))
+    }
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct ErrorBody {
+    pub error: ErrorDetail,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct ErrorDetail {
+    /// A stable code: invalid, unauthenticated, forbidden, not_found,
+    /// conflict, too_many_requests, storage, internal.
+    pub code: String,
+    pub message: String,
+    /// The request field that is wrong.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub field: Option<String>,
+    /// What to do about it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub hint: Option<String>,
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        use coffer_engine::Error as E;
+        let message = self.0.to_string();
+        let (status, code, field, hint) = match &self.0 {
+            Error::Invalid { field, .. } => (StatusCode::BAD_REQUEST, "invalid", Some(field.clone()), None),
+            Error::Unauthenticated(_) => (
+                StatusCode::UNAUTHORIZED,
+                "unauthenticated",
+                None,
+                Some("send `Authorization: Bearer <token>` or log in at POST /api/v1/auth/login".to_string()),
+            ),
+            Error::Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden", None, Some("ask an owner of the vault or an administrator for a role that allows it".to_string())),
+            Error::TooManyRequests(_) => (StatusCode::TOO_MANY_REQUESTS, "too_many_requests", None, None),
+            Error::NotFound(_) => (StatusCode::NOT_FOUND, "not_found", None, None),
+            Error::Conflict(_) => (StatusCode::CONFLICT, "conflict", None, None),
+            Error::Engine(E::Invalid(_)) => (StatusCode::BAD_REQUEST, "invalid", None, None),
+            Error::Engine(E::Immutable { .. }) | Error::Engine(E::NeedsUpgrade { .. }) => {
+                (StatusCode::CONFLICT, "conflict", None, None)
+            }
+            Error::Engine(E::PointNotFound(_)) => (StatusCode::NOT_FOUND, "not_found", None, None),
+            Error::Engine(E::Storage { failure, .. }) => (
+                StatusCode::BAD_GATEWAY,
+                "storage",
+                None,
+                Some(failure.remedy().to_string()),
+            ),
+            Error::Engine(E::WrongKey { .. }) => (
+                StatusCode::BAD_GATEWAY,
+                "wrong_key",
+                None,
+                Some("the key the service holds does not open the vault: give it the current key (PUT /api/v1/vaults/{name}/key)".to_string()),
+            ),
+            _ => (StatusCode::INTERNAL_SERVER_ERROR, "internal", None, None),
+        };
+        if status == StatusCode::INTERNAL_SERVER_ERROR {
+            tracing::error!("{message}");
+        }
+        let body = ErrorBody {
+            error: ErrorDetail {
+                code: code.to_string(),
+                message,
+                field,
+                hint,
+            },
+        };
+        (status, Json(body)).into_response()
+    }
+}
+
+type ApiResult<T> = Result<T, ApiError>;
+
+// Request bodies, queries and paths that do not parse are answered like every
+// other error: JSON, 400, and the part of the request that is wrong.
+
+/// A JSON request body.
+#[derive(FromRequest)]
+#[from_request(via(axum::Json), rejection(ApiError))]
+pub struct Body<T>(pub T);
+
+/// Query parameters.
+#[derive(FromRequestParts)]
+#[from_request(via(axum::extract::Query), rejection(ApiError))]
+pub struct Q<T>(pub T);
+
+/// Path parameters.
+#[derive(FromRequestParts)]
+#[from_request(via(axum::extract::Path), rejection(ApiError))]
+pub struct P<T>(pub T);
+
+impl From<axum::extract::rejection::JsonRejection> for ApiError {
+    fn from(r: axum::extract::rejection::JsonRejection) -> Self {
+        ApiError(Error::invalid("body", r.body_text()))
+    }
+}
+
+impl From<axum::extract::rejection::QueryRejection> for ApiError {
+    fn from(r: axum::extract::rejection::QueryRejection) -> Self {
+        ApiError(Error::invalid("query", r.body_text()))
+    }
+}
+
+impl From<axum::extract::rejection::PathRejection> for ApiError {
+    fn from(r: axum::extract::rejection::PathRejection) -> Self {
+        ApiError(Error::invalid("path", r.body_text()))
+    }
+}
+
+/// Runs blocking work (SQLite, the engine) off the async threads.
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, Error> + Send + 'static,
+) -> ApiResult<T> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| ApiError(Error::Internal(format!("request task failed: {e}"))))?
+        .map_err(ApiError)
+}
+
+/// The authenticated caller, from a bearer token or the session cookie.
+pub struct Caller(pub Principal);
+
+fn bearer_or_cookie(headers: &HeaderMap) -> Option<String> {
+    if let Some(v) = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+    {
+        return v.strip_prefix("Bearer ").map(|s| s.trim().to_string());
+    }
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|kv| kv.trim().split_once('='))
+        .find(|(k, _)| *k == SESSION_COOKIE)
+        .map(|(_, v)| v.to_string())
+}
+
+impl FromRequestParts<AppState> for Caller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let secret = bearer_or_cookie(&parts.headers).ok_or_else(|| {
+            ApiError(Error::Unauthenticated(
+                "this endpoint needs a token or a session".into(),
+            ))
+        })?;
+        let service = state.clone();
+        let principal = blocking(move || auth::authenticate(&service.db, &secret)).await?;
+        principal.map(Caller).ok_or_else(|| {
+            ApiError(Error::Unauthenticated(
+                "the token or session is not valid (expired, revoked or mistyped)".into(),
+            ))
+        })
+    }
+}
+
+// ---- authentication -------------------------------------------------------
+
+#[derive(Deserialize, ToSchema)]
+pub struct LoginRequest {
+    pub name: String,
+    pub password: String,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct LoginResponse {
+    pub user: User,
+    /// The session secret, also set as the `coffer_session` cookie.
+    pub session: String,
+}
+
+/// Logs in with a password and starts a console session.
+#[utoipa::path(post, path = "/auth/login", tag = "auth", request_body = LoginRequest,
+    responses((status = 200, body = LoginResponse), (status = 401, body = ErrorBody), (status = 429, body = ErrorBody)))]
+async fn login(State(s): State<AppState>, Body(req): Body<LoginRequest>) -> ApiResult<Response> {
+    let service = s.clone();
+    let (user, session) = blocking(move || {
+        let c = &service.config;
+        match auth::check_password(
+            &service.db,
+            &req.name,
+            &req.password,
+            c.login_max_failures,
+            c.login_window_secs,
+        )? {
+            Login::Ok(user) => {
+                let session = auth::create_session(&service.db, user.id, c.session_hours)?;
+                Ok((user, session))
+            }
+            Login::Locked { retry_after_secs } => Err(Error::TooManyRequests(format!(
+                "too many failed logins for {}: try again in {retry_after_secs} s",
+                req.name
+            ))),
+            Login::Failed => {
+                let recent = auth::recent_failures(&service.db, c.login_window_secs)?;
+                if recent == c.login_alert_threshold {
+                    service.raise_alert(
+                        alerts::Cause::LoginFailures,
+                        None,
+                        None,
+                        &format!(
+                            "{recent} failed logins within {} s, the latest for user name {:?}",
+                            c.login_window_secs, req.name
+                        ),
+                        None,
+                    )?;
+                }
+                Err(Error::Unauthenticated("wrong user name or password".into()))
+            }
+        }
+    })
+    .await?;
+    let secure = if s.config.tls_cert.is_some() {
+        "; Secure"
+    } else {
+        ""
+    };
+    let cookie = format!(
+        "{SESSION_COOKIE}={session}; HttpOnly; SameSite=Strict; Path=/; Max-Age={}{secure}",
+        s.config.session_hours * 3600
+    );
+    Ok((
+        [(header::SET_COOKIE, cookie)],
+        Json(LoginResponse { user, session }),
+    )
+        .into_response())
+}
+
+/// Ends the current session.
+#[utoipa::path(post, path = "/auth/logout", tag = "auth", responses((status = 204)))]
+async fn logout(State(s): State<AppState>, headers: HeaderMap) -> ApiResult<Response> {
+    if let Some(secret) = bearer_or_cookie(&headers).filter(|t| t.starts_with("cfs_")) {
+        blocking(move || auth::end_session(&s.db, &secret)).await?;
+    }
+    let clear = format!("{SESSION_COOKIE}=; HttpOnly; SameSite=Strict; Path=/; Max-Age=0");
+    Ok(([(header::SET_COOKIE, clear)], StatusCode::NO_CONTENT).into_response())
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct VaultRole {
+    /// A vault name, or `*` for every vault.
+    pub vault: String,
+    pub role: Role,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct Me {
+    pub name: String,
+    pub is_admin: bool,
+    pub roles: Vec<VaultRole>,
+}
+
+/// Who the caller is.
+#[utoipa::path(get, path = "/me", tag = "auth", responses((status = 200, body = Me)))]
+async fn me(Caller(p): Caller) -> Json<Me> {
+    Json(Me {
+        name: p.name,
+        is_admin: p.is_admin,
+        roles: p
+            .roles
+            .into_iter()
+            .map(|(vault, role)| VaultRole { vault, role })
+            .collect(),
+    })
+}
+
+// ---- users, tokens, roles -------------------------------------------------
+
+#[derive(Deserialize, ToSchema)]
+pub struct NewUser {
+    pub name: String,
+    pub password: String,
+    #[serde(default)]
+    pub is_admin: bool,
+}
+
+/// Lists users (administrators only).
+#[utoipa::path(get, path = "/users", tag = "access", responses((status = 200, body = [User])))]
+async fn list_users(State(s): State<AppState>, Caller(p): Caller) -> ApiResult<Json<Vec<User>>> {
+    p.require_admin()?;
+    Ok(Json(blocking(move || auth::list_users(&s.db)).await?))
+}
+
+/// Creates a user (administrators only).
+#[utoipa::path(post, path = "/users", tag = "access", request_body = NewUser,
+    responses((status = 201, body = User), (status = 400, body = ErrorBody), (status = 409, body = ErrorBody)))]
+async fn create_user(
+    State(s): State<AppState>,
+    Caller(p): Caller,
+    Body(req): Body<NewUser>,
+) -> ApiResult<(StatusCode, Json<User>)> {
+    p.require_admin()?;
+    let user =
+        blocking(move || auth::create_user(&s.db, &req.name, &req.password, req.is_admin)).await?;
+    Ok((StatusCode::CREATED, Json(user)))
+}
+
+/// Deletes a user (administrators only); the last administrator stays.
+#[utoipa::path(delete, path = "/users/{name}", tag = "access", params(("name" = String, Path)),
+    responses((status = 204), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
+async fn delete_user(
+    State(s): State<AppState>,
+    Caller(p): Caller,
+    P(name): P<String>,
+) -> ApiResult<StatusCode> {
+    p.require_admin()?;
+    blocking(move || auth::delete_user(&s.db, &name)).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(Deserialize, ToSchema)]
+pub struct NewPassword {
+    pub password: String,
+}
+
+/// Sets a password: one's own, or anyone's for an administrator. Ends the
+/// user's sessions.
+#[utoipa::path(put, path = "/users/{name}/password", tag = "access", params(("name" = String, Path)), request_body = NewPassword,
+    responses((status = 204), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody)))]
+async fn set_password(
+    State(s): State<AppState>,
+    Caller(p): Caller,
+    P(name): P<String>,
+    Body(req): Body<NewPassword>,
+) -> ApiResult<StatusCode> {
+    if p.name != name {
+        p.require_admin()?;
+    }
+    blocking(move || auth::set_password(&s.db, &name, &req.password)).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(Deserialize, ToSchema)]
+pub struct NewToken {
+    pub name: String,
+    /// Days until it expires; without it, it does not.
+    pub expires_in_days: Option<u32>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct CreatedToken {
+    pub token: Token,
+    /// The secret, shown this once: only its hash is kept.
+    pub secret: String,
+}
+
+/// The caller's tokens (every token for an administrator).
+#[utoipa::path(get, path = "/tokens", tag = "access", responses((status = 200, body = [Token])))]
+async fn list_tokens(State(s): State<AppState>, Caller(p): Caller) -> ApiResult<Json<Vec<Token>>> {
+    let owner = (!p.is_admin).then_some(p.user_id);
+    Ok(Json(
+        blocking(move || auth::list_tokens(&s.db, owner)).await?,
+    ))
+}
+
+/// Creates an API token for the caller.
+#[utoipa::path(post, path = "/tokens", tag = "access", request_body = NewToken,
+    responses((status = 201, body = CreatedToken), (status = 400, body = ErrorBody)))]
+async fn create_token(
+    State(s): State<AppState>,
+    Caller(p): Caller,
+    Body(req): Body<NewToken>,
+) -> ApiResult<(StatusCode, Json<CreatedToken>)> {
+    let expires = req.expires_in_days.map(|d| now() + i64::from(d) * 86_400);
+    let (token, secret) =
+        blocking(move || auth::create_token(&s.db, p.user_id, &req.name, expires)).await?;
+    Ok((StatusCode::CREATED, Json(CreatedToken { token, secret })))
+}
+
+/// Revokes a token (one's own, or any for an administrator).
+#[utoipa::path(delete, path = "/tokens/{id}", tag = "access", params(("id" = i64, Path)),
+    responses((status = 204), (status = 404, body = ErrorBody)))]
+async fn delete_token(
+    State(s): State<AppState>,
+    Caller(p): Caller,
+    P(id): P<i64>,
+) -> ApiResult<StatusCode> {
+    let owner = (!p.is_admin).then_some(p.user_id);
+    blocking(move || auth::delete_token(&s.db, id, owner)).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(Deserialize, ToSchema)]
+pub struct NewRoleAssignment {
+    pub user: String,
+    /// A vault name, or `*` for every vault (administrators only).
+    pub vault: String,
+    pub role: Role,
+}
+
+#[derive(Deserialize, IntoParams)]
+pub struct RoleQuery {
+    pub vault: Option<String>,
+}
+
+/// Role assignments on the vaults the caller may manage access of.
+#[utoipa::path(get, path = "/roles", tag = "access", params(RoleQuery), responses((status = 200, body = [RoleAssignment])))]
+async fn list_roles(
+    State(s): State<AppState>,
+    Caller(p): Caller,
+    Q(q): Q<RoleQuery>,
+) -> ApiResult<Json<Vec<RoleAssignment>>> {
+    let all = blocking(move || auth::list_role_assignments(&s.db, q.vault.as_deref())).await?;
+    Ok(Json(
+        all.into_iter()
+            .filter(|a| {
+                p.is_admin || (a.vault != "*" && p.require(&a.vault, Action::AccessControl).is_ok())
+            })
+            .collect(),
+    ))
+}
+
+/// Gives a user a role on a vault (owners of the vault and administrators).
+#[utoipa::path(post, path = "/roles", tag = "access", request_body = NewRoleAssignment,
+    responses((status = 201, body = RoleAssignment), (status = 403, body = ErrorBody)))]
+async fn assign_role(
+    State(s): State<AppState>,
+    Caller(p): Caller,
+    Body(req): Body<NewRoleAssignment>,
+) -> ApiResult<(StatusCode, Json<RoleAssignment>)> {
+    if req.vault == "*" {
+        p.require_admin()?;
+    } else {
+        p.require(&req.vault, Action::AccessControl)?;
+    }
+    let a = blocking(move || {
+        if req.vault != "*" {
+            s.vault_info(&req.vault)?;
+        }
+        auth::assign_role(&s.db, &req.user, &req.vault, req.role)
+    })
+    .await?;
+    Ok((StatusCode::CREATED, Json(a)))
+}
+
+/// Removes a role assignment.
+#[utoipa::path(delete, path = "/roles/{id}", tag = "access", params(("id" = i64, Path)),
+    responses((status = 204), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+async fn remove_role(
+    State(s): State<AppState>,
+    Caller(p): Caller,
+    P(id): P<i64>,
+) -> ApiResult<StatusCode> {
+    blocking(move || {
+        let a = auth::role_assignment(&s.db, id)?;
+        if a.vault == "*" {
+            p.require_admin()?;
+        } else {
+            p.require(&a.vault, Action::AccessControl)?;
+        }
+        auth::remove_role_assignment(&s.db, id)
+    })
+    .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+// ---- vaults ---------------------------------------------------------------
+
+#[derive(Deserialize, ToSchema)]
+pub struct NewVault {
+    pub name: String,
+    /// A directory path or a storage URL (s3://, azblob://, gcs://, sftp://, webdav://).
+    pub location: String,
+    /// Storage secrets by name (for example AWS_SECRET_ACCESS_KEY). Write-only.
+    #[serde(default)]
+    pub credentials: BTreeMap<String, String>,
+    /// The vault key. Write-only. Without it, `create` generates one.
+    pub key: Option<String>,
+    /// Create a new vault at the location (true) or attach an existing one.
+    #[serde(default = "yes")]
+    pub create: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct VaultWithKey {
+    pub vault: VaultInfo,
+    /// A key the service generated, shown this once. Store it apart from
+    /// the service: it is needed to recover on another machine.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub generated_key: Option<String>,
+}
+
+/// Vaults the caller has a role on.
+#[utoipa::path(get, path = "/vaults", tag = "vaults", responses((status = 200, body = [VaultInfo])))]
+async fn list_vaults(
+    State(s): State<AppState>,
+    Caller(p): Caller,
+) -> ApiResult<Json<Vec<VaultInfo>>> {
+    let all = blocking(move || s.list_vaults()).await?;
+    Ok(Json(all.into_iter().filter(|v| p.sees(&v.name)).collect()))
+}
+
+/// Creates or attaches a vault (administrators, or holders of a role on
+/// every vault that allows managing vaults).
+#[utoipa::path(post, path = "/vaults", tag = "vaults", request_body = NewVault,
+    responses((status = 201, body = VaultWithKey), (status = 400, body = ErrorBody), (status = 409, body = ErrorBody), (status = 502, body = ErrorBody)))]
+async fn create_vault(
+    State(s): State<AppState>,
+    Caller(p): Caller,
+    Body(req): Body<NewVault>,
+) -> ApiResult<(StatusCode, Json<VaultWithKey>)> {
+    if !p
+        .role_on("*")
+        .is_some_and(|r| r.allows(Action::ManageVault))
+    {
+        return Err(ApiError(Error::Forbidden(
+            "creating a vault needs an administrator, or a role on every vault (*) that manages vaults".into(),
+        )));
+    }
+    let (vault, key) = blocking(move || {
+        s.add_vault(
+            &req.name,
+            &req.location,
+            req.credentials,
+            req.key.as_deref(),
+            req.create,
+        )
+    })
+    .await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(VaultWithKey {
+            vault,
+            generated_key: key.map(|k| k.to_string()),
+        }),
+    ))
+}
+
+/// One vault.
+#[utoipa::path(get, path = "/vaults/{name}", tag = "vaults", params(("name" = String, Path)),
+    responses((status = 200, body = VaultInfo), (status = 404, body = ErrorBody)))]
+async fn get_vault(
+    State(s): State<AppState>,
+    Caller(p): Caller,
+    P(name): P<String>,
+) -> ApiResult<Json<VaultInfo>> {
+    p.require(&name, Action::View)?;
+    Ok(Json(blocking(move || s.vault_info(&name)).await?))
+}
+
+/// Forgets a vault; its data stays at the location.
+#[utoipa::path(delete, path = "/vaults/{name}", tag = "vaults", params(("name" = String, Path)),
+    responses((status = 204), (status = 403, body = ErrorBody), (status = 409, body = ErrorBody)))]
+async fn delete_vault(
+    State(s): State<AppState>,
+    Caller(p): Caller,
+    P(name): P<String>,
+) -> ApiResult<StatusCode> {
+    p.require(&name, Action::DeleteData)?;
+    blocking(move || s.remove_vault(&name)).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(Deserialize, ToSchema)]
+pub struct NewCredentials {
+    pub credentials: BTreeMap<String, String>,
+}
+
+/// Replaces the vault's storage credentials (tried before they are kept).
+#[utoipa::path(put, path = "/vaults/{name}/credentials", tag = "vaults", params(("name" = String, Path)), request_body = NewCredentials,
+    responses((status = 204), (status = 400, body = ErrorBody), (status = 502, body = ErrorBody)))]
+async fn set_credentials(
+    State(s): State<AppState>,
+    Caller(p): Caller,
+    P(name): P<String>,
+    Body(req): Body<NewCredentials>,
+) -> ApiResult<StatusCode> {
+    p.require(&name, Action::ManageVault)?;
+    blocking(move || s.set_credentials(&name, req.credentials)).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(Deserialize, ToSchema)]
+pub struct KeyRequest {
+    /// The key; for a rotation without it, one is generated and shown once.
+    pub key: Option<String>,
+}
+
+/// Rotates the vault's key: a new key slot, the old one removed. Raises a
+/// security alert.
+#[utoipa::path(post, path = "/vaults/{name}/key/rotate", tag = "vaults", params(("name" = String, Path)), request_body = KeyRequest,
+    responses((status = 200, body = VaultWithKey), (status = 403, body = ErrorBody), (status = 502, body = ErrorBody)))]
+async fn rotate_key(
+    State(s): State<AppState>,
+    Caller(p): Caller,
+    P(name): P<String>,
+    Body(req): Body<KeyRequest>,
+) -> ApiResult<Json<VaultWithKey>> {
+    p.require(&name, Action::ManageVault)?;
+    let by = p.name.clone();
+    let (vault, key) = blocking(move || s.rotate_key(&name, req.key.as_deref(), &by)).await?;
+    Ok(Json(VaultWithKey {
+        vault,
+        generated_key: key.map(|k| k.to_string()),
+    }))
+}
+
+/// Gives the service the vault's current key (after a rotation elsewhere).
+#[utoipa::path(put, path = "/vaults/{name}/key", tag = "vaults", params(("name" = String, Path)), request_body = KeyRequest,
+    responses((status = 200, body = VaultInfo), (status = 400, body = ErrorBody)))]
+async fn set_key(
+    State(s): State<AppState>,
+    Caller(p): Caller,
+    P(name): P<String>,
+    Body(req): Body<KeyRequest>,
+) -> ApiResult<Json<VaultInfo>> {
+    p.require(&name, Action::ManageVault)?;
+    let key = req
+        .key
+        .ok_or_else(|| ApiError(Error::invalid("key", "required")))?;
+    Ok(Json(blocking(move || s.set_key(&name, &key)).await?))
+}
+
+/// A recovery point as listed.
+#[derive(Serialize, ToSchema)]
+pub struct PointSummary {
+    pub id: String,
+    pub item: String,
+    pub time: i64,
+    pub host: String,
+    pub files: u64,
+    pub bytes_total: u64,
+    /// Entries that could not be read when it was taken.
+    pub errors: u64,
+}
+
+/// The recovery points in a vault, newest first.
+#[utoipa::path(get, path = "/vaults/{name}/points", tag = "vaults", params(("name" = String, Path)),
+    responses((status = 200, body = [PointSummary]), (status = 502, body = ErrorBody)))]
+async fn list_points(
+    State(s): State<AppState>,
+    Caller(p): Caller,
+    P(name): P<String>,
+) -> ApiResult<Json<Vec<PointSummary>>> {
+    p.require(&name, Action::View)?;
+    let points = blocking(move || {
+        let vault = s.open_vault(&name)?;
+        Ok(vault.points()?)
+    })
+    .await?;
+    let mut list: Vec<PointSummary> = points
+        .into_iter()
+        .map(|pt| PointSummary {
+            id: pt.id.to_hex(),
+            item: pt.manifest.item.clone(),
+            time: pt.manifest.time.secs,
+            host: pt.manifest.host.clone(),
+            files: pt.manifest.stats.files,
+            bytes_total: pt.manifest.stats.bytes_total,
+            errors: pt.manifest.stats.errors,
+        })
+        .collect();
+    list.sort_by(|a, b| b.time.cmp(&a.time).then_with(|| a.id.cmp(&b.id)));
+    Ok(Json(list))
+}
+
+/// Sets when the vault's prune and check run on their own.
+#[utoipa::path(put, path = "/vaults/{name}/maintenance", tag = "vaults", params(("name" = String, Path)), request_body = Maintenance,
+    responses((status = 200, body = VaultInfo), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody)))]
+async fn set_maintenance(
+    State(s): State<AppState>,
+    Caller(p): Caller,
+    P(name): P<String>,
+    Body(m): Body<Maintenance>,
+) -> ApiResult<Json<VaultInfo>> {
+    p.require(&name, Action::DeleteData)?;
+    Ok(Json(blocking(move || s.set_maintenance(&name, &m)).await?))
+}
+
+/// Prunes the vault now (retention, then garbage collection). Returns the job.
+#[utoipa::path(post, path = "/vaults/{name}/prune", tag = "vaults", params(("name" = String, Path)),
+    responses((status = 202, body = Job), (status = 403, body = ErrorBody), (status = 409, body = ErrorBody)))]
+async fn prune_now(
+    State(s): State<AppState>,
+    Caller(p): Caller,
+    P(name): P<String>,
+) -> ApiResult<(StatusCode, Json<Job>)> {
+    p.require(&name, Action::DeleteData)?;
+    let job = blocking(move || {
+        s.vault_info(&name)?;
+        s.jobs.enqueue(
+            &s,
+            NewJob {
+                kind: "prune",
+                vault: &name,
+                item: None,
+                params: None,
+                trigger: "on_demand",
+                requested_by: Some(&p.name),
+                attempt: 1,
+                not_before: 0,
+            },
+        )
+    })
+    .await?;
+    Ok((StatusCode::ACCEPTED, Json(job)))
+}
+
+#[derive(Deserialize, ToSchema)]
+pub struct CheckRequest {
+    /// Share of pack data to read and verify, in percent (0: structure
+    /// only; 100: everything).
+    #[serde(default)]
+    pub read_data_percent: f64,
+}
+
+/// Checks the vault now. Returns the job.
+#[utoipa::path(post, path = "/vaults/{name}/check", tag = "vaults", params(("name" = String, Path)), request_body = CheckRequest,
+    responses((status = 202, body = Job), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody), (status = 409, body = ErrorBody)))]
+async fn check_now(
+    State(s): State<AppState>,
+    Caller(p): Caller,
+    P(name): P<String>,
+    Body(req): Body<CheckRequest>,
+) -> ApiResult<(StatusCode, Json<Job>)> {
+    p.require(&name, Action::Backup)?;
+    if !(0.0..=100.0).contains(&req.read_data_percent) {
+        return Err(ApiError(Error::invalid("read_data_percent", "0 to 100")));
+    }
+    let job = blocking(move || {
+        s.vault_info(&name)?;
+        s.jobs.enqueue(
+            &s,
+            NewJob {
+                kind: "check",
+                vault: &name,
+                item: None,
+                params: Some(serde_json::json!({"read_data_percent": req.read_data_percent})),
+                trigger: "on_demand",
+                requested_by: Some(&p.name),
+                attempt: 1,
+                not_before: 0,
+            },
+        )
+    })
+    .await?;
+    Ok((StatusCode::ACCEPTED, Json(job)))
+}
+
+/// Restores a recovery point (or paths in it) on the service's machine.
+/// Returns the job.
+#[utoipa::path(post, path = "/vaults/{name}/restore", tag = "vaults", params(("name" = String, Path)), request_body = RestoreParams,
+    responses((status = 202, body = Job), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody), (status = 409, body = ErrorBody)))]
+async fn restore(
+    State(s): State<AppState>,
+    Caller(p): Caller,
+    P(name): P<String>,
+    Body(req): Body<RestoreParams>,
+) -> ApiResult<(StatusCode, Json<Job>)> {
+    p.require(&name, Action::Restore)?;
+    if !std::path::Path::new(&req.target).is_absolute() {
+        return Err(ApiError(Error::invalid(
+            "target",
+            "an absolute directory path",
+        )));
+    }
+    if let Some(bad) = req.includes.iter().find(|i| !i.starts_with('/')) {
+        return Err(ApiError(Error::invalid(
+            "includes",
+            format!("{bad:?} is not an absolute path as backed up"),
+        )));
+    }
+    let job = blocking(move || {
+        let vault = s.open_vault(&name)?;
+        let point = vault.resolve_point(&req.point, None).map_err(|e| match e {
+            coffer_engine::Error::PointNotFound(_)
+            | coffer_engine::Error::AmbiguousPoint { .. } => Error::invalid("point", e.to_string()),
+            e => Error::Engine(e),
+        })?;
+        let item = point.manifest.item.clone();
+        let params = RestoreParams {
+            point: point.id.to_hex(),
+            ..req
+        };
+        s.jobs.enqueue(
+            &s,
+            NewJob {
+                kind: "restore",
+                vault: &name,
+                item: Some(&item),
+                params: serde_json::to_value(&params).ok(),
+                trigger: "on_demand",
+                requested_by: Some(&p.name),
+                attempt: 1,
+                not_before: 0,
+            },
+        )
+    })
+    .await?;
+    Ok((StatusCode::ACCEPTED, Json(job)))
+}
+
+/// The vault's policies.
+#[utoipa::path(get, path = "/vaults/{name}/policies", tag = "policies", params(("name" = String, Path)),
+    responses((status = 200, body = [PolicyView]), (status = 404, body = ErrorBody)))]
+async fn list_policies(
+    State(s): State<AppState>,
+    Caller(p): Caller,
+    P(name): P<String>,
+) -> ApiResult<Json<Vec<PolicyView>>> {
+    p.require(&name, Action::View)?;
+    Ok(Json(blocking(move || s.policies(&name)).await?))
+}
+
+/// Creates or replaces a policy. Shortening a retention raises a security
+/// alert (and is refused on an immutable vault).
+#[utoipa::path(put, path = "/vaults/{name}/policies/{policy}", tag = "policies",
+    params(("name" = String, Path), ("policy" = String, Path)), request_body = PolicySpec,
+    responses((status = 200, body = PolicyView), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody), (status = 409, body = ErrorBody)))]
+async fn set_policy(
+    State(s): State<AppState>,
+    Caller(p): Caller,
+    P((name, policy)): P<(String, String)>,
+    Body(spec): Body<PolicySpec>,
+) -> ApiResult<Json<PolicyView>> {
+    p.require(&name, Action::ManagePolicies)?;
+    let by = p.name.clone();
+    Ok(Json(
+        blocking(move || s.set_policy(&name, &policy, &spec, &by)).await?,
+    ))
+}
+
+/// Deletes a policy no item uses.
+#[utoipa::path(delete, path = "/vaults/{name}/policies/{policy}", tag = "policies",
+    params(("name" = String, Path), ("policy" = String, Path)),
+    responses((status = 204), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody)))]
+async fn delete_policy(
+    State(s): State<AppState>,
+    Caller(p): Caller,
+    P((name, policy)): P<(String, String)>,
+) -> ApiResult<StatusCode> {
+    p.require(&name, Action::ManagePolicies)?;
+    blocking(move || s.delete_policy(&name, &policy)).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(Serialize, Deserialize, ToSchema)]
+pub struct ImmutabilitySetting {
+    /// disabled, enabled or locked (locked cannot be undone).
+    pub immutability: String,
+}
+
+/// Changes the vault's immutability (owners only); raises a security alert.
+#[utoipa::path(put, path = "/vaults/{name}/immutability", tag = "vaults", params(("name" = String, Path)), request_body = ImmutabilitySetting,
+    responses((status = 200, body = ImmutabilitySetting), (status = 403, body = ErrorBody), (status = 409, body = ErrorBody)))]
+async fn set_immutability(
+    State(s): State<AppState>,
+    Caller(p): Caller,
+    P(name): P<String>,
+    Body(req): Body<ImmutabilitySetting>,
+) -> ApiResult<Json<ImmutabilitySetting>> {
+    p.require(&name, Action::Immutability)?;
+    let by = p.name.clone();
+    let immutability = blocking(move || s.set_immutability(&name, &req.immutability, &by)).await?;
+    Ok(Json(ImmutabilitySetting { immutability }))
+}
+
+#[derive(Deserialize, ToSchema)]
+pub struct DeletePoints {
+    /// Point ids (or unique prefixes).
+    pub points: Vec<String>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct Deleted {
+    pub deleted: usize,
+}
+
+/// Soft-deletes recovery points (they can be undeleted while soft-deleted);
+/// raises a security alert.
+#[utoipa::path(post, path = "/vaults/{name}/points/delete", tag = "vaults", params(("name" = String, Path)), request_body = DeletePoints,
+    responses((status = 200, body = Deleted), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody), (status = 409, body = ErrorBody)))]
+async fn delete_points(
+    State(s): State<AppState>,
+    Caller(p): Caller,
+    P(name): P<String>,
+    Body(req): Body<DeletePoints>,
+) -> ApiResult<Json<Deleted>> {
+    p.require(&name, Action::DeleteData)?;
+    let by = p.name.clone();
+    let deleted = blocking(move || s.delete_points(&name, &req.points, &by)).await?;
+    Ok(Json(Deleted { deleted }))
+}
+
+// ---- items ----------------------------------------------------------------
+
+#[derive(Deserialize, ToSchema)]
+pub struct NewItem {
+    pub name: String,
+    pub vault: String,
+    /// `directory`.
+    #[serde(default = "directory")]
+    pub kind: String,
+    pub paths: Vec<String>,
+    #[serde(default)]
+    pub excludes: Vec<String>,
+    #[serde(default = "yes")]
+    pub enabled: bool,
+    #[serde(default = "two")]
+    pub retry_attempts: u32,
+    #[serde(default = "five_minutes")]
+    pub retry_delay_secs: u64,
+    /// A policy of the vault to follow (default: DefaultPolicy).
+    pub policy: Option<String>,
+}
+
+fn directory() -> String {
+    "directory".into()
+}
+fn two() -> u32 {
+    2
+}
+fn five_minutes() -> u64 {
+    300
+}
+
+#[derive(Deserialize, ToSchema)]
+pub struct ItemChanges {
+    pub paths: Option<Vec<String>>,
+    pub excludes: Option<Vec<String>>,
+    pub enabled: Option<bool>,
+    pub retry_attempts: Option<u32>,
+    pub retry_delay_secs: Option<u64>,
+}
+
+/// Protected items on the vaults the caller can see.
+#[utoipa::path(get, path = "/items", tag = "items", responses((status = 200, body = [Item])))]
+async fn list_items(State(s): State<AppState>, Caller(p): Caller) -> ApiResult<Json<Vec<Item>>> {
+    let all = blocking(move || s.items(None)).await?;
+    Ok(Json(all.into_iter().filter(|i| p.sees(&i.vault)).collect()))
+}
+
+/// Adds a protected item.
+#[utoipa::path(post, path = "/items", tag = "items", request_body = NewItem,
+    responses((status = 201, body = Item), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody), (status = 409, body = ErrorBody)))]
+async fn create_item(
+    State(s): State<AppState>,
+    Caller(p): Caller,
+    Body(req): Body<NewItem>,
+) -> ApiResult<(StatusCode, Json<Item>)> {
+    if !p.sees(&req.vault) {
+        return Err(ApiError(Error::invalid(
+            "vault",
+            format!("no vault named {}", req.vault),
+        )));
+    }
+    p.require(&req.vault, Action::ManageItems)?;
+    let item = Item {
+        name: req.name,
+        vault: req.vault,
+        kind: req.kind,
+        paths: req.paths,
+        excludes: req.excludes,
+        enabled: req.enabled,
+        retry_attempts: req.retry_attempts,
+        retry_delay_secs: req.retry_delay_secs,
+        created: 0,
+    };
+    let policy = req.policy;
+    let by = p.name.clone();
+    let item = blocking(move || {
+        if policy.is_some()
+            && !p
+                .role_on(&item.vault)
+                .is_some_and(|r| r.allows(Action::ManagePolicies))
+        {
+            return Err(Error::Forbidden(
+                "assigning a policy needs a role that manages policies".into(),
+            ));
+        }
+        let added = s.add_item(&item)?;
+        if let Some(policy) = policy {
+            if let Err(e) = s.assign_policy(&added.name, &policy, &by) {
+                // The item is not kept half-made.
+                let _ = s.remove_item(&added.name);
+                return Err(e);
+            }
+        }
+        Ok(added)
+    })
+    .await?;
+    Ok((StatusCode::CREATED, Json(item)))
+}
+
+/// The item, if the caller may see its vault.
+fn visible_item(s: &Service, p: &Principal, name: &str, action: Action) -> Result<Item, Error> {
+    let item = s.item(name)?;
+    if !p.sees(&item.vault) {
+        return Err(Error::NotFound(format!("item {name}")));
+    }
+    p.require(&item.vault, action)?;
+    Ok(item)
+}
+
+/// One item.
+#[utoipa::path(get, path = "/items/{name}", tag = "items", params(("name" = String, Path)),
+    responses((status = 200, body = Item), (status = 404, body = ErrorBody)))]
+async fn get_item(
+    State(s): State<AppState>,
+    Caller(p): Caller,
+    P(name): P<String>,
+) -> ApiResult<Json<Item>> {
+    Ok(Json(
+        blocking(move || visible_item(&s, &p, &name, Action::View)).await?,
+    ))
+}
+
+/// Changes an item's paths, excludes, enabled flag or retries.
+#[utoipa::path(patch, path = "/items/{name}", tag = "items", params(("name" = String, Path)), request_body = ItemChanges,
+    responses((status = 200, body = Item), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody)))]
+async fn update_item(
+    State(s): State<AppState>,
+    Caller(p): Caller,
+    P(name): P<String>,
+    Body(req): Body<ItemChanges>,
+) -> ApiResult<Json<Item>> {
+    Ok(Json(
+        blocking(move || {
+            let mut item = visible_item(&s, &p, &name, Action::ManageItems)?;
+            if let Some(v) = req.paths {
+                item.paths = v;
+            }
+            if let Some(v) = req.excludes {
+                item.excludes = v;
+            }
+            if let Some(v) = req.enabled {
+                item.enabled = v;
+            }
+            if let Some(v) = req.retry_attempts {
+                item.retry_attempts = v;
+            }
+            if let Some(v) = req.retry_delay_secs {
+                item.retry_delay_secs = v;
+            }
+            s.update_item(&item)
+        })
+        .await?,
+    ))
+}
+
+/// Stops managing an item; its recovery points stay in the vault.
+#[utoipa::path(delete, path = "/items/{name}", tag = "items", params(("name" = String, Path)),
+    responses((status = 204), (status = 403, body = ErrorBody), (status = 409, body = ErrorBody)))]
+async fn delete_item(
+    State(s): State<AppState>,
+    Caller(p): Caller,
+    P(name): P<String>,
+) -> ApiResult<StatusCode> {
+    blocking(move || {
+        visible_item(&s, &p, &name, Action::DeleteData)?;
+        s.remove_item(&name)
+    })
+    .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(Deserialize, ToSchema)]
+pub struct PolicyAssignment {
+    pub policy: String,
+}
+
+/// Assigns a policy to an item; a shorter retention raises a security alert.
+#[utoipa::path(put, path = "/items/{name}/policy", tag = "items", params(("name" = String, Path)), request_body = PolicyAssignment,
+    responses((status = 204), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody)))]
+async fn assign_policy(
+    State(s): State<AppState>,
+    Caller(p): Caller,
+    P(name): P<String>,
+    Body(req): Body<PolicyAssignment>,
+) -> ApiResult<StatusCode> {
+    blocking(move || {
+        visible_item(&s, &p, &name, Action::ManagePolicies)?;
+        s.assign_policy(&name, &req.policy, &p.name)
+    })
+    .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Backs an item up now. The schedule is not moved. Returns the job.
+#[utoipa::path(post, path = "/items/{name}/backup", tag = "items", params(("name" = String, Path)),
+    responses((status = 202, body = Job), (status = 403, body = ErrorBody), (status = 409, body = ErrorBody)))]
+async fn backup_now(
+    State(s): State<AppState>,
+    Caller(p): Caller,
+    P(name): P<String>,
+) -> ApiResult<(StatusCode, Json<Job>)> {
+    let job = blocking(move || {
+        visible_item(&s, &p, &name, Action::Backup)?;
+        s.jobs
+            .enqueue_backup(&s, &name, "on_demand", Some(&p.name), 1, 0)
+    })
+    .await?;
+    Ok((StatusCode::ACCEPTED, Json(job)))
+}
+
+/// An item's schedule: its policy, whether it runs, the next and last runs.
+#[utoipa::path(get, path = "/items/{name}/schedule", tag = "items", params(("name" = String, Path)),
+    responses((status = 200, body = ItemSchedule), (status = 404, body = ErrorBody)))]
+async fn item_schedule(
+    State(s): State<AppState>,
+    Caller(p): Caller,
+    P(name): P<String>,
+) -> ApiResult<Json<ItemSchedule>> {
+    Ok(Json(
+        blocking(move || {
+            visible_item(&s, &p, &name, Action::View)?;
+            s.scheduler.item_schedule(&s, &name)
+        })
+        .await?,
+    ))
+}
+
+#[derive(Serialize, Deserialize, ToSchema)]
+pub struct SchedulerSwitch {
+    /// Whether scheduled runs start. Off keeps every schedule.
+    pub enabled: bool,
+}
+
+/// Whether the scheduler runs.
+#[utoipa::path(get, path = "/scheduler", tag = "service", responses((status = 200, body = SchedulerSwitch)))]
+async fn get_scheduler(
+    State(s): State<AppState>,
+    Caller(_p): Caller,
+) -> ApiResult<Json<SchedulerSwitch>> {
+    let enabled = blocking(move || s.scheduler.enabled(&s)).await?;
+    Ok(Json(SchedulerSwitch { enabled }))
+}
+
+/// Switches scheduled runs on or off (administrators only).
+#[utoipa::path(put, path = "/scheduler", tag = "service", request_body = SchedulerSwitch,
+    responses((status = 200, body = SchedulerSwitch), (status = 403, body = ErrorBody)))]
+async fn set_scheduler(
+    State(s): State<AppState>,
+    Caller(p): Caller,
+    Body(req): Body<SchedulerSwitch>,
+) -> ApiResult<Json<SchedulerSwitch>> {
+    p.require_admin()?;
+    let on = req.enabled;
+    blocking(move || s.scheduler.set_enabled(&s, on)).await?;
+    Ok(Json(SchedulerSwitch { enabled: on }))
+}
+
+// ---- jobs -----------------------------------------------------------------
+
+#[derive(Deserialize, IntoParams)]
+pub struct JobQuery {
+    pub item: Option<String>,
+    pub vault: Option<String>,
+    /// Queued, Running, Succeeded, PartialSucceeded, Failed or Cancelled.
+    pub state: Option<String>,
+    /// At most this many (default 100).
+    pub limit: Option<u32>,
+}
+
+fn visible_job(s: &Service, p: &Principal, id: i64, action: Action) -> Result<Job, Error> {
+    let job = s.jobs.get(&s.db, id)?;
+    let vault = job.vault.clone().unwrap_or_default();
+    if !p.sees(&vault) {
+        return Err(Error::NotFound(format!("job {id}")));
+    }
+    p.require(&vault, action)?;
+    Ok(job)
+}
+
+/// Jobs on the vaults the caller can see, newest first.
+#[utoipa::path(get, path = "/jobs", tag = "jobs", params(JobQuery), responses((status = 200, body = [Job]), (status = 400, body = ErrorBody)))]
+async fn list_jobs(
+    State(s): State<AppState>,
+    Caller(p): Caller,
+    Q(q): Q<JobQuery>,
+) -> ApiResult<Json<Vec<Job>>> {
+    let state = match q.state.as_deref() {
+        Some(text) => Some(JobState::parse(text).ok_or_else(|| {
+            ApiError(Error::invalid(
+                "state",
+                "one of Queued, Running, Succeeded, PartialSucceeded, Failed, Cancelled",
+            ))
+        })?),
+        None => None,
+    };
+    let filter = JobFilter {
+        item: q.item,
+        vault: q.vault,
+        state,
+        limit: q.limit,
+    };
+    let jobs = blocking(move || s.jobs.list(&s.db, &filter)).await?;
+    Ok(Json(
+        jobs.into_iter()
+            .filter(|j| p.sees(j.vault.as_deref().unwrap_or_default()))
+            .collect(),
+    ))
+}
+
+/// One job with its live progress.
+#[utoipa::path(get, path = "/jobs/{id}", tag = "jobs", params(("id" = i64, Path)),
+    responses((status = 200, body = Job), (status = 404, body = ErrorBody)))]
+async fn get_job(
+    State(s): State<AppState>,
+    Caller(p): Caller,
+    P(id): P<i64>,
+) -> ApiResult<Json<Job>> {
+    Ok(Json(
+        blocking(move || visible_job(&s, &p, id, Action::View)).await?,
+    ))
+}
+
+#[derive(Deserialize, IntoParams)]
+pub struct LogQuery {
+    /// Only lines after this sequence number (to follow a running job).
+    pub after: Option<i64>,
+}
+
+/// A job's log lines.
+#[utoipa::path(get, path = "/jobs/{id}/logs", tag = "jobs", params(("id" = i64, Path), LogQuery),
+    responses((status = 200, body = [LogLine]), (status = 404, body = ErrorBody)))]
+async fn job_logs(
+    State(s): State<AppState>,
+    Caller(p): Caller,
+    P(id): P<i64>,
+    Q(q): Q<LogQuery>,
+) -> ApiResult<Json<Vec<LogLine>>> {
+    Ok(Json(
+        blocking(move || {
+            visible_job(&s, &p, id, Action::View)?;
+            s.jobs.logs(&s.db, id, q.after.unwrap_or(0))
+        })
+        .await?,
+    ))
+}
+
+/// Cancels a queued or running job.
+#[utoipa::path(post, path = "/jobs/{id}/cancel", tag = "jobs", params(("id" = i64, Path)),
+    responses((status = 202, body = Job), (status = 409, body = ErrorBody)))]
+async fn cancel_job(
+    State(s): State<AppState>,
+    Caller(p): Caller,
+    P(id): P<i64>,
+) -> ApiResult<(StatusCode, Json<Job>)> {
+    let job = blocking(move || {
+        visible_job(&s, &p, id, Action::CancelJob)?;
+        s.jobs.cancel(&s.db, id, &p.name)
+    })
+    .await?;
+    Ok((StatusCode::ACCEPTED, Json(job)))
+}
+
+// ---- alerts ---------------------------------------------------------------
+
+#[derive(Deserialize, IntoParams)]
+pub struct AlertQuery {
+    /// Only open alerts (default true).
+    pub open: Option<bool>,
+}
+
+fn alert_visible(p: &Principal, a: &Alert) -> bool {
+    match &a.vault {
+        Some(v) => p.sees(v),
+        None => p.is_admin,
+    }
+}
+
+/// Alerts on the vaults the caller can see (service-wide ones for
+/// administrators), newest first.
+#[utoipa::path(get, path = "/alerts", tag = "alerts", params(AlertQuery), responses((status = 200, body = [Alert])))]
+async fn list_alerts(
+    State(s): State<AppState>,
+    Caller(p): Caller,
+    Q(q): Q<AlertQuery>,
+) -> ApiResult<Json<Vec<Alert>>> {
+    let open = q.open.unwrap_or(true);
+    let all = blocking(move || alerts::list(&s.db, open, 1000)).await?;
+    Ok(Json(
+        all.into_iter().filter(|a| alert_visible(&p, a)).collect(),
+    ))
+}
+
+/// Resolves an alert by hand.
+#[utoipa::path(post, path = "/alerts/{id}/resolve", tag = "alerts", params(("id" = i64, Path)),
+    responses((status = 200, body = Alert), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+async fn resolve_alert(
+    State(s): State<AppState>,
+    Caller(p): Caller,
+    P(id): P<i64>,
+) -> ApiResult<Json<Alert>> {
+    Ok(Json(
+        blocking(move || {
+            let a = alerts::get(&s.db, id)?;
+            if !alert_visible(&p, &a) {
+                return Err(Error::NotFound(format!("alert {id}")));
+            }
+            match &a.vault {
+                Some(v) => p.require(v, Action::ManageVault)?,
+                None => p.require_admin()?,
+            }
+            alerts::resolve(&s.db, id, &p.name)
+        })
+        .await?,
+    ))
+}
+
+// ---- notifications ---------------------------------------------------------
+
+/// Notification targets (administrators only).
+#[utoipa::path(get, path = "/notifications/targets", tag = "notifications", responses((status = 200, body = [Target])))]
+async fn list_targets(
+    State(s): State<AppState>,
+    Caller(p): Caller,
+) -> ApiResult<Json<Vec<Target>>> {
+    p.require_admin()?;
+    Ok(Json(blocking(move || s.targets()).await?))
+}
+
+/// Adds a webhook or e-mail target with its rules.
+#[utoipa::path(post, path = "/notifications/targets", tag = "notifications", request_body = NewTarget,
+    responses((status = 201, body = Target), (status = 400, body = ErrorBody), (status = 409, body = ErrorBody)))]
+async fn create_target(
+    State(s): State<AppState>,
+    Caller(p): Caller,
+    Body(req): Body<NewTarget>,
+) -> ApiResult<(StatusCode, Json<Target>)> {
+    p.require_admin()?;
+    Ok((
+        StatusCode::CREATED,
+        Json(blocking(move || s.add_target(&req)).await?),
+    ))
+}
+
+/// Removes a target.
+#[utoipa::path(delete, path = "/notifications/targets/{id}", tag = "notifications", params(("id" = i64, Path)),
+    responses((status = 204), (status = 404, body = ErrorBody)))]
+async fn delete_target(
+    State(s): State<AppState>,
+    Caller(p): Caller,
+    P(id): P<i64>,
+) -> ApiResult<StatusCode> {
+    p.require_admin()?;
+    blocking(move || s.remove_target(id)).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// The latest deliveries to a target, with their errors.
+#[utoipa::path(get, path = "/notifications/targets/{id}/deliveries", tag = "notifications", params(("id" = i64, Path)),
+    responses((status = 200, body = [Delivery])))]
+async fn target_deliveries(
+    State(s): State<AppState>,
+    Caller(p): Caller,
+    P(id): P<i64>,
+) -> ApiResult<Json<Vec<Delivery>>> {
+    p.require_admin()?;
+    Ok(Json(blocking(move || s.deliveries(id)).await?))
+}
+
+// ---- the router -----------------------------------------------------------
+
+#[derive(Serialize, ToSchema)]
+pub struct Health {
+    pub status: String,
+    pub version: String,
+}
+
+/// Whether the service is up (no authentication).
+#[utoipa::path(get, path = "/health", tag = "service", responses((status = 200, body = Health)))]
+async fn health() -> Json<Health> {
+    Json(Health {
+        status: "ok".into(),
+        version: env!("CARGO_PKG_VERSION").into(),
+    })
+}
+
+/// Prometheus metrics (any authenticated caller; Prometheus sends a token
+/// with `authorization: {credentials: …}`).
+async fn metrics(State(s): State<AppState>, Caller(_p): Caller) -> ApiResult<Response> {
+    let text = blocking(move || crate::metrics::render(&s.db)).await?;
+    Ok((
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        text,
+    )
+        .into_response())
+}
+
+/// The API's routes and their OpenAPI description, from the same list.
+pub fn routes() -> (axum::Router<AppState>, utoipa::openapi::OpenApi) {
+    let (router, mut api) = OpenApiRouter::<AppState>::new()
+        .routes(routes!(health))
+        .routes(routes!(login))
+        .routes(routes!(logout))
+        .routes(routes!(me))
+        .routes(routes!(list_users, create_user))
+        .routes(routes!(delete_user))
+        .routes(routes!(set_password))
+        .routes(routes!(list_tokens, create_token))
+        .routes(routes!(delete_token))
+        .routes(routes!(list_roles, assign_role))
+        .routes(routes!(remove_role))
+        .routes(routes!(list_vaults, create_vault))
+        .routes(routes!(get_vault, delete_vault))
+        .routes(routes!(set_credentials))
+        .routes(routes!(rotate_key))
+        .routes(routes!(set_key))
+        .routes(routes!(list_points))
+        .routes(routes!(delete_points))
+        .routes(routes!(set_maintenance))
+        .routes(routes!(prune_now))
+        .routes(routes!(check_now))
+        .routes(routes!(restore))
+        .routes(routes!(list_policies))
+        .routes(routes!(set_policy, delete_policy))
+        .routes(routes!(set_immutability))
+        .routes(routes!(assign_policy))
+        .routes(routes!(list_items, create_item))
+        .routes(routes!(get_item, update_item, delete_item))
+        .routes(routes!(backup_now))
+        .routes(routes!(item_schedule))
+        .routes(routes!(get_scheduler, set_scheduler))
+        .routes(routes!(list_jobs))
+        .routes(routes!(get_job))
+        .routes(routes!(job_logs))
+        .routes(routes!(cancel_job))
+        .routes(routes!(list_alerts))
+        .routes(routes!(resolve_alert))
+        .routes(routes!(list_targets, create_target))
+        .routes(routes!(delete_target))
+        .routes(routes!(target_deliveries))
+        .split_for_parts();
+    api.info.title = "Coffer".into();
+    api.info.version = "v1".into();
+    api.info.description = Some("The Coffer backup service. Send `Authorization: Bearer <token>` (POST /tokens) or the session cookie from POST /auth/login.".into());
+    api.servers = Some(vec![utoipa::openapi::Server::new("/api/v1")]);
+    let components = api.components.get_or_insert_with(Default::default);
+    components.add_security_scheme(
+        "bearer",
+        SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+    );
+    components.add_security_scheme(
+        "session",
+        SecurityScheme::ApiKey(ApiKey::Cookie(ApiKeyValue::new(SESSION_COOKIE))),
+    );
+    api.security = Some(vec![
+        utoipa::openapi::security::SecurityRequirement::new("bearer", Vec::<String>::new()),
+        utoipa::openapi::security::SecurityRequirement::new("session", Vec::<String>::new()),
+    ]);
+    (router, api)
+}
+
+/// The whole HTTP application: the API under `/api/v1` and its document.
+pub fn app(service: AppState) -> axum::Router {
+    let (api_routes, api) = routes();
+    let doc = Arc::new(api);
+    let api_routes = api_routes.route(
+        "/openapi.json",
+        axum::routing::get(move || {
+            let doc = doc.clone();
+            async move { Json((*doc).clone()) }
+        }),
+    );
+    axum::Router::new()
+        .nest("/api/v1", api_routes)
+        .route("/metrics", axum::routing::get(metrics))
+        .fallback(|| async {
+            ApiError(Error::NotFound("no such endpoint (the API is under /api/v1; its description is /api/v1/openapi.json)".into()))
+        })
+        .with_state(service)
+}
+
+/// Serves until Ctrl-C or SIGTERM; jobs still running are left to be
+/// marked interrupted at the next start.
+pub async fn run(service: AppState) -> crate::Result<()> {
+    let addr = service.config.listen;
+    tokio::spawn(Jobs::dispatch(service.clone()));
+    tokio::spawn(Scheduler::run(service.clone()));
+    tokio::spawn(Service::run_notifier(service.clone()));
+    let app = app(service.clone());
+    let handle = axum_server::Handle::new();
+    let shutdown = handle.clone();
+    tokio::spawn(async move {
+        shutdown_signal().await;
+        shutdown.graceful_shutdown(Some(std::time::Duration::from_secs(10)));
+    });
+    let scheme = if service.config.tls_cert.is_some() {
+        "https"
+    } else {
+        "http"
+    };
+    let served = match (&service.config.tls_cert, &service.config.tls_key) {
+        (Some(cert), Some(key)) => {
+            let tls = axum_server::tls_rustls::RustlsConfig::from_pem_file(cert, key)
+                .await
+                .map_err(|e| {
+                    Error::Config(format!("cannot load the TLS certificate or key: {e}"))
+                })?;
+            let server = axum_server::bind_rustls(addr, tls).handle(handle.clone());
+            announce(&handle, scheme).await;
+            server.serve(app.into_make_service()).await
+        }
+        _ => {
+            let server = axum_server::bind(addr).handle(handle.clone());
+            announce(&handle, scheme).await;
+            server.serve(app.into_make_service()).await
+        }
+    };
+    served.map_err(|e| Error::Config(format!("cannot serve on {addr}: {e} (is another service using the port? set listen in coffer.toml or COFFER_LISTEN)")))
+}
+
+async fn announce(handle: &axum_server::Handle, scheme: &'static str) {
+    let handle = handle.clone();
+    tokio::spawn(async move {
+        if let Some(addr) = handle.listening().await {
+            // Tests and scripts read this line to find the port.
+            println!("listening on {scheme}://{addr}");
+            tracing::info!(%addr, "listening");
+        }
+    });
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(t) => t,
+                Err(_) => {
+                    let _ = ctrl_c.await;
+                    return;
+                }
+            };
+        tokio::select! {
+            _ = ctrl_c => {},
+            _ = term.recv() => {},
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = ctrl_c.await;
+    }
+}

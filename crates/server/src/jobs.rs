@@ -1,0 +1,1047 @@
+//! Jobs: every backup (later also restore, prune and check) is a row in the
+//! `jobs` table that moves Queued → Running → Succeeded, PartialSucceeded,
+//! Failed or Cancelled.
+//!
+//! A dispatcher task starts queued jobs when the limits allow: at most one
+//! job per item, `max_jobs_per_vault` per vault and `max_jobs` in all. Each
+//! job runs the engine on a plain thread (the engine is synchronous and
+//! spreads its own work over the cores), with live counters kept in memory
+//! and its log lines in the database. A job that was Running when the
+//! service stopped is marked Failed at the next start, raises its alert, and
+//! is retried as its item says, like any other failure.
+
+use std::collections::HashMap;
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use rusqlite::{params, OptionalExtension};
+use serde::Serialize;
+
+use coffer_engine::backup::{self, BackupOptions, Progress};
+use coffer_engine::restore::RestoreProgress;
+
+use crate::alerts::{self, Cause, Severity};
+use crate::db::{now, Db};
+use crate::error::{Error, Result};
+use crate::notify::EventType;
+use crate::service::{item_paths, Service};
+
+/// Where a job is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+pub enum JobState {
+    Queued,
+    Running,
+    Succeeded,
+    PartialSucceeded,
+    Failed,
+    Cancelled,
+}
+
+impl JobState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            JobState::Queued => "Queued",
+            JobState::Running => "Running",
+            JobState::Succeeded => "Succeeded",
+            JobState::PartialSucceeded => "PartialSucceeded",
+            JobState::Failed => "Failed",
+            JobState::Cancelled => "Cancelled",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<JobState> {
+        [
+            JobState::Queued,
+            JobState::Running,
+            JobState::Succeeded,
+            JobState::PartialSucceeded,
+            JobState::Failed,
+            JobState::Cancelled,
+        ]
+        .into_iter()
+        .find(|s| s.as_str() == text)
+    }
+}
+
+/// Live counters of a running job (or the last ones of a finished job).
+#[derive(Debug, Clone, Default, Serialize, serde::Deserialize, utoipa::ToSchema)]
+pub struct JobProgress {
+    pub files: u64,
+    pub bytes_read: u64,
+    /// Restores: bytes written so far, of `bytes_total` found so far.
+    pub bytes_written: u64,
+    pub bytes_total: u64,
+    pub bytes_new: u64,
+    pub bytes_stored: u64,
+    pub errors: u64,
+    pub elapsed_secs: f64,
+    /// Bytes read per second so far.
+    pub rate_bytes_per_sec: f64,
+}
+
+/// A job as the API shows it.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct Job {
+    pub id: i64,
+    /// `backup`, `restore`, `prune` or `check`.
+    pub kind: String,
+    /// What the job was asked to do (a restore's point and target, a
+    /// check's share).
+    #[schema(value_type = Object)]
+    pub params: Option<serde_json::Value>,
+    pub vault: Option<String>,
+    pub item: Option<String>,
+    pub state: JobState,
+    /// `on_demand`, `schedule` or `retry`.
+    pub trigger: String,
+    pub requested_by: Option<String>,
+    /// 1 for the first try, then counting retries.
+    pub attempt: u32,
+    pub created: i64,
+    /// A retry does not start before this time.
+    pub not_before: i64,
+    pub started: Option<i64>,
+    pub finished: Option<i64>,
+    pub progress: Option<JobProgress>,
+    /// What the job produced (for a backup: the point and its statistics).
+    #[schema(value_type = Object)]
+    pub result: Option<serde_json::Value>,
+    pub error: Option<String>,
+    pub cause: Option<Cause>,
+}
+
+/// One line of a job's log.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct LogLine {
+    pub seq: i64,
+    pub time: i64,
+    pub level: String,
+    pub message: String,
+}
+
+/// The live counters of a running job.
+#[derive(Clone)]
+enum Live {
+    Backup(Arc<Progress>),
+    Restore(Arc<RestoreProgress>),
+    /// Prune and check report only at their end.
+    Opaque,
+}
+
+struct Running {
+    vault: String,
+    item: Option<String>,
+    started: Instant,
+    live: Live,
+}
+
+/// The job runner's in-memory part.
+pub struct Jobs {
+    wake: tokio::sync::Notify,
+    running: Mutex<HashMap<i64, Running>>,
+}
+
+const COLUMNS: &str =
+    "id, kind, vault, item, state, trigger, requested_by, attempt, created, not_before,
+    started, finished, progress, result, error, cause, params";
+
+fn row_to_job(r: &rusqlite::Row<'_>) -> rusqlite::Result<Job> {
+    let state: String = r.get(4)?;
+    let progress: Option<String> = r.get(12)?;
+    let result: Option<String> = r.get(13)?;
+    let cause: Option<String> = r.get(15)?;
+    Ok(Job {
+        id: r.get(0)?,
+        kind: r.get(1)?,
+        vault: r.get(2)?,
+        item: r.get(3)?,
+        state: JobState::parse(&state).unwrap_or(JobState::Failed),
+        trigger: r.get(5)?,
+        requested_by: r.get(6)?,
+        attempt: r.get(7)?,
+        created: r.get(8)?,
+        not_before: r.get(9)?,
+        started: r.get(10)?,
+        finished: r.get(11)?,
+        progress: progress.and_then(|p| serde_json::from_str(&p).ok()),
+        result: result.and_then(|p| serde_json::from_str(&p).ok()),
+        error: r.get(14)?,
+        cause: cause.as_deref().and_then(Cause::parse),
+        params: r
+            .get::<_, Option<String>>(16)?
+            .and_then(|p| serde_json::from_str(&p).ok()),
+    })
+}
+
+/// Filters for listing jobs.
+#[derive(Debug, Default, Clone)]
+pub struct JobFilter {
+    pub item: Option<String>,
+    pub vault: Option<String>,
+    pub state: Option<JobState>,
+    pub limit: Option<u32>,
+}
+
+impl Default for Jobs {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Jobs {
+    pub fn new() -> Self {
+        Jobs {
+            wake: tokio::sync::Notify::new(),
+            running: Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn running(&self) -> std::sync::MutexGuard<'_, HashMap<i64, Running>> {
+        self.running.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The queued or running job of an item, if any.
+    pub fn active_for_item(&self, db: &Db, item: &str) -> Result<Option<i64>> {
+        Ok(db
+            .conn()
+            .query_row(
+                "SELECT id FROM jobs WHERE item = ?1 AND state IN ('Queued', 'Running') ORDER BY id LIMIT 1",
+                [item],
+                |r| r.get(0),
+            )
+            .optional()?)
+    }
+
+    /// Queues a backup of `item`. One job per item at a time: a second
+    /// request while one is queued or running is refused with its id.
+    pub fn enqueue_backup(
+        &self,
+        service: &Service,
+        item: &str,
+        trigger: &str,
+        requested_by: Option<&str>,
+        attempt: u32,
+        not_before: i64,
+    ) -> Result<Job> {
+        let it = service.item(item)?;
+        self.enqueue(
+            service,
+            NewJob {
+                kind: "backup",
+                vault: &it.vault,
+                item: Some(item),
+                params: None,
+                trigger,
+                requested_by,
+                attempt,
+                not_before,
+            },
+        )
+    }
+
+    /// Queues a job. Jobs of an item exclude each other, and so do prunes
+    /// (or checks) of one vault.
+    pub fn enqueue(&self, service: &Service, job: NewJob<'_>) -> Result<Job> {
+        if let Some(item) = job.item {
+            if let Some(id) = self.active_for_item(&service.db, item)? {
+                return Err(Error::Conflict(format!(
+                    "a job of item {item} is already queued or running (job {id})"
+                )));
+            }
+        } else {
+            let active: Option<i64> = service
+                .db
+                .conn()
+                .query_row(
+                    "SELECT id FROM jobs WHERE vault = ?1 AND kind = ?2 AND item IS NULL
+                     AND state IN ('Queued', 'Running') LIMIT 1",
+                    params![job.vault, job.kind],
+                    |r| r.get(0),
+                )
+                .optional()?;
+            if let Some(id) = active {
+                return Err(Error::Conflict(format!(
+                    "a {} of vault {} is already queued or running (job {id})",
+                    job.kind, job.vault
+                )));
+            }
+        }
+        let id = {
+            let conn = service.db.conn();
+            conn.execute(
+                "INSERT INTO jobs (kind, vault, item, state, trigger, params, requested_by, attempt, not_before, created)
+                 VALUES (?1, ?2, ?3, 'Queued', ?4, ?5, ?6, ?7, ?8, ?9)",
+                params![
+                    job.kind,
+                    job.vault,
+                    job.item,
+                    job.trigger,
+                    job.params.map(|p| p.to_string()),
+                    job.requested_by,
+                    job.attempt,
+                    job.not_before,
+                    now()
+                ],
+            )?;
+            conn.last_insert_rowid()
+        };
+        self.log(
+            &service.db,
+            id,
+            "info",
+            &format!("queued ({})", job.trigger),
+        )?;
+        self.wake.notify_one();
+        self.get(&service.db, id)
+    }
+
+    pub fn get(&self, db: &Db, id: i64) -> Result<Job> {
+        let mut job = db
+            .conn()
+            .query_row(
+                &format!("SELECT {COLUMNS} FROM jobs WHERE id = ?1"),
+                [id],
+                row_to_job,
+            )
+            .optional()?
+            .ok_or_else(|| Error::NotFound(format!("job {id}")))?;
+        self.fill_live(&mut job);
+        Ok(job)
+    }
+
+    fn fill_live(&self, job: &mut Job) {
+        if job.state != JobState::Running {
+            return;
+        }
+        if let Some(r) = self.running().get(&job.id) {
+            job.progress = live_progress(&r.live, r.started.elapsed());
+        }
+    }
+
+    /// Jobs, newest first.
+    pub fn list(&self, db: &Db, filter: &JobFilter) -> Result<Vec<Job>> {
+        let mut jobs = {
+            let conn = db.conn();
+            let mut stmt = conn.prepare(&format!(
+                "SELECT {COLUMNS} FROM jobs WHERE (?1 IS NULL OR item = ?1) AND (?2 IS NULL OR vault = ?2)
+                 AND (?3 IS NULL OR state = ?3) ORDER BY id DESC LIMIT ?4"
+            ))?;
+            let jobs = stmt
+                .query_map(
+                    params![
+                        filter.item,
+                        filter.vault,
+                        filter.state.map(JobState::as_str),
+                        filter.limit.unwrap_or(100)
+                    ],
+                    row_to_job,
+                )?
+                .collect::<rusqlite::Result<Vec<_>>>()?;
+            jobs
+        };
+        for j in &mut jobs {
+            self.fill_live(j);
+        }
+        Ok(jobs)
+    }
+
+    pub fn log(&self, db: &Db, job: i64, level: &str, message: &str) -> Result<()> {
+        db.conn().execute(
+            "INSERT INTO job_logs (job_id, seq, time, level, message)
+             VALUES (?1, (SELECT coalesce(max(seq), 0) + 1 FROM job_logs WHERE job_id = ?1), ?2, ?3, ?4)",
+            params![job, now(), level, message],
+        )?;
+        Ok(())
+    }
+
+    /// Log lines after `after` (0 for all).
+    pub fn logs(&self, db: &Db, job: i64, after: i64) -> Result<Vec<LogLine>> {
+        self.get(db, job)?;
+        let conn = db.conn();
+        let mut stmt = conn.prepare(
+            "SELECT seq, time, level, message FROM job_logs WHERE job_id = ?1 AND seq > ?2 ORDER BY seq",
+        )?;
+        let lines = stmt
+            .query_map(params![job, after], |r| {
+                Ok(LogLine {
+                    seq: r.get(0)?,
+                    time: r.get(1)?,
+                    level: r.get(2)?,
+                    message: r.get(3)?,
+                })
+            })?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
+        Ok(lines)
+    }
+
+    /// Cancels a queued job at once, or asks a running one to stop.
+    pub fn cancel(&self, db: &Db, id: i64, by: &str) -> Result<Job> {
+        let job = self.get(db, id)?;
+        match job.state {
+            JobState::Queued => {
+                let n = db.conn().execute(
+                    "UPDATE jobs SET state = 'Cancelled', finished = ?1, error = ?2 WHERE id = ?3 AND state = 'Queued'",
+                    params![now(), format!("cancelled by {by}"), id],
+                )?;
+                if n == 0 {
+                    // It started meanwhile: stop it as a running job.
+                    return self.cancel(db, id, by);
+                }
+                self.log(
+                    db,
+                    id,
+                    "info",
+                    &format!("cancelled by {by} before it started"),
+                )?;
+            }
+            JobState::Running => {
+                match self.running().get(&id).map(|r| r.live.clone()) {
+                    Some(Live::Backup(p)) => p.cancel.store(true, Ordering::Relaxed),
+                    Some(_) => {
+                        return Err(Error::Conflict(format!(
+                            "a running {} cannot be stopped half-way; it ends by itself",
+                            job.kind
+                        )))
+                    }
+                    None => {}
+                }
+                self.log(db, id, "info", &format!("cancel requested by {by}"))?;
+            }
+            state => {
+                return Err(Error::Conflict(format!(
+                    "job {id} has already ended ({})",
+                    state.as_str()
+                )))
+            }
+        }
+        self.get(db, id)
+    }
+
+    /// Marks jobs a stopped service left Running as Failed, raises their
+    /// alerts and queues their retries.
+    pub fn recover_after_restart(&self, service: &Service) -> Result<()> {
+        let interrupted = self.list(
+            &service.db,
+            &JobFilter {
+                state: Some(JobState::Running),
+                limit: Some(10_000),
+                ..Default::default()
+            },
+        )?;
+        for job in interrupted {
+            let message = "the service stopped while this job was running (a crash, a restart or a power loss); nothing of it was committed, and what it uploaded is reused by the next backup";
+            self.log(&service.db, job.id, "error", message)?;
+            self.finish(
+                service,
+                &job,
+                JobState::Failed,
+                None,
+                Some((Cause::GeneralFault, message.to_string())),
+                None,
+            )?;
+        }
+        Ok(())
+    }
+
+    /// Starts every queued job the limits allow now.
+    pub fn start_ready(&self, service: &Arc<Service>) -> Result<()> {
+        let queued = {
+            let conn = service.db.conn();
+            let mut stmt = conn.prepare(
+                "SELECT id, vault, item, kind FROM jobs WHERE state = 'Queued' AND not_before <= ?1 ORDER BY id",
+            )?;
+            let rows = stmt
+                .query_map([now()], |r| {
+                    Ok((
+                        r.get::<_, i64>(0)?,
+                        r.get::<_, Option<String>>(1)?,
+                        r.get::<_, Option<String>>(2)?,
+                        r.get::<_, String>(3)?,
+                    ))
+                })?
+                .collect::<rusqlite::Result<Vec<_>>>()?;
+            rows
+        };
+        for (id, vault, item, kind) in queued {
+            let vault = vault.unwrap_or_default();
+            let live = match kind.as_str() {
+                "backup" => Live::Backup(Arc::new(Progress::default())),
+                "restore" => Live::Restore(Arc::new(RestoreProgress::default())),
+                _ => Live::Opaque,
+            };
+            {
+                let mut running = self.running();
+                if running.len() >= service.config.max_jobs {
+                    break;
+                }
+                let on_vault = running.values().filter(|r| r.vault == vault).count();
+                let item_busy = item.is_some() && running.values().any(|r| r.item == item);
+                if on_vault >= service.config.max_jobs_per_vault || item_busy {
+                    continue;
+                }
+                let claimed = service.db.conn().execute(
+                    "UPDATE jobs SET state = 'Running', started = ?1 WHERE id = ?2 AND state = 'Queued'",
+                    params![now(), id],
+                )?;
+                if claimed == 0 {
+                    continue;
+                }
+                running.insert(
+                    id,
+                    Running {
+                        vault,
+                        item,
+                        started: Instant::now(),
+                        live: live.clone(),
+                    },
+                );
+            }
+            let service = service.clone();
+            let spawned = std::thread::Builder::new()
+                .name(format!("coffer-job-{id}"))
+                .spawn(move || {
+                    let outcome = run_job(&service, id, &live);
+                    if let Err(e) = outcome {
+                        tracing::error!(job = id, "could not record the job's end: {e}");
+                    }
+                    service.jobs.running().remove(&id);
+                    service.jobs.wake.notify_one();
+                });
+            if let Err(e) = spawned {
+                self.running().remove(&id);
+                return Err(Error::Internal(format!("cannot start a job thread: {e}")));
+            }
+        }
+        Ok(())
+    }
+
+    /// The dispatcher: starts jobs whenever one is queued or ends, and at
+    /// least every second (for retries whose time has come).
+    pub async fn dispatch(service: Arc<Service>) {
+        loop {
+            if let Err(e) = service.jobs.start_ready(&service) {
+                tracing::error!("job dispatcher: {e}");
+            }
+            let _ =
+                tokio::time::timeout(Duration::from_secs(1), service.jobs.wake.notified()).await;
+        }
+    }
+
+    /// Records the end of a job, raises or resolves alerts, and queues a
+    /// retry when the item allows one.
+    fn finish(
+        &self,
+        service: &Service,
+        job: &Job,
+        state: JobState,
+        result: Option<serde_json::Value>,
+        failure: Option<(Cause, String)>,
+        progress: Option<JobProgress>,
+    ) -> Result<()> {
+        let db = &service.db;
+        db.conn().execute(
+            "UPDATE jobs SET state = ?1, finished = ?2, result = ?3, error = ?4, cause = ?5,
+             progress = coalesce(?6, progress) WHERE id = ?7",
+            params![
+                state.as_str(),
+                now(),
+                result.map(|r| r.to_string()),
+                failure.as_ref().map(|(_, m)| m.clone()),
+                failure.as_ref().map(|(c, _)| c.as_str()),
+                progress.and_then(|p| serde_json::to_string(&p).ok()),
+                job.id
+            ],
+        )?;
+        self.log(db, job.id, "info", &format!("ended: {}", state.as_str()))?;
+        let event = match state {
+            JobState::Succeeded | JobState::PartialSucceeded => {
+                Some((EventType::JobSucceeded, Severity::Info))
+            }
+            JobState::Failed => Some((EventType::JobFailed, Severity::Error)),
+            _ => None,
+        };
+        if let Some((event, severity)) = event {
+            let body = serde_json::to_value(self.get(db, job.id)?).unwrap_or_default();
+            service.notify(event, severity, false, body)?;
+        }
+        let Some(item) = &job.item else {
+            // A vault's own jobs (prune, check) have alerts without an item.
+            match (state, &failure) {
+                (JobState::Succeeded, _) => {
+                    service.resolve_vault_alerts(job.vault.as_deref().unwrap_or_default())?
+                }
+                (JobState::Failed | JobState::PartialSucceeded, Some((cause, message))) => {
+                    service.raise_alert(
+                        *cause,
+                        job.vault.as_deref(),
+                        None,
+                        message,
+                        Some(job.id),
+                    )?;
+                }
+                _ => {}
+            }
+            return Ok(());
+        };
+        match (state, &failure) {
+            (JobState::Succeeded, _) => {
+                service.resolve_item_alerts(item)?;
+            }
+            (JobState::PartialSucceeded, Some((cause, message))) => {
+                service.resolve_item_alerts(item)?;
+                service.raise_alert(
+                    *cause,
+                    job.vault.as_deref(),
+                    Some(item),
+                    message,
+                    Some(job.id),
+                )?;
+            }
+            (JobState::Failed, Some((cause, message))) => {
+                service.raise_alert(
+                    *cause,
+                    job.vault.as_deref(),
+                    Some(item),
+                    message,
+                    Some(job.id),
+                )?;
+                if job.kind != "backup" {
+                    return Ok(());
+                }
+                if let Ok(it) = service.item(item) {
+                    if job.attempt <= it.retry_attempts {
+                        let at = now() + it.retry_delay_secs as i64;
+                        let retry = self.enqueue_backup(
+                            service,
+                            item,
+                            "retry",
+                            job.requested_by.as_deref(),
+                            job.attempt + 1,
+                            at,
+                        )?;
+                        self.log(
+                            db,
+                            job.id,
+                            "info",
+                            &format!(
+                                "retry {} of {} queued as job {}, not before {} s from now",
+                                job.attempt, it.retry_attempts, retry.id, it.retry_delay_secs
+                            ),
+                        )?;
+                    }
+                }
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+}
+
+fn live_progress(live: &Live, elapsed: Duration) -> Option<JobProgress> {
+    let secs = elapsed.as_secs_f64();
+    let rate = |bytes: u64| if secs > 0.0 { bytes as f64 / secs } else { 0.0 };
+    match live {
+        Live::Backup(p) => {
+            let bytes_read = p.bytes_read.load(Ordering::Relaxed);
+            Some(JobProgress {
+                files: p.files.load(Ordering::Relaxed),
+                bytes_read,
+                bytes_new: p.bytes_new.load(Ordering::Relaxed),
+                bytes_stored: p.bytes_stored.load(Ordering::Relaxed),
+                errors: p.errors.load(Ordering::Relaxed),
+                elapsed_secs: secs,
+                rate_bytes_per_sec: rate(bytes_read),
+                ..Default::default()
+            })
+        }
+        Live::Restore(p) => {
+            let written = p.bytes_written.load(Ordering::Relaxed);
+            Some(JobProgress {
+                files: p.files.load(Ordering::Relaxed),
+                bytes_written: written,
+                bytes_total: p.bytes_total.load(Ordering::Relaxed),
+                elapsed_secs: secs,
+                rate_bytes_per_sec: rate(written),
+                ..Default::default()
+            })
+        }
+        Live::Opaque => Some(JobProgress {
+            elapsed_secs: secs,
+            ..Default::default()
+        }),
+    }
+}
+
+/// A job to queue.
+pub struct NewJob<'a> {
+    pub kind: &'static str,
+    pub vault: &'a str,
+    pub item: Option<&'a str>,
+    pub params: Option<serde_json::Value>,
+    pub trigger: &'a str,
+    pub requested_by: Option<&'a str>,
+    pub attempt: u32,
+    pub not_before: i64,
+}
+
+/// How a job ended, before it is recorded.
+struct Ending {
+    state: JobState,
+    result: Option<serde_json::Value>,
+    failure: Option<(Cause, String)>,
+}
+
+fn failed(cause: Cause, message: String) -> Ending {
+    Ending {
+        state: JobState::Failed,
+        result: None,
+        failure: Some((cause, message)),
+    }
+}
+
+fn engine_failure(e: Error) -> (Cause, String) {
+    match e {
+        Error::Engine(e) => (alerts::classify(&e), e.to_string()),
+        e => (Cause::GeneralFault, e.to_string()),
+    }
+}
+
+/// Runs one claimed job to its end and records the outcome.
+fn run_job(service: &Arc<Service>, id: i64, live: &Live) -> Result<()> {
+    let jobs = &service.jobs;
+    let job = jobs.get(&service.db, id)?;
+    let started = Instant::now();
+    jobs.log(
+        &service.db,
+        id,
+        "info",
+        &format!("started (attempt {})", job.attempt),
+    )?;
+    let ending = match (job.kind.as_str(), live) {
+        ("backup", Live::Backup(p)) => run_backup(service, &job, p),
+        ("restore", Live::Restore(p)) => run_restore(service, &job, p),
+        ("prune", _) => run_prune(service, &job),
+        ("check", _) => run_check(service, &job),
+        (kind, _) => failed(Cause::GeneralFault, format!("unknown job kind {kind}")),
+    };
+    let progress = live_progress(live, started.elapsed());
+    if let (JobState::Failed, Some((_, message))) = (ending.state, &ending.failure) {
+        jobs.log(&service.db, id, "error", message)?;
+    }
+    jobs.finish(
+        service,
+        &job,
+        ending.state,
+        ending.result,
+        ending.failure,
+        progress,
+    )
+}
+
+fn run_backup(service: &Service, job: &Job, progress: &Arc<Progress>) -> Ending {
+    let jobs = &service.jobs;
+    let id = job.id;
+    let item_name = job.item.clone().unwrap_or_default();
+    let outcome = (|| -> std::result::Result<backup::BackupReport, (Cause, String)> {
+        let item = service
+            .item(&item_name)
+            .map_err(|e| (Cause::GeneralFault, e.to_string()))?;
+        let vault = service.open_vault(&item.vault).map_err(engine_failure)?;
+        let _ = jobs.log(
+            &service.db,
+            id,
+            "info",
+            &format!(
+                "backing up {} into vault {}",
+                item.paths.join(", "),
+                item.vault
+            ),
+        );
+        let opts = BackupOptions {
+            item: Some(item.name.clone()),
+            excludes: item.excludes.clone(),
+            ..Default::default()
+        };
+        let report = backup::backup(&vault, &item_paths(&item), &opts, progress)
+            .map_err(|e| engine_failure(Error::Engine(e)))?;
+        service.measure_vault(&vault, &item.vault);
+        Ok(report)
+    })();
+    match outcome {
+        Ok(report) => {
+            let m = &report.manifest;
+            for e in m.errors.iter().take(100) {
+                let _ = jobs.log(
+                    &service.db,
+                    id,
+                    "warn",
+                    &format!("{}: {}", String::from_utf8_lossy(&e.path), e.message),
+                );
+            }
+            if m.errors.len() > 100 {
+                let _ = jobs.log(
+                    &service.db,
+                    id,
+                    "warn",
+                    &format!("… and {} more unreadable entries", m.errors.len() - 100),
+                );
+            }
+            let result = serde_json::json!({
+                "point": report.point.to_hex(),
+                "stats": m.stats,
+                "packs_written": report.packs_written,
+            });
+            let _ = jobs.log(
+                &service.db,
+                id,
+                "info",
+                &format!(
+                    "point {} committed: {} files ({} new, {} changed), {} bytes read, {} bytes stored",
+                    report.point.to_hex(),
+                    m.stats.files,
+                    m.stats.files_new,
+                    m.stats.files_changed,
+                    m.stats.bytes_read,
+                    m.stats.bytes_stored
+                ),
+            );
+            if m.errors.is_empty() {
+                Ending {
+                    state: JobState::Succeeded,
+                    result: Some(result),
+                    failure: None,
+                }
+            } else {
+                let message = format!(
+                    "{} entries could not be read, for example {}: {}",
+                    m.errors.len(),
+                    String::from_utf8_lossy(&m.errors[0].path),
+                    m.errors[0].message
+                );
+                Ending {
+                    state: JobState::PartialSucceeded,
+                    result: Some(result),
+                    failure: Some((Cause::SourceUnreadable, message)),
+                }
+            }
+        }
+        Err(_) if progress.cancel.load(Ordering::Relaxed) => {
+            let _ = jobs.log(
+                &service.db,
+                id,
+                "info",
+                "stopped on request; nothing was committed",
+            );
+            Ending {
+                state: JobState::Cancelled,
+                result: None,
+                failure: None,
+            }
+        }
+        Err((cause, message)) => failed(cause, message),
+    }
+}
+
+/// The parameters of a restore job.
+#[derive(Debug, Clone, Serialize, serde::Deserialize, utoipa::ToSchema)]
+pub struct RestoreParams {
+    /// A point id, a unique prefix of one, or `latest` (of the item).
+    pub point: String,
+    /// Absolute directory to restore under; `/etc/x` comes back as `TARGET/etc/x`.
+    pub target: String,
+    /// Absolute paths as backed up; empty means everything.
+    #[serde(default)]
+    pub includes: Vec<String>,
+    /// Replace existing files.
+    #[serde(default)]
+    pub overwrite: bool,
+}
+
+fn run_restore(service: &Service, job: &Job, progress: &Arc<RestoreProgress>) -> Ending {
+    let params: RestoreParams = match job
+        .params
+        .clone()
+        .and_then(|p| serde_json::from_value(p).ok())
+    {
+        Some(p) => p,
+        None => {
+            return failed(
+                Cause::GeneralFault,
+                "the restore job has no parameters".into(),
+            )
+        }
+    };
+    let vault_name = job.vault.clone().unwrap_or_default();
+    let outcome = (|| -> Result<coffer_engine::restore::RestoreReport> {
+        let vault = service.open_vault(&vault_name)?;
+        let point = vault.resolve_point(&params.point, job.item.as_deref())?;
+        let _ = service.jobs.log(
+            &service.db,
+            job.id,
+            "info",
+            &format!(
+                "restoring point {} of {} to {}",
+                point.id.to_hex(),
+                point.manifest.item,
+                params.target
+            ),
+        );
+        let opts = coffer_engine::restore::RestoreOptions {
+            target: params.target.clone().into(),
+            includes: params.includes.iter().map(Into::into).collect(),
+            overwrite: params.overwrite,
+            batch_entries: 0,
+        };
+        Ok(coffer_engine::restore::restore(
+            &vault, &point, &opts, progress,
+        )?)
+    })();
+    match outcome {
+        Ok(report) => {
+            for (path, why) in report.damaged.iter().chain(&report.problems).take(100) {
+                let _ = service.jobs.log(
+                    &service.db,
+                    job.id,
+                    "warn",
+                    &format!("{}: {why}", path.display()),
+                );
+            }
+            let result = serde_json::json!({
+                "files": report.files, "dirs": report.dirs, "bytes": report.bytes,
+                "damaged": report.damaged.len(), "problems": report.problems.len(),
+            });
+            if report.is_complete() {
+                Ending {
+                    state: JobState::Succeeded,
+                    result: Some(result),
+                    failure: None,
+                }
+            } else {
+                let cause = if report.damaged.is_empty() {
+                    Cause::GeneralFault
+                } else {
+                    Cause::DataCorruption
+                };
+                Ending {
+                    state: JobState::PartialSucceeded,
+                    result: Some(result),
+                    failure: Some((
+                        cause,
+                        format!(
+                            "{} file(s) damaged and {} other entries not restored exactly; the job log lists them",
+                            report.damaged.len(),
+                            report.problems.len()
+                        ),
+                    )),
+                }
+            }
+        }
+        Err(e) => {
+            let (cause, message) = engine_failure(e);
+            failed(cause, message)
+        }
+    }
+}
+
+fn run_prune(service: &Service, job: &Job) -> Ending {
+    let vault_name = job.vault.clone().unwrap_or_default();
+    let outcome = (|| -> Result<coffer_engine::prune::Report> {
+        let vault = service.open_vault(&vault_name)?;
+        let report = coffer_engine::prune::run(&vault, &Default::default(), false, now())?;
+        service.measure_vault(&vault, &vault_name);
+        Ok(report)
+    })();
+    match outcome {
+        Ok(report) => {
+            let (points, packs) = report.done.unwrap_or_default();
+            let message = format!(
+                "{} point(s) soft-deleted, {} purged; {} pack(s) condemned, {} repacked, {} deleted ({} bytes)",
+                points.soft_deleted,
+                points.purged,
+                packs.condemned,
+                packs.repacked,
+                packs.deleted,
+                packs.bytes_deleted
+            );
+            let _ = service.jobs.log(&service.db, job.id, "info", &message);
+            Ending {
+                state: JobState::Succeeded,
+                result: Some(serde_json::json!({
+                    "points_soft_deleted": points.soft_deleted, "points_purged": points.purged,
+                    "packs_condemned": packs.condemned, "packs_repacked": packs.repacked,
+                    "packs_deleted": packs.deleted, "bytes_deleted": packs.bytes_deleted,
+                })),
+                failure: None,
+            }
+        }
+        Err(e) => {
+            let (cause, message) = engine_failure(e);
+            failed(cause, message)
+        }
+    }
+}
+
+fn run_check(service: &Service, job: &Job) -> Ending {
+    let vault_name = job.vault.clone().unwrap_or_default();
+    let percent = job
+        .params
+        .as_ref()
+        .and_then(|p| p["read_data_percent"].as_f64())
+        .unwrap_or(0.0);
+    let read = if percent >= 100.0 {
+        coffer_engine::check::ReadData::All
+    } else if percent > 0.0 {
+        coffer_engine::check::ReadData::Subset(percent)
+    } else {
+        coffer_engine::check::ReadData::None
+    };
+    let outcome = (|| -> Result<coffer_engine::check::CheckReport> {
+        let mut vault = service.open_vault(&vault_name)?;
+        Ok(coffer_engine::check::check(&mut vault, read)?)
+    })();
+    match outcome {
+        Ok(report) => {
+            for p in report.problems.iter().take(100) {
+                let _ = service.jobs.log(&service.db, job.id, "error", p);
+            }
+            let result = serde_json::json!({
+                "problems": report.problems.len(), "packs": report.packs, "packs_read": report.packs_read,
+                "blobs_verified": report.blobs_verified, "points": report.points,
+            });
+            if report.ok() {
+                let _ = service.jobs.log(
+                    &service.db,
+                    job.id,
+                    "info",
+                    &format!(
+                        "no problem found: {} packs, {} read, {} blobs verified",
+                        report.packs, report.packs_read, report.blobs_verified
+                    ),
+                );
+                Ending {
+                    state: JobState::Succeeded,
+                    result: Some(result),
+                    failure: None,
+                }
+            } else {
+                Ending {
+                    state: JobState::Failed,
+                    result: Some(result),
+                    failure: Some((
+                        Cause::DataCorruption,
+                        format!(
+                            "check found {} problem(s), for example: {}",
+                            report.problems.len(),
+                            report.problems[0]
+                        ),
+                    )),
+                }
+            }
+        }
+        Err(e) => {
+            let (cause, message) = engine_failure(e);
+            failed(cause, message)
+        }
+    }
+}

@@ -1,0 +1,31 @@
+//! Coffer's backup service.
+//!
+//! `coffer serve` runs one [`Service`]: state in SQLite under a data
+//! directory ([`db`]), vault keys and storage secrets sealed under a service
+//! secret kept outside that database ([`secret`]), users, tokens and roles
+//! ([`auth`]), a job runner that drives the engine on plain threads
+//! ([`jobs`]) started by hand or by the [`scheduler`], alerts with their causes and remedies ([`alerts`]), and the
+//! REST API over all of it ([`api`]). The engine stays the only thing that
+//! touches vault bytes; this crate never reads a pack.
+//!
+//! Policies, assignments and protection states live in each vault's journal
+//! (so a cloud recovery brings them back with the data); the service's own
+//! database holds what is about the service: where its vaults are and how to
+//! open them, the items and their sources, jobs, alerts, users and roles.
+
+pub mod alerts;
+pub mod api;
+pub mod auth;
+pub mod config;
+pub mod db;
+pub mod error;
+pub mod jobs;
+pub mod metrics;
+pub mod notify;
+pub mod scheduler;
+pub mod secret;
+pub mod service;
+
+pub use config::ServiceConfig;
+pub use error::{Error, Result};
+pub use service::{serve, Service};

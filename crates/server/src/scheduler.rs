@@ -1,0 +1,494 @@
+//! The scheduler: runs every enabled item's policy schedule.
+//!
+//! Each item remembers the last schedule slot it was considered for
+//! (`items.last_slot`). At every tick the slots after it up to now are
+//! counted: if there are any, one backup is queued, for the latest of them,
+//! however many passed while the service was down or the scheduler off. A
+//! new item starts counting from the moment it is first seen. On-demand
+//! backups never touch `last_slot`, so they do not move the schedule.
+//!
+//! Schedules come from the vault's journal (policies and assignments live
+//! with the data), read at most every `STATE_TTL` per vault. When a vault
+//! cannot be read, its last known state is used; with none, its items get
+//! an alert instead of being skipped silently.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use rusqlite::{params, OptionalExtension};
+use serde::Serialize;
+
+use coffer_engine::journal::VaultState;
+use coffer_engine::retention::Protection;
+
+use crate::alerts;
+use crate::db::now;
+use crate::error::{Error, Result};
+use crate::service::Service;
+
+/// How long a vault's journal state is reused before it is read again.
+const STATE_TTL: Duration = Duration::from_secs(300);
+/// The settings key that switches scheduled runs off without touching
+/// any schedule.
+const ENABLED_SETTING: &str = "scheduler_enabled";
+/// More slots than this since the last one are not counted one by one.
+const MAX_SLOTS: usize = 100_000;
+
+/// The scheduler's cache of vault states.
+#[derive(Default)]
+pub struct Scheduler {
+    states: Mutex<HashMap<String, (Instant, Arc<VaultState>)>>,
+}
+
+/// An item's schedule as the API shows it.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct ItemSchedule {
+    pub item: String,
+    pub policy: String,
+    /// The schedule in words.
+    pub schedule: String,
+    /// Whether scheduled backups of this item run (enabled item, active
+    /// protection, scheduler on).
+    pub active: bool,
+    /// The next scheduled run (Unix seconds), when active.
+    pub next_run: Option<i64>,
+    /// The last backup job of the item, any trigger.
+    pub last_run: Option<i64>,
+    pub last_state: Option<String>,
+    /// The last backup that succeeded (fully or partly).
+    pub last_success: Option<i64>,
+}
+
+impl Scheduler {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Whether scheduled runs start: the stored switch, else the config.
+    pub fn enabled(&self, service: &Service) -> Result<bool> {
+        Ok(match service.db.setting(ENABLED_SETTING)?.as_deref() {
+            Some("false") => false,
+            Some("true") => true,
+            _ => service.config.scheduler,
+        })
+    }
+
+    pub fn set_enabled(&self, service: &Service, on: bool) -> Result<()> {
+        service
+            .db
+            .set_setting(ENABLED_SETTING, if on { "true" } else { "false" })
+    }
+
+    /// Forgets a vault's cached state (after its policies changed).
+    pub fn invalidate(&self, vault: &str) {
+        self.states
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(vault);
+    }
+
+    fn state(&self, service: &Service, vault: &str) -> Result<Arc<VaultState>> {
+        let cached = self
+            .states
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(vault)
+            .cloned();
+        if let Some((at, state)) = &cached {
+            if at.elapsed() < STATE_TTL {
+                return Ok(state.clone());
+            }
+        }
+        let fresh = service
+            .open_vault(vault)
+            .and_then(|v| v.state().map_err(Error::Engine));
+        match (fresh, cached) {
+            (Ok(state), _) => {
+                let state = Arc::new(state);
+                self.states
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .insert(vault.to_string(), (Instant::now(), state.clone()));
+                Ok(state)
+            }
+            (Err(e), Some((_, stale))) => {
+                tracing::warn!(
+                    vault,
+                    "cannot read the vault's policies, using the last known ones: {e}"
+                );
+                Ok(stale)
+            }
+            (Err(e), None) => Err(e),
+        }
+    }
+
+    /// One look at the clock: queues the backups that are due. Returns the
+    /// jobs queued.
+    pub fn tick(&self, service: &Service) -> Result<Vec<i64>> {
+        let mut queued = Vec::new();
+        if !self.enabled(service)? {
+            return Ok(queued);
+        }
+        let t = now();
+        for item in service.items(None)?.into_iter().filter(|i| i.enabled) {
+            let state = match self.state(service, &item.vault) {
+                Ok(s) => s,
+                Err(e) => {
+                    let cause = match &e {
+                        Error::Engine(engine) => alerts::classify(engine),
+                        _ => alerts::Cause::GeneralFault,
+                    };
+                    service.raise_alert(
+                        cause,
+                        Some(&item.vault),
+                        Some(&item.name),
+                        &format!("the scheduler cannot read the schedule of this item from its vault: {e}"),
+                        None,
+                    )?;
+                    continue;
+                }
+            };
+            if state.protection_of(&item.name) != Protection::Active {
+                continue;
+            }
+            let schedule = &state.policy_of(&item.name).schedule;
+            let Some(last) = last_slot(service, &item.name)? else {
+                set_last_slot(service, &item.name, t)?;
+                continue;
+            };
+            let (slot, missed) = due_slots(schedule, last, t);
+            if missed == 0 {
+                continue;
+            }
+            set_last_slot(service, &item.name, slot)?;
+            match service
+                .jobs
+                .enqueue_backup(service, &item.name, "schedule", None, 1, 0)
+            {
+                Ok(job) => {
+                    if missed > 1 {
+                        service.jobs.log(
+                            &service.db,
+                            job.id,
+                            "info",
+                            &format!("{missed} scheduled runs were missed while the service or its scheduler was stopped; this one run stands for them"),
+                        )?;
+                    }
+                    queued.push(job.id);
+                }
+                Err(Error::Conflict(message)) => {
+                    tracing::warn!(item = %item.name, "scheduled run skipped: {message}");
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        for vault in service.list_vaults()? {
+            let m = &vault.maintenance;
+            let percent = m.check_percent;
+            for (kind, text, column, params) in [
+                ("prune", &m.prune_schedule, "prune_slot", None),
+                (
+                    "check",
+                    &m.check_schedule,
+                    "check_slot",
+                    Some(serde_json::json!({"read_data_percent": percent})),
+                ),
+            ] {
+                let Some(text) = text else { continue };
+                let schedule =
+                    match coffer_engine::policy::Schedule::parse(text, m.time_zone.clone()) {
+                        Ok(s) => s,
+                        Err(e) => {
+                            tracing::warn!(vault = %vault.name, "{kind} schedule: {e}");
+                            continue;
+                        }
+                    };
+                let last: Option<i64> = service.db.conn().query_row(
+                    &format!("SELECT {column} FROM vaults WHERE name = ?1"),
+                    [&vault.name],
+                    |r| r.get(0),
+                )?;
+                let set = |slot: i64| -> Result<()> {
+                    service.db.conn().execute(
+                        &format!("UPDATE vaults SET {column} = ?1 WHERE name = ?2"),
+                        params![slot, vault.name],
+                    )?;
+                    Ok(())
+                };
+                let Some(last) = last else {
+                    set(t)?;
+                    continue;
+                };
+                let (slot, missed) = due_slots(&schedule, last, t);
+                if missed == 0 {
+                    continue;
+                }
+                set(slot)?;
+                let job = crate::jobs::NewJob {
+                    kind,
+                    vault: &vault.name,
+                    item: None,
+                    params,
+                    trigger: "schedule",
+                    requested_by: None,
+                    attempt: 1,
+                    not_before: 0,
+                };
+                match service.jobs.enqueue(service, job) {
+                    Ok(job) => queued.push(job.id),
+                    Err(Error::Conflict(message)) => {
+                        tracing::warn!(vault = %vault.name, "scheduled {kind} skipped: {message}");
+                    }
+                    Err(e) => return Err(e),
+                }
+            }
+        }
+        Ok(queued)
+    }
+
+    /// The schedule of one item, with its next and last runs.
+    pub fn item_schedule(&self, service: &Service, name: &str) -> Result<ItemSchedule> {
+        let item = service.item(name)?;
+        let state = self.state(service, &item.vault)?;
+        let policy = state.policy_of(name);
+        let enabled = self.enabled(service)?;
+        let active = enabled && item.enabled && state.protection_of(name) == Protection::Active;
+        // A slot that passed since the last tick shows as due (in the past).
+        let next_run = if active {
+            let from = last_slot(service, name)?.unwrap_or_else(now);
+            policy.schedule.next_run(from).ok()
+        } else {
+            None
+        };
+        let (last_run, last_state, last_success) = {
+            let conn = service.db.conn();
+            let last: Option<(i64, String)> = conn
+                .query_row(
+                    "SELECT coalesce(started, created), state FROM jobs WHERE item = ?1 AND kind = 'backup'
+                     ORDER BY id DESC LIMIT 1",
+                    [name],
+                    |r| Ok((r.get(0)?, r.get(1)?)),
+                )
+                .optional()?;
+            let success: Option<i64> = conn
+                .query_row(
+                    "SELECT max(finished) FROM jobs WHERE item = ?1 AND kind = 'backup'
+                     AND state IN ('Succeeded', 'PartialSucceeded')",
+                    [name],
+                    |r| r.get(0),
+                )
+                .optional()?
+                .flatten();
+            (last.as_ref().map(|l| l.0), last.map(|l| l.1), success)
+        };
+        Ok(ItemSchedule {
+            item: name.to_string(),
+            policy: policy.name.clone(),
+            schedule: policy.schedule.describe(),
+            active,
+            next_run,
+            last_run,
+            last_state,
+            last_success,
+        })
+    }
+
+    /// Ticks until the process ends.
+    pub async fn run(service: Arc<Service>) {
+        let tick = Duration::from_secs(service.config.scheduler_tick_secs);
+        loop {
+            let s = service.clone();
+            let result = tokio::task::spawn_blocking(move || s.scheduler.tick(&s)).await;
+            match result {
+                Ok(Ok(_)) => {}
+                Ok(Err(e)) => tracing::error!("scheduler: {e}"),
+                Err(e) => tracing::error!("scheduler task: {e}"),
+            }
+            tokio::time::sleep(tick).await;
+        }
+    }
+}
+
+/// The latest slot of `schedule` after `last` and not after `now`, and how
+/// many slots passed (0: nothing is due).
+fn due_slots(schedule: &coffer_engine::policy::Schedule, last: i64, now: i64) -> (i64, usize) {
+    let mut slot = last;
+    let mut missed = 0usize;
+    while missed < MAX_SLOTS {
+        match schedule.next_run(slot) {
+            Ok(next) if next <= now => {
+                slot = next;
+                missed += 1;
+            }
+            Ok(_) => break,
+            Err(e) => {
+                tracing::warn!("schedule: {e}");
+                break;
+            }
+        }
+    }
+    (slot, missed)
+}
+
+fn last_slot(service: &Service, item: &str) -> Result<Option<i64>> {
+    Ok(service
+        .db
+        .conn()
+        .query_row("SELECT last_slot FROM items WHERE name = ?1", [item], |r| {
+            r.get::<_, Option<i64>>(0)
+        })
+        .optional()?
+        .flatten())
+}
+
+/// Sets the slot an item was last considered for (tests use it to simulate
+/// downtime).
+pub fn set_last_slot(service: &Service, item: &str, slot: i64) -> Result<()> {
+    service.db.conn().execute(
+        "UPDATE items SET last_slot = ?1 WHERE name = ?2",
+        params![slot, item],
+    )?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::ServiceConfig;
+    use crate::service::Item;
+
+    fn service() -> (tempfile::TempDir, Arc<Service>) {
+        let dir = tempfile::Builder::new()
+            .prefix("coffer-sched-")
+            .tempdir_in("/var/tmp")
+            .unwrap();
+        let config = ServiceConfig {
+            data_dir: dir.path().join("data"),
+            ..Default::default()
+        };
+        let service = Service::open(config).unwrap();
+        let vault = dir.path().join("vault");
+        service
+            .add_vault("v", vault.to_str().unwrap(), Default::default(), None, true)
+            .unwrap();
+        service
+            .add_item(&Item {
+                name: "it".into(),
+                vault: "v".into(),
+                kind: "directory".into(),
+                paths: vec![dir.path().to_str().unwrap().to_string()],
+                excludes: vec![],
+                enabled: true,
+                retry_attempts: 0,
+                retry_delay_secs: 0,
+                created: 0,
+            })
+            .unwrap();
+        (dir, service)
+    }
+
+    fn queued(service: &Service) -> usize {
+        service
+            .jobs
+            .list(&service.db, &Default::default())
+            .unwrap()
+            .len()
+    }
+
+    #[test]
+    fn missed_runs_after_downtime_become_one_run_and_on_demand_does_not_move_the_schedule() {
+        let (_dir, s) = service();
+        // First sight: counting starts now, nothing runs.
+        assert!(s.scheduler.tick(&s).unwrap().is_empty());
+        let first = last_slot(&s, "it").unwrap().unwrap();
+        assert!((now() - first).abs() < 5);
+        // Three days of a daily schedule missed: one run, for the last slot.
+        set_last_slot(&s, "it", now() - 3 * 86_400 - 60).unwrap();
+        let jobs = s.scheduler.tick(&s).unwrap();
+        assert_eq!(jobs.len(), 1);
+        let slot = last_slot(&s, "it").unwrap().unwrap();
+        assert!(slot <= now() && slot > now() - 86_400 - 60, "{slot}");
+        assert!(s
+            .jobs
+            .logs(&s.db, jobs[0], 0)
+            .unwrap()
+            .iter()
+            .any(|l| l.message.contains("3 scheduled runs were missed")));
+        // Nothing more is due until the next slot.
+        assert!(s.scheduler.tick(&s).unwrap().is_empty());
+        assert_eq!(queued(&s), 1);
+        // An on-demand backup leaves the slot where it was.
+        s.jobs.cancel(&s.db, jobs[0], "test").unwrap();
+        s.jobs
+            .enqueue_backup(&s, "it", "on_demand", None, 1, 0)
+            .unwrap();
+        assert_eq!(last_slot(&s, "it").unwrap(), Some(slot));
+        let schedule = s.scheduler.item_schedule(&s, "it").unwrap();
+        assert!(schedule.active);
+        let next = schedule.next_run.unwrap();
+        assert!(
+            next > now() && next <= slot + 86_400 + 3_600,
+            "{next} after {slot}"
+        );
+    }
+
+    #[test]
+    fn a_vaults_prune_and_check_run_on_their_own_schedules() {
+        let (_dir, s) = service();
+        let m = crate::service::Maintenance {
+            prune_schedule: Some("daily 03:00".into()),
+            check_schedule: Some("weekly sun 04:00".into()),
+            check_percent: 10.0,
+            time_zone: "Europe/Stockholm".into(),
+        };
+        s.set_maintenance("v", &m).unwrap();
+        let bad = crate::service::Maintenance {
+            prune_schedule: Some("daily 25:00".into()),
+            ..m.clone()
+        };
+        let e = s.set_maintenance("v", &bad).unwrap_err();
+        assert!(e.to_string().starts_with("prune_schedule:"), "{e}");
+        // First sight: counting starts; then two weeks pass.
+        s.scheduler.tick(&s).unwrap();
+        s.db.conn()
+            .execute(
+                "UPDATE vaults SET prune_slot = ?1, check_slot = ?1",
+                [now() - 15 * 86_400],
+            )
+            .unwrap();
+        s.db.conn()
+            .execute("UPDATE items SET enabled = 0", [])
+            .unwrap();
+        let jobs = s.scheduler.tick(&s).unwrap();
+        assert_eq!(jobs.len(), 2);
+        let kinds: Vec<String> = jobs
+            .iter()
+            .map(|id| s.jobs.get(&s.db, *id).unwrap().kind)
+            .collect();
+        assert_eq!(kinds, ["prune", "check"]);
+        let check = s.jobs.get(&s.db, jobs[1]).unwrap();
+        assert_eq!(check.params.unwrap()["read_data_percent"], 10.0);
+        assert!(s.scheduler.tick(&s).unwrap().is_empty());
+    }
+
+    #[test]
+    fn a_disabled_scheduler_runs_nothing_and_keeps_its_settings() {
+        let (_dir, s) = service();
+        s.scheduler.tick(&s).unwrap();
+        s.scheduler.set_enabled(&s, false).unwrap();
+        set_last_slot(&s, "it", now() - 2 * 86_400).unwrap();
+        assert!(s.scheduler.tick(&s).unwrap().is_empty());
+        assert!(!s.scheduler.item_schedule(&s, "it").unwrap().active);
+        assert_eq!(last_slot(&s, "it").unwrap(), Some(now() - 2 * 86_400));
+        // Switched on again, the missed slots run once.
+        s.scheduler.set_enabled(&s, true).unwrap();
+        assert_eq!(s.scheduler.tick(&s).unwrap().len(), 1);
+        // A disabled item is not scheduled either.
+        let mut item = s.item("it").unwrap();
+        item.enabled = false;
+        s.update_item(&item).unwrap();
+        set_last_slot(&s, "it", now() - 2 * 86_400).unwrap();
+        assert!(s.scheduler.tick(&s).unwrap().is_empty());
+    }
+}

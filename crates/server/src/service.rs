@@ -1,0 +1,1020 @@
+//! The service object: configuration, state, the service secret and the job
+//! runner, plus the operations on vaults and items that the API exposes.
+//!
+//! Vaults are opened afresh for every job and request that needs one: the
+//! key may have been rotated since, and a generated key's slot opens in
+//! milliseconds. Secrets are unsealed only for that moment.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use rusqlite::{params, OptionalExtension};
+use serde::{Deserialize, Serialize};
+use zeroize::Zeroizing;
+
+use coffer_engine::location::{Credentials, CREDENTIAL_NAMES};
+use coffer_engine::{Storage, Vault, VaultKey};
+
+use crate::alerts::{self, Cause};
+use crate::auth;
+use crate::config::ServiceConfig;
+use crate::db::{now, Db};
+use crate::error::{Error, Result};
+use crate::jobs::Jobs;
+use crate::scheduler::Scheduler;
+use crate::secret::ServiceSecret;
+
+/// The running service.
+pub struct Service {
+    pub config: ServiceConfig,
+    pub db: Db,
+    secret: ServiceSecret,
+    pub jobs: Jobs,
+    pub scheduler: Scheduler,
+}
+
+/// A vault as the API shows it: never its key or credentials.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct VaultInfo {
+    pub name: String,
+    pub location: String,
+    /// The vault's own id (from its header).
+    pub vault_id: String,
+    /// Identifies the key the service holds, without revealing it.
+    pub key_fingerprint: String,
+    /// Names of the stored credentials (their values are write-only).
+    pub credential_names: Vec<String>,
+    pub created: i64,
+    /// When prune and check run on their own, and how much check reads.
+    pub maintenance: Maintenance,
+}
+
+/// A vault's own scheduled jobs.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct Maintenance {
+    /// When prune runs (`daily 03:00`, `weekly sun 04:00`, `every 12 h from
+    /// 00:00`); absent: only on request.
+    pub prune_schedule: Option<String>,
+    /// When `check --read-data-subset` runs.
+    pub check_schedule: Option<String>,
+    /// The share of pack data each scheduled check reads (percent).
+    #[serde(default = "five")]
+    pub check_percent: f64,
+    /// Time zone of both schedules (default UTC).
+    #[serde(default = "utc")]
+    pub time_zone: String,
+}
+
+fn five() -> f64 {
+    5.0
+}
+
+/// A registered vault with its sealed key and sealed credentials.
+type VaultRow = (VaultInfo, Vec<u8>, Vec<u8>);
+
+/// A protected item.
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct Item {
+    pub name: String,
+    pub vault: String,
+    /// What is protected; `directory` for now.
+    pub kind: String,
+    /// Absolute paths backed up together.
+    pub paths: Vec<String>,
+    /// Glob patterns left out.
+    pub excludes: Vec<String>,
+    /// Whether scheduled backups run.
+    pub enabled: bool,
+    /// How often a failed backup is tried again.
+    pub retry_attempts: u32,
+    /// Seconds before a retry.
+    pub retry_delay_secs: u64,
+    pub created: i64,
+}
+
+/// Names for vaults and items appear in URLs, logs and the vault's journal.
+pub fn validate_name(field: &str, name: &str) -> Result<()> {
+    coffer_engine::policy::validate_name(name)
+        .map_err(|m| Error::invalid(field, m.replace("policy name", "name")))
+}
+
+impl Service {
+    /// Opens the data directory: the state database, the service secret,
+    /// and the jobs a previous run left behind.
+    pub fn open(config: ServiceConfig) -> Result<Arc<Service>> {
+        std::fs::create_dir_all(&config.data_dir).map_err(|e| Error::io(&config.data_dir, e))?;
+        let secret = ServiceSecret::load_or_create(&config.data_dir)?;
+        let db = Db::open(&config.db_path())?;
+        let service = Arc::new(Service {
+            jobs: Jobs::new(),
+            scheduler: Scheduler::new(),
+            config,
+            db,
+            secret,
+        });
+        service.jobs.recover_after_restart(&service)?;
+        Ok(service)
+    }
+
+    /// Creates the first administrator when there is no user. The password
+    /// is `COFFER_ADMIN_PASSWORD` when set, else generated and returned so
+    /// that it can be shown once.
+    pub fn bootstrap_admin(&self) -> Result<Option<(String, Option<String>)>> {
+        if auth::has_users(&self.db)? {
+            return Ok(None);
+        }
+        let name = std::env::var("COFFER_ADMIN_USER").unwrap_or_else(|_| "admin".into());
+        let (password, generated) = match std::env::var("COFFER_ADMIN_PASSWORD") {
+            Ok(p) => (Zeroizing::new(p), false),
+            Err(_) => (Zeroizing::new(auth::random_secret("cfp_")), true),
+        };
+        auth::create_user(&self.db, &name, &password, true)?;
+        Ok(Some((name, generated.then(|| password.to_string()))))
+    }
+
+    /// Seals a secret the service keeps (see `secret`).
+    pub(crate) fn seal_secret(&self, purpose: &str, plaintext: &[u8]) -> Vec<u8> {
+        self.secret.seal(purpose, plaintext)
+    }
+
+    pub(crate) fn open_secret(&self, purpose: &str, sealed: &[u8]) -> Result<Zeroizing<Vec<u8>>> {
+        self.secret.open(purpose, sealed)
+    }
+
+    /// Raises an alert (or counts a repeat) and notifies its targets.
+    pub fn raise_alert(
+        &self,
+        cause: Cause,
+        vault: Option<&str>,
+        item: Option<&str>,
+        detail: &str,
+        job: Option<i64>,
+    ) -> Result<alerts::Alert> {
+        let raised = alerts::raise(&self.db, cause, vault, item, detail, job)?;
+        self.notify_alert(&raised.alert, crate::notify::EventType::AlertRaised);
+        Ok(raised.alert)
+    }
+
+    /// Resolves an item's open job alerts after a success, and notifies.
+    pub fn resolve_item_alerts(&self, item: &str) -> Result<()> {
+        for alert in alerts::resolve_for_item(&self.db, item)? {
+            self.notify_alert(&alert, crate::notify::EventType::AlertResolved);
+        }
+        Ok(())
+    }
+
+    /// Resolves a vault's own open job alerts (those without an item)
+    /// after one of its prunes or checks succeeded.
+    pub fn resolve_vault_alerts(&self, vault: &str) -> Result<()> {
+        for alert in alerts::resolve_for_vault(&self.db, vault)? {
+            self.notify_alert(&alert, crate::notify::EventType::AlertResolved);
+        }
+        Ok(())
+    }
+
+    /// Records the vault's size at its location, for the metrics: one
+    /// listing after each backup or prune.
+    pub fn measure_vault(&self, vault: &Vault, name: &str) {
+        match vault.storage().list("") {
+            Ok(objects) => {
+                let size: u64 = objects.iter().map(|o| o.size).sum();
+                if let Err(e) = self
+                    .db
+                    .set_setting(&format!("vault_size:{name}"), &size.to_string())
+                {
+                    tracing::warn!(vault = name, "cannot record the vault's size: {e}");
+                }
+            }
+            Err(e) => tracing::warn!(vault = name, "cannot measure the vault's size: {e}"),
+        }
+    }
+
+    fn seal_key(&self, vault: &str, key_text: &str) -> Vec<u8> {
+        self.secret
+            .seal(&format!("vault-key:{vault}"), key_text.as_bytes())
+    }
+
+    fn seal_credentials(&self, vault: &str, creds: &BTreeMap<String, String>) -> Result<Vec<u8>> {
+        let json =
+            Zeroizing::new(serde_json::to_vec(creds).map_err(|e| Error::Internal(e.to_string()))?);
+        Ok(self
+            .secret
+            .seal(&format!("vault-credentials:{vault}"), &json))
+    }
+
+    fn check_credential_names(creds: &BTreeMap<String, String>) -> Result<()> {
+        for name in creds.keys() {
+            if !CREDENTIAL_NAMES.contains(&name.as_str()) {
+                return Err(Error::invalid(
+                    "credentials",
+                    format!(
+                        "unknown credential {name:?}; known names: {}",
+                        CREDENTIAL_NAMES.join(", ")
+                    ),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// Registers a vault: creates it at `location` (`create`) or attaches an
+    /// existing one, checking that `key` opens it. Without a key, `create`
+    /// generates one, returned here to be shown once.
+    pub fn add_vault(
+        &self,
+        name: &str,
+        location: &str,
+        credentials: BTreeMap<String, String>,
+        key: Option<&str>,
+        create: bool,
+    ) -> Result<(VaultInfo, Option<Zeroizing<String>>)> {
+        validate_name("name", name)?;
+        if location.trim().is_empty() {
+            return Err(Error::invalid("location", "required"));
+        }
+        Self::check_credential_names(&credentials)?;
+        if self.vault_row(name)?.is_some() {
+            return Err(Error::Conflict(format!("a vault named {name} exists")));
+        }
+        let creds = to_credentials(&credentials);
+        let storage = Storage::open_with(location, &creds).map_err(|e| match e {
+            coffer_engine::Error::BadLocation { reason, .. } => Error::invalid("location", reason),
+            e => Error::Engine(e),
+        })?;
+        let key_given = key;
+        let (key, generated) = match key {
+            Some(text) => (
+                VaultKey::from_text(text).map_err(|e| Error::invalid("key", e.to_string()))?,
+                None,
+            ),
+            None if create => {
+                let (key, text) = VaultKey::generate();
+                (key, Some(text))
+            }
+            None => {
+                return Err(Error::invalid(
+                    "key",
+                    "the key of the existing vault is required to attach it",
+                ))
+            }
+        };
+        let key_text = match (&generated, key_given) {
+            (Some(t), _) => Zeroizing::new(t.to_string()),
+            (None, Some(t)) => Zeroizing::new(t.trim().to_string()),
+            (None, None) => return Err(Error::invalid("key", "required")),
+        };
+        let vault_id = if create {
+            let header = Vault::init(&storage, &key, key.slot_kdf()).map_err(|e| match e {
+                coffer_engine::Error::VaultExists { .. } => Error::invalid(
+                    "location",
+                    "a vault already exists there: attach it with create=false and its key",
+                ),
+                e => Error::Engine(e),
+            })?;
+            header.vault_id_hex()
+        } else {
+            let vault = Vault::open(storage, &key, None).map_err(|e| match e {
+                coffer_engine::Error::WrongKey { .. } => {
+                    Error::invalid("key", "this key does not open the vault at the location")
+                }
+                coffer_engine::Error::NoVault { .. } => {
+                    Error::invalid("location", "no vault there: create one with create=true")
+                }
+                e => Error::Engine(e),
+            })?;
+            vault.header().vault_id_hex()
+        };
+        let info = VaultInfo {
+            name: name.to_string(),
+            location: location.to_string(),
+            vault_id,
+            key_fingerprint: key.fingerprint(),
+            credential_names: credentials.keys().cloned().collect(),
+            created: now(),
+            maintenance: Maintenance {
+                check_percent: five(),
+                time_zone: utc(),
+                ..Default::default()
+            },
+        };
+        self.db.conn().execute(
+            "INSERT INTO vaults (name, location, vault_id, sealed_key, sealed_credentials, key_fingerprint, created)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            params![
+                info.name,
+                info.location,
+                info.vault_id,
+                self.seal_key(name, &key_text),
+                self.seal_credentials(name, &credentials)?,
+                info.key_fingerprint,
+                info.created
+            ],
+        )?;
+        Ok((info, generated))
+    }
+
+    fn vault_row(&self, name: &str) -> Result<Option<VaultRow>> {
+        let row = self
+            .db
+            .conn()
+            .query_row(
+                "SELECT name, location, vault_id, key_fingerprint, created, sealed_key, sealed_credentials,
+                 prune_schedule, check_schedule, check_percent, schedule_time_zone
+                 FROM vaults WHERE name = ?1",
+                [name],
+                |r| {
+                    Ok((
+                        VaultInfo {
+                            name: r.get(0)?,
+                            location: r.get(1)?,
+                            vault_id: r.get(2)?,
+                            key_fingerprint: r.get(3)?,
+                            created: r.get(4)?,
+                            credential_names: Vec::new(),
+                            maintenance: Maintenance {
+                                prune_schedule: r.get(7)?,
+                                check_schedule: r.get(8)?,
+                                check_percent: r.get(9)?,
+                                time_zone: r.get(10)?,
+                            },
+                        },
+                        r.get::<_, Vec<u8>>(5)?,
+                        r.get::<_, Vec<u8>>(6)?,
+                    ))
+                },
+            )
+            .optional()?;
+        match row {
+            Some((mut info, key, creds)) => {
+                info.credential_names =
+                    self.unseal_credentials(name, &creds)?.into_keys().collect();
+                Ok(Some((info, key, creds)))
+            }
+            None => Ok(None),
+        }
+    }
+
+    fn unseal_credentials(&self, vault: &str, sealed: &[u8]) -> Result<BTreeMap<String, String>> {
+        let json = self
+            .secret
+            .open(&format!("vault-credentials:{vault}"), sealed)?;
+        serde_json::from_slice(&json)
+            .map_err(|e| Error::Internal(format!("stored credentials of {vault}: {e}")))
+    }
+
+    pub fn vault_info(&self, name: &str) -> Result<VaultInfo> {
+        self.vault_row(name)?
+            .map(|(info, _, _)| info)
+            .ok_or_else(|| Error::NotFound(format!("vault {name}")))
+    }
+
+    pub fn list_vaults(&self) -> Result<Vec<VaultInfo>> {
+        let names: Vec<String> = {
+            let conn = self.db.conn();
+            let mut stmt = conn.prepare("SELECT name FROM vaults ORDER BY name")?;
+            let names = stmt
+                .query_map([], |r| r.get(0))?
+                .collect::<rusqlite::Result<Vec<_>>>()?;
+            names
+        };
+        names.iter().map(|n| self.vault_info(n)).collect()
+    }
+
+    /// Opens a registered vault with the key and credentials the service
+    /// holds for it.
+    pub fn open_vault(&self, name: &str) -> Result<Vault> {
+        let (info, sealed_key, sealed_creds) = self
+            .vault_row(name)?
+            .ok_or_else(|| Error::NotFound(format!("vault {name}")))?;
+        let key_text = self
+            .secret
+            .open(&format!("vault-key:{name}"), &sealed_key)?;
+        let key = VaultKey::from_text(&String::from_utf8_lossy(&key_text))?;
+        let creds = to_credentials(&self.unseal_credentials(name, &sealed_creds)?);
+        let storage = Storage::open_with(&info.location, &creds)?;
+        Ok(Vault::open(storage, &key, Some(&self.config.cache_dir()))?)
+    }
+
+    /// Replaces the stored credentials of a vault (after a password change
+    /// at the storage service, say). They are tried before being kept.
+    pub fn set_credentials(&self, name: &str, credentials: BTreeMap<String, String>) -> Result<()> {
+        Self::check_credential_names(&credentials)?;
+        let info = self.vault_info(name)?;
+        let storage = Storage::open_with(&info.location, &to_credentials(&credentials))?;
+        Vault::read_header(&storage)?;
+        self.db.conn().execute(
+            "UPDATE vaults SET sealed_credentials = ?1 WHERE name = ?2",
+            params![self.seal_credentials(name, &credentials)?, name],
+        )?;
+        Ok(())
+    }
+
+    /// Rotates the vault's key: a new key slot for `new_key` (generated
+    /// when absent and returned once), the old slot removed, and the
+    /// service's copy replaced. Raises the security alert.
+    pub fn rotate_key(
+        &self,
+        name: &str,
+        new_key: Option<&str>,
+        by: &str,
+    ) -> Result<(VaultInfo, Option<Zeroizing<String>>)> {
+        let mut vault = self.open_vault(name)?;
+        let (key, generated) = match new_key {
+            Some(t) => (
+                VaultKey::from_text(t).map_err(|e| Error::invalid("key", e.to_string()))?,
+                None,
+            ),
+            None => {
+                let (k, t) = VaultKey::generate();
+                (k, Some(t))
+            }
+        };
+        vault.rotate_key(&key, key.slot_kdf())?;
+        let key_text = match (&generated, new_key) {
+            (Some(t), _) => Zeroizing::new(t.to_string()),
+            (None, Some(t)) => Zeroizing::new(t.trim().to_string()),
+            (None, None) => return Err(Error::invalid("key", "required")),
+        };
+        self.db.conn().execute(
+            "UPDATE vaults SET sealed_key = ?1, key_fingerprint = ?2 WHERE name = ?3",
+            params![self.seal_key(name, &key_text), key.fingerprint(), name],
+        )?;
+        self.raise_alert(
+            Cause::KeyRotated,
+            Some(name),
+            None,
+            &format!(
+                "{by} rotated the key of vault {name}; new key fingerprint {}",
+                key.fingerprint()
+            ),
+            None,
+        )?;
+        Ok((self.vault_info(name)?, generated))
+    }
+
+    /// Takes a new copy of the key after a rotation done elsewhere; it must
+    /// open the vault.
+    pub fn set_key(&self, name: &str, key_text: &str) -> Result<VaultInfo> {
+        let info = self.vault_info(name)?;
+        let (_, _, sealed_creds) = self
+            .vault_row(name)?
+            .ok_or_else(|| Error::NotFound(format!("vault {name}")))?;
+        let key =
+            VaultKey::from_text(key_text).map_err(|e| Error::invalid("key", e.to_string()))?;
+        let creds = to_credentials(&self.unseal_credentials(name, &sealed_creds)?);
+        let storage = Storage::open_with(&info.location, &creds)?;
+        Vault::open(storage, &key, None).map_err(|e| match e {
+            coffer_engine::Error::WrongKey { .. } => {
+                Error::invalid("key", "this key does not open the vault")
+            }
+            e => Error::Engine(e),
+        })?;
+        self.db.conn().execute(
+            "UPDATE vaults SET sealed_key = ?1, key_fingerprint = ?2 WHERE name = ?3",
+            params![
+                self.seal_key(name, key_text.trim()),
+                key.fingerprint(),
+                name
+            ],
+        )?;
+        self.vault_info(name)
+    }
+
+    /// Sets when the vault's prune and check run on their own.
+    pub fn set_maintenance(&self, name: &str, m: &Maintenance) -> Result<VaultInfo> {
+        self.vault_info(name)?;
+        for (field, text) in [
+            ("prune_schedule", &m.prune_schedule),
+            ("check_schedule", &m.check_schedule),
+        ] {
+            if let Some(t) = text {
+                coffer_engine::policy::Schedule::parse(t, m.time_zone.clone())
+                    .map_err(|e| Error::invalid(field, e))?
+                    .next_run(now())
+                    .map_err(|e| Error::invalid("time_zone", e))?;
+            }
+        }
+        if !(m.check_percent > 0.0 && m.check_percent <= 100.0) {
+            return Err(Error::invalid("check_percent", "above 0 and at most 100"));
+        }
+        self.db.conn().execute(
+            "UPDATE vaults SET prune_schedule = ?1, check_schedule = ?2, check_percent = ?3, schedule_time_zone = ?4,
+             prune_slot = CASE WHEN prune_schedule IS ?1 THEN prune_slot ELSE NULL END,
+             check_slot = CASE WHEN check_schedule IS ?2 THEN check_slot ELSE NULL END
+             WHERE name = ?5",
+            params![m.prune_schedule, m.check_schedule, m.check_percent, m.time_zone, name],
+        )?;
+        self.vault_info(name)
+    }
+
+    /// Forgets a vault (its data stays at the location). Refused while
+    /// items use it.
+    pub fn remove_vault(&self, name: &str) -> Result<()> {
+        self.vault_info(name)?;
+        let items: i64 = self.db.conn().query_row(
+            "SELECT count(*) FROM items WHERE vault = ?1",
+            [name],
+            |r| r.get(0),
+        )?;
+        if items > 0 {
+            return Err(Error::Conflict(format!(
+                "{items} item(s) use vault {name}: remove them first"
+            )));
+        }
+        self.db
+            .conn()
+            .execute("DELETE FROM vaults WHERE name = ?1", [name])?;
+        Ok(())
+    }
+
+    /// Adds a protected item.
+    pub fn add_item(&self, item: &Item) -> Result<Item> {
+        validate_name("name", &item.name)?;
+        self.vault_info(&item.vault)
+            .map_err(|_| Error::invalid("vault", format!("no vault named {}", item.vault)))?;
+        if item.kind != "directory" {
+            return Err(Error::invalid(
+                "kind",
+                format!("unknown kind {:?}; supported: directory", item.kind),
+            ));
+        }
+        validate_paths(&item.paths)?;
+        if item.retry_attempts > 10 {
+            return Err(Error::invalid("retry_attempts", "at most 10"));
+        }
+        let created = now();
+        let inserted = self.db.conn().execute(
+            "INSERT INTO items (name, vault, kind, paths, excludes, enabled, retry_attempts, retry_delay_secs, created)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9) ON CONFLICT (name) DO NOTHING",
+            params![
+                item.name,
+                item.vault,
+                item.kind,
+                json(&item.paths),
+                json(&item.excludes),
+                item.enabled,
+                item.retry_attempts,
+                item.retry_delay_secs as i64,
+                created
+            ],
+        )?;
+        if inserted == 0 {
+            return Err(Error::Conflict(format!(
+                "an item named {} exists",
+                item.name
+            )));
+        }
+        self.item(&item.name)
+    }
+
+    pub fn item(&self, name: &str) -> Result<Item> {
+        self.items(Some(name))?
+            .pop()
+            .ok_or_else(|| Error::NotFound(format!("item {name}")))
+    }
+
+    /// Every item, or the one named.
+    pub fn items(&self, name: Option<&str>) -> Result<Vec<Item>> {
+        let conn = self.db.conn();
+        let mut stmt = conn.prepare(
+            "SELECT name, vault, kind, paths, excludes, enabled, retry_attempts, retry_delay_secs, created
+             FROM items WHERE ?1 IS NULL OR name = ?1 ORDER BY name",
+        )?;
+        let items = stmt
+            .query_map([name], |r| {
+                let paths: String = r.get(3)?;
+                let excludes: String = r.get(4)?;
+                Ok(Item {
+                    name: r.get(0)?,
+                    vault: r.get(1)?,
+                    kind: r.get(2)?,
+                    paths: serde_json::from_str(&paths).unwrap_or_default(),
+                    excludes: serde_json::from_str(&excludes).unwrap_or_default(),
+                    enabled: r.get(5)?,
+                    retry_attempts: r.get(6)?,
+                    retry_delay_secs: r.get::<_, i64>(7)? as u64,
+                    created: r.get(8)?,
+                })
+            })?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
+        Ok(items)
+    }
+
+    /// Changes an item's paths, excludes, enabled flag or retry settings.
+    pub fn update_item(&self, item: &Item) -> Result<Item> {
+        validate_paths(&item.paths)?;
+        if item.retry_attempts > 10 {
+            return Err(Error::invalid("retry_attempts", "at most 10"));
+        }
+        let n = self.db.conn().execute(
+            "UPDATE items SET paths = ?1, excludes = ?2, enabled = ?3, retry_attempts = ?4, retry_delay_secs = ?5
+             WHERE name = ?6",
+            params![
+                json(&item.paths),
+                json(&item.excludes),
+                item.enabled,
+                item.retry_attempts,
+                item.retry_delay_secs as i64,
+                item.name
+            ],
+        )?;
+        if n == 0 {
+            return Err(Error::NotFound(format!("item {}", item.name)));
+        }
+        self.item(&item.name)
+    }
+
+    /// Stops managing an item. Its recovery points stay in the vault.
+    pub fn remove_item(&self, name: &str) -> Result<()> {
+        if self.jobs.active_for_item(&self.db, name)?.is_some() {
+            return Err(Error::Conflict(format!(
+                "a job of item {name} is queued or running: cancel it first"
+            )));
+        }
+        let n = self
+            .db
+            .conn()
+            .execute("DELETE FROM items WHERE name = ?1", [name])?;
+        if n == 0 {
+            return Err(Error::NotFound(format!("item {name}")));
+        }
+        Ok(())
+    }
+
+    pub fn data_dir(&self) -> &Path {
+        &self.config.data_dir
+    }
+}
+
+fn json<T: Serialize>(v: &T) -> String {
+    serde_json::to_string(v).unwrap_or_else(|_| "[]".into())
+}
+
+fn validate_paths(paths: &[String]) -> Result<()> {
+    if paths.is_empty() {
+        return Err(Error::invalid("paths", "at least one path is required"));
+    }
+    for p in paths {
+        if !Path::new(p).is_absolute() {
+            return Err(Error::invalid(
+                "paths",
+                format!("{p:?} is not absolute: give the full path, starting with /"),
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn to_credentials(map: &BTreeMap<String, String>) -> Credentials {
+    map.iter()
+        .fold(Credentials::new(), |c, (k, v)| c.with(k, v))
+}
+
+/// The paths of an item, as the engine takes them.
+pub fn item_paths(item: &Item) -> Vec<PathBuf> {
+    item.paths.iter().map(PathBuf::from).collect()
+}
+
+/// Runs the service until it is stopped (Ctrl-C or SIGTERM).
+pub fn serve(config: ServiceConfig) -> Result<()> {
+    // Fails only when a provider is installed already, which is as good.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_name("coffer-http")
+        .build()
+        .map_err(|e| Error::Internal(format!("cannot start the runtime: {e}")))?;
+    runtime.block_on(async move {
+        let service = Service::open(config)?;
+        if let Some((name, password)) = service.bootstrap_admin()? {
+            match password {
+                Some(p) => {
+                    // Shown once, on the terminal that started the service;
+                    // it is not logged.
+                    println!("Created the administrator {name:?} with the one-time password:\n\n    {p}\n\nLog in and change it (PUT /api/v1/users/{name}/password). It is not shown again.");
+                }
+                None => println!(
+                    "Created the administrator {name:?} with the password from COFFER_ADMIN_PASSWORD."
+                ),
+            }
+        }
+        crate::api::run(service).await
+    })
+}
+
+/// A policy as the API shows it.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct PolicyView {
+    pub name: String,
+    /// The schedule in words.
+    pub schedule: String,
+    pub time_zone: String,
+    /// The retention in words.
+    pub retention: String,
+    /// The retention rules, as they can be sent back.
+    pub rules: RetentionRules,
+    /// Items assigned to it (unassigned items follow DefaultPolicy).
+    pub items: Vec<String>,
+    pub next_run: Option<i64>,
+}
+
+/// Retention rules; absent rules keep nothing by that rule.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct RetentionRules {
+    /// The newest N scheduled points.
+    pub keep_last: Option<u32>,
+    /// The last point of each day, for N days.
+    pub daily_days: Option<u32>,
+    pub weekly: Option<WeeklyRules>,
+    pub monthly: Option<MonthlyRules>,
+    pub yearly: Option<YearlyRules>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct WeeklyRules {
+    pub weeks: u32,
+    /// monday … sunday.
+    pub weekday: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct MonthlyRules {
+    pub months: u32,
+    /// 1-28, last, or first-sunday … last-friday.
+    pub day: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct YearlyRules {
+    pub years: u32,
+    /// 1-12.
+    pub month: u8,
+    /// As for monthly rules.
+    pub day: String,
+}
+
+/// A policy to create or replace.
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
+pub struct PolicySpec {
+    /// `daily HH:MM`, `weekly mon,thu HH:MM`, or `every N h from HH:MM [for H h]`.
+    pub schedule: String,
+    /// IANA time zone (default UTC).
+    #[serde(default = "utc")]
+    pub time_zone: String,
+    #[serde(default)]
+    pub retention: RetentionRules,
+}
+
+fn utc() -> String {
+    "UTC".into()
+}
+
+fn policy_view(
+    p: &coffer_engine::policy::Policy,
+    state: &coffer_engine::journal::VaultState,
+) -> PolicyView {
+    let r = &p.retention;
+    PolicyView {
+        name: p.name.clone(),
+        schedule: p.schedule.describe(),
+        time_zone: p.schedule.time_zone().to_string(),
+        retention: r.describe(),
+        rules: RetentionRules {
+            keep_last: r.keep_last,
+            daily_days: r.daily_days,
+            weekly: r.weekly.map(|w| WeeklyRules {
+                weeks: w.weeks,
+                weekday: w.weekday.name().to_ascii_lowercase(),
+            }),
+            monthly: r.monthly.map(|m| MonthlyRules {
+                months: m.months,
+                day: m.day.spec(),
+            }),
+            yearly: r.yearly.map(|y| YearlyRules {
+                years: y.years,
+                month: y.month,
+                day: y.day.spec(),
+            }),
+        },
+        items: state
+            .assignments
+            .iter()
+            .filter(|(_, name)| **name == p.name)
+            .map(|(item, _)| item.clone())
+            .collect(),
+        next_run: p.schedule.next_run(now()).ok(),
+    }
+}
+
+fn to_policy(name: &str, spec: &PolicySpec) -> Result<coffer_engine::policy::Policy> {
+    use coffer_engine::policy::{
+        MonthDay, MonthlyRule, Policy, Retention, Schedule, Weekday, WeeklyRule, YearlyRule,
+    };
+    validate_name("name", name)?;
+    let schedule = Schedule::parse(&spec.schedule, spec.time_zone.clone())
+        .map_err(|e| Error::invalid("schedule", e))?;
+    let r = &spec.retention;
+    let day = |field: &str, text: &str| MonthDay::parse(text).map_err(|e| Error::invalid(field, e));
+    let retention = Retention {
+        keep_last: r.keep_last,
+        daily_days: r.daily_days,
+        weekly: match &r.weekly {
+            Some(w) => Some(WeeklyRule {
+                weeks: w.weeks,
+                weekday: Weekday::parse(&w.weekday)
+                    .map_err(|e| Error::invalid("retention.weekly.weekday", e))?,
+            }),
+            None => None,
+        },
+        monthly: match &r.monthly {
+            Some(m) => Some(MonthlyRule {
+                months: m.months,
+                day: day("retention.monthly.day", &m.day)?,
+            }),
+            None => None,
+        },
+        yearly: match &r.yearly {
+            Some(y) => Some(YearlyRule {
+                years: y.years,
+                month: y.month,
+                day: day("retention.yearly.day", &y.day)?,
+            }),
+            None => None,
+        },
+    };
+    let policy = Policy {
+        name: name.to_string(),
+        schedule,
+        retention,
+    };
+    policy.validate().map_err(|e| {
+        let field = if e.starts_with("retention") {
+            "retention"
+        } else if e.contains("time zone") {
+            "time_zone"
+        } else {
+            "schedule"
+        };
+        Error::invalid(field, e)
+    })?;
+    Ok(policy)
+}
+
+impl Service {
+    pub fn policies(&self, vault: &str) -> Result<Vec<PolicyView>> {
+        let state = self.open_vault(vault)?.state()?;
+        Ok(state
+            .policies
+            .values()
+            .map(|p| policy_view(p, &state))
+            .collect())
+    }
+
+    /// Creates or replaces a policy in the vault's journal. A shorter
+    /// retention than before raises the security alert.
+    pub fn set_policy(
+        &self,
+        vault: &str,
+        name: &str,
+        spec: &PolicySpec,
+        by: &str,
+    ) -> Result<PolicyView> {
+        let policy = to_policy(name, spec)?;
+        let v = self.open_vault(vault)?;
+        let before = v.state()?;
+        let shortened = before
+            .policies
+            .get(name)
+            .and_then(|old| policy.retention.shortening_from(&old.retention));
+        coffer_engine::changes::set_policy(&v, policy)?;
+        self.scheduler.invalidate(vault);
+        if let Some(why) = shortened {
+            self.raise_alert(
+                Cause::RetentionShortened,
+                Some(vault),
+                None,
+                &format!("{by} shortened the retention of policy {name} in vault {vault}: {why}"),
+                None,
+            )?;
+        }
+        let state = v.state()?;
+        state
+            .policies
+            .get(name)
+            .map(|p| policy_view(p, &state))
+            .ok_or_else(|| Error::Internal(format!("policy {name} not found after it was set")))
+    }
+
+    pub fn delete_policy(&self, vault: &str, name: &str) -> Result<()> {
+        let v = self.open_vault(vault)?;
+        coffer_engine::changes::delete_policy(&v, name)?;
+        self.scheduler.invalidate(vault);
+        Ok(())
+    }
+
+    /// Assigns a policy to an item. A move to a shorter retention raises
+    /// the security alert.
+    pub fn assign_policy(&self, item: &str, policy: &str, by: &str) -> Result<()> {
+        let it = self.item(item)?;
+        let v = self.open_vault(&it.vault)?;
+        let state = v.state()?;
+        let shortened = state.policies.get(policy).and_then(|new| {
+            new.retention
+                .shortening_from(&state.policy_of(item).retention)
+        });
+        coffer_engine::changes::assign(&v, policy, item).map_err(|e| match e {
+            coffer_engine::Error::Invalid(m) if m.starts_with("no policy") => {
+                Error::invalid("policy", m)
+            }
+            e => Error::Engine(e),
+        })?;
+        self.scheduler.invalidate(&it.vault);
+        if let Some(why) = shortened {
+            self.raise_alert(
+                Cause::RetentionShortened,
+                Some(&it.vault),
+                Some(item),
+                &format!(
+                    "{by} moved item {item} to policy {policy}, with a shorter retention: {why}"
+                ),
+                None,
+            )?;
+        }
+        Ok(())
+    }
+}
+
+impl Service {
+    /// Sets the vault's immutability (disabled, enabled, locked); raises
+    /// the security alert.
+    pub fn set_immutability(&self, vault: &str, to: &str, by: &str) -> Result<String> {
+        use coffer_engine::journal::Immutability;
+        let target = match to {
+            "disabled" => Immutability::Disabled,
+            "enabled" => Immutability::Enabled,
+            "locked" => Immutability::Locked,
+            other => {
+                return Err(Error::invalid(
+                    "immutability",
+                    format!("{other:?}: expected disabled, enabled or locked"),
+                ))
+            }
+        };
+        let v = self.open_vault(vault)?;
+        let before = v.state()?.immutability;
+        coffer_engine::changes::set_immutability(&v, target)?;
+        if before != target {
+            self.raise_alert(
+                Cause::ImmutabilityChanged,
+                Some(vault),
+                None,
+                &format!(
+                    "{by} changed the immutability of vault {vault} from {} to {to}",
+                    before.as_str()
+                ),
+                None,
+            )?;
+        }
+        Ok(to.to_string())
+    }
+
+    /// Soft-deletes recovery points; raises the security alert.
+    pub fn delete_points(&self, vault: &str, ids: &[String], by: &str) -> Result<usize> {
+        if ids.is_empty() {
+            return Err(Error::invalid("points", "name at least one point"));
+        }
+        let v = self.open_vault(vault)?;
+        let points = ids
+            .iter()
+            .map(|id| {
+                v.resolve_point(id, None).map_err(|e| match e {
+                    coffer_engine::Error::PointNotFound(_)
+                    | coffer_engine::Error::AmbiguousPoint { .. } => {
+                        Error::invalid("points", e.to_string())
+                    }
+                    e => Error::Engine(e),
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        coffer_engine::changes::delete_points(
+            &v,
+            &points,
+            &format!("deleted by {by} through the service"),
+        )?;
+        let items: std::collections::BTreeSet<&str> =
+            points.iter().map(|p| p.manifest.item.as_str()).collect();
+        self.raise_alert(
+            Cause::PointsDeleted,
+            Some(vault),
+            None,
+            &format!(
+                "{by} deleted {} recovery point(s) of {} in vault {vault}; they stay recoverable while soft-deleted",
+                points.len(),
+                items.into_iter().collect::<Vec<_>>().join(", ")
+            ),
+            None,
+        )?;
+        Ok(points.len())
+    }
+}
