@@ -160,6 +160,19 @@ enum Command {
     /// Storage locations.
     #[command(subcommand)]
     Location(LocationCommand),
+    /// Run the backup service: REST API, scheduler and job runner.
+    Serve {
+        /// State, service secret and cache (default $COFFER_DATA_DIR, else
+        /// ~/.local/share/coffer).
+        #[arg(long, value_name = "DIR")]
+        data_dir: Option<PathBuf>,
+        /// Settings file (default: coffer.toml in the data directory, when present).
+        #[arg(long, value_name = "FILE")]
+        config: Option<PathBuf>,
+        /// Address to listen on (default 127.0.0.1:8420; also COFFER_LISTEN).
+        #[arg(long, value_name = "IP:PORT")]
+        listen: Option<std::net::SocketAddr>,
+    },
     /// Measure this machine's speed for each pipeline stage, one core at a time.
     Benchmark {
         /// Where to measure storage speed (a path or URL); default: the temp directory.
@@ -1302,6 +1315,19 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
                     Ok(ExitCode::from(exit::ERROR))
                 }
             }
+        }
+        Command::Serve {
+            data_dir,
+            config,
+            listen,
+        } => {
+            let mut config =
+                coffer_server::ServiceConfig::load(data_dir.as_deref(), config.as_deref())?;
+            if let Some(listen) = listen {
+                config.listen = listen;
+            }
+            coffer_server::serve(config)?;
+            Ok(ExitCode::SUCCESS)
         }
         Command::Benchmark { location, seconds } => {
             if !(seconds > 0.0 && seconds <= 600.0) {

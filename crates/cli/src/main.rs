@@ -1,30 +1,31 @@
 //! `coffer`, the command line. Local mode: it drives the engine directly on a
-//! vault location. Errors print as one line plus a hint; exit codes are
+//! vault location. Remote mode (`--server URL` or `COFFER_SERVER`): it
+//! manages a running service through its API ([`remote`]). `coffer serve`
+//! runs that service. Errors print as one line plus a hint; exit codes are
 //! documented in the README and in [`exit`].
 
 mod cli;
 mod exit;
 mod govern;
 mod output;
+mod remote;
 
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
+    if remote::requested() {
+        init_logging(false);
+        return match remote::run() {
+            Ok(code) => code,
+            Err(err) => {
+                // The service's message, then its hint on a line of its own.
+                eprintln!("error: {err:#}");
+                ExitCode::from(exit::ERROR)
+            }
+        };
+    }
     let args = <cli::Cli as clap::Parser>::parse();
-    let filter = tracing_subscriber::EnvFilter::try_from_env("COFFER_LOG").unwrap_or_else(|_| {
-        tracing_subscriber::EnvFilter::new(if args.verbose {
-            "info"
-        } else {
-            // Other crates warn about what Coffer reports itself (a storage
-            // client's failed credential lookup, with a backtrace).
-            "error,coffer=warn,coffer_engine=warn"
-        })
-    });
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .without_time()
-        .init();
+    init_logging(args.verbose);
     coffer_engine::fsmeta::raise_open_file_limit();
     match cli::run(args) {
         Ok(code) => code,
@@ -37,6 +38,23 @@ fn main() -> ExitCode {
             code.into()
         }
     }
+}
+
+fn init_logging(verbose: bool) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("COFFER_LOG").unwrap_or_else(|_| {
+        tracing_subscriber::EnvFilter::new(if verbose {
+            "info"
+        } else {
+            // Other crates warn about what Coffer reports itself (a storage
+            // client's failed credential lookup, with a backtrace).
+            "error,coffer=warn,coffer_engine=warn,coffer_server=info"
+        })
+    });
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .without_time()
+        .init();
 }
 
 // Backup and restore pass every byte through short-lived multi-megabyte

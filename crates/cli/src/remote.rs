@@ -1,0 +1,778 @@
+//! Remote mode: `coffer --server URL …` manages a running service over its
+//! REST API, with the token in `COFFER_TOKEN`. It has its own grammar
+//! (vaults, items, policies, jobs, alerts, backup-now), parsed only when
+//! `--server` or `COFFER_SERVER` is given, so local mode's commands keep
+//! their meaning. Every answer can be printed as JSON (`--json`); errors
+//! show the API's message and hint.
+
+use std::collections::BTreeMap;
+use std::process::ExitCode;
+
+use anyhow::{anyhow, bail, Context, Result};
+use clap::{Parser, Subcommand};
+use serde_json::{json, Value};
+
+use crate::output::time_secs;
+
+/// coffer in remote mode: manage a Coffer service.
+#[derive(Parser)]
+#[command(
+    name = "coffer",
+    version,
+    about = "Manage a running Coffer service (remote mode)"
+)]
+pub struct RemoteCli {
+    /// The service's address, such as http://127.0.0.1:8420.
+    #[arg(long, env = "COFFER_SERVER", value_name = "URL")]
+    server: String,
+    /// An API token (create one with POST /api/v1/tokens or `coffer --server URL token create`).
+    #[arg(
+        long,
+        env = "COFFER_TOKEN",
+        hide_env_values = true,
+        value_name = "TOKEN"
+    )]
+    token: Option<String>,
+    /// Print the API's JSON answers.
+    #[arg(long, global = true)]
+    json: bool,
+    #[command(subcommand)]
+    command: RemoteCommand,
+}
+
+#[derive(Subcommand)]
+enum RemoteCommand {
+    /// Vaults the service manages.
+    #[command(subcommand)]
+    Vault(VaultCmd),
+    /// Protected items.
+    #[command(subcommand)]
+    Item(ItemCmd),
+    /// Policies (schedule and retention) of a vault.
+    #[command(subcommand)]
+    Policy(PolicyCmd),
+    /// Jobs: list, follow, cancel.
+    #[command(subcommand)]
+    Job(JobCmd),
+    /// Alerts with their remediation.
+    #[command(subcommand)]
+    Alert(AlertCmd),
+    /// API tokens of the caller.
+    #[command(subcommand)]
+    Token(TokenCmd),
+    /// Back an item up now (the schedule is not moved).
+    BackupNow {
+        item: String,
+        /// Wait for the job to end and exit with its outcome.
+        #[arg(long)]
+        wait: bool,
+    },
+}
+
+#[derive(Subcommand)]
+enum VaultCmd {
+    List,
+    Show {
+        name: String,
+    },
+    /// Create a vault at a location (or attach an existing one with --attach).
+    Create {
+        name: String,
+        #[arg(long)]
+        location: String,
+        /// Attach an existing vault; its key comes from COFFER_KEY.
+        #[arg(long)]
+        attach: bool,
+        /// Storage credentials, NAME=value (repeatable); sent once, never shown.
+        #[arg(long = "credential", value_name = "NAME=VALUE")]
+        credentials: Vec<String>,
+    },
+    /// Rotate the vault's key; without COFFER_KEY a new key is generated and shown once.
+    RotateKey {
+        name: String,
+    },
+    /// Forget a vault (its data stays at the location).
+    Remove {
+        name: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum ItemCmd {
+    List,
+    Show {
+        name: String,
+    },
+    /// Protect a directory tree.
+    Add {
+        name: String,
+        #[arg(long)]
+        vault: String,
+        /// Absolute paths (repeatable).
+        #[arg(long = "path", required = true)]
+        paths: Vec<String>,
+        #[arg(long = "exclude")]
+        excludes: Vec<String>,
+        /// Policy to assign (default: the vault's DefaultPolicy).
+        #[arg(long)]
+        policy: Option<String>,
+        /// Retries after a failed backup.
+        #[arg(long, default_value_t = 2)]
+        retries: u32,
+    },
+    /// Stop managing an item; its points stay in the vault.
+    Remove {
+        name: String,
+    },
+    /// Assign a policy.
+    SetPolicy {
+        name: String,
+        policy: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum PolicyCmd {
+    List {
+        #[arg(long)]
+        vault: String,
+    },
+    /// Create or replace a policy.
+    Set {
+        name: String,
+        #[arg(long)]
+        vault: String,
+        /// `daily HH:MM`, `weekly mon,thu HH:MM`, or `every N h from HH:MM [for H h]`.
+        #[arg(long)]
+        schedule: String,
+        #[arg(long, default_value = "UTC")]
+        time_zone: String,
+        #[arg(long)]
+        keep_last: Option<u32>,
+        /// Days of daily points.
+        #[arg(long)]
+        daily: Option<u32>,
+        /// Weeks of weekly points (Sunday's).
+        #[arg(long)]
+        weekly: Option<u32>,
+        /// Months of monthly points (the 1st's).
+        #[arg(long)]
+        monthly: Option<u32>,
+        /// Years of yearly points (January 1st's).
+        #[arg(long)]
+        yearly: Option<u32>,
+    },
+    Delete {
+        name: String,
+        #[arg(long)]
+        vault: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum JobCmd {
+    List {
+        #[arg(long)]
+        item: Option<String>,
+        #[arg(long)]
+        state: Option<String>,
+        #[arg(long, default_value_t = 20)]
+        limit: u32,
+    },
+    Show {
+        id: i64,
+    },
+    Logs {
+        id: i64,
+        /// Keep printing new lines until the job ends.
+        #[arg(long)]
+        follow: bool,
+    },
+    Cancel {
+        id: i64,
+    },
+}
+
+#[derive(Subcommand)]
+enum AlertCmd {
+    List {
+        /// Resolved alerts too.
+        #[arg(long)]
+        all: bool,
+    },
+    Resolve {
+        id: i64,
+    },
+}
+
+#[derive(Subcommand)]
+enum TokenCmd {
+    List,
+    /// Create a token; its secret is shown once.
+    Create {
+        name: String,
+        #[arg(long)]
+        expires_in_days: Option<u32>,
+    },
+    Revoke {
+        id: i64,
+    },
+}
+
+/// Whether the command line asks for remote mode.
+pub fn requested() -> bool {
+    std::env::var_os("COFFER_SERVER").is_some_and(|v| !v.is_empty())
+        || std::env::args_os()
+            .any(|a| a == "--server" || a.to_string_lossy().starts_with("--server="))
+}
+
+struct Client {
+    http: reqwest::blocking::Client,
+    base: String,
+    token: String,
+}
+
+impl Client {
+    fn call(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> Result<Value> {
+        let url = format!("{}/api/v1{path}", self.base);
+        let mut req = self.http.request(method, &url).bearer_auth(&self.token);
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        let response = req
+            .send()
+            .with_context(|| format!("cannot reach the service at {}", self.base))?;
+        let status = response.status();
+        let text = response.text().unwrap_or_default();
+        let value: Value = if text.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_str(&text).unwrap_or(Value::String(text))
+        };
+        if status.is_success() {
+            return Ok(value);
+        }
+        let err = &value["error"];
+        let message = err["message"]
+            .as_str()
+            .map_or_else(|| value.to_string(), str::to_string);
+        let field = err["field"]
+            .as_str()
+            .map(|f| format!(" (field {f})"))
+            .unwrap_or_default();
+        match err["hint"].as_str() {
+            Some(hint) => bail!("{message}{field} [{status}]\nhint: {hint}"),
+            None => bail!("{message}{field} [{status}]"),
+        }
+    }
+
+    fn get(&self, path: &str) -> Result<Value> {
+        self.call(reqwest::Method::GET, path, None)
+    }
+
+    fn post(&self, path: &str, body: Value) -> Result<Value> {
+        self.call(reqwest::Method::POST, path, Some(body))
+    }
+}
+
+fn time(v: &Value) -> String {
+    v.as_i64().map(time_secs).unwrap_or_else(|| "-".into())
+}
+
+fn print(json: bool, value: &Value, human: impl FnOnce(&Value)) {
+    if json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(value).unwrap_or_default()
+        );
+    } else {
+        human(value);
+    }
+}
+
+fn path_segment(s: &str) -> String {
+    url::form_urlencoded::byte_serialize(s.as_bytes()).collect()
+}
+
+/// Runs one remote command.
+pub fn run() -> Result<ExitCode> {
+    let cli = RemoteCli::parse();
+    let token = cli
+        .token
+        .clone()
+        .filter(|t| !t.is_empty())
+        .ok_or_else(|| anyhow!("no API token: set COFFER_TOKEN (create one in the console or with POST /api/v1/tokens)"))?;
+    let client = Client {
+        http: reqwest::blocking::Client::builder()
+            .timeout(std::time::Duration::from_secs(120))
+            .build()
+            .context("cannot start the HTTP client")?,
+        base: cli.server.trim_end_matches('/').to_string(),
+        token,
+    };
+    let json = cli.json;
+    match cli.command {
+        RemoteCommand::Vault(cmd) => vault(&client, json, cmd),
+        RemoteCommand::Item(cmd) => item(&client, json, cmd),
+        RemoteCommand::Policy(cmd) => policy(&client, json, cmd),
+        RemoteCommand::Job(cmd) => job(&client, json, cmd),
+        RemoteCommand::Alert(cmd) => alert(&client, json, cmd),
+        RemoteCommand::Token(cmd) => token_cmd(&client, json, cmd),
+        RemoteCommand::BackupNow { item, wait } => {
+            let job = client.post(&format!("/items/{}/backup", path_segment(&item)), json!({}))?;
+            let id = job["id"].as_i64().unwrap_or_default();
+            if !wait {
+                print(json, &job, |j| {
+                    println!("job {} queued for {}", j["id"], item)
+                });
+                return Ok(ExitCode::SUCCESS);
+            }
+            let done = wait_job(&client, id)?;
+            print(json, &done, show_job);
+            Ok(job_exit(&done))
+        }
+    }
+}
+
+fn wait_job(client: &Client, id: i64) -> Result<Value> {
+    loop {
+        let job = client.get(&format!("/jobs/{id}"))?;
+        if !matches!(job["state"].as_str(), Some("Queued") | Some("Running")) {
+            return Ok(job);
+        }
+        std::thread::sleep(std::time::Duration::from_millis(500));
+    }
+}
+
+fn job_exit(job: &Value) -> ExitCode {
+    match job["state"].as_str() {
+        Some("Succeeded") => ExitCode::SUCCESS,
+        Some("PartialSucceeded") => ExitCode::from(crate::exit::PARTIAL),
+        _ => ExitCode::from(crate::exit::ERROR),
+    }
+}
+
+fn vault(client: &Client, json: bool, cmd: VaultCmd) -> Result<ExitCode> {
+    match cmd {
+        VaultCmd::List => {
+            let v = client.get("/vaults")?;
+            print(json, &v, |v| {
+                for x in v.as_array().into_iter().flatten() {
+                    println!(
+                        "{:<20} {:<50} key {}",
+                        x["name"].as_str().unwrap_or(""),
+                        x["location"].as_str().unwrap_or(""),
+                        x["key_fingerprint"].as_str().unwrap_or("")
+                    );
+                }
+            });
+        }
+        VaultCmd::Show { name } => {
+            let v = client.get(&format!("/vaults/{}", path_segment(&name)))?;
+            print(json, &v, |v| {
+                println!("{}", serde_json::to_string_pretty(v).unwrap_or_default())
+            });
+        }
+        VaultCmd::Create {
+            name,
+            location,
+            attach,
+            credentials,
+        } => {
+            let mut creds = BTreeMap::new();
+            for c in credentials {
+                let (k, v) = c
+                    .split_once('=')
+                    .ok_or_else(|| anyhow!("--credential {c:?}: write it as NAME=value"))?;
+                creds.insert(k.to_string(), v.to_string());
+            }
+            let key = std::env::var("COFFER_KEY").ok().filter(|k| !k.is_empty());
+            if attach && key.is_none() {
+                bail!("--attach needs the vault's key in COFFER_KEY");
+            }
+            let v = client.post(
+                "/vaults",
+                json!({"name": name, "location": location, "credentials": creds, "key": key, "create": !attach}),
+            )?;
+            print(json, &v, |v| {
+                println!(
+                    "vault {} at {}",
+                    v["vault"]["name"].as_str().unwrap_or(""),
+                    v["vault"]["location"].as_str().unwrap_or("")
+                );
+                if let Some(k) = v["generated_key"].as_str() {
+                    println!("\nThe service generated this vault key. It is shown once; store it apart from the service, it is needed to recover elsewhere:\n\n    {k}\n");
+                }
+            });
+        }
+        VaultCmd::RotateKey { name } => {
+            let key = std::env::var("COFFER_KEY").ok().filter(|k| !k.is_empty());
+            let v = client.post(
+                &format!("/vaults/{}/key/rotate", path_segment(&name)),
+                json!({"key": key}),
+            )?;
+            print(json, &v, |v| {
+                println!(
+                    "rotated; key fingerprint {}",
+                    v["vault"]["key_fingerprint"].as_str().unwrap_or("")
+                );
+                if let Some(k) = v["generated_key"].as_str() {
+                    println!("\nThe new vault key, shown once:\n\n    {k}\n");
+                }
+            });
+        }
+        VaultCmd::Remove { name } => {
+            client.call(
+                reqwest::Method::DELETE,
+                &format!("/vaults/{}", path_segment(&name)),
+                None,
+            )?;
+            if !json {
+                println!("vault {name} removed from the service (its data stays at the location)");
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn item(client: &Client, json: bool, cmd: ItemCmd) -> Result<ExitCode> {
+    match cmd {
+        ItemCmd::List => {
+            let v = client.get("/items")?;
+            print(json, &v, |v| {
+                for x in v.as_array().into_iter().flatten() {
+                    println!(
+                        "{:<24} vault {:<16} {} {}",
+                        x["name"].as_str().unwrap_or(""),
+                        x["vault"].as_str().unwrap_or(""),
+                        if x["enabled"] == true {
+                            "enabled "
+                        } else {
+                            "disabled"
+                        },
+                        x["paths"]
+                            .as_array()
+                            .into_iter()
+                            .flatten()
+                            .filter_map(|p| p.as_str())
+                            .collect::<Vec<_>>()
+                            .join(" ")
+                    );
+                }
+            });
+        }
+        ItemCmd::Show { name } => {
+            let mut v = client.get(&format!("/items/{}", path_segment(&name)))?;
+            v["schedule"] = client.get(&format!("/items/{}/schedule", path_segment(&name)))?;
+            print(json, &v, |v| {
+                println!(
+                    "{}: {} in vault {}",
+                    name,
+                    v["kind"].as_str().unwrap_or(""),
+                    v["vault"].as_str().unwrap_or("")
+                );
+                let s = &v["schedule"];
+                println!(
+                    "policy {}: {}",
+                    s["policy"].as_str().unwrap_or(""),
+                    s["schedule"].as_str().unwrap_or("")
+                );
+                println!(
+                    "next run {}; last run {} ({}); last success {}",
+                    time(&s["next_run"]),
+                    time(&s["last_run"]),
+                    s["last_state"].as_str().unwrap_or("-"),
+                    time(&s["last_success"])
+                );
+            });
+        }
+        ItemCmd::Add {
+            name,
+            vault,
+            paths,
+            excludes,
+            policy,
+            retries,
+        } => {
+            let v = client.post(
+                "/items",
+                json!({"name": name, "vault": vault, "paths": paths, "excludes": excludes, "retry_attempts": retries}),
+            )?;
+            if let Some(p) = policy {
+                client.call(
+                    reqwest::Method::PUT,
+                    &format!("/items/{}/policy", path_segment(&name)),
+                    Some(json!({"policy": p})),
+                )?;
+            }
+            print(json, &v, |_| println!("item {name} added to vault {vault}"));
+        }
+        ItemCmd::Remove { name } => {
+            client.call(
+                reqwest::Method::DELETE,
+                &format!("/items/{}", path_segment(&name)),
+                None,
+            )?;
+            if !json {
+                println!("item {name} removed (its points stay in the vault)");
+            }
+        }
+        ItemCmd::SetPolicy { name, policy } => {
+            client.call(
+                reqwest::Method::PUT,
+                &format!("/items/{}/policy", path_segment(&name)),
+                Some(json!({"policy": policy})),
+            )?;
+            if !json {
+                println!("item {name} follows policy {policy}");
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn policy(client: &Client, json: bool, cmd: PolicyCmd) -> Result<ExitCode> {
+    match cmd {
+        PolicyCmd::List { vault } => {
+            let v = client.get(&format!("/vaults/{}/policies", path_segment(&vault)))?;
+            print(json, &v, |v| {
+                for p in v.as_array().into_iter().flatten() {
+                    println!(
+                        "{}: {}; keeps {}",
+                        p["name"].as_str().unwrap_or(""),
+                        p["schedule"].as_str().unwrap_or(""),
+                        p["retention"].as_str().unwrap_or("")
+                    );
+                }
+            });
+        }
+        PolicyCmd::Set {
+            name,
+            vault,
+            schedule,
+            time_zone,
+            keep_last,
+            daily,
+            weekly,
+            monthly,
+            yearly,
+        } => {
+            let retention = json!({
+                "keep_last": keep_last,
+                "daily_days": daily,
+                "weekly": weekly.map(|w| json!({"weeks": w, "weekday": "sunday"})),
+                "monthly": monthly.map(|m| json!({"months": m, "day": "1"})),
+                "yearly": yearly.map(|y| json!({"years": y, "month": 1, "day": "1"})),
+            });
+            let v = client.call(
+                reqwest::Method::PUT,
+                &format!(
+                    "/vaults/{}/policies/{}",
+                    path_segment(&vault),
+                    path_segment(&name)
+                ),
+                Some(json!({"schedule": schedule, "time_zone": time_zone, "retention": retention})),
+            )?;
+            print(json, &v, |p| {
+                println!(
+                    "policy {}: {}; keeps {}",
+                    p["name"].as_str().unwrap_or(""),
+                    p["schedule"].as_str().unwrap_or(""),
+                    p["retention"].as_str().unwrap_or("")
+                )
+            });
+        }
+        PolicyCmd::Delete { name, vault } => {
+            client.call(
+                reqwest::Method::DELETE,
+                &format!(
+                    "/vaults/{}/policies/{}",
+                    path_segment(&vault),
+                    path_segment(&name)
+                ),
+                None,
+            )?;
+            if !json {
+                println!("policy {name} deleted");
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn show_job(j: &Value) {
+    println!(
+        "job {} {} {} of {}: {} (attempt {}, {}), started {}, ended {}",
+        j["id"],
+        j["kind"].as_str().unwrap_or(""),
+        j["trigger"].as_str().unwrap_or(""),
+        j["item"].as_str().unwrap_or("-"),
+        j["state"].as_str().unwrap_or(""),
+        j["attempt"],
+        j["requested_by"].as_str().unwrap_or("scheduler"),
+        time(&j["started"]),
+        time(&j["finished"])
+    );
+    let p = &j["progress"];
+    if p.is_object() {
+        println!(
+            "  {} files, {} bytes read, {} new, {} stored, {:.1} MB/s",
+            p["files"],
+            p["bytes_read"],
+            p["bytes_new"],
+            p["bytes_stored"],
+            p["rate_bytes_per_sec"].as_f64().unwrap_or(0.0) / 1e6
+        );
+    }
+    if let Some(e) = j["error"].as_str() {
+        println!(
+            "  error ({}): {e}",
+            j["cause"].as_str().unwrap_or("general_fault")
+        );
+    }
+}
+
+fn job(client: &Client, json: bool, cmd: JobCmd) -> Result<ExitCode> {
+    match cmd {
+        JobCmd::List { item, state, limit } => {
+            let mut query = format!("?limit={limit}");
+            if let Some(i) = item {
+                query.push_str(&format!("&item={}", path_segment(&i)));
+            }
+            if let Some(s) = state {
+                query.push_str(&format!("&state={}", path_segment(&s)));
+            }
+            let v = client.get(&format!("/jobs{query}"))?;
+            print(json, &v, |v| {
+                v.as_array().into_iter().flatten().for_each(show_job)
+            });
+        }
+        JobCmd::Show { id } => {
+            let v = client.get(&format!("/jobs/{id}"))?;
+            print(json, &v, show_job);
+        }
+        JobCmd::Logs { id, follow } => {
+            let mut after = 0;
+            loop {
+                let lines = client.get(&format!("/jobs/{id}/logs?after={after}"))?;
+                for l in lines.as_array().into_iter().flatten() {
+                    after = l["seq"].as_i64().unwrap_or(after);
+                    if json {
+                        println!("{l}");
+                    } else {
+                        println!(
+                            "{} {:<5} {}",
+                            time(&l["time"]),
+                            l["level"].as_str().unwrap_or(""),
+                            l["message"].as_str().unwrap_or("")
+                        );
+                    }
+                }
+                if !follow {
+                    break;
+                }
+                let j = client.get(&format!("/jobs/{id}"))?;
+                if !matches!(j["state"].as_str(), Some("Queued") | Some("Running")) {
+                    // One more read for the lines written as it ended.
+                    let lines = client.get(&format!("/jobs/{id}/logs?after={after}"))?;
+                    for l in lines.as_array().into_iter().flatten() {
+                        println!(
+                            "{} {:<5} {}",
+                            time(&l["time"]),
+                            l["level"].as_str().unwrap_or(""),
+                            l["message"].as_str().unwrap_or("")
+                        );
+                    }
+                    return Ok(job_exit(&j));
+                }
+                std::thread::sleep(std::time::Duration::from_millis(500));
+            }
+        }
+        JobCmd::Cancel { id } => {
+            let v = client.post(&format!("/jobs/{id}/cancel"), json!({}))?;
+            print(json, &v, |_| println!("job {id}: cancel requested"));
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn alert(client: &Client, json: bool, cmd: AlertCmd) -> Result<ExitCode> {
+    match cmd {
+        AlertCmd::List { all } => {
+            let v = client.get(&format!("/alerts?open={}", !all))?;
+            print(json, &v, |v| {
+                for a in v.as_array().into_iter().flatten() {
+                    println!(
+                        "alert {} [{}] {} ({}x, {}{}): {}",
+                        a["id"],
+                        a["severity"].as_str().unwrap_or(""),
+                        a["title"].as_str().unwrap_or(""),
+                        a["occurrences"],
+                        a["state"].as_str().unwrap_or(""),
+                        a["item"]
+                            .as_str()
+                            .map(|i| format!(", item {i}"))
+                            .unwrap_or_default(),
+                        a["detail"].as_str().unwrap_or("")
+                    );
+                    for (i, step) in a["remediation"]
+                        .as_array()
+                        .into_iter()
+                        .flatten()
+                        .enumerate()
+                    {
+                        println!("    {}. {}", i + 1, step.as_str().unwrap_or(""));
+                    }
+                }
+            });
+        }
+        AlertCmd::Resolve { id } => {
+            let v = client.post(&format!("/alerts/{id}/resolve"), json!({}))?;
+            print(json, &v, |_| println!("alert {id} resolved"));
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn token_cmd(client: &Client, json: bool, cmd: TokenCmd) -> Result<ExitCode> {
+    match cmd {
+        TokenCmd::List => {
+            let v = client.get("/tokens")?;
+            print(json, &v, |v| {
+                for t in v.as_array().into_iter().flatten() {
+                    println!(
+                        "{} {} (user {}), created {}, last used {}",
+                        t["id"],
+                        t["name"].as_str().unwrap_or(""),
+                        t["user"].as_str().unwrap_or(""),
+                        time(&t["created"]),
+                        time(&t["last_used"])
+                    );
+                }
+            });
+        }
+        TokenCmd::Create {
+            name,
+            expires_in_days,
+        } => {
+            let v = client.post(
+                "/tokens",
+                json!({"name": name, "expires_in_days": expires_in_days}),
+            )?;
+            print(json, &v, |v| {
+                println!(
+                    "token {} created; its secret, shown once:\n\n    {}\n",
+                    v["token"]["id"],
+                    v["secret"].as_str().unwrap_or("")
+                )
+            });
+        }
+        TokenCmd::Revoke { id } => {
+            client.call(reqwest::Method::DELETE, &format!("/tokens/{id}"), None)?;
+            if !json {
+                println!("token {id} revoked");
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
