@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs the storage servers the tests start on 127.0.0.1: OpenSSH's sshd
 # (SFTP) and rclone (WebDAV) from Debian, Azurite (Azure Blob) from npm, moto
-# (S3) and gcp-storage-emulator (Google Cloud Storage) from PyPI. The npm and
+# (S3), gcp-storage-emulator (Google Cloud Storage) and aiosmtpd (the SMTP
+# server of the notification tests, with a test CA made here) from PyPI. The npm and
 # PyPI ones go under $COFFER_TEST_TOOLS (default ~/.cache/coffer-test-tools),
 # pinned, and are installed again only when the pins change.
 set -euo pipefail
@@ -9,6 +10,7 @@ TOOLS="${COFFER_TEST_TOOLS:-$HOME/.cache/coffer-test-tools}"
 AZURITE=3.37.0
 MOTO=5.2.5
 GCS_EMULATOR=2026.7.19
+AIOSMTPD=1.4.6
 mkdir -p "$TOOLS"
 
 debs=()
@@ -16,6 +18,7 @@ debs=()
 command -v ssh >/dev/null 2>&1 || debs+=(openssh-client)
 command -v ssh-keygen >/dev/null 2>&1 || debs+=(openssh-client)
 command -v rclone >/dev/null 2>&1 || debs+=(rclone)
+command -v openssl >/dev/null 2>&1 || debs+=(openssl)
 if [ ${#debs[@]} -gt 0 ]; then
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${debs[@]}" >/dev/null
 fi
@@ -27,13 +30,25 @@ if [ ! -f "$stamp" ]; then
   touch "$stamp"
 fi
 
-stamp="$TOOLS/venv/.installed-$MOTO-$GCS_EMULATOR"
+stamp="$TOOLS/venv/.installed-$MOTO-$GCS_EMULATOR-$AIOSMTPD"
 if [ ! -f "$stamp" ]; then
   rm -rf "$TOOLS/venv"
   python3 -m venv "$TOOLS/venv"
   "$TOOLS/venv/bin/pip" install -q --disable-pip-version-check \
-    "moto[server]==$MOTO" "gcp-storage-emulator==$GCS_EMULATOR"
+    "moto[server]==$MOTO" "gcp-storage-emulator==$GCS_EMULATOR" "aiosmtpd==$AIOSMTPD"
   touch "$stamp"
+fi
+# SMTP: a test CA and a certificate for 127.0.0.1 signed by it, for the
+# STARTTLS server the notification tests send mail through.
+mkdir -p "$TOOLS/smtp"
+if [ ! -f "$TOOLS/smtp/server.pem" ]; then
+  openssl req -x509 -newkey rsa:2048 -nodes -days 3650 -subj "/CN=coffer test CA" \
+    -keyout "$TOOLS/smtp/ca.key" -out "$TOOLS/smtp/ca.pem" 2>/dev/null
+  openssl req -newkey rsa:2048 -nodes -subj "/CN=127.0.0.1" \
+    -keyout "$TOOLS/smtp/server.key" -out "$TOOLS/smtp/server.csr" 2>/dev/null
+  printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\nbasicConstraints=CA:FALSE\n' > "$TOOLS/smtp/ext.cnf"
+  openssl x509 -req -in "$TOOLS/smtp/server.csr" -CA "$TOOLS/smtp/ca.pem" -CAkey "$TOOLS/smtp/ca.key" \
+    -CAcreateserial -days 3650 -extfile "$TOOLS/smtp/ext.cnf" -out "$TOOLS/smtp/server.pem" 2>/dev/null
 fi
 # SFTP: one host key for every test sshd and one client key. The host key is
 # trusted for 127.0.0.1 on any port in the system-wide known_hosts, so tests

@@ -422,3 +422,212 @@ fn azure_create_container(port: u16, container: &str) -> u16 {
         ],
     )
 }
+
+/// An SMTP server (aiosmtpd from PyPI) on 127.0.0.1 that requires STARTTLS
+/// with a certificate from the test CA, and keeps every message it accepts
+/// as a file in a Maildir. Killed and removed on drop.
+pub struct SmtpServer {
+    pub port: u16,
+    child: Child,
+    /// The PEM file of the CA that signed the server's certificate.
+    pub ca_file: PathBuf,
+    pub dir: tempfile::TempDir,
+}
+
+impl SmtpServer {
+    pub fn start() -> SmtpServer {
+        let tools = tools_dir();
+        let python = require(&tools.join("venv/bin/python"));
+        let cert = require(&tools.join("smtp/server.pem"));
+        let key = require(&tools.join("smtp/server.key"));
+        let ca_file = require(&tools.join("smtp/ca.pem"));
+        let mut last = String::new();
+        for _ in 0..4 {
+            let dir = tempfile::Builder::new()
+                .prefix("coffer-smtp-")
+                .tempdir_in("/var/tmp")
+                .expect("a temporary directory for the SMTP server");
+            let port = free_port();
+            let log = std::fs::File::create(dir.path().join("server.log")).expect("smtp log");
+            let log2 = log.try_clone().expect("smtp log");
+            let child = Command::new(&python)
+                .args(["-m", "aiosmtpd", "-n", "-l"])
+                .arg(format!("127.0.0.1:{port}"))
+                .args(["-c", "aiosmtpd.handlers.Mailbox"])
+                .arg(dir.path().join("maildir"))
+                .arg("--tlscert")
+                .arg(&cert)
+                .arg("--tlskey")
+                .arg(&key)
+                .stdout(log)
+                .stderr(log2)
+                .spawn()
+                .expect("aiosmtpd starts");
+            let mut server = SmtpServer {
+                port,
+                child,
+                ca_file: ca_file.clone(),
+                dir,
+            };
+            let deadline = Instant::now() + Duration::from_secs(30);
+            while Instant::now() < deadline {
+                if TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                    return server;
+                }
+                if let Ok(Some(_)) = server.child.try_wait() {
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            last =
+                std::fs::read_to_string(server.dir.path().join("server.log")).unwrap_or_default();
+            let _ = server.child.kill();
+        }
+        panic!("the SMTP server did not start: {last}");
+    }
+
+    /// The messages received so far, as raw text.
+    pub fn messages(&self) -> Vec<String> {
+        let new = self.dir.path().join("maildir/new");
+        let mut out: Vec<String> = std::fs::read_dir(&new)
+            .map(|rd| {
+                rd.filter_map(|e| e.ok())
+                    .filter_map(|e| std::fs::read_to_string(e.path()).ok())
+                    .collect()
+            })
+            .unwrap_or_default();
+        out.sort();
+        out
+    }
+}
+
+impl Drop for SmtpServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A request an [`HttpReceiver`] got.
+#[derive(Debug, Clone)]
+pub struct Received {
+    pub method: String,
+    pub path: String,
+    /// Header names in lower case.
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+impl Received {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// A small HTTP/1.1 server on 127.0.0.1 that records every request and
+/// answers each with the next status of a script (then 200), for webhook
+/// tests: a real socket and a real HTTP exchange.
+pub struct HttpReceiver {
+    pub port: u16,
+    received: std::sync::Arc<std::sync::Mutex<Vec<Received>>>,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl HttpReceiver {
+    /// Starts a receiver; `statuses` are answered in order, then 200.
+    pub fn start(statuses: &[u16]) -> HttpReceiver {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("a port for the receiver");
+        let port = listener.local_addr().expect("its address").port();
+        listener.set_nonblocking(true).expect("non-blocking accept");
+        let received = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let (r, s) = (received.clone(), stop.clone());
+        let mut script: std::collections::VecDeque<u16> = statuses.iter().copied().collect();
+        std::thread::spawn(move || {
+            while !s.load(std::sync::atomic::Ordering::Relaxed) {
+                match listener.accept() {
+                    Ok((stream, _)) => {
+                        let status = script.pop_front().unwrap_or(200);
+                        if let Some(req) = serve_one(stream, status) {
+                            if let Ok(mut v) = r.lock() {
+                                v.push(req);
+                            }
+                        }
+                    }
+                    Err(_) => std::thread::sleep(Duration::from_millis(10)),
+                }
+            }
+        });
+        HttpReceiver {
+            port,
+            received,
+            stop,
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{path}", self.port)
+    }
+
+    pub fn received(&self) -> Vec<Received> {
+        self.received.lock().map(|v| v.clone()).unwrap_or_default()
+    }
+}
+
+impl Drop for HttpReceiver {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
+fn serve_one(mut stream: TcpStream, status: u16) -> Option<Received> {
+    stream.set_nonblocking(false).ok()?;
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .ok()?;
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 8192];
+    let header_end = loop {
+        let n = stream.read(&mut chunk).ok()?;
+        if n == 0 {
+            return None;
+        }
+        buf.extend_from_slice(&chunk[..n]);
+        if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+            break i + 4;
+        }
+    };
+    let head = String::from_utf8_lossy(&buf[..header_end]).to_string();
+    let mut lines = head.split("\r\n");
+    let mut first = lines.next()?.split(' ');
+    let method = first.next()?.to_string();
+    let path = first.next()?.to_string();
+    let headers: Vec<(String, String)> = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string()))
+        .collect();
+    let len: usize = headers
+        .iter()
+        .find(|(k, _)| k == "content-length")
+        .and_then(|(_, v)| v.parse().ok())
+        .unwrap_or(0);
+    let mut body = buf[header_end..].to_vec();
+    while body.len() < len {
+        let n = stream.read(&mut chunk).ok()?;
+        if n == 0 {
+            break;
+        }
+        body.extend_from_slice(&chunk[..n]);
+    }
+    let reply = format!("HTTP/1.1 {status} X\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+    let _ = stream.write_all(reply.as_bytes());
+    Some(Received {
+        method,
+        path,
+        headers,
+        body,
+    })
+}
