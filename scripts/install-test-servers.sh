@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Installs the storage servers the tests start on 127.0.0.1: OpenSSH's sshd
 # (SFTP) and rclone (WebDAV) from Debian, Azurite (Azure Blob) from npm, moto
-# (S3), gcp-storage-emulator (Google Cloud Storage) and aiosmtpd (the SMTP
-# server of the notification tests, with a test CA made here) from PyPI. The npm and
+# (S3), gcp-storage-emulator (Google Cloud Storage), aiosmtpd (the SMTP
+# server of the notification tests, with a test CA made here) and
+# schemathesis (checks the service against its OpenAPI document) from PyPI. The npm and
 # PyPI ones go under $COFFER_TEST_TOOLS (default ~/.cache/coffer-test-tools),
 # pinned, and are installed again only when the pins change.
 set -euo pipefail
@@ -11,6 +12,7 @@ AZURITE=3.37.0
 MOTO=5.2.5
 GCS_EMULATOR=2026.7.19
 AIOSMTPD=1.4.6
+SCHEMATHESIS=4.32.5
 mkdir -p "$TOOLS"
 
 debs=()
@@ -30,12 +32,13 @@ if [ ! -f "$stamp" ]; then
   touch "$stamp"
 fi
 
-stamp="$TOOLS/venv/.installed-$MOTO-$GCS_EMULATOR-$AIOSMTPD"
+stamp="$TOOLS/venv/.installed-$MOTO-$GCS_EMULATOR-$AIOSMTPD-$SCHEMATHESIS"
 if [ ! -f "$stamp" ]; then
   rm -rf "$TOOLS/venv"
   python3 -m venv "$TOOLS/venv"
   "$TOOLS/venv/bin/pip" install -q --disable-pip-version-check \
-    "moto[server]==$MOTO" "gcp-storage-emulator==$GCS_EMULATOR" "aiosmtpd==$AIOSMTPD"
+    "moto[server]==$MOTO" "gcp-storage-emulator==$GCS_EMULATOR" "aiosmtpd==$AIOSMTPD" \
+    "schemathesis==$SCHEMATHESIS"
   touch "$stamp"
 fi
 # SMTP: a test CA and a certificate for 127.0.0.1 signed by it, for the

@@ -1045,3 +1045,47 @@ fn jobs_respect_the_per_vault_limit_and_queue_behind_each_other() {
     let (s, _) = api.call("GET", "/items/bad-policy", None);
     assert_eq!(s, StatusCode::NOT_FOUND);
 }
+
+#[test]
+fn the_openapi_document_matches_what_the_service_answers() {
+    let schemathesis = coffer_testservers::tools_dir().join("venv/bin/schemathesis");
+    assert!(
+        schemathesis.exists(),
+        "schemathesis is missing: run scripts/install-test-servers.sh"
+    );
+    let dir = scratch();
+    let server = Server::start(&dir.path().join("data"));
+    let api = server.admin();
+    let source = dir.path().join("src");
+    random_file(&source.join("f"), 1000, 9);
+    api.create_vault("v", &dir.path().join("vault"));
+    api.create_item("it", "v", &source, 0);
+    let job = api.post("/items/it/backup", json!({}), StatusCode::ACCEPTED);
+    api.wait_job(job["id"].as_i64().unwrap());
+    // Every check, on every read-only operation: generated requests that
+    // change things would create vaults at random paths and back up
+    // random directories of this machine.
+    let out = Command::new(&schemathesis)
+        .current_dir(dir.path())
+        .args(["run", &server.url("/openapi.json")])
+        .args(["-H", &format!("Authorization: Bearer {}", api.token)])
+        .args([
+            "--include-method",
+            "GET",
+            "--checks",
+            "all",
+            "--max-examples",
+            "20",
+        ])
+        .args(["--seed", "1", "--no-color"])
+        .env("SCHEMATHESIS_HOOKS", "")
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "schemathesis found the API and its document disagree:\n{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(text.contains("passed"), "{text}");
+}

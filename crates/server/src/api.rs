@@ -229,8 +229,8 @@ pub struct LoginResponse {
 }
 
 /// Logs in with a password and starts a console session.
-#[utoipa::path(post, path = "/auth/login", tag = "auth", request_body = LoginRequest,
-    responses((status = 200, body = LoginResponse), (status = 401, body = ErrorBody), (status = 429, body = ErrorBody)))]
+#[utoipa::path(post, path = "/auth/login", tag = "auth", security(()), request_body = LoginRequest,
+    responses((status = 200, body = LoginResponse), (status = 401, body = ErrorBody), (status = 429, body = ErrorBody), (status = 400, body = ErrorBody)))]
 async fn login(State(s): State<AppState>, Body(req): Body<LoginRequest>) -> ApiResult<Response> {
     let service = s.clone();
     let (user, session) = blocking(move || {
@@ -286,7 +286,7 @@ async fn login(State(s): State<AppState>, Body(req): Body<LoginRequest>) -> ApiR
 }
 
 /// Ends the current session.
-#[utoipa::path(post, path = "/auth/logout", tag = "auth", responses((status = 204)))]
+#[utoipa::path(post, path = "/auth/logout", tag = "auth", responses((status = 204), (status = 401, body = ErrorBody)))]
 async fn logout(State(s): State<AppState>, headers: HeaderMap) -> ApiResult<Response> {
     if let Some(secret) = bearer_or_cookie(&headers).filter(|t| t.starts_with("cfs_")) {
         blocking(move || auth::end_session(&s.db, &secret)).await?;
@@ -310,7 +310,7 @@ pub struct Me {
 }
 
 /// Who the caller is.
-#[utoipa::path(get, path = "/me", tag = "auth", responses((status = 200, body = Me)))]
+#[utoipa::path(get, path = "/me", tag = "auth", responses((status = 200, body = Me), (status = 401, body = ErrorBody)))]
 async fn me(Caller(p): Caller) -> Json<Me> {
     Json(Me {
         name: p.name,
@@ -334,7 +334,7 @@ pub struct NewUser {
 }
 
 /// Lists users (administrators only).
-#[utoipa::path(get, path = "/users", tag = "access", responses((status = 200, body = [User])))]
+#[utoipa::path(get, path = "/users", tag = "access", responses((status = 200, body = [User]), (status = 401, body = ErrorBody)))]
 async fn list_users(State(s): State<AppState>, Caller(p): Caller) -> ApiResult<Json<Vec<User>>> {
     p.require_admin()?;
     Ok(Json(blocking(move || auth::list_users(&s.db)).await?))
@@ -342,7 +342,7 @@ async fn list_users(State(s): State<AppState>, Caller(p): Caller) -> ApiResult<J
 
 /// Creates a user (administrators only).
 #[utoipa::path(post, path = "/users", tag = "access", request_body = NewUser,
-    responses((status = 201, body = User), (status = 400, body = ErrorBody), (status = 409, body = ErrorBody)))]
+    responses((status = 201, body = User), (status = 400, body = ErrorBody), (status = 409, body = ErrorBody), (status = 401, body = ErrorBody)))]
 async fn create_user(
     State(s): State<AppState>,
     Caller(p): Caller,
@@ -356,7 +356,7 @@ async fn create_user(
 
 /// Deletes a user (administrators only); the last administrator stays.
 #[utoipa::path(delete, path = "/users/{name}", tag = "access", params(("name" = String, Path)),
-    responses((status = 204), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
+    responses((status = 204), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody)))]
 async fn delete_user(
     State(s): State<AppState>,
     Caller(p): Caller,
@@ -375,7 +375,7 @@ pub struct NewPassword {
 /// Sets a password: one's own, or anyone's for an administrator. Ends the
 /// user's sessions.
 #[utoipa::path(put, path = "/users/{name}/password", tag = "access", params(("name" = String, Path)), request_body = NewPassword,
-    responses((status = 204), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody)))]
+    responses((status = 204), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 401, body = ErrorBody)))]
 async fn set_password(
     State(s): State<AppState>,
     Caller(p): Caller,
@@ -404,7 +404,7 @@ pub struct CreatedToken {
 }
 
 /// The caller's tokens (every token for an administrator).
-#[utoipa::path(get, path = "/tokens", tag = "access", responses((status = 200, body = [Token])))]
+#[utoipa::path(get, path = "/tokens", tag = "access", responses((status = 200, body = [Token]), (status = 401, body = ErrorBody)))]
 async fn list_tokens(State(s): State<AppState>, Caller(p): Caller) -> ApiResult<Json<Vec<Token>>> {
     let owner = (!p.is_admin).then_some(p.user_id);
     Ok(Json(
@@ -414,7 +414,7 @@ async fn list_tokens(State(s): State<AppState>, Caller(p): Caller) -> ApiResult<
 
 /// Creates an API token for the caller.
 #[utoipa::path(post, path = "/tokens", tag = "access", request_body = NewToken,
-    responses((status = 201, body = CreatedToken), (status = 400, body = ErrorBody)))]
+    responses((status = 201, body = CreatedToken), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody)))]
 async fn create_token(
     State(s): State<AppState>,
     Caller(p): Caller,
@@ -428,7 +428,7 @@ async fn create_token(
 
 /// Revokes a token (one's own, or any for an administrator).
 #[utoipa::path(delete, path = "/tokens/{id}", tag = "access", params(("id" = i64, Path)),
-    responses((status = 204), (status = 404, body = ErrorBody)))]
+    responses((status = 204), (status = 404, body = ErrorBody), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody)))]
 async fn delete_token(
     State(s): State<AppState>,
     Caller(p): Caller,
@@ -448,12 +448,13 @@ pub struct NewRoleAssignment {
 }
 
 #[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct RoleQuery {
     pub vault: Option<String>,
 }
 
 /// Role assignments on the vaults the caller may manage access of.
-#[utoipa::path(get, path = "/roles", tag = "access", params(RoleQuery), responses((status = 200, body = [RoleAssignment])))]
+#[utoipa::path(get, path = "/roles", tag = "access", params(RoleQuery), responses((status = 200, body = [RoleAssignment]), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody)))]
 async fn list_roles(
     State(s): State<AppState>,
     Caller(p): Caller,
@@ -471,7 +472,7 @@ async fn list_roles(
 
 /// Gives a user a role on a vault (owners of the vault and administrators).
 #[utoipa::path(post, path = "/roles", tag = "access", request_body = NewRoleAssignment,
-    responses((status = 201, body = RoleAssignment), (status = 403, body = ErrorBody)))]
+    responses((status = 201, body = RoleAssignment), (status = 403, body = ErrorBody), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody)))]
 async fn assign_role(
     State(s): State<AppState>,
     Caller(p): Caller,
@@ -494,7 +495,7 @@ async fn assign_role(
 
 /// Removes a role assignment.
 #[utoipa::path(delete, path = "/roles/{id}", tag = "access", params(("id" = i64, Path)),
-    responses((status = 204), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+    responses((status = 204), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody)))]
 async fn remove_role(
     State(s): State<AppState>,
     Caller(p): Caller,
@@ -544,7 +545,7 @@ pub struct VaultWithKey {
 }
 
 /// Vaults the caller has a role on.
-#[utoipa::path(get, path = "/vaults", tag = "vaults", responses((status = 200, body = [VaultInfo])))]
+#[utoipa::path(get, path = "/vaults", tag = "vaults", responses((status = 200, body = [VaultInfo]), (status = 401, body = ErrorBody)))]
 async fn list_vaults(
     State(s): State<AppState>,
     Caller(p): Caller,
@@ -556,7 +557,7 @@ async fn list_vaults(
 /// Creates or attaches a vault (administrators, or holders of a role on
 /// every vault that allows managing vaults).
 #[utoipa::path(post, path = "/vaults", tag = "vaults", request_body = NewVault,
-    responses((status = 201, body = VaultWithKey), (status = 400, body = ErrorBody), (status = 409, body = ErrorBody), (status = 502, body = ErrorBody)))]
+    responses((status = 201, body = VaultWithKey), (status = 400, body = ErrorBody), (status = 409, body = ErrorBody), (status = 502, body = ErrorBody), (status = 401, body = ErrorBody)))]
 async fn create_vault(
     State(s): State<AppState>,
     Caller(p): Caller,
@@ -591,7 +592,7 @@ async fn create_vault(
 
 /// One vault.
 #[utoipa::path(get, path = "/vaults/{name}", tag = "vaults", params(("name" = String, Path)),
-    responses((status = 200, body = VaultInfo), (status = 404, body = ErrorBody)))]
+    responses((status = 200, body = VaultInfo), (status = 404, body = ErrorBody), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody)))]
 async fn get_vault(
     State(s): State<AppState>,
     Caller(p): Caller,
@@ -603,7 +604,7 @@ async fn get_vault(
 
 /// Forgets a vault; its data stays at the location.
 #[utoipa::path(delete, path = "/vaults/{name}", tag = "vaults", params(("name" = String, Path)),
-    responses((status = 204), (status = 403, body = ErrorBody), (status = 409, body = ErrorBody)))]
+    responses((status = 204), (status = 403, body = ErrorBody), (status = 409, body = ErrorBody), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody), (status = 401, body = ErrorBody)))]
 async fn delete_vault(
     State(s): State<AppState>,
     Caller(p): Caller,
@@ -621,7 +622,7 @@ pub struct NewCredentials {
 
 /// Replaces the vault's storage credentials (tried before they are kept).
 #[utoipa::path(put, path = "/vaults/{name}/credentials", tag = "vaults", params(("name" = String, Path)), request_body = NewCredentials,
-    responses((status = 204), (status = 400, body = ErrorBody), (status = 502, body = ErrorBody)))]
+    responses((status = 204), (status = 400, body = ErrorBody), (status = 502, body = ErrorBody), (status = 404, body = ErrorBody), (status = 401, body = ErrorBody)))]
 async fn set_credentials(
     State(s): State<AppState>,
     Caller(p): Caller,
@@ -642,7 +643,7 @@ pub struct KeyRequest {
 /// Rotates the vault's key: a new key slot, the old one removed. Raises a
 /// security alert.
 #[utoipa::path(post, path = "/vaults/{name}/key/rotate", tag = "vaults", params(("name" = String, Path)), request_body = KeyRequest,
-    responses((status = 200, body = VaultWithKey), (status = 403, body = ErrorBody), (status = 502, body = ErrorBody)))]
+    responses((status = 200, body = VaultWithKey), (status = 403, body = ErrorBody), (status = 502, body = ErrorBody), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody), (status = 401, body = ErrorBody)))]
 async fn rotate_key(
     State(s): State<AppState>,
     Caller(p): Caller,
@@ -660,7 +661,7 @@ async fn rotate_key(
 
 /// Gives the service the vault's current key (after a rotation elsewhere).
 #[utoipa::path(put, path = "/vaults/{name}/key", tag = "vaults", params(("name" = String, Path)), request_body = KeyRequest,
-    responses((status = 200, body = VaultInfo), (status = 400, body = ErrorBody)))]
+    responses((status = 200, body = VaultInfo), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody), (status = 401, body = ErrorBody), (status = 502, body = ErrorBody)))]
 async fn set_key(
     State(s): State<AppState>,
     Caller(p): Caller,
@@ -689,7 +690,7 @@ pub struct PointSummary {
 
 /// The recovery points in a vault, newest first.
 #[utoipa::path(get, path = "/vaults/{name}/points", tag = "vaults", params(("name" = String, Path)),
-    responses((status = 200, body = [PointSummary]), (status = 502, body = ErrorBody)))]
+    responses((status = 200, body = [PointSummary]), (status = 502, body = ErrorBody), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody), (status = 401, body = ErrorBody)))]
 async fn list_points(
     State(s): State<AppState>,
     Caller(p): Caller,
@@ -719,7 +720,7 @@ async fn list_points(
 
 /// Sets when the vault's prune and check run on their own.
 #[utoipa::path(put, path = "/vaults/{name}/maintenance", tag = "vaults", params(("name" = String, Path)), request_body = Maintenance,
-    responses((status = 200, body = VaultInfo), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody)))]
+    responses((status = 200, body = VaultInfo), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 401, body = ErrorBody)))]
 async fn set_maintenance(
     State(s): State<AppState>,
     Caller(p): Caller,
@@ -732,7 +733,7 @@ async fn set_maintenance(
 
 /// Prunes the vault now (retention, then garbage collection). Returns the job.
 #[utoipa::path(post, path = "/vaults/{name}/prune", tag = "vaults", params(("name" = String, Path)),
-    responses((status = 202, body = Job), (status = 403, body = ErrorBody), (status = 409, body = ErrorBody)))]
+    responses((status = 202, body = Job), (status = 403, body = ErrorBody), (status = 409, body = ErrorBody), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody), (status = 401, body = ErrorBody)))]
 async fn prune_now(
     State(s): State<AppState>,
     Caller(p): Caller,
@@ -769,7 +770,7 @@ pub struct CheckRequest {
 
 /// Checks the vault now. Returns the job.
 #[utoipa::path(post, path = "/vaults/{name}/check", tag = "vaults", params(("name" = String, Path)), request_body = CheckRequest,
-    responses((status = 202, body = Job), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody), (status = 409, body = ErrorBody)))]
+    responses((status = 202, body = Job), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody), (status = 409, body = ErrorBody), (status = 404, body = ErrorBody), (status = 401, body = ErrorBody)))]
 async fn check_now(
     State(s): State<AppState>,
     Caller(p): Caller,
@@ -803,7 +804,7 @@ async fn check_now(
 /// Restores a recovery point (or paths in it) on the service's machine.
 /// Returns the job.
 #[utoipa::path(post, path = "/vaults/{name}/restore", tag = "vaults", params(("name" = String, Path)), request_body = RestoreParams,
-    responses((status = 202, body = Job), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody), (status = 409, body = ErrorBody)))]
+    responses((status = 202, body = Job), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody), (status = 409, body = ErrorBody), (status = 404, body = ErrorBody), (status = 401, body = ErrorBody), (status = 502, body = ErrorBody)))]
 async fn restore(
     State(s): State<AppState>,
     Caller(p): Caller,
@@ -855,7 +856,7 @@ async fn restore(
 
 /// The vault's policies.
 #[utoipa::path(get, path = "/vaults/{name}/policies", tag = "policies", params(("name" = String, Path)),
-    responses((status = 200, body = [PolicyView]), (status = 404, body = ErrorBody)))]
+    responses((status = 200, body = [PolicyView]), (status = 404, body = ErrorBody), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 502, body = ErrorBody)))]
 async fn list_policies(
     State(s): State<AppState>,
     Caller(p): Caller,
@@ -869,7 +870,7 @@ async fn list_policies(
 /// alert (and is refused on an immutable vault).
 #[utoipa::path(put, path = "/vaults/{name}/policies/{policy}", tag = "policies",
     params(("name" = String, Path), ("policy" = String, Path)), request_body = PolicySpec,
-    responses((status = 200, body = PolicyView), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody), (status = 409, body = ErrorBody)))]
+    responses((status = 200, body = PolicyView), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody), (status = 409, body = ErrorBody), (status = 404, body = ErrorBody), (status = 401, body = ErrorBody), (status = 502, body = ErrorBody)))]
 async fn set_policy(
     State(s): State<AppState>,
     Caller(p): Caller,
@@ -886,7 +887,7 @@ async fn set_policy(
 /// Deletes a policy no item uses.
 #[utoipa::path(delete, path = "/vaults/{name}/policies/{policy}", tag = "policies",
     params(("name" = String, Path), ("policy" = String, Path)),
-    responses((status = 204), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody)))]
+    responses((status = 204), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 401, body = ErrorBody), (status = 502, body = ErrorBody)))]
 async fn delete_policy(
     State(s): State<AppState>,
     Caller(p): Caller,
@@ -905,7 +906,7 @@ pub struct ImmutabilitySetting {
 
 /// Changes the vault's immutability (owners only); raises a security alert.
 #[utoipa::path(put, path = "/vaults/{name}/immutability", tag = "vaults", params(("name" = String, Path)), request_body = ImmutabilitySetting,
-    responses((status = 200, body = ImmutabilitySetting), (status = 403, body = ErrorBody), (status = 409, body = ErrorBody)))]
+    responses((status = 200, body = ImmutabilitySetting), (status = 403, body = ErrorBody), (status = 409, body = ErrorBody), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody), (status = 401, body = ErrorBody), (status = 502, body = ErrorBody)))]
 async fn set_immutability(
     State(s): State<AppState>,
     Caller(p): Caller,
@@ -932,7 +933,7 @@ pub struct Deleted {
 /// Soft-deletes recovery points (they can be undeleted while soft-deleted);
 /// raises a security alert.
 #[utoipa::path(post, path = "/vaults/{name}/points/delete", tag = "vaults", params(("name" = String, Path)), request_body = DeletePoints,
-    responses((status = 200, body = Deleted), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody), (status = 409, body = ErrorBody)))]
+    responses((status = 200, body = Deleted), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody), (status = 409, body = ErrorBody), (status = 404, body = ErrorBody), (status = 401, body = ErrorBody), (status = 502, body = ErrorBody)))]
 async fn delete_points(
     State(s): State<AppState>,
     Caller(p): Caller,
@@ -987,7 +988,7 @@ pub struct ItemChanges {
 }
 
 /// Protected items on the vaults the caller can see.
-#[utoipa::path(get, path = "/items", tag = "items", responses((status = 200, body = [Item])))]
+#[utoipa::path(get, path = "/items", tag = "items", responses((status = 200, body = [Item]), (status = 401, body = ErrorBody)))]
 async fn list_items(State(s): State<AppState>, Caller(p): Caller) -> ApiResult<Json<Vec<Item>>> {
     let all = blocking(move || s.items(None)).await?;
     Ok(Json(all.into_iter().filter(|i| p.sees(&i.vault)).collect()))
@@ -995,7 +996,7 @@ async fn list_items(State(s): State<AppState>, Caller(p): Caller) -> ApiResult<J
 
 /// Adds a protected item.
 #[utoipa::path(post, path = "/items", tag = "items", request_body = NewItem,
-    responses((status = 201, body = Item), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody), (status = 409, body = ErrorBody)))]
+    responses((status = 201, body = Item), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody), (status = 409, body = ErrorBody), (status = 401, body = ErrorBody), (status = 502, body = ErrorBody)))]
 async fn create_item(
     State(s): State<AppState>,
     Caller(p): Caller,
@@ -1057,7 +1058,7 @@ fn visible_item(s: &Service, p: &Principal, name: &str, action: Action) -> Resul
 
 /// One item.
 #[utoipa::path(get, path = "/items/{name}", tag = "items", params(("name" = String, Path)),
-    responses((status = 200, body = Item), (status = 404, body = ErrorBody)))]
+    responses((status = 200, body = Item), (status = 404, body = ErrorBody), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody)))]
 async fn get_item(
     State(s): State<AppState>,
     Caller(p): Caller,
@@ -1070,7 +1071,7 @@ async fn get_item(
 
 /// Changes an item's paths, excludes, enabled flag or retries.
 #[utoipa::path(patch, path = "/items/{name}", tag = "items", params(("name" = String, Path)), request_body = ItemChanges,
-    responses((status = 200, body = Item), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody)))]
+    responses((status = 200, body = Item), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 401, body = ErrorBody)))]
 async fn update_item(
     State(s): State<AppState>,
     Caller(p): Caller,
@@ -1103,7 +1104,7 @@ async fn update_item(
 
 /// Stops managing an item; its recovery points stay in the vault.
 #[utoipa::path(delete, path = "/items/{name}", tag = "items", params(("name" = String, Path)),
-    responses((status = 204), (status = 403, body = ErrorBody), (status = 409, body = ErrorBody)))]
+    responses((status = 204), (status = 403, body = ErrorBody), (status = 409, body = ErrorBody), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody), (status = 401, body = ErrorBody)))]
 async fn delete_item(
     State(s): State<AppState>,
     Caller(p): Caller,
@@ -1124,7 +1125,7 @@ pub struct PolicyAssignment {
 
 /// Assigns a policy to an item; a shorter retention raises a security alert.
 #[utoipa::path(put, path = "/items/{name}/policy", tag = "items", params(("name" = String, Path)), request_body = PolicyAssignment,
-    responses((status = 204), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody)))]
+    responses((status = 204), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 401, body = ErrorBody), (status = 502, body = ErrorBody)))]
 async fn assign_policy(
     State(s): State<AppState>,
     Caller(p): Caller,
@@ -1141,7 +1142,7 @@ async fn assign_policy(
 
 /// Backs an item up now. The schedule is not moved. Returns the job.
 #[utoipa::path(post, path = "/items/{name}/backup", tag = "items", params(("name" = String, Path)),
-    responses((status = 202, body = Job), (status = 403, body = ErrorBody), (status = 409, body = ErrorBody)))]
+    responses((status = 202, body = Job), (status = 403, body = ErrorBody), (status = 409, body = ErrorBody), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody), (status = 401, body = ErrorBody)))]
 async fn backup_now(
     State(s): State<AppState>,
     Caller(p): Caller,
@@ -1158,7 +1159,7 @@ async fn backup_now(
 
 /// An item's schedule: its policy, whether it runs, the next and last runs.
 #[utoipa::path(get, path = "/items/{name}/schedule", tag = "items", params(("name" = String, Path)),
-    responses((status = 200, body = ItemSchedule), (status = 404, body = ErrorBody)))]
+    responses((status = 200, body = ItemSchedule), (status = 404, body = ErrorBody), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 502, body = ErrorBody)))]
 async fn item_schedule(
     State(s): State<AppState>,
     Caller(p): Caller,
@@ -1180,7 +1181,7 @@ pub struct SchedulerSwitch {
 }
 
 /// Whether the scheduler runs.
-#[utoipa::path(get, path = "/scheduler", tag = "service", responses((status = 200, body = SchedulerSwitch)))]
+#[utoipa::path(get, path = "/scheduler", tag = "service", responses((status = 200, body = SchedulerSwitch), (status = 401, body = ErrorBody)))]
 async fn get_scheduler(
     State(s): State<AppState>,
     Caller(_p): Caller,
@@ -1191,7 +1192,7 @@ async fn get_scheduler(
 
 /// Switches scheduled runs on or off (administrators only).
 #[utoipa::path(put, path = "/scheduler", tag = "service", request_body = SchedulerSwitch,
-    responses((status = 200, body = SchedulerSwitch), (status = 403, body = ErrorBody)))]
+    responses((status = 200, body = SchedulerSwitch), (status = 403, body = ErrorBody), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody)))]
 async fn set_scheduler(
     State(s): State<AppState>,
     Caller(p): Caller,
@@ -1206,12 +1207,13 @@ async fn set_scheduler(
 // ---- jobs -----------------------------------------------------------------
 
 #[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct JobQuery {
     pub item: Option<String>,
     pub vault: Option<String>,
-    /// Queued, Running, Succeeded, PartialSucceeded, Failed or Cancelled.
-    pub state: Option<String>,
+    pub state: Option<JobState>,
     /// At most this many (default 100).
+    #[param(minimum = 1, maximum = 10000)]
     pub limit: Option<u32>,
 }
 
@@ -1226,21 +1228,16 @@ fn visible_job(s: &Service, p: &Principal, id: i64, action: Action) -> Result<Jo
 }
 
 /// Jobs on the vaults the caller can see, newest first.
-#[utoipa::path(get, path = "/jobs", tag = "jobs", params(JobQuery), responses((status = 200, body = [Job]), (status = 400, body = ErrorBody)))]
+#[utoipa::path(get, path = "/jobs", tag = "jobs", params(JobQuery), responses((status = 200, body = [Job]), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody)))]
 async fn list_jobs(
     State(s): State<AppState>,
     Caller(p): Caller,
     Q(q): Q<JobQuery>,
 ) -> ApiResult<Json<Vec<Job>>> {
-    let state = match q.state.as_deref() {
-        Some(text) => Some(JobState::parse(text).ok_or_else(|| {
-            ApiError(Error::invalid(
-                "state",
-                "one of Queued, Running, Succeeded, PartialSucceeded, Failed, Cancelled",
-            ))
-        })?),
-        None => None,
-    };
+    let state = q.state;
+    if q.limit.is_some_and(|l| !(1..=10_000).contains(&l)) {
+        return Err(ApiError(Error::invalid("limit", "1 to 10000")));
+    }
     let filter = JobFilter {
         item: q.item,
         vault: q.vault,
@@ -1257,7 +1254,7 @@ async fn list_jobs(
 
 /// One job with its live progress.
 #[utoipa::path(get, path = "/jobs/{id}", tag = "jobs", params(("id" = i64, Path)),
-    responses((status = 200, body = Job), (status = 404, body = ErrorBody)))]
+    responses((status = 200, body = Job), (status = 404, body = ErrorBody), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody)))]
 async fn get_job(
     State(s): State<AppState>,
     Caller(p): Caller,
@@ -1269,6 +1266,7 @@ async fn get_job(
 }
 
 #[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct LogQuery {
     /// Only lines after this sequence number (to follow a running job).
     pub after: Option<i64>,
@@ -1276,7 +1274,7 @@ pub struct LogQuery {
 
 /// A job's log lines.
 #[utoipa::path(get, path = "/jobs/{id}/logs", tag = "jobs", params(("id" = i64, Path), LogQuery),
-    responses((status = 200, body = [LogLine]), (status = 404, body = ErrorBody)))]
+    responses((status = 200, body = [LogLine]), (status = 404, body = ErrorBody), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody)))]
 async fn job_logs(
     State(s): State<AppState>,
     Caller(p): Caller,
@@ -1294,7 +1292,7 @@ async fn job_logs(
 
 /// Cancels a queued or running job.
 #[utoipa::path(post, path = "/jobs/{id}/cancel", tag = "jobs", params(("id" = i64, Path)),
-    responses((status = 202, body = Job), (status = 409, body = ErrorBody)))]
+    responses((status = 202, body = Job), (status = 409, body = ErrorBody), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody), (status = 401, body = ErrorBody)))]
 async fn cancel_job(
     State(s): State<AppState>,
     Caller(p): Caller,
@@ -1311,6 +1309,7 @@ async fn cancel_job(
 // ---- alerts ---------------------------------------------------------------
 
 #[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct AlertQuery {
     /// Only open alerts (default true).
     pub open: Option<bool>,
@@ -1325,7 +1324,7 @@ fn alert_visible(p: &Principal, a: &Alert) -> bool {
 
 /// Alerts on the vaults the caller can see (service-wide ones for
 /// administrators), newest first.
-#[utoipa::path(get, path = "/alerts", tag = "alerts", params(AlertQuery), responses((status = 200, body = [Alert])))]
+#[utoipa::path(get, path = "/alerts", tag = "alerts", params(AlertQuery), responses((status = 200, body = [Alert]), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody)))]
 async fn list_alerts(
     State(s): State<AppState>,
     Caller(p): Caller,
@@ -1340,7 +1339,7 @@ async fn list_alerts(
 
 /// Resolves an alert by hand.
 #[utoipa::path(post, path = "/alerts/{id}/resolve", tag = "alerts", params(("id" = i64, Path)),
-    responses((status = 200, body = Alert), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+    responses((status = 200, body = Alert), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody)))]
 async fn resolve_alert(
     State(s): State<AppState>,
     Caller(p): Caller,
@@ -1365,7 +1364,7 @@ async fn resolve_alert(
 // ---- notifications ---------------------------------------------------------
 
 /// Notification targets (administrators only).
-#[utoipa::path(get, path = "/notifications/targets", tag = "notifications", responses((status = 200, body = [Target])))]
+#[utoipa::path(get, path = "/notifications/targets", tag = "notifications", responses((status = 200, body = [Target]), (status = 401, body = ErrorBody)))]
 async fn list_targets(
     State(s): State<AppState>,
     Caller(p): Caller,
@@ -1376,7 +1375,7 @@ async fn list_targets(
 
 /// Adds a webhook or e-mail target with its rules.
 #[utoipa::path(post, path = "/notifications/targets", tag = "notifications", request_body = NewTarget,
-    responses((status = 201, body = Target), (status = 400, body = ErrorBody), (status = 409, body = ErrorBody)))]
+    responses((status = 201, body = Target), (status = 400, body = ErrorBody), (status = 409, body = ErrorBody), (status = 401, body = ErrorBody)))]
 async fn create_target(
     State(s): State<AppState>,
     Caller(p): Caller,
@@ -1391,7 +1390,7 @@ async fn create_target(
 
 /// Removes a target.
 #[utoipa::path(delete, path = "/notifications/targets/{id}", tag = "notifications", params(("id" = i64, Path)),
-    responses((status = 204), (status = 404, body = ErrorBody)))]
+    responses((status = 204), (status = 404, body = ErrorBody), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody)))]
 async fn delete_target(
     State(s): State<AppState>,
     Caller(p): Caller,
@@ -1404,7 +1403,7 @@ async fn delete_target(
 
 /// The latest deliveries to a target, with their errors.
 #[utoipa::path(get, path = "/notifications/targets/{id}/deliveries", tag = "notifications", params(("id" = i64, Path)),
-    responses((status = 200, body = [Delivery])))]
+    responses((status = 200, body = [Delivery]), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody), (status = 401, body = ErrorBody)))]
 async fn target_deliveries(
     State(s): State<AppState>,
     Caller(p): Caller,
@@ -1423,7 +1422,7 @@ pub struct Health {
 }
 
 /// Whether the service is up (no authentication).
-#[utoipa::path(get, path = "/health", tag = "service", responses((status = 200, body = Health)))]
+#[utoipa::path(get, path = "/health", tag = "service", security(()), responses((status = 200, body = Health)))]
 async fn health() -> Json<Health> {
     Json(Health {
         status: "ok".into(),

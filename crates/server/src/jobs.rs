@@ -28,7 +28,7 @@ use crate::notify::EventType;
 use crate::service::{item_paths, Service};
 
 /// Where a job is in its life.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize, utoipa::ToSchema)]
 pub enum JobState {
     Queued,
     Running,
@@ -88,7 +88,7 @@ pub struct Job {
     pub kind: String,
     /// What the job was asked to do (a restore's point and target, a
     /// check's share).
-    #[schema(value_type = Object)]
+    #[schema(value_type = Option<Object>)]
     pub params: Option<serde_json::Value>,
     pub vault: Option<String>,
     pub item: Option<String>,
@@ -105,7 +105,7 @@ pub struct Job {
     pub finished: Option<i64>,
     pub progress: Option<JobProgress>,
     /// What the job produced (for a backup: the point and its statistics).
-    #[schema(value_type = Object)]
+    #[schema(value_type = Option<Object>)]
     pub result: Option<serde_json::Value>,
     pub error: Option<String>,
     pub cause: Option<Cause>,
