@@ -1089,3 +1089,185 @@ fn the_openapi_document_matches_what_the_service_answers() {
     );
     assert!(text.contains("passed"), "{text}");
 }
+
+#[test]
+fn a_running_restore_and_check_can_be_cancelled() {
+    let dir = scratch();
+    let server = Server::start(&dir.path().join("data"));
+    let api = server.admin();
+    let source = dir.path().join("src");
+    random_file(&source.join("big"), 300 << 20, 11);
+    // Restore writes in batches of at most 4,096 entries and stops between
+    // them: enough small files for three batches.
+    let small = source.join("small");
+    std::fs::create_dir_all(&small).unwrap();
+    for i in 0..9000 {
+        std::fs::write(small.join(format!("f{i}")), format!("file {i}\n")).unwrap();
+    }
+    api.create_vault("v", &dir.path().join("vault"));
+    api.create_item("big", "v", &source, 0);
+    let job = api.post("/items/big/backup", json!({}), StatusCode::ACCEPTED);
+    assert_eq!(
+        api.wait_job(job["id"].as_i64().unwrap())["state"],
+        "Succeeded"
+    );
+    let running = |id: i64| {
+        let started = Instant::now();
+        loop {
+            let j = api.get(&format!("/jobs/{id}"));
+            if j["state"] == "Running" {
+                return;
+            }
+            assert_eq!(j["state"], "Queued", "{j}");
+            assert!(started.elapsed() < Duration::from_secs(60));
+            std::thread::sleep(Duration::from_millis(2));
+        }
+    };
+    let target = dir.path().join("restored");
+    let job = api.post(
+        "/vaults/v/restore",
+        json!({"point": "latest", "target": target.to_str().unwrap()}),
+        StatusCode::ACCEPTED,
+    );
+    let id = job["id"].as_i64().unwrap();
+    running(id);
+    api.post(
+        &format!("/jobs/{id}/cancel"),
+        json!({}),
+        StatusCode::ACCEPTED,
+    );
+    let job = api.wait_job(id);
+    assert_eq!(job["state"], "Cancelled", "{job}");
+    let restored = std::fs::read_dir(common::under(&target, &small)).map_or(0, |d| d.count());
+    assert!(restored < 9000, "the restore went on to the end");
+
+    let job = api.post(
+        "/vaults/v/check",
+        json!({"read_data_percent": 100}),
+        StatusCode::ACCEPTED,
+    );
+    let id = job["id"].as_i64().unwrap();
+    running(id);
+    api.post(
+        &format!("/jobs/{id}/cancel"),
+        json!({}),
+        StatusCode::ACCEPTED,
+    );
+    let job = api.wait_job(id);
+    assert_eq!(job["state"], "Cancelled", "{job}");
+    assert!(job["error"].is_null() && job["cause"].is_null(), "{job}");
+    // Cancelled jobs raise no alert.
+    assert!(api.get("/alerts").as_array().unwrap().is_empty());
+}
+
+#[test]
+fn deleting_points_and_changing_immutability_raise_security_alerts() {
+    let dir = scratch();
+    let server = Server::start(&dir.path().join("data"));
+    let api = server.admin();
+    let source = dir.path().join("src");
+    random_file(&source.join("f"), 2000, 12);
+    api.create_vault("v", &dir.path().join("vault"));
+    api.create_item("it", "v", &source, 0);
+    for _ in 0..2 {
+        let job = api.post("/items/it/backup", json!({}), StatusCode::ACCEPTED);
+        assert_eq!(
+            api.wait_job(job["id"].as_i64().unwrap())["state"],
+            "Succeeded"
+        );
+    }
+    let points = api.get("/vaults/v/points");
+    let oldest = points.as_array().unwrap().last().unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let deleted = api.post(
+        "/vaults/v/points/delete",
+        json!({"points": [oldest]}),
+        StatusCode::OK,
+    );
+    assert_eq!(deleted["deleted"], 1);
+    let v = api.call(
+        "PUT",
+        "/vaults/v/immutability",
+        Some(json!({"immutability": "enabled"})),
+    );
+    assert_eq!(v.0, StatusCode::OK, "{}", v.1);
+    // Under immutability, deleting the unexpired point is refused.
+    let newest = points[0]["id"].as_str().unwrap().to_string();
+    let (s, v) = api.call(
+        "POST",
+        "/vaults/v/points/delete",
+        Some(json!({"points": [newest]})),
+    );
+    assert_eq!(s, StatusCode::CONFLICT, "{v}");
+    let alerts = api.get("/alerts");
+    let causes: Vec<&str> = alerts
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["cause"].as_str().unwrap())
+        .collect();
+    assert!(causes.contains(&"points_deleted"), "{alerts}");
+    assert!(causes.contains(&"immutability_changed"), "{alerts}");
+    assert!(alerts
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|a| a["category"] == "security"));
+}
+
+#[test]
+fn the_first_start_prints_a_one_time_administrator_password() {
+    let dir = scratch();
+    let data = dir.path().join("data");
+    let mut child = Command::new(BIN)
+        .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(&data)
+        .env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .env("HOME", dir.path())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let mut password = None;
+    let mut base = None;
+    for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+        let t = line.trim();
+        if t.starts_with("cfp_") {
+            password = Some(t.to_string());
+        }
+        if let Some(url) = t.strip_prefix("listening on ") {
+            base = Some(format!("{url}/api/v1"));
+            break;
+        }
+    }
+    let (password, base) = (
+        password.expect("a one-time password"),
+        base.expect("an address"),
+    );
+    let r = Client::new()
+        .post(format!("{base}/auth/login"))
+        .json(&json!({"name": "admin", "password": password}))
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    let _ = child.kill();
+    let _ = child.wait();
+    // Not shown again, and not written anywhere in the data directory.
+    for entry in std::fs::read_dir(&data).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_file() {
+            let bytes = std::fs::read(&path).unwrap();
+            assert!(
+                !bytes
+                    .windows(password.len())
+                    .any(|w| w == password.as_bytes()),
+                "{}",
+                path.display()
+            );
+        }
+    }
+}

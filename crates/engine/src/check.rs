@@ -15,7 +15,7 @@ use rand::seq::SliceRandom;
 use rayon::prelude::*;
 
 use crate::backup::read_trailer_and_size;
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::ids::{ChunkId, ObjectId};
 use crate::index::{Index, PackRecord};
 use crate::pack::{pack_path, parse_trailer, BlobEntry, Compression};
@@ -58,6 +58,16 @@ impl CheckReport {
 }
 
 pub fn check(vault: &mut Vault, read_data: ReadData) -> Result<CheckReport> {
+    check_cancellable(vault, read_data, &std::sync::atomic::AtomicBool::new(false))
+}
+
+/// As [`check`]; setting `cancel` from another thread stops the reading of
+/// packs and ends the check with `Error::Cancelled`.
+pub fn check_cancellable(
+    vault: &mut Vault,
+    read_data: ReadData,
+    cancel: &std::sync::atomic::AtomicBool,
+) -> Result<CheckReport> {
     // Every read below must reach the vault itself, never a local copy.
     vault.disable_cache();
     let vault = &*vault;
@@ -202,6 +212,9 @@ pub fn check(vault: &mut Vault, read_data: ReadData) -> Result<CheckReport> {
     let problems = Mutex::new(Vec::new());
     let blobs = std::sync::atomic::AtomicU64::new(0);
     to_read.par_iter().enumerate().for_each(|(i, id)| {
+        if cancel.load(std::sync::atomic::Ordering::Relaxed) {
+            return;
+        }
         // Each thread takes a run of neighbours; the next one loads from
         // disk while this one is verified.
         if i == 0 {
@@ -215,6 +228,9 @@ pub fn check(vault: &mut Vault, read_data: ReadData) -> Result<CheckReport> {
             p.extend(found);
         }
     });
+    if cancel.load(std::sync::atomic::Ordering::Relaxed) {
+        return Err(Error::Cancelled);
+    }
     report
         .problems
         .extend(problems.into_inner().unwrap_or_default());

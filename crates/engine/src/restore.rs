@@ -68,6 +68,9 @@ pub struct RestoreProgress {
     /// Bytes of file content found so far; it grows while the point's trees
     /// are walked, which happens alongside the writing.
     pub bytes_total: AtomicU64,
+    /// Set from another thread to stop after the batch being written; the
+    /// restore then ends with `Error::Cancelled`, leaving what it wrote.
+    pub cancel: std::sync::atomic::AtomicBool,
 }
 
 /// What a restore did, and what it could not do.
@@ -436,6 +439,10 @@ pub fn restore(
             creator.finish()
         });
         for batch in rx {
+            // Dropping the receiver stops the walker at its next batch.
+            if progress.cancel.load(Ordering::Relaxed) {
+                break;
+            }
             finish_batch(
                 vault,
                 &index,
@@ -450,6 +457,9 @@ pub fn restore(
     });
     let (created, entries) =
         walked.map_err(|_| Error::Invalid("the restore walker stopped unexpectedly".into()))?;
+    if progress.cancel.load(Ordering::Relaxed) {
+        return Err(Error::Cancelled);
+    }
     if !includes.is_empty() && entries == 0 {
         return Err(Error::Invalid(format!(
             "no path of point {} matches the --include paths given",

@@ -11,7 +11,7 @@
 //! is retried as its item says, like any other failure.
 
 use std::collections::HashMap;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -125,7 +125,10 @@ pub struct LogLine {
 enum Live {
     Backup(Arc<Progress>),
     Restore(Arc<RestoreProgress>),
-    /// Prune and check report only at their end.
+    /// A check reports only at its end; its flag stops it.
+    Check(Arc<AtomicBool>),
+    /// A prune reports at its end and is not stopped half-way: it runs in
+    /// two phases whose journal records must follow each other.
     Opaque,
 }
 
@@ -398,7 +401,9 @@ impl Jobs {
             JobState::Running => {
                 match self.running().get(&id).map(|r| r.live.clone()) {
                     Some(Live::Backup(p)) => p.cancel.store(true, Ordering::Relaxed),
-                    Some(_) => {
+                    Some(Live::Restore(p)) => p.cancel.store(true, Ordering::Relaxed),
+                    Some(Live::Check(flag)) => flag.store(true, Ordering::Relaxed),
+                    Some(Live::Opaque) => {
                         return Err(Error::Conflict(format!(
                             "a running {} cannot be stopped half-way; it ends by itself",
                             job.kind
@@ -468,6 +473,7 @@ impl Jobs {
             let live = match kind.as_str() {
                 "backup" => Live::Backup(Arc::new(Progress::default())),
                 "restore" => Live::Restore(Arc::new(RestoreProgress::default())),
+                "check" => Live::Check(Arc::new(AtomicBool::new(false))),
                 _ => Live::Opaque,
             };
             {
@@ -666,7 +672,7 @@ fn live_progress(live: &Live, elapsed: Duration) -> Option<JobProgress> {
                 ..Default::default()
             })
         }
-        Live::Opaque => Some(JobProgress {
+        Live::Check(_) | Live::Opaque => Some(JobProgress {
             elapsed_secs: secs,
             ..Default::default()
         }),
@@ -700,6 +706,14 @@ fn failed(cause: Cause, message: String) -> Ending {
     }
 }
 
+fn cancelled() -> Ending {
+    Ending {
+        state: JobState::Cancelled,
+        result: None,
+        failure: None,
+    }
+}
+
 fn engine_failure(e: Error) -> (Cause, String) {
     match e {
         Error::Engine(e) => (alerts::classify(&e), e.to_string()),
@@ -722,7 +736,7 @@ fn run_job(service: &Arc<Service>, id: i64, live: &Live) -> Result<()> {
         ("backup", Live::Backup(p)) => run_backup(service, &job, p),
         ("restore", Live::Restore(p)) => run_restore(service, &job, p),
         ("prune", _) => run_prune(service, &job),
-        ("check", _) => run_check(service, &job),
+        ("check", Live::Check(cancel)) => run_check(service, &job, cancel),
         (kind, _) => failed(Cause::GeneralFault, format!("unknown job kind {kind}")),
     };
     let progress = live_progress(live, started.elapsed());
@@ -833,11 +847,7 @@ fn run_backup(service: &Service, job: &Job, progress: &Arc<Progress>) -> Ending 
                 "info",
                 "stopped on request; nothing was committed",
             );
-            Ending {
-                state: JobState::Cancelled,
-                result: None,
-                failure: None,
-            }
+            cancelled()
         }
         Err((cause, message)) => failed(cause, message),
     }
@@ -897,6 +907,15 @@ fn run_restore(service: &Service, job: &Job, progress: &Arc<RestoreProgress>) ->
             &vault, &point, &opts, progress,
         )?)
     })();
+    if outcome.is_err() && progress.cancel.load(Ordering::Relaxed) {
+        let _ = service.jobs.log(
+            &service.db,
+            job.id,
+            "info",
+            "stopped on request; what was written stays under the target",
+        );
+        return cancelled();
+    }
     match outcome {
         Ok(report) => {
             for (path, why) in report.damaged.iter().chain(&report.problems).take(100) {
@@ -982,7 +1001,7 @@ fn run_prune(service: &Service, job: &Job) -> Ending {
     }
 }
 
-fn run_check(service: &Service, job: &Job) -> Ending {
+fn run_check(service: &Service, job: &Job, cancel: &AtomicBool) -> Ending {
     let vault_name = job.vault.clone().unwrap_or_default();
     let percent = job
         .params
@@ -998,8 +1017,16 @@ fn run_check(service: &Service, job: &Job) -> Ending {
     };
     let outcome = (|| -> Result<coffer_engine::check::CheckReport> {
         let mut vault = service.open_vault(&vault_name)?;
-        Ok(coffer_engine::check::check(&mut vault, read)?)
+        Ok(coffer_engine::check::check_cancellable(
+            &mut vault, read, cancel,
+        )?)
     })();
+    if outcome.is_err() && cancel.load(Ordering::Relaxed) {
+        let _ = service
+            .jobs
+            .log(&service.db, job.id, "info", "stopped on request");
+        return cancelled();
+    }
     match outcome {
         Ok(report) => {
             for p in report.problems.iter().take(100) {
