@@ -337,38 +337,24 @@ pub fn raise(
 /// Resolves the open job alerts of `item` after one of its jobs succeeded;
 /// returns them.
 pub fn resolve_for_item(db: &Db, item: &str) -> Result<Vec<Alert>> {
-    let ids: Vec<i64> = {
-        let conn = db.conn();
-        let mut stmt = conn.prepare(
-            "SELECT id FROM alerts WHERE state = 'open' AND category = 'job' AND item = ?1",
-        )?;
-        let ids = stmt
-            .query_map([item], |r| r.get(0))?
-            .collect::<rusqlite::Result<Vec<_>>>()?;
-        ids
-    };
-    let mut resolved = Vec::new();
-    for id in ids {
-        db.conn().execute(
-            "UPDATE alerts SET state = 'resolved', resolved = ?1, resolved_by = 'automatic'
-             WHERE id = ?2 AND state = 'open'",
-            params![now(), id],
-        )?;
-        resolved.push(get(db, id)?);
-    }
-    Ok(resolved)
+    resolve_automatically(db, "item = ?1", item)
 }
 
 /// Resolves a vault's open job alerts that belong to no item (prune and
 /// check failures); returns them.
 pub fn resolve_for_vault(db: &Db, vault: &str) -> Result<Vec<Alert>> {
+    resolve_automatically(db, "item IS NULL AND vault = ?1", vault)
+}
+
+/// Resolves the open job alerts matching `condition` (one parameter).
+fn resolve_automatically(db: &Db, condition: &str, value: &str) -> Result<Vec<Alert>> {
     let ids: Vec<i64> = {
         let conn = db.conn();
-        let mut stmt = conn.prepare(
-            "SELECT id FROM alerts WHERE state = 'open' AND category = 'job' AND item IS NULL AND vault = ?1",
-        )?;
+        let mut stmt = conn.prepare(&format!(
+            "SELECT id FROM alerts WHERE state = 'open' AND category = 'job' AND {condition}"
+        ))?;
         let ids = stmt
-            .query_map([vault], |r| r.get(0))?
+            .query_map([value], |r| r.get(0))?
             .collect::<rusqlite::Result<Vec<_>>>()?;
         ids
     };

@@ -731,6 +731,30 @@ async fn set_maintenance(
     Ok(Json(blocking(move || s.set_maintenance(&name, &m)).await?))
 }
 
+/// Queues one of a vault's own jobs (prune, check) on request.
+fn queue_vault_job(
+    s: &Service,
+    vault: &str,
+    kind: &'static str,
+    params: Option<serde_json::Value>,
+    by: &str,
+) -> Result<Job, Error> {
+    s.vault_info(vault)?;
+    s.jobs.enqueue(
+        s,
+        NewJob {
+            kind,
+            vault,
+            item: None,
+            params,
+            trigger: "on_demand",
+            requested_by: Some(by),
+            attempt: 1,
+            not_before: 0,
+        },
+    )
+}
+
 /// Prunes the vault now (retention, then garbage collection). Returns the job.
 #[utoipa::path(post, path = "/vaults/{name}/prune", tag = "vaults", params(("name" = String, Path)),
     responses((status = 202, body = Job), (status = 403, body = ErrorBody), (status = 409, body = ErrorBody), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody), (status = 401, body = ErrorBody)))]
@@ -740,23 +764,7 @@ async fn prune_now(
     P(name): P<String>,
 ) -> ApiResult<(StatusCode, Json<Job>)> {
     p.require(&name, Action::DeleteData)?;
-    let job = blocking(move || {
-        s.vault_info(&name)?;
-        s.jobs.enqueue(
-            &s,
-            NewJob {
-                kind: "prune",
-                vault: &name,
-                item: None,
-                params: None,
-                trigger: "on_demand",
-                requested_by: Some(&p.name),
-                attempt: 1,
-                not_before: 0,
-            },
-        )
-    })
-    .await?;
+    let job = blocking(move || queue_vault_job(&s, &name, "prune", None, &p.name)).await?;
     Ok((StatusCode::ACCEPTED, Json(job)))
 }
 
@@ -781,23 +789,8 @@ async fn check_now(
     if !(0.0..=100.0).contains(&req.read_data_percent) {
         return Err(ApiError(Error::invalid("read_data_percent", "0 to 100")));
     }
-    let job = blocking(move || {
-        s.vault_info(&name)?;
-        s.jobs.enqueue(
-            &s,
-            NewJob {
-                kind: "check",
-                vault: &name,
-                item: None,
-                params: Some(serde_json::json!({"read_data_percent": req.read_data_percent})),
-                trigger: "on_demand",
-                requested_by: Some(&p.name),
-                attempt: 1,
-                not_before: 0,
-            },
-        )
-    })
-    .await?;
+    let params = serde_json::json!({"read_data_percent": req.read_data_percent});
+    let job = blocking(move || queue_vault_job(&s, &name, "check", Some(params), &p.name)).await?;
     Ok((StatusCode::ACCEPTED, Json(job)))
 }
 
