@@ -732,6 +732,36 @@ fn the_command_line_manages_the_service_remotely() {
         out.contains("retention was shortened") && out.contains("1. "),
         "{out}"
     );
+    let id = {
+        let jobs: Value =
+            serde_json::from_str(&ok(&["--json", "job", "list", "--item", "files"])).unwrap();
+        jobs[0]["id"].as_i64().unwrap().to_string()
+    };
+    let out = ok(&["job", "logs", &id]);
+    assert!(out.contains("committed"), "{out}");
+    let out = ok(&["job", "show", &id]);
+    assert!(out.contains("Succeeded"), "{out}");
+    let alerts: Value = serde_json::from_str(&ok(&["--json", "alert", "list"])).unwrap();
+    // Moving the item from DefaultPolicy (30 days) to nightly (14) and
+    // then shortening nightly raised one alert each.
+    assert_eq!(alerts.as_array().unwrap().len(), 2, "{alerts}");
+    for a in alerts.as_array().unwrap() {
+        ok(&["alert", "resolve", &a["id"].to_string()]);
+    }
+    assert!(ok(&["alert", "list"]).trim().is_empty());
+    assert!(ok(&["alert", "list", "--all"]).contains("resolved"));
+    let out = ok(&["vault", "list"]);
+    assert!(
+        out.contains("rv") && out.contains(vault.to_str().unwrap()),
+        "{out}"
+    );
+    let out = ok(&["vault", "rotate-key", "rv"]);
+    assert!(out.contains("shown once"), "{out}");
+    let out = ok(&["token", "create", "ci"]);
+    assert!(out.contains("cft_"), "{out}");
+    assert!(ok(&["token", "list"]).contains("ci"));
+    ok(&["item", "remove", "files"]);
+    assert!(!ok(&["item", "list"]).contains("files"));
     // Errors carry the service's message and field.
     let out = remote(&["item", "add", "bad", "--vault", "rv", "--path", "relative"]);
     assert!(!out.status.success());
@@ -1270,4 +1300,51 @@ fn the_first_start_prints_a_one_time_administrator_password() {
             );
         }
     }
+}
+
+#[test]
+fn the_overall_job_limit_holds_across_vaults() {
+    let dir = scratch();
+    let data = dir.path().join("data");
+    std::fs::create_dir_all(&data).unwrap();
+    std::fs::write(
+        data.join("coffer.toml"),
+        "max_jobs = 1\nmax_jobs_per_vault = 2\n",
+    )
+    .unwrap();
+    let server = Server::start(&data);
+    let api = server.admin();
+    for i in 0..2u8 {
+        let source = dir.path().join(format!("src{i}"));
+        random_file(&source.join("f"), 60 << 20, 20 + i);
+        api.create_vault(&format!("v{i}"), &dir.path().join(format!("vault{i}")));
+        api.create_item(&format!("it{i}"), &format!("v{i}"), &source, 0);
+    }
+    for i in 0..2u8 {
+        api.post(
+            &format!("/items/it{i}/backup"),
+            json!({}),
+            StatusCode::ACCEPTED,
+        );
+    }
+    let started = Instant::now();
+    let mut saw_queue = false;
+    loop {
+        let jobs = api.get("/jobs");
+        let states: Vec<&str> = jobs
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|j| j["state"].as_str().unwrap())
+            .collect();
+        let running = states.iter().filter(|s| **s == "Running").count();
+        assert!(running <= 1, "{states:?}");
+        saw_queue |= running == 1 && states.contains(&"Queued");
+        if states.iter().all(|s| *s == "Succeeded") {
+            break;
+        }
+        assert!(started.elapsed() < Duration::from_secs(120), "{jobs}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(saw_queue, "the second job never had to wait");
 }
