@@ -557,7 +557,8 @@ impl StorageFailure {
             "quota",
             "insufficient storage",
             "insufficientstorage",
-            "507",
+            // The status, not any 507 in a port, a path or an object name.
+            "status: 507",
             "storage full",
             "disk full",
         ]) {
@@ -639,4 +640,23 @@ pub fn describe(e: &opendal::Error) -> String {
         }
     }
     text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn numbers_in_ports_and_names_do_not_decide_the_class() {
+        let refused = opendal::Error::new(
+            opendal::ErrorKind::Unexpected,
+            "ssh error: connect to host 127.0.0.1 port 35507: Connection refused",
+        );
+        assert_eq!(StorageFailure::of(&refused), StorageFailure::Unreachable);
+        let full = opendal::Error::new(
+            opendal::ErrorKind::Unexpected,
+            "put object failed: status: 507 Insufficient Storage",
+        );
+        assert_eq!(StorageFailure::of(&full), StorageFailure::OutOfCapacity);
+    }
 }
