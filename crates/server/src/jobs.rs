@@ -594,8 +594,10 @@ impl Jobs {
             (JobState::Succeeded, _) => {
                 service.resolve_item_alerts(item)?;
             }
-            (JobState::PartialSucceeded, Some((cause, message))) => {
-                service.resolve_item_alerts(item)?;
+            (JobState::PartialSucceeded | JobState::Failed, Some((cause, message))) => {
+                if state == JobState::PartialSucceeded {
+                    service.resolve_item_alerts(item)?;
+                }
                 service.raise_alert(
                     *cause,
                     job.vault.as_deref(),
@@ -603,16 +605,8 @@ impl Jobs {
                     message,
                     Some(job.id),
                 )?;
-            }
-            (JobState::Failed, Some((cause, message))) => {
-                service.raise_alert(
-                    *cause,
-                    job.vault.as_deref(),
-                    Some(item),
-                    message,
-                    Some(job.id),
-                )?;
-                if job.kind != "backup" {
+                // Only a failed backup is retried.
+                if state != JobState::Failed || job.kind != "backup" {
                     return Ok(());
                 }
                 if let Ok(it) = service.item(item) {

@@ -346,8 +346,13 @@ impl Service {
             rows
         };
         let mut sent = 0;
+        let targets = if due.is_empty() {
+            Vec::new()
+        } else {
+            self.targets()?
+        };
         for (id, target_id, payload, attempts) in due {
-            let target = self.targets()?.into_iter().find(|t| t.id == target_id);
+            let target = targets.iter().find(|t| t.id == target_id).cloned();
             let Some(target) = target else { continue };
             let secret = self.target_secret(&target)?;
             let result = match &target.destination {
