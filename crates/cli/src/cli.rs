@@ -804,6 +804,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
                 host: None,
                 time: taken,
                 expire_at,
+                consistency: None,
             };
             let report = {
                 let p = progress.clone();

@@ -67,6 +67,10 @@ pub fn classify(err: &anyhow::Error) -> (Code, Option<String>) {
             Code(ERROR),
             Some("immutability protects recovery points from early deletion: wait until they expire, or turn it off with `coffer vault set --immutability disabled`".into()),
         ),
+        Error::SourceFailed { .. } => (
+            Code(ERROR),
+            Some("run the item's command by hand to see why it fails; nothing was committed".into()),
+        ),
         Error::Io { .. } | Error::Invalid(_) | Error::Cancelled => (Code(ERROR), None),
     }
 }

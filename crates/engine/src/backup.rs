@@ -90,6 +90,9 @@ pub struct BackupOptions {
     /// An on-demand point: kept until this time (Unix seconds), whatever
     /// the item's policy says.
     pub expire_at: Option<i64>,
+    /// What the caller did to make the state consistent (quiesced the
+    /// application, read a database snapshot); crash-consistent if unset.
+    pub consistency: Option<Consistency>,
 }
 
 /// Live counters, readable from another thread while a backup runs.
@@ -166,6 +169,20 @@ enum Source {
     Real(PathBuf),
     /// An ancestor of backed-up paths: only its metadata and the listed children.
     Virtual(PathBuf, BTreeMap<Vec<u8>, Source>),
+    /// A stream stored as one file (taken once, by the walk).
+    Stream(Mutex<Option<Box<dyn Read + Send>>>),
+    /// The root of a point made only of streams: a directory owned by this
+    /// process, with no file system entry behind it.
+    Streams(BTreeMap<Vec<u8>, Source>),
+}
+
+/// A byte stream to store as one file of a point: a database dump, a
+/// command's output. A read error fails the whole backup: half a dump is
+/// not a recovery point.
+pub struct NamedStream {
+    /// The file's name in the point; it must not contain `/`.
+    pub name: String,
+    pub reader: Box<dyn Read + Send>,
 }
 
 fn build_sources(paths: &[PathBuf]) -> Source {
@@ -187,7 +204,8 @@ fn build_sources(paths: &[PathBuf]) -> Source {
         for (i, comp) in comps.iter().enumerate() {
             at.push(std::ffi::OsStr::from_bytes(comp));
             let children = match cur {
-                Source::Real(_) => break, // an ancestor is backed up whole
+                // An ancestor is backed up whole (paths never build streams).
+                Source::Real(_) | Source::Stream(_) | Source::Streams(_) => break,
                 Source::Virtual(_, children) => children,
             };
             let last = i + 1 == comps.len();
@@ -514,6 +532,20 @@ impl Session<'_> {
                 self.entry(path, name, &md, prev, root_dev.unwrap_or(md.dev()))
                     .map(Some)
             }
+            Source::Stream(reader) => self.stream(name, reader).map(Some),
+            Source::Streams(children) => {
+                let mut node = synthetic_node(name, 0o700);
+                let prev_tree = self.prev_tree(prev);
+                let mut nodes = Vec::new();
+                for (n, s) in children {
+                    let prev_node = prev_tree.as_ref().and_then(|t| t.find(n));
+                    nodes.extend(self.source(n, s, prev_node, None)?);
+                }
+                node.kind = NodeKind::Dir {
+                    tree: self.store_tree(nodes)?,
+                };
+                Ok(Some(node))
+            }
             Source::Virtual(path, children) => {
                 let md = std::fs::symlink_metadata(path).map_err(|e| Error::io(path, e))?;
                 let mut node = node_from_metadata(name, &md, &self.names);
@@ -532,6 +564,45 @@ impl Session<'_> {
                 Ok(Some(node))
             }
         }
+    }
+
+    /// Stores a stream as one file. Streams are read like large files (one
+    /// at a time, their chunks sealed on every core) and have no previous
+    /// version to compare with: every byte is read, and only chunks the
+    /// vault lacks are stored.
+    fn stream(&self, name: &[u8], slot: &Mutex<Option<Box<dyn Read + Send>>>) -> Result<Node> {
+        let shown = String::from_utf8_lossy(name).into_owned();
+        let mut reader = slot
+            .lock()
+            .map_err(|_| Error::Cancelled)?
+            .take()
+            .ok_or_else(|| Error::Invalid(format!("the stream {shown} was given twice")))?;
+        let mut buffer = self.large_reader.lock().map_err(|_| Error::Cancelled)?;
+        let mut chunks = Vec::new();
+        let read = match self.chunk_stream(&mut reader, u64::MAX, &mut buffer, &mut chunks) {
+            Ok(read) => read,
+            Err(ReadFailure::Vault(e)) => return Err(e),
+            Err(ReadFailure::Io(e)) => {
+                return Err(Error::SourceFailed {
+                    name: shown,
+                    message: e.to_string(),
+                })
+            }
+        };
+        self.progress.files.fetch_add(1, Ordering::Relaxed);
+        self.progress.bytes_read.fetch_add(read, Ordering::Relaxed);
+        self.bytes_total.fetch_add(read, Ordering::Relaxed);
+        self.files_new.fetch_add(1, Ordering::Relaxed);
+        let mut node = synthetic_node(name, 0o600);
+        node.kind = NodeKind::File {
+            size: read,
+            extents: if read == 0 {
+                Vec::new()
+            } else {
+                vec![Extent { offset: 0, chunks }]
+            },
+        };
+        Ok(node)
     }
 
     fn prev_tree(&self, prev: Option<&Node>) -> Option<Tree> {
@@ -971,6 +1042,64 @@ pub fn backup(
     }
     abs.sort();
     abs.dedup();
+    let root = build_sources(&abs);
+    write_point(vault, root, abs, opts, progress, started)
+}
+
+/// Stores streams as the files of one new recovery point, `/NAME` each. The
+/// item name is required: streams have no paths to name it after.
+pub fn backup_streams(
+    vault: &Vault,
+    streams: Vec<NamedStream>,
+    opts: &BackupOptions,
+    progress: &Progress,
+) -> Result<BackupReport> {
+    let started = Instant::now();
+    if opts.item.is_none() {
+        return Err(Error::Invalid(
+            "a streamed backup needs an item name".into(),
+        ));
+    }
+    if streams.is_empty() {
+        return Err(Error::Invalid("nothing to back up: no stream".into()));
+    }
+    let mut children = BTreeMap::new();
+    let mut paths = Vec::new();
+    for s in streams {
+        if s.name.is_empty() || s.name.contains('/') || s.name == "." || s.name == ".." {
+            return Err(Error::Invalid(format!(
+                "{:?} cannot name a stream: use a plain file name",
+                s.name
+            )));
+        }
+        paths.push(Path::new("/").join(&s.name));
+        let previous = children.insert(
+            s.name.clone().into_bytes(),
+            Source::Stream(Mutex::new(Some(s.reader))),
+        );
+        if previous.is_some() {
+            return Err(Error::Invalid(format!("two streams are named {}", s.name)));
+        }
+    }
+    write_point(
+        vault,
+        Source::Streams(children),
+        paths,
+        opts,
+        progress,
+        started,
+    )
+}
+
+/// Walks `root`, stores what it holds, and commits the recovery point.
+fn write_point(
+    vault: &Vault,
+    root_source: Source,
+    abs: Vec<PathBuf>,
+    opts: &BackupOptions,
+    progress: &Progress,
+    started: Instant,
+) -> Result<BackupReport> {
     let host = opts.host.clone().unwrap_or_else(hostname);
     let item = opts
         .item
@@ -1065,7 +1194,6 @@ pub fn backup(
         .build()
         .map_err(|e| Error::Invalid(format!("cannot start worker threads: {e}")))?;
 
-    let root_source = build_sources(&abs);
     let walked: Result<ChunkId> = std::thread::scope(|scope| {
         let uploaders: Vec<_> = (0..UPLOAD_THREADS)
             .map(|_| {
@@ -1179,7 +1307,7 @@ pub fn backup(
         tags: opts.tags.clone(),
         parent: parent.map(|p| p.id),
         tree,
-        consistency: Consistency::CrashConsistent,
+        consistency: opts.consistency.unwrap_or(Consistency::CrashConsistent),
         stats,
         errors,
         software: format!("coffer {}", env!("CARGO_PKG_VERSION")),
@@ -1247,6 +1375,28 @@ fn new_pack(kind: BlobKind) -> PackBuilder {
 }
 
 /// A directory node that only carries a tree id (the previous point's root).
+/// A node for an entry with no file system object behind it, owned by this
+/// process and stamped now.
+fn synthetic_node(name: &[u8], mode: u32) -> Node {
+    let stamp = now();
+    Node {
+        name: name.to_vec(),
+        kind: NodeKind::Fifo,
+        mode,
+        uid: nix::unistd::getuid().as_raw(),
+        gid: nix::unistd::getgid().as_raw(),
+        user: None,
+        group: None,
+        mtime: stamp,
+        ctime: stamp,
+        inode: 0,
+        device: 0,
+        links: 1,
+        xattrs: Vec::new(),
+        error: None,
+    }
+}
+
 fn dir_stub(tree: ChunkId) -> Node {
     Node {
         name: Vec::new(),

@@ -77,6 +77,11 @@ pub enum Error {
     #[error("{0}")]
     Invalid(String),
 
+    /// A streamed source (a database dump, a command's output) failed while
+    /// it was read; nothing was committed.
+    #[error("the source {name} failed: {message}")]
+    SourceFailed { name: String, message: String },
+
     /// The operation was cancelled.
     #[error("cancelled")]
     Cancelled,

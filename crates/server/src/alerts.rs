@@ -229,7 +229,7 @@ pub fn classify(e: &coffer_engine::Error) -> Cause {
         E::WrongKey { .. } => Cause::WrongKey,
         E::Corrupt { .. } | E::Missing { .. } => Cause::DataCorruption,
         E::Io { source, .. } if source.raw_os_error() == Some(28) => Cause::OutOfCapacity,
-        E::Io { .. } => Cause::SourceUnreadable,
+        E::Io { .. } | E::SourceFailed { .. } => Cause::SourceUnreadable,
         _ => Cause::GeneralFault,
     }
 }
