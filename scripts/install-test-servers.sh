@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs the storage servers the tests start on 127.0.0.1: OpenSSH's sshd
-# (SFTP) and rclone (WebDAV) from Debian, Azurite (Azure Blob) from npm, moto
+# (SFTP), rclone (WebDAV) and PostgreSQL from Debian, Azurite (Azure Blob) from npm, moto
 # (S3), gcp-storage-emulator (Google Cloud Storage), aiosmtpd (the SMTP
 # server of the notification tests, with a test CA made here) and
 # schemathesis (checks the service against its OpenAPI document) from PyPI. The npm and
@@ -21,6 +21,11 @@ command -v ssh >/dev/null 2>&1 || debs+=(openssh-client)
 command -v ssh-keygen >/dev/null 2>&1 || debs+=(openssh-client)
 command -v rclone >/dev/null 2>&1 || debs+=(rclone)
 command -v openssl >/dev/null 2>&1 || debs+=(openssl)
+# PostgreSQL (server and client tools) for the database items and the
+# disaster-recovery drill; sqlite3 and tar are used by the item tests too.
+ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || debs+=(postgresql)
+command -v sqlite3 >/dev/null 2>&1 || debs+=(sqlite3)
+command -v tar >/dev/null 2>&1 || debs+=(tar)
 if [ ${#debs[@]} -gt 0 ]; then
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${debs[@]}" >/dev/null
 fi

@@ -631,3 +631,215 @@ fn serve_one(mut stream: TcpStream, status: u16) -> Option<Received> {
         body,
     })
 }
+
+/// A real PostgreSQL cluster from Debian's binaries (`postgresql` package),
+/// created with `initdb` in its own directory and listening on 127.0.0.1 on
+/// its own port, with trust authentication for its superuser `postgres`.
+/// PostgreSQL refuses to run as root, so under root the cluster belongs to
+/// `nobody` and its programs run through `setpriv`. Stopped and removed on
+/// drop.
+pub struct Postgres {
+    pub port: u16,
+    /// Directory of `initdb`, `pg_ctl`, `psql`, `pg_dump` …
+    pub bin_dir: PathBuf,
+    pub dir: tempfile::TempDir,
+    child: Option<Child>,
+}
+
+/// The newest installed PostgreSQL's program directory.
+pub fn postgres_bin_dir() -> PathBuf {
+    let mut found: Vec<(u32, PathBuf)> = std::fs::read_dir("/usr/lib/postgresql")
+        .map(|d| {
+            d.flatten()
+                .filter_map(|e| {
+                    let v = e.file_name().to_string_lossy().parse::<u32>().ok()?;
+                    let bin = e.path().join("bin");
+                    bin.join("initdb").exists().then_some((v, bin))
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    found.sort();
+    found
+        .pop()
+        .map(|(_, b)| b)
+        .expect("PostgreSQL is missing: run scripts/install-test-servers.sh (scripts/test.sh does)")
+}
+
+fn is_root() -> bool {
+    nix::unistd::geteuid().is_root()
+}
+
+impl Postgres {
+    /// A program of the cluster, run as the cluster's owner.
+    pub fn as_owner(&self, program: &str) -> Command {
+        let path = self.bin_dir.join(program);
+        if is_root() {
+            let mut c = Command::new("setpriv");
+            c.args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+                .arg(path);
+            c
+        } else {
+            Command::new(path)
+        }
+    }
+
+    pub fn start() -> Postgres {
+        let bin_dir = postgres_bin_dir();
+        let dir = tempfile::Builder::new()
+            .prefix("coffer-pg-")
+            .tempdir_in("/var/tmp")
+            .expect("a temporary directory for PostgreSQL");
+        let mut pg = Postgres {
+            port: 0,
+            bin_dir,
+            dir,
+            child: None,
+        };
+        if is_root() {
+            let ok = Command::new("chown")
+                .arg("65534:65534")
+                .arg(pg.dir.path())
+                .status()
+                .map(|s| s.success())
+                .unwrap_or(false);
+            assert!(ok, "cannot give the cluster directory to nobody");
+        }
+        let data = pg.dir.path().join("data");
+        let out = pg
+            .as_owner("initdb")
+            .args(["-D"])
+            .arg(&data)
+            .args([
+                "-U",
+                "postgres",
+                "--auth=trust",
+                "--no-sync",
+                "-E",
+                "UTF8",
+                "--locale=C",
+            ])
+            .output()
+            .expect("initdb runs");
+        assert!(
+            out.status.success(),
+            "initdb failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let mut last = String::new();
+        for _ in 0..4 {
+            pg.port = free_port();
+            match pg.launch() {
+                Ok(()) => return pg,
+                Err(e) => last = e,
+            }
+        }
+        panic!("PostgreSQL did not start: {last}");
+    }
+
+    fn launch(&mut self) -> Result<(), String> {
+        let data = self.dir.path().join("data");
+        let log =
+            std::fs::File::create(self.dir.path().join("server.log")).map_err(|e| e.to_string())?;
+        let mut child = self
+            .as_owner("postgres")
+            .arg("-D")
+            .arg(&data)
+            .args(["-c", "listen_addresses=127.0.0.1", "-p"])
+            .arg(self.port.to_string())
+            .arg("-c")
+            .arg(format!(
+                "unix_socket_directories={}",
+                self.dir.path().display()
+            ))
+            .args([
+                "-c",
+                "fsync=off",
+                "-c",
+                "max_wal_senders=4",
+                "-c",
+                "wal_level=replica",
+            ])
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .map_err(|e| e.to_string())?;
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while Instant::now() < deadline {
+            if let Ok(Some(status)) = child.try_wait() {
+                return Err(format!("exited with {status}: {}", self.log()));
+            }
+            let ready = Command::new(self.bin_dir.join("pg_isready"))
+                .args(["-h", "127.0.0.1", "-p"])
+                .arg(self.port.to_string())
+                .stdout(Stdio::null())
+                .status()
+                .map(|s| s.success())
+                .unwrap_or(false);
+            if ready {
+                self.child = Some(child);
+                return Ok(());
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+        Err(format!("not ready within 30 s: {}", self.log()))
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("server.log")).unwrap_or_default()
+    }
+
+    /// A libpq connection string for the superuser (no database).
+    pub fn connection(&self) -> String {
+        format!("host=127.0.0.1 port={} user=postgres", self.port)
+    }
+
+    /// Runs SQL through psql in `database`; returns its unaligned output.
+    pub fn sql(&self, database: &str, sql: &str) -> String {
+        let out = Command::new(self.bin_dir.join("psql"))
+            .args(["-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-d"])
+            .arg(format!("{} dbname={database}", self.connection()))
+            .args(["-c", sql])
+            .output()
+            .expect("psql runs");
+        assert!(
+            out.status.success(),
+            "psql failed on {sql:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    }
+
+    /// Stops the server at once (like a lost machine).
+    pub fn kill(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+impl Drop for Postgres {
+    fn drop(&mut self) {
+        // A fast shutdown lets the server's own processes end with it.
+        if let Some(c) = &mut self.child {
+            if let Ok(pid) = i32::try_from(c.id()) {
+                let _ = nix::sys::signal::kill(
+                    nix::unistd::Pid::from_raw(pid),
+                    nix::sys::signal::Signal::SIGINT,
+                );
+            }
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while Instant::now() < deadline {
+                if let Ok(Some(_)) = c.try_wait() {
+                    self.child = None;
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        }
+        self.kill();
+    }
+}

@@ -1,0 +1,166 @@
+//! `command`: any command's standard output streamed into the vault (for
+//! example `etcdctl snapshot save /dev/stdout`, `mysqldump`), restored by
+//! piping the stream into a restore command. The command's exit status
+//! decides: output that ends with a failure is never committed.
+
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+use coffer_engine::backup::{backup_streams, BackupOptions, BackupReport, NamedStream, Progress};
+use coffer_engine::point::Consistency;
+use coffer_engine::restore::RestoreProgress;
+use coffer_engine::{Point, Vault};
+
+use crate::process::{run_fed, shell, ChildOutput};
+use crate::{
+    invalid, single_stream, stream_to_file, Destination, Error, ItemDef, Protector, Result,
+};
+
+/// A command item's settings.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct CommandSpec {
+    /// Shell command line whose standard output is backed up.
+    pub backup: String,
+    /// Shell command line that reads a point's stream on its standard input.
+    /// Without it, restore writes the stream as a file under the target.
+    #[serde(default)]
+    pub restore: Option<String>,
+    /// The stream's file name in the point.
+    #[serde(default = "default_file_name")]
+    pub file_name: String,
+    /// The command itself produces a consistent state (a database's own
+    /// snapshot tool), so its points are application-consistent.
+    #[serde(default)]
+    pub application_consistent: bool,
+}
+
+fn default_file_name() -> String {
+    "output".into()
+}
+
+pub struct Command;
+
+fn spec(item: &ItemDef) -> Result<&CommandSpec> {
+    item.command.as_ref().ok_or_else(|| {
+        invalid(
+            "command",
+            "a command item needs its settings: at least backup",
+        )
+    })
+}
+
+impl Protector for Command {
+    fn validate(&self, item: &ItemDef) -> Result<()> {
+        let spec = spec(item)?;
+        if spec.backup.trim().is_empty() {
+            return Err(invalid("command.backup", "the backup command is empty"));
+        }
+        if spec.restore.as_deref().is_some_and(|r| r.trim().is_empty()) {
+            return Err(invalid(
+                "command.restore",
+                "the restore command is empty: leave it out to restore the output as a file",
+            ));
+        }
+        let name = &spec.file_name;
+        if name.is_empty() || name.contains('/') || name == "." || name == ".." {
+            return Err(invalid(
+                "command.file_name",
+                format!("{name:?} cannot name a file: use a plain file name"),
+            ));
+        }
+        Ok(())
+    }
+
+    fn own_consistency(&self, item: &ItemDef) -> Consistency {
+        match spec(item) {
+            Ok(s) if s.application_consistent => Consistency::ApplicationConsistent,
+            _ => Consistency::CrashConsistent,
+        }
+    }
+
+    fn capture(
+        &self,
+        vault: &Vault,
+        item: &ItemDef,
+        opts: &BackupOptions,
+        progress: &Progress,
+    ) -> Result<BackupReport> {
+        let spec = spec(item)?;
+        let mut cmd = shell(&spec.backup);
+        cmd.env("COFFER_ITEM", &item.name);
+        let reader = ChildOutput::spawn(cmd, "the backup command").map_err(|e| {
+            Error::Engine(coffer_engine::Error::SourceFailed {
+                name: spec.file_name.clone(),
+                message: e.to_string(),
+            })
+        })?;
+        Ok(backup_streams(
+            vault,
+            vec![NamedStream {
+                name: spec.file_name.clone(),
+                reader: Box::new(reader),
+            }],
+            opts,
+            progress,
+        )?)
+    }
+
+    fn restore(
+        &self,
+        vault: &Vault,
+        item: &ItemDef,
+        point: &Point,
+        to: &Destination,
+        _: &RestoreProgress,
+    ) -> Result<String> {
+        let spec = spec(item)?;
+        let name = single_stream(point)?;
+        match (&spec.restore, &to.target) {
+            (_, Some(target)) => {
+                std::fs::create_dir_all(target).map_err(|e| {
+                    Error::Restore(format!("cannot create {}: {e}", target.display()))
+                })?;
+                let file = target.join(&name);
+                if file.exists() && !to.overwrite {
+                    return Err(Error::Restore(format!(
+                        "{} exists: allow overwriting to replace it",
+                        file.display()
+                    )));
+                }
+                let size = stream_to_file(vault, point, &name, &file)?;
+                Ok(format!("{size} bytes of output written to {}", file.display()))
+            }
+            (Some(restore), None) => {
+                let mut cmd = shell(restore);
+                cmd.env("COFFER_ITEM", &item.name)
+                    .env("COFFER_POINT", point.id.to_hex());
+                let mut size = 0;
+                run_fed(cmd, "the restore command", |w| {
+                    size = coffer_engine::restore::read_file(
+                        vault,
+                        point,
+                        &Path::new("/").join(&name),
+                        w,
+                    )
+                    .map_err(|e| format!("reading the point failed: {e}"))?;
+                    Ok(())
+                })
+                .map_err(Error::Restore)?;
+                Ok(format!("{size} bytes piped into the restore command"))
+            }
+            (None, None) => Err(Error::Restore(
+                "this command item has no restore command: give a target to get its output as a file"
+                    .into(),
+            )),
+        }
+    }
+
+    fn verify(&self, vault: &Vault, _: &ItemDef, point: &Point, scratch: &Path) -> Result<String> {
+        let name = single_stream(point)?;
+        let size = stream_to_file(vault, point, &name, &scratch.join(&name))?;
+        Ok(format!(
+            "{size} bytes of output restored, every chunk verified"
+        ))
+    }
+}

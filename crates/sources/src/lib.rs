@@ -1,0 +1,331 @@
+//! What Coffer protects, one module per kind of item behind one interface.
+//!
+//! A protected item is a directory tree, a live SQLite database, a
+//! PostgreSQL database or cluster, or any command's output. Each kind knows
+//! how to capture a consistent state into a recovery point (through the
+//! engine: file trees with `backup`, everything else as streams with
+//! `backup_streams`, never through a temporary copy it could avoid), how to
+//! put a point back where it belongs, and how to prove in a scratch area
+//! that a point restores (a recovery drill). Pre and post scripts wrap every
+//! kind the same way; the point records how consistent the capture was.
+
+pub mod command;
+pub mod directory;
+pub mod hooks;
+pub mod postgresql;
+pub mod process;
+pub mod sqlite;
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use coffer_engine::backup::{BackupOptions, BackupReport, Progress};
+use coffer_engine::point::Consistency;
+use coffer_engine::restore::RestoreProgress;
+use coffer_engine::{Point, Vault};
+
+pub use command::CommandSpec;
+pub use hooks::Hook;
+pub use postgresql::{PostgresMode, PostgresSpec};
+
+/// Tag that records an item's kind in each of its points, so a point can be
+/// restored even without the service's configuration.
+pub const KIND_TAG: &str = "coffer:kind=";
+
+/// Errors of capturing, restoring and verifying items.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The item's settings are wrong; `field` names the setting.
+    #[error("{field}: {message}")]
+    Invalid {
+        field: &'static str,
+        message: String,
+    },
+    /// The pre script failed and the item does not continue without it.
+    #[error("the pre script failed, so nothing was backed up: {0}")]
+    PreScript(String),
+    /// A tool or command of the item failed during a restore.
+    #[error("{0}")]
+    Restore(String),
+    /// A recovery drill found the point not restorable as it should be.
+    #[error("the drill failed: {0}")]
+    Verify(String),
+    #[error(transparent)]
+    Engine(#[from] coffer_engine::Error),
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+fn invalid(field: &'static str, message: impl Into<String>) -> Error {
+    Error::Invalid {
+        field,
+        message: message.into(),
+    }
+}
+
+/// The kinds of protected item.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Kind {
+    Directory,
+    Sqlite,
+    Postgresql,
+    Command,
+}
+
+impl Kind {
+    pub const ALL: [Kind; 4] = [
+        Kind::Directory,
+        Kind::Sqlite,
+        Kind::Postgresql,
+        Kind::Command,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Kind::Directory => "directory",
+            Kind::Sqlite => "sqlite",
+            Kind::Postgresql => "postgresql",
+            Kind::Command => "command",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Kind> {
+        Kind::ALL.into_iter().find(|k| k.as_str() == text)
+    }
+
+    fn protector(self) -> &'static dyn Protector {
+        match self {
+            Kind::Directory => &directory::Directory,
+            Kind::Sqlite => &sqlite::Sqlite,
+            Kind::Postgresql => &postgresql::Postgresql,
+            Kind::Command => &command::Command,
+        }
+    }
+}
+
+/// Everything that says what an item protects and how.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ItemDef {
+    pub name: String,
+    pub kind: Kind,
+    /// `directory`: the trees; `sqlite`: the one database file.
+    pub paths: Vec<String>,
+    /// `directory`: glob patterns left out.
+    pub excludes: Vec<String>,
+    pub postgresql: Option<PostgresSpec>,
+    pub command: Option<CommandSpec>,
+    pub pre: Option<Hook>,
+    pub post: Option<Hook>,
+}
+
+/// Where a restore puts an item back.
+#[derive(Debug, Clone, Default)]
+pub struct Destination {
+    /// Files (trees, database files, streams without a restore command) go
+    /// under this directory instead of their original place.
+    pub target: Option<PathBuf>,
+    /// Replace what exists.
+    pub overwrite: bool,
+    /// PostgreSQL: restore into this server (libpq connection string)
+    /// instead of the item's own.
+    pub postgresql_connection: Option<String>,
+}
+
+impl Destination {
+    /// Where a file backed up at `original` goes.
+    fn place(&self, original: &Path) -> PathBuf {
+        match &self.target {
+            Some(t) => t.join(original.strip_prefix("/").unwrap_or(original)),
+            None => original.to_path_buf(),
+        }
+    }
+}
+
+/// A captured point and what went wrong on the side.
+#[derive(Debug)]
+pub struct Captured {
+    pub report: BackupReport,
+    /// Things the operator should know that did not stop the backup: a pre
+    /// script that failed (the point is then less consistent), a post script
+    /// that failed.
+    pub warnings: Vec<String>,
+}
+
+/// What each kind of item implements.
+trait Protector: Sync {
+    fn validate(&self, item: &ItemDef) -> Result<()>;
+    /// How consistent a capture is without a pre script.
+    fn own_consistency(&self, item: &ItemDef) -> Consistency;
+    fn capture(
+        &self,
+        vault: &Vault,
+        item: &ItemDef,
+        opts: &BackupOptions,
+        progress: &Progress,
+    ) -> Result<BackupReport>;
+    /// Puts the point back; returns what was done, in one line.
+    fn restore(
+        &self,
+        vault: &Vault,
+        item: &ItemDef,
+        point: &Point,
+        to: &Destination,
+        progress: &RestoreProgress,
+    ) -> Result<String>;
+    /// Restores into `scratch` and checks the result; returns what was
+    /// checked, in one line.
+    fn verify(
+        &self,
+        vault: &Vault,
+        item: &ItemDef,
+        point: &Point,
+        scratch: &Path,
+    ) -> Result<String>;
+}
+
+impl ItemDef {
+    /// Checks the settings of the item's kind and its scripts.
+    pub fn validate(&self) -> Result<()> {
+        for (field, hook) in [("pre", &self.pre), ("post", &self.post)] {
+            if let Some(h) = hook {
+                h.validate().map_err(|m| invalid(field, m))?;
+            }
+        }
+        self.kind.protector().validate(self)
+    }
+}
+
+fn absolute_paths(item: &ItemDef) -> Result<()> {
+    if item.paths.is_empty() {
+        return Err(invalid("paths", "at least one path is required"));
+    }
+    for p in &item.paths {
+        if !Path::new(p).is_absolute() {
+            return Err(invalid(
+                "paths",
+                format!("{p:?} is not absolute: give the full path, starting with /"),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Backs up an item: pre script, capture, post script. `opts` carries the
+/// item name, tags and times; the kind's tag and the consistency are added.
+pub fn back_up(
+    vault: &Vault,
+    item: &ItemDef,
+    opts: &BackupOptions,
+    progress: &Progress,
+) -> Result<Captured> {
+    item.validate()?;
+    let protector = item.kind.protector();
+    let mut warnings = Vec::new();
+    let mut consistency = protector.own_consistency(item);
+    if let Some(pre) = &item.pre {
+        match pre.run(&item.name, "pre") {
+            Ok(()) => consistency = Consistency::ApplicationConsistent,
+            Err(e) if pre.continue_on_failure => warnings.push(format!(
+                "the pre script failed, so the point is {}: {e}",
+                consistency.as_str()
+            )),
+            Err(e) => {
+                // The script may have half-quiesced the application.
+                if let Some(post) = &item.post {
+                    if let Err(pe) = post.run(&item.name, "post") {
+                        tracing::warn!(item = %item.name, "post script failed: {pe}");
+                    }
+                }
+                return Err(Error::PreScript(e));
+            }
+        }
+    }
+    let mut opts = opts.clone();
+    opts.item = Some(item.name.clone());
+    opts.consistency = Some(consistency);
+    opts.tags.push(format!("{KIND_TAG}{}", item.kind.as_str()));
+    let captured = protector.capture(vault, item, &opts, progress);
+    if let Some(post) = &item.post {
+        if let Err(e) = post.run(&item.name, "post") {
+            warnings.push(format!("the post script failed: {e}"));
+        }
+    }
+    Ok(Captured {
+        report: captured?,
+        warnings,
+    })
+}
+
+/// Restores an item's point to where `to` says.
+pub fn restore(
+    vault: &Vault,
+    item: &ItemDef,
+    point: &Point,
+    to: &Destination,
+    progress: &RestoreProgress,
+) -> Result<String> {
+    item.kind
+        .protector()
+        .restore(vault, item, point, to, progress)
+}
+
+/// A recovery drill of one item's point: restores it into a scratch area
+/// under `scratch_root` (the system's temporary directory if `None`),
+/// checks it, and removes the scratch area.
+pub fn verify(
+    vault: &Vault,
+    item: &ItemDef,
+    point: &Point,
+    scratch_root: Option<&Path>,
+) -> Result<String> {
+    let mut builder = tempfile::Builder::new();
+    builder.prefix("coffer-drill-");
+    let scratch = match scratch_root {
+        Some(root) => builder.tempdir_in(root),
+        None => builder.tempdir(),
+    }
+    .map_err(|e| Error::Verify(format!("cannot make a scratch area: {e}")))?;
+    item.kind
+        .protector()
+        .verify(vault, item, point, scratch.path())
+}
+
+/// The kind recorded in a point's tags.
+pub fn kind_of(point: &Point) -> Option<Kind> {
+    point
+        .manifest
+        .tags
+        .iter()
+        .find_map(|t| t.strip_prefix(KIND_TAG))
+        .and_then(Kind::parse)
+}
+
+/// Writes the stream file `name` of a point to a new file at `path`.
+fn stream_to_file(vault: &Vault, point: &Point, name: &str, path: &Path) -> Result<u64> {
+    let file = std::fs::File::create(path)
+        .map_err(|e| Error::Restore(format!("cannot create {}: {e}", path.display())))?;
+    let mut out = std::io::BufWriter::new(file);
+    let size =
+        coffer_engine::restore::read_file(vault, point, &Path::new("/").join(name), &mut out)?;
+    let file = out
+        .into_inner()
+        .map_err(|e| Error::Restore(format!("cannot write {}: {e}", path.display())))?;
+    file.sync_all()
+        .map_err(|e| Error::Restore(format!("cannot write {}: {e}", path.display())))?;
+    Ok(size)
+}
+
+/// The one stream file of a point made by `backup_streams`.
+fn single_stream(point: &Point) -> Result<String> {
+    match point.manifest.paths.as_slice() {
+        [one] => Ok(String::from_utf8_lossy(one)
+            .trim_start_matches('/')
+            .to_string()),
+        _ => Err(Error::Restore(format!(
+            "point {} does not hold a single stream",
+            point.id.to_hex()
+        ))),
+    }
+}

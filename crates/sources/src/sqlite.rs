@@ -1,0 +1,205 @@
+//! `sqlite`: a live SQLite database, copied through SQLite's online backup
+//! API while other processes keep writing.
+//!
+//! The copy is taken in one step, so it is one transaction's view whatever
+//! the writers do (a stepwise copy restarts each time another process
+//! writes, and under continuous writes never ends); in WAL mode writers go on
+//! meanwhile, in rollback mode they wait for their busy timeout. The copy
+//! goes to a private temporary file (the API needs a database to copy into)
+//! and from there into the vault as one stream; it is removed at once.
+//! Restore checks the database's integrity before putting it in place, and
+//! copies into an existing database through the same API, so processes that
+//! have it open see a consistent change rather than a file swapped under
+//! them.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use rusqlite::backup::{Backup, StepResult};
+use rusqlite::{Connection, OpenFlags};
+
+use coffer_engine::backup::{backup_streams, BackupOptions, BackupReport, NamedStream, Progress};
+use coffer_engine::point::Consistency;
+use coffer_engine::restore::RestoreProgress;
+use coffer_engine::{Point, Vault};
+
+use crate::{
+    invalid, single_stream, stream_to_file, Destination, Error, ItemDef, Protector, Result,
+};
+
+/// How long a copy waits for writers that hold the database locked.
+const BUSY_WAIT: Duration = Duration::from_secs(60);
+
+pub struct Sqlite;
+
+fn database(item: &ItemDef) -> Result<PathBuf> {
+    match item.paths.as_slice() {
+        [one] if Path::new(one).is_absolute() => Ok(PathBuf::from(one)),
+        [one] => Err(invalid(
+            "paths",
+            format!("{one:?} is not absolute: give the database file's full path"),
+        )),
+        _ => Err(invalid(
+            "paths",
+            "a sqlite item protects exactly one database file",
+        )),
+    }
+}
+
+/// Copies `from` into `to` in one step, waiting while writers hold locks.
+fn copy(from: &Connection, to: &mut Connection, what: &str) -> std::result::Result<(), String> {
+    let backup = Backup::new(from, to).map_err(|e| format!("cannot start {what}: {e}"))?;
+    let deadline = Instant::now() + BUSY_WAIT;
+    loop {
+        match backup.step(-1) {
+            Ok(StepResult::Done) => return Ok(()),
+            Ok(StepResult::More) => continue,
+            Ok(StepResult::Busy | StepResult::Locked) if Instant::now() < deadline => {
+                std::thread::sleep(Duration::from_millis(50))
+            }
+            Ok(_) => {
+                return Err(format!(
+                    "{what}: the database stayed locked for {} s",
+                    BUSY_WAIT.as_secs()
+                ))
+            }
+            Err(e) => return Err(format!("{what} failed: {e}")),
+        }
+    }
+}
+
+fn integrity(path: &Path) -> std::result::Result<usize, String> {
+    let conn = Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_ONLY)
+        .map_err(|e| format!("cannot open the restored database: {e}"))?;
+    let verdict: String = conn
+        .query_row("PRAGMA integrity_check", [], |r| r.get(0))
+        .map_err(|e| format!("cannot check the restored database: {e}"))?;
+    if verdict != "ok" {
+        return Err(format!("the restored database is damaged: {verdict}"));
+    }
+    conn.query_row(
+        "SELECT count(*) FROM sqlite_schema WHERE type = 'table'",
+        [],
+        |r| r.get(0),
+    )
+    .map_err(|e| format!("cannot read the restored database: {e}"))
+}
+
+impl Protector for Sqlite {
+    fn validate(&self, item: &ItemDef) -> Result<()> {
+        database(item).map(|_| ())
+    }
+
+    fn own_consistency(&self, _: &ItemDef) -> Consistency {
+        // The copy is one transaction's view of the database.
+        Consistency::ApplicationConsistent
+    }
+
+    fn capture(
+        &self,
+        vault: &Vault,
+        item: &ItemDef,
+        opts: &BackupOptions,
+        progress: &Progress,
+    ) -> Result<BackupReport> {
+        let path = database(item)?;
+        let failed = |message: String| {
+            Error::Engine(coffer_engine::Error::SourceFailed {
+                name: path.display().to_string(),
+                message,
+            })
+        };
+        if !path.is_file() {
+            return Err(failed("no database file at this path".into()));
+        }
+        // Read-only, and never creating: a wrong path must not leave an
+        // empty database behind.
+        let source = Connection::open_with_flags(
+            &path,
+            OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )
+        .map_err(|e| failed(format!("cannot open: {e}")))?;
+        let scratch = tempfile::Builder::new()
+            .prefix("coffer-sqlite-")
+            .tempdir()
+            .map_err(|e| failed(format!("cannot make a temporary copy: {e}")))?;
+        let copy_path = scratch.path().join("copy.db");
+        {
+            let mut dest =
+                Connection::open(&copy_path).map_err(|e| failed(format!("cannot copy: {e}")))?;
+            copy(&source, &mut dest, "the online backup").map_err(failed)?;
+        }
+        drop(source);
+        let file = std::fs::File::open(&copy_path)
+            .map_err(|e| failed(format!("cannot read the copy: {e}")))?;
+        let name = path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_else(|| "database".into());
+        let mut opts = opts.clone();
+        opts.tags.push(format!("coffer:path={}", path.display()));
+        Ok(backup_streams(
+            vault,
+            vec![NamedStream {
+                name,
+                reader: Box::new(file),
+            }],
+            &opts,
+            progress,
+        )?)
+    }
+
+    fn restore(
+        &self,
+        vault: &Vault,
+        item: &ItemDef,
+        point: &Point,
+        to: &Destination,
+        _: &RestoreProgress,
+    ) -> Result<String> {
+        let original = database(item)?;
+        let dest = to.place(&original);
+        let parent = dest.parent().unwrap_or(Path::new("/"));
+        std::fs::create_dir_all(parent)
+            .map_err(|e| Error::Restore(format!("cannot create {}: {e}", parent.display())))?;
+        if dest.exists() && !to.overwrite {
+            return Err(Error::Restore(format!(
+                "{} exists: allow overwriting to replace it, or restore under another target",
+                dest.display()
+            )));
+        }
+        // Beside the destination, so that putting it in place is a rename.
+        let staged = tempfile::Builder::new()
+            .prefix(".coffer-restore-")
+            .tempfile_in(parent)
+            .map_err(|e| Error::Restore(format!("cannot write in {}: {e}", parent.display())))?;
+        let name = single_stream(point)?;
+        stream_to_file(vault, point, &name, staged.path())?;
+        let tables = integrity(staged.path()).map_err(Error::Restore)?;
+        if dest.exists() {
+            let from = Connection::open_with_flags(staged.path(), OpenFlags::SQLITE_OPEN_READ_ONLY)
+                .map_err(|e| Error::Restore(format!("cannot open the restored copy: {e}")))?;
+            let mut into = Connection::open_with_flags(&dest, OpenFlags::SQLITE_OPEN_READ_WRITE)
+                .map_err(|e| Error::Restore(format!("cannot open {}: {e}", dest.display())))?;
+            copy(&from, &mut into, "copying into the existing database").map_err(Error::Restore)?;
+        } else {
+            staged.persist(&dest).map_err(|e| {
+                Error::Restore(format!("cannot put {} in place: {e}", dest.display()))
+            })?;
+        }
+        Ok(format!(
+            "database with {tables} tables restored to {}",
+            dest.display()
+        ))
+    }
+
+    fn verify(&self, vault: &Vault, _: &ItemDef, point: &Point, scratch: &Path) -> Result<String> {
+        let name = single_stream(point)?;
+        let copy = scratch.join("restored.db");
+        let size = stream_to_file(vault, point, &name, &copy)?;
+        let tables = integrity(&copy).map_err(Error::Verify)?;
+        Ok(format!(
+            "database of {size} bytes restored; integrity check ok, {tables} tables"
+        ))
+    }
+}
