@@ -173,6 +173,10 @@ enum Command {
         #[arg(long, value_name = "IP:PORT")]
         listen: Option<std::net::SocketAddr>,
     },
+    /// Recover a deployment from a storage location and its key: list the
+    /// set points there, restore one (the service's configuration and every
+    /// item, or one item), or drill one with --verify.
+    Recover(crate::recover::RecoverArgs),
     /// Measure this machine's speed for each pipeline stage, one core at a time.
     Benchmark {
         /// Where to measure storage speed (a path or URL); default: the temp directory.
@@ -407,22 +411,36 @@ pub(crate) struct Ctx {
     from_replica: Option<String>,
     cache_dir: Option<PathBuf>,
     pub(crate) json: bool,
+    /// A key typed at the prompt, kept for the rest of the run.
+    typed_key: std::sync::OnceLock<zeroize::Zeroizing<String>>,
 }
 
 impl Ctx {
     fn key(&self) -> Result<VaultKey> {
+        Ok(VaultKey::from_text(&self.key_text()?)?)
+    }
+
+    /// The vault key's text: from --key-file, COFFER_KEY or a prompt (asked
+    /// once per run, so a recovery that opens and then records the vault
+    /// asks only once).
+    pub(crate) fn key_text(&self) -> Result<zeroize::Zeroizing<String>> {
         if let Some(file) = &self.key_file {
             let text = std::fs::read_to_string(file)
                 .with_context(|| format!("cannot read the key file {}", file.display()))?;
-            return Ok(VaultKey::from_text(&text)?);
+            return Ok(zeroize::Zeroizing::new(text.trim().to_string()));
         }
         if let Ok(text) = std::env::var("COFFER_KEY") {
-            return Ok(VaultKey::from_text(&text)?);
+            return Ok(zeroize::Zeroizing::new(text.trim().to_string()));
+        }
+        if let Some(typed) = self.typed_key.get() {
+            return Ok(zeroize::Zeroizing::new(typed.to_string()));
         }
         if std::io::stdin().is_terminal() {
             let text = rpassword::prompt_password("Vault key: ")
                 .context("cannot read the key from the terminal")?;
-            return Ok(VaultKey::from_text(&text)?);
+            let text = text.trim().to_string();
+            let _ = self.typed_key.set(zeroize::Zeroizing::new(text.clone()));
+            return Ok(zeroize::Zeroizing::new(text));
         }
         bail!("no vault key given: set COFFER_KEY, pass --key-file FILE, or run on a terminal to be prompted")
     }
@@ -630,6 +648,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         from_replica: cli.from_replica,
         cache_dir: cli.cache_dir,
         json: cli.json,
+        typed_key: std::sync::OnceLock::new(),
     };
     match cli.command {
         Command::Key(k) => key_command(&ctx, k),
@@ -1330,6 +1349,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
             coffer_server::serve(config)?;
             Ok(ExitCode::SUCCESS)
         }
+        Command::Recover(args) => crate::recover::run(&ctx, args),
         Command::Benchmark { location, seconds } => {
             if !(seconds > 0.0 && seconds <= 600.0) {
                 bail!("--seconds takes a duration above 0 and at most 600, not {seconds}");

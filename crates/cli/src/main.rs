@@ -8,6 +8,7 @@ mod cli;
 mod exit;
 mod govern;
 mod output;
+mod recover;
 mod remote;
 
 use std::process::ExitCode;

@@ -31,8 +31,10 @@ use crate::db::now;
 use crate::error::Error;
 use crate::jobs::{Job, JobFilter, JobState, Jobs, LogLine, NewJob, RestoreParams};
 use crate::notify::{Delivery, NewTarget, Target};
+use crate::recovery::SetPointInfo;
 use crate::scheduler::{ItemSchedule, Scheduler};
 use crate::service::{Item, Maintenance, PolicySpec, PolicyView, Service, VaultInfo};
+use crate::sets::InfraSet;
 
 type AppState = Arc<Service>;
 
@@ -686,6 +688,11 @@ pub struct PointSummary {
     pub bytes_total: u64,
     /// Entries that could not be read when it was taken.
     pub errors: u64,
+    /// `crash-consistent`, `file-system-consistent` or `application-consistent`.
+    pub consistency: String,
+    /// Labels, among them the item's kind and, for points of an
+    /// infrastructure set, the set and the set point's id.
+    pub tags: Vec<String>,
 }
 
 /// The recovery points in a vault, newest first.
@@ -712,6 +719,8 @@ async fn list_points(
             files: pt.manifest.stats.files,
             bytes_total: pt.manifest.stats.bytes_total,
             errors: pt.manifest.stats.errors,
+            consistency: pt.manifest.consistency.as_str().to_string(),
+            tags: pt.manifest.tags.clone(),
         })
         .collect();
     list.sort_by(|a, b| b.time.cmp(&a.time).then_with(|| a.id.cmp(&b.id)));
@@ -805,7 +814,7 @@ async fn restore(
     Body(req): Body<RestoreParams>,
 ) -> ApiResult<(StatusCode, Json<Job>)> {
     p.require(&name, Action::Restore)?;
-    if !std::path::Path::new(&req.target).is_absolute() {
+    if !req.target.is_empty() && !std::path::Path::new(&req.target).is_absolute() {
         return Err(ApiError(Error::invalid(
             "target",
             "an absolute directory path",
@@ -825,6 +834,16 @@ async fn restore(
             e => Error::Engine(e),
         })?;
         let item = point.manifest.item.clone();
+        let in_place = matches!(
+            coffer_sources::kind_of(&point),
+            Some(k) if k != coffer_sources::Kind::Directory
+        );
+        if req.target.is_empty() && !in_place {
+            return Err(Error::invalid(
+                "target",
+                "an absolute directory path (a file tree goes back over its original place only with target / and overwrite)",
+            ));
+        }
         let params = RestoreParams {
             point: point.id.to_hex(),
             ..req
@@ -945,12 +964,26 @@ async fn delete_points(
 pub struct NewItem {
     pub name: String,
     pub vault: String,
-    /// `directory`.
+    /// `directory` (the default), `sqlite`, `postgresql` or `command`.
     #[serde(default = "directory")]
     pub kind: String,
+    /// `directory`: the trees; `sqlite`: the one database file.
+    #[serde(default)]
     pub paths: Vec<String>,
     #[serde(default)]
     pub excludes: Vec<String>,
+    /// `postgresql`: how to reach the server.
+    #[serde(default)]
+    pub postgresql: Option<coffer_sources::PostgresSpec>,
+    /// `command`: the backup and restore commands.
+    #[serde(default)]
+    pub command: Option<coffer_sources::CommandSpec>,
+    /// Script run before each backup.
+    #[serde(default)]
+    pub pre: Option<coffer_sources::Hook>,
+    /// Script run after each backup.
+    #[serde(default)]
+    pub post: Option<coffer_sources::Hook>,
     #[serde(default = "yes")]
     pub enabled: bool,
     #[serde(default = "two")]
@@ -975,6 +1008,10 @@ fn five_minutes() -> u64 {
 pub struct ItemChanges {
     pub paths: Option<Vec<String>>,
     pub excludes: Option<Vec<String>>,
+    pub postgresql: Option<coffer_sources::PostgresSpec>,
+    pub command: Option<coffer_sources::CommandSpec>,
+    pub pre: Option<coffer_sources::Hook>,
+    pub post: Option<coffer_sources::Hook>,
     pub enabled: Option<bool>,
     pub retry_attempts: Option<u32>,
     pub retry_delay_secs: Option<u64>,
@@ -1008,6 +1045,10 @@ async fn create_item(
         kind: req.kind,
         paths: req.paths,
         excludes: req.excludes,
+        postgresql: req.postgresql,
+        command: req.command,
+        pre: req.pre,
+        post: req.post,
         enabled: req.enabled,
         retry_attempts: req.retry_attempts,
         retry_delay_secs: req.retry_delay_secs,
@@ -1079,6 +1120,18 @@ async fn update_item(
             }
             if let Some(v) = req.excludes {
                 item.excludes = v;
+            }
+            if req.postgresql.is_some() {
+                item.postgresql = req.postgresql;
+            }
+            if req.command.is_some() {
+                item.command = req.command;
+            }
+            if req.pre.is_some() {
+                item.pre = req.pre;
+            }
+            if req.post.is_some() {
+                item.post = req.post;
             }
             if let Some(v) = req.enabled {
                 item.enabled = v;
@@ -1162,6 +1215,251 @@ async fn item_schedule(
         blocking(move || {
             visible_item(&s, &p, &name, Action::View)?;
             s.scheduler.item_schedule(&s, &name)
+        })
+        .await?,
+    ))
+}
+
+// ---- infrastructure sets ------------------------------------------------
+
+#[derive(Deserialize, ToSchema)]
+pub struct NewSet {
+    pub name: String,
+    pub vault: String,
+    /// Items of the vault, backed up in this order.
+    pub items: Vec<String>,
+    /// Default `every 12 h from 00:00`.
+    #[serde(default = "set_schedule")]
+    pub schedule: String,
+    #[serde(default = "utc_zone")]
+    pub time_zone: String,
+    /// Default 7.
+    #[serde(default = "seven")]
+    pub retention_days: u32,
+    #[serde(default = "yes")]
+    pub enabled: bool,
+    /// When a recovery drill runs on its own (absent: only on request).
+    #[serde(default)]
+    pub drill_schedule: Option<String>,
+}
+
+fn set_schedule() -> String {
+    crate::sets::DEFAULT_SCHEDULE.into()
+}
+fn utc_zone() -> String {
+    "UTC".into()
+}
+fn seven() -> u32 {
+    crate::sets::DEFAULT_RETENTION_DAYS
+}
+
+#[derive(Deserialize, ToSchema)]
+pub struct SetChanges {
+    pub items: Option<Vec<String>>,
+    pub schedule: Option<String>,
+    pub time_zone: Option<String>,
+    pub retention_days: Option<u32>,
+    pub enabled: Option<bool>,
+    /// An empty string switches scheduled drills off.
+    pub drill_schedule: Option<String>,
+}
+
+fn visible_set(s: &Service, p: &Principal, name: &str, action: Action) -> Result<InfraSet, Error> {
+    let set = s.set(name)?;
+    if !p.sees(&set.vault) {
+        return Err(Error::NotFound(format!("set {name}")));
+    }
+    p.require(&set.vault, action)?;
+    Ok(set)
+}
+
+/// Infrastructure sets on the vaults the caller can see.
+#[utoipa::path(get, path = "/sets", tag = "sets", responses((status = 200, body = [InfraSet]), (status = 401, body = ErrorBody)))]
+async fn list_sets(State(s): State<AppState>, Caller(p): Caller) -> ApiResult<Json<Vec<InfraSet>>> {
+    let all = blocking(move || s.sets(None)).await?;
+    Ok(Json(all.into_iter().filter(|x| p.sees(&x.vault)).collect()))
+}
+
+/// Creates an infrastructure set: its items get the set's policy (its
+/// schedule and retention) and are backed up together from now on.
+#[utoipa::path(post, path = "/sets", tag = "sets", request_body = NewSet,
+    responses((status = 201, body = InfraSet), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody), (status = 409, body = ErrorBody), (status = 401, body = ErrorBody), (status = 502, body = ErrorBody)))]
+async fn create_set(
+    State(s): State<AppState>,
+    Caller(p): Caller,
+    Body(req): Body<NewSet>,
+) -> ApiResult<(StatusCode, Json<InfraSet>)> {
+    if !p.sees(&req.vault) {
+        return Err(ApiError(Error::invalid(
+            "vault",
+            format!("no vault named {}", req.vault),
+        )));
+    }
+    p.require(&req.vault, Action::ManageItems)?;
+    p.require(&req.vault, Action::ManagePolicies)?;
+    let set = InfraSet {
+        name: req.name,
+        vault: req.vault,
+        items: req.items,
+        schedule: req.schedule,
+        time_zone: req.time_zone,
+        retention_days: req.retention_days,
+        enabled: req.enabled,
+        drill_schedule: req.drill_schedule.filter(|d| !d.is_empty()),
+        created: 0,
+    };
+    let by = p.name.clone();
+    let set = blocking(move || s.add_set(&set, &by)).await?;
+    Ok((StatusCode::CREATED, Json(set)))
+}
+
+/// One set.
+#[utoipa::path(get, path = "/sets/{name}", tag = "sets", params(("name" = String, Path)),
+    responses((status = 200, body = InfraSet), (status = 404, body = ErrorBody), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody)))]
+async fn get_set(
+    State(s): State<AppState>,
+    Caller(p): Caller,
+    P(name): P<String>,
+) -> ApiResult<Json<InfraSet>> {
+    Ok(Json(
+        blocking(move || visible_set(&s, &p, &name, Action::View)).await?,
+    ))
+}
+
+/// Changes a set's items, schedule, retention or switches.
+#[utoipa::path(patch, path = "/sets/{name}", tag = "sets", params(("name" = String, Path)), request_body = SetChanges,
+    responses((status = 200, body = InfraSet), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 401, body = ErrorBody), (status = 502, body = ErrorBody)))]
+async fn update_set(
+    State(s): State<AppState>,
+    Caller(p): Caller,
+    P(name): P<String>,
+    Body(req): Body<SetChanges>,
+) -> ApiResult<Json<InfraSet>> {
+    Ok(Json(
+        blocking(move || {
+            let mut set = visible_set(&s, &p, &name, Action::ManageItems)?;
+            p.require(&set.vault, Action::ManagePolicies)?;
+            if let Some(v) = req.items {
+                set.items = v;
+            }
+            if let Some(v) = req.schedule {
+                set.schedule = v;
+            }
+            if let Some(v) = req.time_zone {
+                set.time_zone = v;
+            }
+            if let Some(v) = req.retention_days {
+                set.retention_days = v;
+            }
+            if let Some(v) = req.enabled {
+                set.enabled = v;
+            }
+            if let Some(v) = req.drill_schedule {
+                set.drill_schedule = (!v.is_empty()).then_some(v);
+            }
+            s.update_set(&set, &p.name)
+        })
+        .await?,
+    ))
+}
+
+/// Removes a set; its points stay in the vault.
+#[utoipa::path(delete, path = "/sets/{name}", tag = "sets", params(("name" = String, Path)),
+    responses((status = 204), (status = 403, body = ErrorBody), (status = 409, body = ErrorBody), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody), (status = 401, body = ErrorBody)))]
+async fn delete_set(
+    State(s): State<AppState>,
+    Caller(p): Caller,
+    P(name): P<String>,
+) -> ApiResult<StatusCode> {
+    blocking(move || {
+        visible_set(&s, &p, &name, Action::ManageItems)?;
+        s.remove_set(&name)
+    })
+    .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Backs the set up now: every item, then the service's configuration,
+/// into one set point. The schedule is not moved. Returns the job.
+#[utoipa::path(post, path = "/sets/{name}/backup", tag = "sets", params(("name" = String, Path)),
+    responses((status = 202, body = Job), (status = 403, body = ErrorBody), (status = 409, body = ErrorBody), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody), (status = 401, body = ErrorBody)))]
+async fn backup_set_now(
+    State(s): State<AppState>,
+    Caller(p): Caller,
+    P(name): P<String>,
+) -> ApiResult<(StatusCode, Json<Job>)> {
+    let job = blocking(move || {
+        let set = visible_set(&s, &p, &name, Action::Backup)?;
+        s.jobs.enqueue(
+            &s,
+            NewJob {
+                kind: "set-backup",
+                vault: &set.vault,
+                item: Some(&set.name),
+                params: None,
+                trigger: "on_demand",
+                requested_by: Some(&p.name),
+                attempt: 1,
+                not_before: 0,
+            },
+        )
+    })
+    .await?;
+    Ok((StatusCode::ACCEPTED, Json(job)))
+}
+
+#[derive(Deserialize, ToSchema, Default)]
+pub struct DrillRequest {
+    /// A set point id or a unique prefix (default: the set's newest).
+    #[serde(default)]
+    pub point: Option<String>,
+}
+
+/// Runs a recovery drill now: the set point restored into a scratch area,
+/// checked, timed and removed. Returns the job; its result holds the
+/// measured recovery time.
+#[utoipa::path(post, path = "/sets/{name}/drill", tag = "sets", params(("name" = String, Path)), request_body = DrillRequest,
+    responses((status = 202, body = Job), (status = 403, body = ErrorBody), (status = 409, body = ErrorBody), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody), (status = 401, body = ErrorBody)))]
+async fn drill_now(
+    State(s): State<AppState>,
+    Caller(p): Caller,
+    P(name): P<String>,
+    Body(req): Body<DrillRequest>,
+) -> ApiResult<(StatusCode, Json<Job>)> {
+    let job = blocking(move || {
+        let set = visible_set(&s, &p, &name, Action::Restore)?;
+        s.jobs.enqueue(
+            &s,
+            NewJob {
+                kind: "drill",
+                vault: &set.vault,
+                item: Some(&set.name),
+                params: req.point.map(|pt| serde_json::json!({ "point": pt })),
+                trigger: "on_demand",
+                requested_by: Some(&p.name),
+                attempt: 1,
+                not_before: 0,
+            },
+        )
+    })
+    .await?;
+    Ok((StatusCode::ACCEPTED, Json(job)))
+}
+
+/// The set points in a vault, newest first, with every item's status and
+/// whether the point is ready for cloud recovery.
+#[utoipa::path(get, path = "/vaults/{name}/set-points", tag = "sets", params(("name" = String, Path)),
+    responses((status = 200, body = [SetPointInfo]), (status = 404, body = ErrorBody), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 502, body = ErrorBody)))]
+async fn list_set_points(
+    State(s): State<AppState>,
+    Caller(p): Caller,
+    P(name): P<String>,
+) -> ApiResult<Json<Vec<SetPointInfo>>> {
+    p.require(&name, Action::View)?;
+    Ok(Json(
+        blocking(move || {
+            let vault = s.open_vault(&name)?;
+            crate::recovery::set_points(&vault)
         })
         .await?,
     ))
@@ -1471,6 +1769,11 @@ pub fn routes() -> (axum::Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(backup_now))
         .routes(routes!(item_schedule))
         .routes(routes!(get_scheduler, set_scheduler))
+        .routes(routes!(list_sets, create_set))
+        .routes(routes!(get_set, update_set, delete_set))
+        .routes(routes!(backup_set_now))
+        .routes(routes!(drill_now))
+        .routes(routes!(list_set_points))
         .routes(routes!(list_jobs))
         .routes(routes!(get_job))
         .routes(routes!(job_logs))

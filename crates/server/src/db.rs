@@ -13,7 +13,8 @@ use rusqlite::Connection;
 use crate::error::{Error, Result};
 
 /// Schema steps; the database's `user_version` counts how many are applied.
-const MIGRATIONS: &[&str] = &[r#"
+const MIGRATIONS: &[&str] = &[
+    r#"
 CREATE TABLE users (
     id INTEGER PRIMARY KEY,
     name TEXT NOT NULL UNIQUE,
@@ -150,7 +151,24 @@ CREATE TABLE settings (
     key TEXT PRIMARY KEY,
     value TEXT NOT NULL
 );
-"#];
+"#,
+    r#"
+ALTER TABLE items ADD COLUMN spec TEXT NOT NULL DEFAULT '{}';
+CREATE TABLE sets (
+    name TEXT PRIMARY KEY,
+    vault TEXT NOT NULL REFERENCES vaults(name),
+    items TEXT NOT NULL,
+    schedule TEXT NOT NULL,
+    time_zone TEXT NOT NULL,
+    retention_days INTEGER NOT NULL,
+    enabled INTEGER NOT NULL,
+    drill_schedule TEXT,
+    created INTEGER NOT NULL,
+    last_slot INTEGER,
+    drill_slot INTEGER
+);
+"#,
+];
 
 /// The state database.
 pub struct Db {

@@ -18,14 +18,14 @@ use std::time::{Duration, Instant};
 use rusqlite::{params, OptionalExtension};
 use serde::Serialize;
 
-use coffer_engine::backup::{self, BackupOptions, Progress};
+use coffer_engine::backup::{BackupOptions, Progress};
 use coffer_engine::restore::RestoreProgress;
 
 use crate::alerts::{self, Cause, Severity};
 use crate::db::{now, Db};
 use crate::error::{Error, Result};
 use crate::notify::EventType;
-use crate::service::{item_paths, Service};
+use crate::service::Service;
 
 /// Where a job is in its life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize, utoipa::ToSchema)]
@@ -244,10 +244,23 @@ impl Jobs {
     }
 
     /// Queues a job. Jobs of an item exclude each other, and so do prunes
-    /// (or checks) of one vault.
+    /// (or checks) of one vault. A set's drill only reads the vault: it
+    /// queues behind the set's backup instead of being refused (the
+    /// dispatcher still runs one job of an item at a time).
     pub fn enqueue(&self, service: &Service, job: NewJob<'_>) -> Result<Job> {
         if let Some(item) = job.item {
-            if let Some(id) = self.active_for_item(&service.db, item)? {
+            let drill = job.kind == "drill";
+            let active: Option<i64> = service
+                .db
+                .conn()
+                .query_row(
+                    "SELECT id FROM jobs WHERE item = ?1 AND state IN ('Queued', 'Running')
+                     AND (kind = 'drill') = ?2 ORDER BY id LIMIT 1",
+                    params![item, drill],
+                    |r| r.get(0),
+                )
+                .optional()?;
+            if let Some(id) = active {
                 return Err(Error::Conflict(format!(
                     "a job of item {item} is already queued or running (job {id})"
                 )));
@@ -471,7 +484,7 @@ impl Jobs {
         for (id, vault, item, kind) in queued {
             let vault = vault.unwrap_or_default();
             let live = match kind.as_str() {
-                "backup" => Live::Backup(Arc::new(Progress::default())),
+                "backup" | "set-backup" => Live::Backup(Arc::new(Progress::default())),
                 "restore" => Live::Restore(Arc::new(RestoreProgress::default())),
                 "check" => Live::Check(Arc::new(AtomicBool::new(false))),
                 _ => Live::Opaque,
@@ -728,6 +741,8 @@ fn run_job(service: &Arc<Service>, id: i64, live: &Live) -> Result<()> {
     )?;
     let ending = match (job.kind.as_str(), live) {
         ("backup", Live::Backup(p)) => run_backup(service, &job, p),
+        ("set-backup", Live::Backup(p)) => run_set(service, &job, p),
+        ("drill", _) => run_drill(service, &job),
         ("restore", Live::Restore(p)) => run_restore(service, &job, p),
         ("prune", _) => run_prune(service, &job),
         ("check", Live::Check(cancel)) => run_check(service, &job, cancel),
@@ -751,7 +766,7 @@ fn run_backup(service: &Service, job: &Job, progress: &Arc<Progress>) -> Ending 
     let jobs = &service.jobs;
     let id = job.id;
     let item_name = job.item.clone().unwrap_or_default();
-    let outcome = (|| -> std::result::Result<backup::BackupReport, (Cause, String)> {
+    let outcome = (|| -> std::result::Result<coffer_sources::Captured, (Cause, String)> {
         let item = service
             .item(&item_name)
             .map_err(|e| (Cause::GeneralFault, e.to_string()))?;
@@ -766,18 +781,26 @@ fn run_backup(service: &Service, job: &Job, progress: &Arc<Progress>) -> Ending 
                 item.vault
             ),
         );
-        let opts = BackupOptions {
-            item: Some(item.name.clone()),
-            excludes: item.excludes.clone(),
-            ..Default::default()
-        };
-        let report = backup::backup(&vault, &item_paths(&item), &opts, progress)
-            .map_err(|e| engine_failure(Error::Engine(e)))?;
+        let def =
+            crate::service::item_def(&item).map_err(|e| (Cause::GeneralFault, e.to_string()))?;
+        let captured = coffer_sources::back_up(&vault, &def, &BackupOptions::default(), progress)
+            .map_err(|e| match e {
+            coffer_sources::Error::Engine(e) => engine_failure(Error::Engine(e)),
+            coffer_sources::Error::PreScript(m) => (
+                Cause::SourceUnreadable,
+                format!("the pre script failed, so nothing was backed up: {m}"),
+            ),
+            e => (Cause::GeneralFault, e.to_string()),
+        })?;
         service.measure_vault(&vault, &item.vault);
-        Ok(report)
+        Ok(captured)
     })();
     match outcome {
-        Ok(report) => {
+        Ok(captured) => {
+            for w in &captured.warnings {
+                let _ = jobs.log(&service.db, id, "warn", w);
+            }
+            let report = captured.report;
             let m = &report.manifest;
             for e in m.errors.iter().take(100) {
                 let _ = jobs.log(
@@ -814,11 +837,17 @@ fn run_backup(service: &Service, job: &Job, progress: &Arc<Progress>) -> Ending 
                     m.stats.bytes_stored
                 ),
             );
-            if m.errors.is_empty() {
+            if m.errors.is_empty() && captured.warnings.is_empty() {
                 Ending {
                     state: JobState::Succeeded,
                     result: Some(result),
                     failure: None,
+                }
+            } else if m.errors.is_empty() {
+                Ending {
+                    state: JobState::PartialSucceeded,
+                    result: Some(result),
+                    failure: Some((Cause::SourceUnreadable, captured.warnings.join("; "))),
                 }
             } else {
                 let message = format!(
@@ -847,12 +876,110 @@ fn run_backup(service: &Service, job: &Job, progress: &Arc<Progress>) -> Ending 
     }
 }
 
+fn run_set(service: &Service, job: &Job, progress: &Arc<Progress>) -> Ending {
+    let set = job.item.clone().unwrap_or_default();
+    match crate::sets::run_set_backup(service, job.id, &set, progress) {
+        Ok(o) => Ending {
+            state: o.state,
+            result: Some(o.result),
+            failure: o.failure,
+        },
+        Err(_) if progress.cancel.load(Ordering::Relaxed) => {
+            let _ = service.jobs.log(
+                &service.db,
+                job.id,
+                "info",
+                "stopped on request; the items done so far keep their points, the set point is incomplete",
+            );
+            cancelled()
+        }
+        Err(e) => {
+            let (cause, message) = engine_failure(e);
+            failed(cause, message)
+        }
+    }
+}
+
+/// A recovery drill of a set's newest point (or the one in the params).
+fn run_drill(service: &Service, job: &Job) -> Ending {
+    let set = job.item.clone().unwrap_or_default();
+    let wanted = job
+        .params
+        .as_ref()
+        .and_then(|p| p.get("point"))
+        .and_then(|p| p.as_str())
+        .map(str::to_string);
+    let outcome = (|| -> Result<crate::recovery::RecoverReport> {
+        let info = service.set(&set)?;
+        let vault = service.open_vault(&info.vault)?;
+        let point = match wanted {
+            Some(p) => crate::recovery::find_set_point(&vault, &p)?,
+            None => crate::recovery::set_points(&vault)?
+                .into_iter()
+                .find(|p| p.set == set)
+                .ok_or_else(|| Error::NotFound(format!("a point of set {set}")))?,
+        };
+        let scratch = service.data_dir().join("drills");
+        std::fs::create_dir_all(&scratch).map_err(|e| Error::io(&scratch, e))?;
+        crate::recovery::drill(&vault, &point, Some(&scratch), |o| {
+            let _ = service.jobs.log(
+                &service.db,
+                job.id,
+                if o.ok { "info" } else { "error" },
+                &format!(
+                    "{} ({}): {} [{:.1} s]",
+                    o.item, o.kind, o.message, o.seconds
+                ),
+            );
+        })
+    })();
+    match outcome {
+        Ok(report) => {
+            let _ = service.jobs.log(
+                &service.db,
+                job.id,
+                "info",
+                &format!(
+                    "set point {} restored and checked in {:.1} s (the measured recovery time)",
+                    report.set_point, report.seconds
+                ),
+            );
+            let result = serde_json::to_value(&report).ok();
+            match report.items.iter().find(|i| !i.ok) {
+                None => Ending {
+                    state: JobState::Succeeded,
+                    result,
+                    failure: None,
+                },
+                Some(bad) => Ending {
+                    state: JobState::Failed,
+                    result,
+                    failure: Some((
+                        Cause::DataCorruption,
+                        format!(
+                            "the drill could not restore item {}: {}",
+                            bad.item, bad.message
+                        ),
+                    )),
+                },
+            }
+        }
+        Err(e) => {
+            let (cause, message) = engine_failure(e);
+            failed(cause, message)
+        }
+    }
+}
+
 /// The parameters of a restore job.
 #[derive(Debug, Clone, Serialize, serde::Deserialize, utoipa::ToSchema)]
 pub struct RestoreParams {
     /// A point id, a unique prefix of one, or `latest` (of the item).
     pub point: String,
-    /// Absolute directory to restore under; `/etc/x` comes back as `TARGET/etc/x`.
+    /// Absolute directory to restore under; `/etc/x` comes back as
+    /// `TARGET/etc/x`. Empty for a database or command item: back where it
+    /// came from (the database file, the server, the restore command).
+    #[serde(default)]
     pub target: String,
     /// Absolute paths as backed up; empty means everything.
     #[serde(default)]
@@ -877,6 +1004,9 @@ fn run_restore(service: &Service, job: &Job, progress: &Arc<RestoreProgress>) ->
         }
     };
     let vault_name = job.vault.clone().unwrap_or_default();
+    if let Some(ending) = restore_through_kind(service, job, &params, progress) {
+        return ending;
+    }
     let outcome = (|| -> Result<coffer_engine::restore::RestoreReport> {
         let vault = service.open_vault(&vault_name)?;
         let point = vault.resolve_point(&params.point, job.item.as_deref())?;
@@ -955,6 +1085,68 @@ fn run_restore(service: &Service, job: &Job, progress: &Arc<RestoreProgress>) ->
             failed(cause, message)
         }
     }
+}
+
+/// Points of databases and commands go back through their kind (into the
+/// database file, the server, the restore command); `None` for file trees,
+/// which the engine restores with includes and progress.
+fn restore_through_kind(
+    service: &Service,
+    job: &Job,
+    params: &RestoreParams,
+    progress: &Arc<RestoreProgress>,
+) -> Option<Ending> {
+    let vault_name = job.vault.clone().unwrap_or_default();
+    let vault = service.open_vault(&vault_name).ok()?;
+    let point = vault
+        .resolve_point(&params.point, job.item.as_deref())
+        .ok()?;
+    let kind = coffer_sources::kind_of(&point)?;
+    if kind == coffer_sources::Kind::Directory {
+        return None;
+    }
+    let outcome = (|| -> Result<String> {
+        let item = service.item(&point.manifest.item).map_err(|_| {
+            Error::invalid(
+                "point",
+                format!(
+                    "item {} is no longer configured, so its {} point cannot be restored through it: recover it with `coffer recover --item`",
+                    point.manifest.item,
+                    kind.as_str()
+                ),
+            )
+        })?;
+        let def = crate::service::item_def(&item)?;
+        let to = coffer_sources::Destination {
+            target: (!params.target.is_empty()).then(|| params.target.clone().into()),
+            overwrite: params.overwrite,
+            postgresql_connection: None,
+        };
+        let _ = service.jobs.log(
+            &service.db,
+            job.id,
+            "info",
+            &format!(
+                "restoring point {} of {} item {}",
+                point.id.to_hex(),
+                kind.as_str(),
+                item.name
+            ),
+        );
+        coffer_sources::restore(&vault, &def, &point, &to, progress)
+            .map_err(|e| Error::Internal(e.to_string()))
+    })();
+    Some(match outcome {
+        Ok(message) => {
+            let _ = service.jobs.log(&service.db, job.id, "info", &message);
+            Ending {
+                state: JobState::Succeeded,
+                result: Some(serde_json::json!({ "message": message })),
+                failure: None,
+            }
+        }
+        Err(e) => failed(Cause::GeneralFault, e.to_string()),
+    })
 }
 
 fn run_prune(service: &Service, job: &Job) -> Ending {

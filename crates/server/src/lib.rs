@@ -5,7 +5,9 @@
 //! secret kept outside that database ([`secret`]), users, tokens and roles
 //! ([`auth`]), a job runner that drives the engine on plain threads
 //! ([`jobs`]) started by hand or by the [`scheduler`], alerts with their causes and remedies ([`alerts`]), and the
-//! REST API over all of it ([`api`]). The engine stays the only thing that
+//! REST API over all of it ([`api`]). Infrastructure sets ([`sets`]) back
+//! several items up into one coordinated point together with the service's
+//! own configuration, which [`recovery`] brings back on a fresh machine. The engine stays the only thing that
 //! touches vault bytes; this crate never reads a pack.
 //!
 //! Policies, assignments and protection states live in each vault's journal
@@ -22,9 +24,11 @@ pub mod error;
 pub mod jobs;
 pub mod metrics;
 pub mod notify;
+pub mod recovery;
 pub mod scheduler;
 pub mod secret;
 pub mod service;
+pub mod sets;
 
 pub use config::ServiceConfig;
 pub use error::{Error, Result};

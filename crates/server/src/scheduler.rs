@@ -131,7 +131,17 @@ impl Scheduler {
             return Ok(queued);
         }
         let t = now();
-        for item in service.items(None)?.into_iter().filter(|i| i.enabled) {
+        let sets = service.sets(None)?;
+        let in_sets: std::collections::HashSet<&str> = sets
+            .iter()
+            .flat_map(|s| s.items.iter().map(String::as_str))
+            .collect();
+        // Items of a set run with their set, on the set's schedule.
+        for item in service
+            .items(None)?
+            .into_iter()
+            .filter(|i| i.enabled && !in_sets.contains(i.name.as_str()))
+        {
             let state = match self.state(service, &item.vault) {
                 Ok(s) => s,
                 Err(e) => {
@@ -181,6 +191,58 @@ impl Scheduler {
                     tracing::warn!(item = %item.name, "scheduled run skipped: {message}");
                 }
                 Err(e) => return Err(e),
+            }
+        }
+        for set in sets.iter().filter(|s| s.enabled) {
+            for (kind, text, column) in [
+                ("set-backup", Some(&set.schedule), "last_slot"),
+                ("drill", set.drill_schedule.as_ref(), "drill_slot"),
+            ] {
+                let Some(text) = text else { continue };
+                let schedule =
+                    match coffer_engine::policy::Schedule::parse(text, set.time_zone.clone()) {
+                        Ok(s) => s,
+                        Err(e) => {
+                            tracing::warn!(set = %set.name, "{kind} schedule: {e}");
+                            continue;
+                        }
+                    };
+                let Some(last) = service.set_slot(&set.name, column)? else {
+                    service.set_set_slot(&set.name, column, t)?;
+                    continue;
+                };
+                let (slot, missed) = due_slots(&schedule, last, t);
+                if missed == 0 {
+                    continue;
+                }
+                service.set_set_slot(&set.name, column, slot)?;
+                let job = crate::jobs::NewJob {
+                    kind,
+                    vault: &set.vault,
+                    item: Some(&set.name),
+                    params: None,
+                    trigger: "schedule",
+                    requested_by: None,
+                    attempt: 1,
+                    not_before: 0,
+                };
+                match service.jobs.enqueue(service, job) {
+                    Ok(job) => {
+                        if missed > 1 {
+                            service.jobs.log(
+                                &service.db,
+                                job.id,
+                                "info",
+                                &format!("{missed} scheduled runs were missed while the service or its scheduler was stopped; this one run stands for them"),
+                            )?;
+                        }
+                        queued.push(job.id);
+                    }
+                    Err(Error::Conflict(message)) => {
+                        tracing::warn!(set = %set.name, "scheduled {kind} skipped: {message}");
+                    }
+                    Err(e) => return Err(e),
+                }
             }
         }
         for vault in service.list_vaults()? {
@@ -379,6 +441,10 @@ mod tests {
                 kind: "directory".into(),
                 paths: vec![dir.path().to_str().unwrap().to_string()],
                 excludes: vec![],
+                postgresql: None,
+                command: None,
+                pre: None,
+                post: None,
                 enabled: true,
                 retry_attempts: 0,
                 retry_delay_secs: 0,
@@ -470,6 +536,62 @@ mod tests {
         let check = s.jobs.get(&s.db, jobs[1]).unwrap();
         assert_eq!(check.params.unwrap()["read_data_percent"], 10.0);
         assert!(s.scheduler.tick(&s).unwrap().is_empty());
+    }
+
+    #[test]
+    fn a_set_runs_on_its_schedule_and_its_items_not_on_their_own() {
+        let (_dir, s) = service();
+        let set = crate::sets::InfraSet {
+            name: "infra".into(),
+            vault: "v".into(),
+            items: vec!["it".into()],
+            schedule: crate::sets::DEFAULT_SCHEDULE.into(),
+            time_zone: "UTC".into(),
+            retention_days: 7,
+            enabled: true,
+            drill_schedule: Some("daily 05:00".into()),
+            created: 0,
+        };
+        s.add_set(&set, "test").unwrap();
+        // The set's policy keeps 7 days of 12-hourly points: 14, and the
+        // last of each day for 7 days.
+        let policies = s.policies("v").unwrap();
+        let policy = policies.iter().find(|p| p.name == "set.infra").unwrap();
+        assert_eq!(policy.rules.keep_last, Some(14));
+        assert_eq!(policy.rules.daily_days, Some(7));
+        assert_eq!(
+            s.scheduler.item_schedule(&s, "it").unwrap().policy,
+            "set.infra"
+        );
+        // First sight, then two days pass for the item, the set and its drill.
+        s.scheduler.tick(&s).unwrap();
+        set_last_slot(&s, "it", now() - 2 * 86_400).unwrap();
+        s.set_set_slot("infra", "last_slot", now() - 2 * 86_400)
+            .unwrap();
+        s.set_set_slot("infra", "drill_slot", now() - 2 * 86_400)
+            .unwrap();
+        let jobs = s.scheduler.tick(&s).unwrap();
+        let kinds: Vec<(String, Option<String>)> = jobs
+            .iter()
+            .map(|id| {
+                let j = s.jobs.get(&s.db, *id).unwrap();
+                (j.kind, j.item)
+            })
+            .collect();
+        assert_eq!(
+            kinds,
+            [
+                ("set-backup".to_string(), Some("infra".to_string())),
+                ("drill".to_string(), Some("infra".to_string()))
+            ]
+        );
+        // A set and an item cannot share a name; an item is in one set.
+        let mut other = set.clone();
+        other.name = "it".into();
+        assert!(s.add_set(&other, "test").is_err());
+        other.name = "second".into();
+        let e = s.add_set(&other, "test").unwrap_err();
+        assert!(e.to_string().contains("belongs to set infra"), "{e}");
     }
 
     #[test]

@@ -15,6 +15,7 @@ use zeroize::Zeroizing;
 
 use coffer_engine::location::{Credentials, CREDENTIAL_NAMES};
 use coffer_engine::{Storage, Vault, VaultKey};
+use coffer_sources::{CommandSpec, Hook, ItemDef, Kind, PostgresSpec};
 
 use crate::alerts::{self, Cause};
 use crate::auth;
@@ -78,12 +79,25 @@ type VaultRow = (VaultInfo, Vec<u8>, Vec<u8>);
 pub struct Item {
     pub name: String,
     pub vault: String,
-    /// What is protected; `directory` for now.
+    /// What is protected: `directory`, `sqlite`, `postgresql` or `command`.
     pub kind: String,
-    /// Absolute paths backed up together.
+    /// `directory`: absolute paths backed up together; `sqlite`: the one
+    /// database file.
     pub paths: Vec<String>,
-    /// Glob patterns left out.
+    /// Glob patterns left out (`directory`).
     pub excludes: Vec<String>,
+    /// How to reach the server (`postgresql`).
+    #[serde(default)]
+    pub postgresql: Option<PostgresSpec>,
+    /// The commands (`command`).
+    #[serde(default)]
+    pub command: Option<CommandSpec>,
+    /// Script run before the backup (quiesce the application).
+    #[serde(default)]
+    pub pre: Option<Hook>,
+    /// Script run after the backup, whatever happened.
+    #[serde(default)]
+    pub post: Option<Hook>,
     /// Whether scheduled backups run.
     pub enabled: bool,
     /// How often a failed backup is tried again.
@@ -190,12 +204,16 @@ impl Service {
         }
     }
 
-    fn seal_key(&self, vault: &str, key_text: &str) -> Vec<u8> {
+    pub(crate) fn seal_key(&self, vault: &str, key_text: &str) -> Vec<u8> {
         self.secret
             .seal(&format!("vault-key:{vault}"), key_text.as_bytes())
     }
 
-    fn seal_credentials(&self, vault: &str, creds: &BTreeMap<String, String>) -> Result<Vec<u8>> {
+    pub(crate) fn seal_credentials(
+        &self,
+        vault: &str,
+        creds: &BTreeMap<String, String>,
+    ) -> Result<Vec<u8>> {
         let json =
             Zeroizing::new(serde_json::to_vec(creds).map_err(|e| Error::Internal(e.to_string()))?);
         Ok(self
@@ -387,6 +405,11 @@ impl Service {
         let (info, sealed_key, sealed_creds) = self
             .vault_row(name)?
             .ok_or_else(|| Error::NotFound(format!("vault {name}")))?;
+        if sealed_key.is_empty() {
+            return Err(Error::Conflict(format!(
+                "vault {name} has no key since it was recovered: give it with PUT /vaults/{name}/key (and its credentials, if it needs any)"
+            )));
+        }
         let key_text = self
             .secret
             .open(&format!("vault-key:{name}"), &sealed_key)?;
@@ -533,20 +556,23 @@ impl Service {
         validate_name("name", &item.name)?;
         self.vault_info(&item.vault)
             .map_err(|_| Error::invalid("vault", format!("no vault named {}", item.vault)))?;
-        if item.kind != "directory" {
+        validate_item(item)?;
+        if item.name.starts_with(SERVICE_ITEM_PREFIX) {
             return Err(Error::invalid(
-                "kind",
-                format!("unknown kind {:?}; supported: directory", item.kind),
+                "name",
+                format!("names starting with {SERVICE_ITEM_PREFIX} are kept for the service's own backups"),
             ));
         }
-        validate_paths(&item.paths)?;
-        if item.retry_attempts > 10 {
-            return Err(Error::invalid("retry_attempts", "at most 10"));
+        if self.set(&item.name).is_ok() {
+            return Err(Error::Conflict(format!(
+                "an infrastructure set is named {}: items and sets share names",
+                item.name
+            )));
         }
         let created = now();
         let inserted = self.db.conn().execute(
-            "INSERT INTO items (name, vault, kind, paths, excludes, enabled, retry_attempts, retry_delay_secs, created)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9) ON CONFLICT (name) DO NOTHING",
+            "INSERT INTO items (name, vault, kind, paths, excludes, enabled, retry_attempts, retry_delay_secs, created, spec)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10) ON CONFLICT (name) DO NOTHING",
             params![
                 item.name,
                 item.vault,
@@ -556,7 +582,8 @@ impl Service {
                 item.enabled,
                 item.retry_attempts,
                 item.retry_delay_secs as i64,
-                created
+                created,
+                spec_json(item)
             ],
         )?;
         if inserted == 0 {
@@ -578,14 +605,20 @@ impl Service {
     pub fn items(&self, name: Option<&str>) -> Result<Vec<Item>> {
         let conn = self.db.conn();
         let mut stmt = conn.prepare(
-            "SELECT name, vault, kind, paths, excludes, enabled, retry_attempts, retry_delay_secs, created
+            "SELECT name, vault, kind, paths, excludes, enabled, retry_attempts, retry_delay_secs, created, spec
              FROM items WHERE ?1 IS NULL OR name = ?1 ORDER BY name",
         )?;
         let items = stmt
             .query_map([name], |r| {
                 let paths: String = r.get(3)?;
                 let excludes: String = r.get(4)?;
+                let spec: ItemSpec =
+                    serde_json::from_str(&r.get::<_, String>(9)?).unwrap_or_default();
                 Ok(Item {
+                    postgresql: spec.postgresql,
+                    command: spec.command,
+                    pre: spec.pre,
+                    post: spec.post,
                     name: r.get(0)?,
                     vault: r.get(1)?,
                     kind: r.get(2)?,
@@ -603,19 +636,17 @@ impl Service {
 
     /// Changes an item's paths, excludes, enabled flag or retry settings.
     pub fn update_item(&self, item: &Item) -> Result<Item> {
-        validate_paths(&item.paths)?;
-        if item.retry_attempts > 10 {
-            return Err(Error::invalid("retry_attempts", "at most 10"));
-        }
+        validate_item(item)?;
         let n = self.db.conn().execute(
-            "UPDATE items SET paths = ?1, excludes = ?2, enabled = ?3, retry_attempts = ?4, retry_delay_secs = ?5
-             WHERE name = ?6",
+            "UPDATE items SET paths = ?1, excludes = ?2, enabled = ?3, retry_attempts = ?4, retry_delay_secs = ?5,
+             spec = ?6 WHERE name = ?7",
             params![
                 json(&item.paths),
                 json(&item.excludes),
                 item.enabled,
                 item.retry_attempts,
                 item.retry_delay_secs as i64,
+                spec_json(item),
                 item.name
             ],
         )?;
@@ -651,17 +682,64 @@ fn json<T: Serialize>(v: &T) -> String {
     serde_json::to_string(v).unwrap_or_else(|_| "[]".into())
 }
 
-fn validate_paths(paths: &[String]) -> Result<()> {
-    if paths.is_empty() {
-        return Err(Error::invalid("paths", "at least one path is required"));
-    }
-    for p in paths {
-        if !Path::new(p).is_absolute() {
-            return Err(Error::invalid(
-                "paths",
-                format!("{p:?} is not absolute: give the full path, starting with /"),
-            ));
-        }
+/// Items whose names start with this hold the service's own configuration,
+/// one per infrastructure set (`coffer-service.SET`).
+pub const SERVICE_ITEM_PREFIX: &str = "coffer-service.";
+
+/// The kind-specific settings of an item, stored as one JSON column.
+#[derive(Debug, Default, Serialize, Deserialize)]
+struct ItemSpec {
+    #[serde(default)]
+    postgresql: Option<PostgresSpec>,
+    #[serde(default)]
+    command: Option<CommandSpec>,
+    #[serde(default)]
+    pre: Option<Hook>,
+    #[serde(default)]
+    post: Option<Hook>,
+}
+
+pub(crate) fn spec_json(item: &Item) -> String {
+    json(&ItemSpec {
+        postgresql: item.postgresql.clone(),
+        command: item.command.clone(),
+        pre: item.pre.clone(),
+        post: item.post.clone(),
+    })
+}
+
+/// What the sources crate needs to back an item up and restore it.
+pub fn item_def(item: &Item) -> Result<ItemDef> {
+    let kind = Kind::parse(&item.kind).ok_or_else(|| {
+        let known: Vec<&str> = Kind::ALL.iter().map(|k| k.as_str()).collect();
+        Error::invalid(
+            "kind",
+            format!(
+                "unknown kind {:?}; supported: {}",
+                item.kind,
+                known.join(", ")
+            ),
+        )
+    })?;
+    Ok(ItemDef {
+        name: item.name.clone(),
+        kind,
+        paths: item.paths.clone(),
+        excludes: item.excludes.clone(),
+        postgresql: item.postgresql.clone(),
+        command: item.command.clone(),
+        pre: item.pre.clone(),
+        post: item.post.clone(),
+    })
+}
+
+fn validate_item(item: &Item) -> Result<()> {
+    item_def(item)?.validate().map_err(|e| match e {
+        coffer_sources::Error::Invalid { field, message } => Error::invalid(field, message),
+        other => Error::invalid("kind", other.to_string()),
+    })?;
+    if item.retry_attempts > 10 {
+        return Err(Error::invalid("retry_attempts", "at most 10"));
     }
     Ok(())
 }

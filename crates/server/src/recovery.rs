@@ -1,0 +1,779 @@
+//! Cloud recovery: the service's configuration as a recovery point, and a
+//! whole deployment brought back from a location and its key.
+//!
+//! Every set backup ends with a point holding `service.json`: vaults (where
+//! they are and which key opens them, never a key or a storage secret),
+//! items, sets, users with their password hashes, roles, tokens (hashes
+//! only), notification targets (without their secrets), and the set point's
+//! record: which item went into which point, and how. Recovery on a fresh
+//! machine reads that record, writes the configuration into an empty data
+//! directory (the recovered vault gets the key and credentials given to the
+//! recovery; other vaults wait for theirs), and puts every item back through
+//! its kind. A drill does the same into a scratch area and measures it.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use rusqlite::params;
+use serde::{Deserialize, Serialize};
+
+use coffer_engine::location::Credentials;
+use coffer_engine::restore::RestoreProgress;
+use coffer_engine::{Point, Storage, Vault, VaultKey};
+
+use crate::db::now;
+use crate::error::{Error, Result};
+use crate::service::{item_def, Item, Maintenance, Service};
+use crate::sets::{InfraSet, SET_POINT_TAG, SET_TAG};
+
+/// The configuration's file in its point.
+pub const CONFIG_FILE: &str = "service.json";
+/// The newest configuration format this release reads and writes.
+pub const EXPORT_FORMAT: u32 = 1;
+
+/// What happened to one item of a set point.
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct ItemStatus {
+    pub item: String,
+    pub kind: String,
+    /// `Succeeded`, `PartialSucceeded` or `Failed`.
+    pub status: String,
+    /// The item's recovery point, when one was made.
+    pub point: Option<String>,
+    pub consistency: Option<String>,
+    pub message: Option<String>,
+}
+
+impl ItemStatus {
+    pub fn failed(item: &str, kind: &str, message: String) -> Self {
+        ItemStatus {
+            item: item.to_string(),
+            kind: kind.to_string(),
+            status: "Failed".into(),
+            point: None,
+            consistency: None,
+            message: Some(message),
+        }
+    }
+}
+
+/// One set point, as its configuration point records it.
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct SetRecord {
+    pub set: String,
+    pub id: String,
+    /// Unix seconds; every item's point carries the same time.
+    pub time: i64,
+    pub vault: String,
+    pub items: Vec<ItemStatus>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct VaultExport {
+    pub name: String,
+    pub location: String,
+    pub vault_id: String,
+    pub key_fingerprint: String,
+    pub credential_names: Vec<String>,
+    pub created: i64,
+    pub maintenance: Maintenance,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct UserExport {
+    pub name: String,
+    pub password_hash: Option<String>,
+    pub is_admin: bool,
+    pub created: i64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RoleExport {
+    pub user: String,
+    pub vault: String,
+    pub role: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct TokenExport {
+    pub user: String,
+    pub name: String,
+    /// Hex of the token's hash; the token itself was never stored.
+    pub hash: String,
+    pub created: i64,
+    pub expires: Option<i64>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct TargetExport {
+    pub name: String,
+    pub destination: String,
+    pub min_severity: String,
+    pub events: String,
+    pub enabled: bool,
+    pub created: i64,
+    /// It had a secret (a signing key, a mail password), which is not in
+    /// the export: it must be given again.
+    pub had_secret: bool,
+}
+
+/// The service's configuration, as a set backup stores it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ServiceExport {
+    pub format: u32,
+    pub software: String,
+    pub exported_at: i64,
+    pub set_point: Option<SetRecord>,
+    pub vaults: Vec<VaultExport>,
+    pub items: Vec<Item>,
+    pub sets: Vec<InfraSet>,
+    pub users: Vec<UserExport>,
+    pub roles: Vec<RoleExport>,
+    pub tokens: Vec<TokenExport>,
+    pub notification_targets: Vec<TargetExport>,
+    pub scheduler_enabled: bool,
+}
+
+/// The configuration of the running service.
+pub fn export(service: &Service, set_point: Option<SetRecord>) -> Result<ServiceExport> {
+    let vaults = service
+        .list_vaults()?
+        .into_iter()
+        .map(|v| VaultExport {
+            name: v.name,
+            location: v.location,
+            vault_id: v.vault_id,
+            key_fingerprint: v.key_fingerprint,
+            credential_names: v.credential_names,
+            created: v.created,
+            maintenance: v.maintenance,
+        })
+        .collect();
+    let conn = service.db.conn();
+    let users = conn
+        .prepare("SELECT name, password_hash, is_admin, created FROM users ORDER BY name")?
+        .query_map([], |r| {
+            Ok(UserExport {
+                name: r.get(0)?,
+                password_hash: r.get(1)?,
+                is_admin: r.get(2)?,
+                created: r.get(3)?,
+            })
+        })?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    let roles = conn
+        .prepare(
+            "SELECT u.name, r.vault, r.role FROM role_assignments r JOIN users u ON u.id = r.user_id
+             ORDER BY u.name, r.vault",
+        )?
+        .query_map([], |r| {
+            Ok(RoleExport {
+                user: r.get(0)?,
+                vault: r.get(1)?,
+                role: r.get(2)?,
+            })
+        })?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    let tokens = conn
+        .prepare(
+            "SELECT u.name, t.name, t.hash, t.created, t.expires FROM tokens t JOIN users u ON u.id = t.user_id
+             ORDER BY t.id",
+        )?
+        .query_map([], |r| {
+            Ok(TokenExport {
+                user: r.get(0)?,
+                name: r.get(1)?,
+                hash: hex::encode(r.get::<_, Vec<u8>>(2)?),
+                created: r.get(3)?,
+                expires: r.get(4)?,
+            })
+        })?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    let notification_targets = conn
+        .prepare(
+            "SELECT name, destination, min_severity, events, enabled, created, sealed_secret IS NOT NULL
+             FROM notification_targets ORDER BY name",
+        )?
+        .query_map([], |r| {
+            Ok(TargetExport {
+                name: r.get(0)?,
+                destination: r.get(1)?,
+                min_severity: r.get(2)?,
+                events: r.get(3)?,
+                enabled: r.get(4)?,
+                created: r.get(5)?,
+                had_secret: r.get(6)?,
+            })
+        })?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    drop(conn);
+    Ok(ServiceExport {
+        format: EXPORT_FORMAT,
+        software: format!("coffer {}", env!("CARGO_PKG_VERSION")),
+        exported_at: now(),
+        set_point,
+        vaults,
+        items: service.items(None)?,
+        sets: service.sets(None)?,
+        users,
+        roles,
+        tokens,
+        notification_targets,
+        scheduler_enabled: service.scheduler.enabled(service)?,
+    })
+}
+
+/// Reads the configuration stored in a point of a `coffer-service.SET` item.
+pub fn read_export(vault: &Vault, point: &Point) -> Result<ServiceExport> {
+    let mut bytes = Vec::new();
+    coffer_engine::restore::read_file(vault, point, &Path::new("/").join(CONFIG_FILE), &mut bytes)?;
+    #[derive(Deserialize)]
+    struct Version {
+        format: u32,
+        #[serde(default)]
+        software: String,
+    }
+    let version: Version = serde_json::from_slice(&bytes).map_err(|e| {
+        Error::Internal(format!(
+            "the configuration in point {} is not readable: {e}",
+            point.id.to_hex()
+        ))
+    })?;
+    if version.format > EXPORT_FORMAT {
+        return Err(Error::Config(format!(
+            "the configuration in point {} was written by {} in format {}, newer than this coffer's {EXPORT_FORMAT}: recover with that release or a newer one",
+            point.id.to_hex(),
+            version.software,
+            version.format
+        )));
+    }
+    serde_json::from_slice(&bytes).map_err(|e| {
+        Error::Internal(format!(
+            "the configuration in point {} is not readable: {e}",
+            point.id.to_hex()
+        ))
+    })
+}
+
+/// A set point found in a vault.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct SetPointInfo {
+    pub set: String,
+    pub id: String,
+    pub time: i64,
+    /// Per item, from the configuration point; items whose point is gone
+    /// (deleted since) show as missing.
+    pub items: Vec<ItemStatus>,
+    /// The point holding the service's configuration.
+    pub service_point: Option<String>,
+    /// The configuration and every item's point are there.
+    pub ready_for_cloud_recovery: bool,
+    /// Why it is not ready.
+    pub not_ready_because: Option<String>,
+}
+
+fn tag_value<'a>(point: &'a Point, prefix: &str) -> Option<&'a str> {
+    point
+        .manifest
+        .tags
+        .iter()
+        .find_map(|t| t.strip_prefix(prefix))
+}
+
+/// Every set point of a vault, newest first.
+pub fn set_points(vault: &Vault) -> Result<Vec<SetPointInfo>> {
+    let points = vault.points()?;
+    let mut groups: BTreeMap<String, Vec<&Point>> = BTreeMap::new();
+    for p in &points {
+        if let Some(id) = tag_value(p, SET_POINT_TAG) {
+            groups.entry(id.to_string()).or_default().push(p);
+        }
+    }
+    let mut out = Vec::new();
+    for (id, members) in groups {
+        let set = members
+            .iter()
+            .find_map(|p| tag_value(p, SET_TAG))
+            .unwrap_or_default()
+            .to_string();
+        let time = members
+            .iter()
+            .map(|p| p.manifest.time.secs)
+            .max()
+            .unwrap_or(0);
+        let service = members.iter().find(|p| {
+            p.manifest
+                .item
+                .starts_with(crate::service::SERVICE_ITEM_PREFIX)
+        });
+        let present: BTreeMap<String, String> = members
+            .iter()
+            .map(|p| (p.id.to_hex(), p.manifest.item.clone()))
+            .collect();
+        let (mut items, mut why) = match service.map(|p| read_export(vault, p)) {
+            Some(Ok(export)) => match export.set_point {
+                Some(record) => (record.items, None),
+                None => (
+                    Vec::new(),
+                    Some("the configuration has no set record".to_string()),
+                ),
+            },
+            Some(Err(e)) => (
+                Vec::new(),
+                Some(format!("the configuration is unreadable: {e}")),
+            ),
+            None => (
+                Vec::new(),
+                Some("the service's configuration was not stored".to_string()),
+            ),
+        };
+        for status in &mut items {
+            match &status.point {
+                Some(p) if !present.contains_key(p) => {
+                    why.get_or_insert(format!("the point of item {} is gone", status.item));
+                    status.status = "Missing".into();
+                }
+                None => {
+                    why.get_or_insert(format!(
+                        "item {} failed: {}",
+                        status.item,
+                        status.message.clone().unwrap_or_default()
+                    ));
+                }
+                _ => {}
+            }
+        }
+        out.push(SetPointInfo {
+            set,
+            id,
+            time,
+            items,
+            service_point: service.map(|p| p.id.to_hex()),
+            ready_for_cloud_recovery: why.is_none(),
+            not_ready_because: why,
+        });
+    }
+    out.sort_by(|a, b| b.time.cmp(&a.time).then(b.id.cmp(&a.id)));
+    Ok(out)
+}
+
+/// A set point by its id or a unique prefix of it.
+pub fn find_set_point(vault: &Vault, spec: &str) -> Result<SetPointInfo> {
+    let all = set_points(vault)?;
+    let matching: Vec<SetPointInfo> = if spec == "latest" {
+        all.into_iter().take(1).collect()
+    } else {
+        all.into_iter().filter(|p| p.id.starts_with(spec)).collect()
+    };
+    match matching.len() {
+        0 => Err(Error::NotFound(format!("set point {spec}"))),
+        1 => Ok(matching
+            .into_iter()
+            .next()
+            .ok_or_else(|| Error::NotFound(spec.into()))?),
+        n => Err(Error::invalid(
+            "point",
+            format!("{spec:?} matches {n} set points: give more characters"),
+        )),
+    }
+}
+
+/// Writes a recovered configuration into a service whose data directory
+/// was empty. `vault_id`'s vault gets `key_text` and `credentials`.
+pub fn import(
+    service: &Service,
+    export: &ServiceExport,
+    vault_id: &str,
+    key_text: &str,
+    credentials: &BTreeMap<String, String>,
+) -> Result<Vec<String>> {
+    if !service.list_vaults()?.is_empty() || !service.items(None)?.is_empty() {
+        return Err(Error::Conflict(
+            "this data directory has a configuration already: recover into an empty one (--data-dir)"
+                .into(),
+        ));
+    }
+    let mut notes = Vec::new();
+    let mut conn = service.db.conn();
+    let tx = conn.transaction()?;
+    for v in &export.vaults {
+        let (sealed_key, sealed_creds, fingerprint) = if v.vault_id == vault_id {
+            let key = VaultKey::from_text(key_text)?;
+            (
+                service.seal_key(&v.name, key_text.trim()),
+                service.seal_credentials(&v.name, credentials)?,
+                key.fingerprint(),
+            )
+        } else {
+            notes.push(format!(
+                "vault {} at {} needs its key again (PUT /vaults/{}/key) and its credentials ({})",
+                v.name,
+                v.location,
+                v.name,
+                if v.credential_names.is_empty() {
+                    "none".to_string()
+                } else {
+                    v.credential_names.join(", ")
+                }
+            ));
+            (
+                Vec::new(),
+                service.seal_credentials(&v.name, &BTreeMap::new())?,
+                String::new(),
+            )
+        };
+        tx.execute(
+            "INSERT INTO vaults (name, location, vault_id, sealed_key, sealed_credentials, key_fingerprint, created,
+             prune_schedule, check_schedule, check_percent, schedule_time_zone)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+            params![
+                v.name,
+                v.location,
+                v.vault_id,
+                sealed_key,
+                sealed_creds,
+                fingerprint,
+                v.created,
+                v.maintenance.prune_schedule,
+                v.maintenance.check_schedule,
+                v.maintenance.check_percent,
+                v.maintenance.time_zone
+            ],
+        )?;
+    }
+    for it in &export.items {
+        tx.execute(
+            "INSERT INTO items (name, vault, kind, paths, excludes, enabled, retry_attempts, retry_delay_secs, created, spec)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+            params![
+                it.name,
+                it.vault,
+                it.kind,
+                serde_json::to_string(&it.paths).unwrap_or_default(),
+                serde_json::to_string(&it.excludes).unwrap_or_default(),
+                it.enabled,
+                it.retry_attempts,
+                it.retry_delay_secs as i64,
+                it.created,
+                crate::service::spec_json(it)
+            ],
+        )?;
+    }
+    for s in &export.sets {
+        tx.execute(
+            "INSERT INTO sets (name, vault, items, schedule, time_zone, retention_days, enabled, drill_schedule, created)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+            params![
+                s.name,
+                s.vault,
+                serde_json::to_string(&s.items).unwrap_or_default(),
+                s.schedule,
+                s.time_zone,
+                s.retention_days,
+                s.enabled,
+                s.drill_schedule,
+                s.created
+            ],
+        )?;
+    }
+    for u in &export.users {
+        tx.execute(
+            "INSERT INTO users (name, password_hash, is_admin, created) VALUES (?1, ?2, ?3, ?4)",
+            params![u.name, u.password_hash, u.is_admin, u.created],
+        )?;
+    }
+    for r in &export.roles {
+        tx.execute(
+            "INSERT INTO role_assignments (user_id, vault, role)
+             SELECT id, ?2, ?3 FROM users WHERE name = ?1",
+            params![r.user, r.vault, r.role],
+        )?;
+    }
+    for t in &export.tokens {
+        let hash = hex::decode(&t.hash)
+            .map_err(|_| Error::Internal(format!("token {} has a damaged hash", t.name)))?;
+        tx.execute(
+            "INSERT INTO tokens (user_id, name, hash, created, expires)
+             SELECT id, ?2, ?3, ?4, ?5 FROM users WHERE name = ?1",
+            params![t.user, t.name, hash, t.created, t.expires],
+        )?;
+    }
+    for t in &export.notification_targets {
+        // Without its secret a target would send unsigned or fail to log
+        // in: it stays off until it is added again with the secret.
+        let enabled = t.enabled && !t.had_secret;
+        if t.had_secret {
+            notes.push(format!(
+                "notification target {} is off: its secret is not in backups; remove it and add it again with the secret",
+                t.name
+            ));
+        }
+        tx.execute(
+            "INSERT INTO notification_targets (name, destination, sealed_secret, min_severity, events, enabled, created)
+             VALUES (?1, ?2, NULL, ?3, ?4, ?5, ?6)",
+            params![t.name, t.destination, t.min_severity, t.events, enabled, t.created],
+        )?;
+    }
+    tx.execute(
+        "INSERT INTO settings (key, value) VALUES ('scheduler', ?1)
+         ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+        [if export.scheduler_enabled {
+            "on"
+        } else {
+            "off"
+        }],
+    )?;
+    tx.commit()?;
+    Ok(notes)
+}
+
+/// Opens the vault at a location with a key, for recovery.
+pub fn open_location(
+    location: &str,
+    credentials: &BTreeMap<String, String>,
+    key_text: &str,
+) -> Result<Vault> {
+    let creds = credentials
+        .iter()
+        .fold(Credentials::new(), |c, (k, v)| c.with(k, v));
+    let storage = Storage::open_with(location, &creds)?;
+    let key = VaultKey::from_text(key_text)?;
+    Ok(Vault::open(storage, &key, None)?)
+}
+
+/// Where and how a recovery puts things back.
+#[derive(Debug, Clone, Default)]
+pub struct RecoverOptions {
+    /// Only this item (and no configuration when the service has one).
+    pub item: Option<String>,
+    /// Files go under this directory instead of their original place.
+    pub target: Option<PathBuf>,
+    pub overwrite: bool,
+    /// PostgreSQL items go into this server instead of their own.
+    pub postgresql_connection: Option<String>,
+}
+
+/// What a recovery did, item by item.
+#[derive(Debug, Clone, Serialize)]
+pub struct RecoverReport {
+    pub set: String,
+    pub set_point: String,
+    pub configuration: Option<String>,
+    pub notes: Vec<String>,
+    pub items: Vec<ItemOutcome>,
+    pub seconds: f64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ItemOutcome {
+    pub item: String,
+    pub kind: String,
+    pub ok: bool,
+    pub message: String,
+    pub seconds: f64,
+}
+
+impl RecoverReport {
+    pub fn ok(&self) -> bool {
+        self.items.iter().all(|i| i.ok)
+    }
+}
+
+/// The configuration and the item definitions of a set point.
+fn configuration(vault: &Vault, info: &SetPointInfo) -> Result<(ServiceExport, SetRecord)> {
+    let service_point = info.service_point.as_deref().ok_or_else(|| {
+        Error::Config(format!(
+            "set point {} has no stored configuration, so its items cannot be recovered from it: choose another point",
+            info.id
+        ))
+    })?;
+    let point = vault.resolve_point(service_point, None)?;
+    let export = read_export(vault, &point)?;
+    let record = export
+        .set_point
+        .clone()
+        .ok_or_else(|| Error::Config(format!("set point {} has no set record", info.id)))?;
+    Ok((export, record))
+}
+
+fn select<'a>(record: &'a SetRecord, only: Option<&str>) -> Result<Vec<&'a ItemStatus>> {
+    let chosen: Vec<&ItemStatus> = record
+        .items
+        .iter()
+        .filter(|s| only.is_none_or(|o| o == s.item))
+        .collect();
+    if let (Some(o), true) = (only, chosen.is_empty()) {
+        return Err(Error::invalid(
+            "item",
+            format!("set point {} has no item {o}", record.id),
+        ));
+    }
+    Ok(chosen)
+}
+
+fn find_item<'a>(export: &'a ServiceExport, name: &str) -> Result<&'a Item> {
+    export
+        .items
+        .iter()
+        .find(|i| i.name == name)
+        .ok_or_else(|| Error::Internal(format!("item {name} is not in the configuration")))
+}
+
+/// Restores a set point: the configuration into `service` (when it has
+/// none yet), then every item (or the one named) through its kind.
+pub fn recover(
+    service: &Service,
+    vault: &Vault,
+    info: &SetPointInfo,
+    key_text: &str,
+    credentials: &BTreeMap<String, String>,
+    opts: &RecoverOptions,
+    mut on_item: impl FnMut(&ItemOutcome),
+) -> Result<RecoverReport> {
+    let started = Instant::now();
+    let (export, record) = configuration(vault, info)?;
+    let fresh = service.list_vaults()?.is_empty() && service.items(None)?.is_empty();
+    let (configuration, notes) = if fresh {
+        let notes = import(
+            service,
+            &export,
+            &vault.header().vault_id_hex(),
+            key_text,
+            credentials,
+        )?;
+        (Some(info.service_point.clone().unwrap_or_default()), notes)
+    } else if opts.item.is_some() {
+        (
+            None,
+            vec!["the service has a configuration already: only the item was restored".into()],
+        )
+    } else {
+        return Err(Error::Conflict(
+            "this data directory has a configuration already: recover into an empty one (--data-dir), or name one --item"
+                .into(),
+        ));
+    };
+    let mut items = Vec::new();
+    for status in select(&record, opts.item.as_deref())? {
+        let t = Instant::now();
+        let outcome = (|| -> Result<String> {
+            let point_id = status.point.as_deref().ok_or_else(|| {
+                Error::Config(format!(
+                    "the item failed at backup time, so this set point has nothing of it: {}",
+                    status.message.clone().unwrap_or_default()
+                ))
+            })?;
+            let point = vault.resolve_point(point_id, None)?;
+            let def = item_def(find_item(&export, &status.item)?)?;
+            let to = coffer_sources::Destination {
+                target: opts.target.clone(),
+                overwrite: opts.overwrite,
+                postgresql_connection: opts.postgresql_connection.clone(),
+            };
+            coffer_sources::restore(vault, &def, &point, &to, &RestoreProgress::default())
+                .map_err(|e| Error::Internal(e.to_string()))
+        })();
+        let done = ItemOutcome {
+            item: status.item.clone(),
+            kind: status.kind.clone(),
+            ok: outcome.is_ok(),
+            message: outcome.unwrap_or_else(|e| e.to_string()),
+            seconds: t.elapsed().as_secs_f64(),
+        };
+        on_item(&done);
+        items.push(done);
+    }
+    Ok(RecoverReport {
+        set: record.set,
+        set_point: record.id,
+        configuration,
+        notes,
+        items,
+        seconds: started.elapsed().as_secs_f64(),
+    })
+}
+
+/// A recovery drill: every item of the set point restored into a scratch
+/// area under `scratch_root` and checked there, the configuration read,
+/// the time measured; nothing is left behind.
+pub fn drill(
+    vault: &Vault,
+    info: &SetPointInfo,
+    scratch_root: Option<&Path>,
+    mut on_item: impl FnMut(&ItemOutcome),
+) -> Result<RecoverReport> {
+    let started = Instant::now();
+    let (export, record) = configuration(vault, info)?;
+    let mut items = Vec::new();
+    for status in &record.items {
+        let t = Instant::now();
+        let outcome = (|| -> Result<String> {
+            let point_id = status.point.as_deref().ok_or_else(|| {
+                Error::Config("the item failed at backup time: nothing to restore".into())
+            })?;
+            let point = vault.resolve_point(point_id, None)?;
+            let def = item_def(find_item(&export, &status.item)?)?;
+            coffer_sources::verify(vault, &def, &point, scratch_root)
+                .map_err(|e| Error::Internal(e.to_string()))
+        })();
+        let done = ItemOutcome {
+            item: status.item.clone(),
+            kind: status.kind.clone(),
+            ok: outcome.is_ok(),
+            message: outcome.unwrap_or_else(|e| e.to_string()),
+            seconds: t.elapsed().as_secs_f64(),
+        };
+        on_item(&done);
+        items.push(done);
+    }
+    Ok(RecoverReport {
+        set: record.set,
+        set_point: record.id,
+        configuration: info.service_point.clone(),
+        notes: vec![format!(
+            "configuration read: {} vaults, {} items, {} users",
+            export.vaults.len(),
+            export.items.len(),
+            export.users.len()
+        )],
+        items,
+        seconds: started.elapsed().as_secs_f64(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use coffer_engine::backup::{backup_streams, BackupOptions, NamedStream, Progress};
+    use coffer_engine::keys::GENERATED_KEY_KDF;
+
+    #[test]
+    fn a_configuration_from_a_newer_release_is_refused_clearly() {
+        let dir = tempfile::tempdir().unwrap();
+        let storage = Storage::open(dir.path().to_str().unwrap()).unwrap();
+        let (key, _) = VaultKey::generate();
+        Vault::init(&storage, &key, GENERATED_KEY_KDF).unwrap();
+        let vault = Vault::open(storage, &key, None).unwrap();
+        let body = br#"{"format": 2, "software": "coffer 9.0.0", "vaults": []}"#.to_vec();
+        let report = backup_streams(
+            &vault,
+            vec![NamedStream {
+                name: CONFIG_FILE.into(),
+                reader: Box::new(std::io::Cursor::new(body)),
+            }],
+            &BackupOptions {
+                item: Some("coffer-service.infra".into()),
+                ..Default::default()
+            },
+            &Progress::default(),
+        )
+        .unwrap();
+        let point = vault.read_point(&report.point).unwrap();
+        let e = read_export(&vault, &point).unwrap_err().to_string();
+        assert!(
+            e.contains("coffer 9.0.0 in format 2") && e.contains("newer than this coffer's 1"),
+            "{e}"
+        );
+    }
+}
