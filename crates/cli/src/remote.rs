@@ -60,12 +60,61 @@ enum RemoteCommand {
     /// API tokens of the caller.
     #[command(subcommand)]
     Token(TokenCmd),
+    /// Infrastructure sets: items backed up together into one point.
+    #[command(subcommand)]
+    Set(SetCmd),
     /// Back an item up now (the schedule is not moved).
     BackupNow {
         item: String,
         /// Wait for the job to end and exit with its outcome.
         #[arg(long)]
         wait: bool,
+    },
+}
+
+#[derive(Subcommand)]
+enum SetCmd {
+    List,
+    Show {
+        name: String,
+    },
+    /// Create a set (default: every 12 hours, kept 7 days).
+    Add {
+        name: String,
+        #[arg(long)]
+        vault: String,
+        /// Items of the vault, in the order they are backed up (repeatable).
+        #[arg(long = "item", required = true)]
+        items: Vec<String>,
+        /// `every N h from HH:MM`, `daily HH:MM` or `weekly mon,thu HH:MM`.
+        #[arg(long)]
+        schedule: Option<String>,
+        #[arg(long)]
+        retention_days: Option<u32>,
+        /// When a recovery drill runs on its own.
+        #[arg(long)]
+        drill_schedule: Option<String>,
+    },
+    /// Remove a set; its points stay in the vault.
+    Remove {
+        name: String,
+    },
+    /// Back the set up now.
+    BackupNow {
+        name: String,
+        #[arg(long)]
+        wait: bool,
+    },
+    /// Run a recovery drill of the set's newest point now.
+    Drill {
+        name: String,
+        #[arg(long)]
+        wait: bool,
+    },
+    /// The set points in a vault, with per-item status and readiness.
+    Points {
+        #[arg(long)]
+        vault: String,
     },
 }
 
@@ -103,16 +152,41 @@ enum ItemCmd {
     Show {
         name: String,
     },
-    /// Protect a directory tree.
+    /// Protect a directory tree (the default), a SQLite database, a
+    /// PostgreSQL database or cluster, or a command's output.
     Add {
         name: String,
         #[arg(long)]
         vault: String,
-        /// Absolute paths (repeatable).
-        #[arg(long = "path", required = true)]
+        /// directory, sqlite, postgresql or command.
+        #[arg(long, default_value = "directory")]
+        kind: String,
+        /// Absolute paths (repeatable); for sqlite, the database file.
+        #[arg(long = "path")]
         paths: Vec<String>,
         #[arg(long = "exclude")]
         excludes: Vec<String>,
+        /// postgresql: libpq connection string, without a password.
+        #[arg(long, value_name = "CONNINFO")]
+        pg_connection: Option<String>,
+        /// postgresql: the database (else the whole cluster is backed up).
+        #[arg(long, value_name = "NAME")]
+        pg_database: Option<String>,
+        /// postgresql: directory of pg_dump and friends.
+        #[arg(long, value_name = "DIR")]
+        pg_bin_dir: Option<String>,
+        /// command: what writes the data to back up on its output.
+        #[arg(long, value_name = "SHELL")]
+        backup_command: Option<String>,
+        /// command: what reads a point's data on its input.
+        #[arg(long, value_name = "SHELL")]
+        restore_command: Option<String>,
+        /// Script run before each backup (quiesce the application).
+        #[arg(long, value_name = "SHELL")]
+        pre: Option<String>,
+        /// Script run after each backup.
+        #[arg(long, value_name = "SHELL")]
+        post: Option<String>,
         /// Policy to assign (default: the vault's DefaultPolicy).
         #[arg(long)]
         policy: Option<String>,
@@ -315,23 +389,138 @@ pub fn run() -> Result<ExitCode> {
         RemoteCommand::Vault(cmd) => vault(&client, json, cmd),
         RemoteCommand::Item(cmd) => item(&client, json, cmd),
         RemoteCommand::Policy(cmd) => policy(&client, json, cmd),
+        RemoteCommand::Set(cmd) => set_cmd(&client, json, cmd),
         RemoteCommand::Job(cmd) => job(&client, json, cmd),
         RemoteCommand::Alert(cmd) => alert(&client, json, cmd),
         RemoteCommand::Token(cmd) => token_cmd(&client, json, cmd),
         RemoteCommand::BackupNow { item, wait } => {
-            let job = client.post(&format!("/items/{}/backup", path_segment(&item)), json!({}))?;
-            let id = job["id"].as_i64().unwrap_or_default();
-            if !wait {
-                print(json, &job, |j| {
-                    println!("job {} queued for {}", j["id"], item)
-                });
-                return Ok(ExitCode::SUCCESS);
-            }
-            let done = wait_job(&client, id)?;
-            print(json, &done, show_job);
-            Ok(job_exit(&done))
+            let path = format!("/items/{}/backup", path_segment(&item));
+            start_job(&client, json, &path, &item, wait)
         }
     }
+}
+
+/// Starts a job by POSTing to `path`; with `wait`, follows it to its end
+/// and exits with its outcome.
+fn start_job(client: &Client, json: bool, path: &str, what: &str, wait: bool) -> Result<ExitCode> {
+    let job = client.post(path, json!({}))?;
+    let id = job["id"].as_i64().unwrap_or_default();
+    if !wait {
+        print(json, &job, |j| {
+            println!("job {} queued for {what}", j["id"])
+        });
+        return Ok(ExitCode::SUCCESS);
+    }
+    let done = wait_job(client, id)?;
+    print(json, &done, show_job);
+    Ok(job_exit(&done))
+}
+
+fn set_cmd(client: &Client, json: bool, cmd: SetCmd) -> Result<ExitCode> {
+    match cmd {
+        SetCmd::List => {
+            let v = client.get("/sets")?;
+            print(json, &v, |v| {
+                for x in v.as_array().into_iter().flatten() {
+                    let items: Vec<&str> = x["items"]
+                        .as_array()
+                        .into_iter()
+                        .flatten()
+                        .filter_map(Value::as_str)
+                        .collect();
+                    println!(
+                        "{:<20} vault {:<16} {:<24} kept {} days  items {}",
+                        x["name"].as_str().unwrap_or(""),
+                        x["vault"].as_str().unwrap_or(""),
+                        x["schedule"].as_str().unwrap_or(""),
+                        x["retention_days"],
+                        items.join(", ")
+                    );
+                }
+            });
+        }
+        SetCmd::Show { name } => {
+            let v = client.get(&format!("/sets/{}", path_segment(&name)))?;
+            print(json, &v, |v| {
+                println!("{}", serde_json::to_string_pretty(v).unwrap_or_default())
+            });
+        }
+        SetCmd::Add {
+            name,
+            vault,
+            items,
+            schedule,
+            retention_days,
+            drill_schedule,
+        } => {
+            let mut body = json!({"name": name, "vault": vault, "items": items});
+            if let Some(s) = schedule {
+                body["schedule"] = json!(s);
+            }
+            if let Some(d) = retention_days {
+                body["retention_days"] = json!(d);
+            }
+            if let Some(d) = drill_schedule {
+                body["drill_schedule"] = json!(d);
+            }
+            let v = client.post("/sets", body)?;
+            print(json, &v, |v| {
+                println!(
+                    "set {name} added: {}, kept {} days",
+                    v["schedule"].as_str().unwrap_or(""),
+                    v["retention_days"]
+                )
+            });
+        }
+        SetCmd::Remove { name } => {
+            client.call(
+                reqwest::Method::DELETE,
+                &format!("/sets/{}", path_segment(&name)),
+                None,
+            )?;
+            if !json {
+                println!("set {name} removed (its points stay in the vault)");
+            }
+        }
+        SetCmd::BackupNow { name, wait } => {
+            let path = format!("/sets/{}/backup", path_segment(&name));
+            return start_job(client, json, &path, &name, wait);
+        }
+        SetCmd::Drill { name, wait } => {
+            let path = format!("/sets/{}/drill", path_segment(&name));
+            return start_job(client, json, &path, &name, wait);
+        }
+        SetCmd::Points { vault } => {
+            let v = client.get(&format!("/vaults/{}/set-points", path_segment(&vault)))?;
+            print(json, &v, |v| {
+                for p in v.as_array().into_iter().flatten() {
+                    let ready = if p["ready_for_cloud_recovery"] == true {
+                        "ready for cloud recovery".to_string()
+                    } else {
+                        format!(
+                            "NOT ready: {}",
+                            p["not_ready_because"].as_str().unwrap_or("")
+                        )
+                    };
+                    println!(
+                        "{}  set {}  {}  {ready}",
+                        p["id"].as_str().unwrap_or(""),
+                        p["set"].as_str().unwrap_or(""),
+                        crate::output::time_secs(p["time"].as_i64().unwrap_or(0))
+                    );
+                    for s in p["items"].as_array().into_iter().flatten() {
+                        println!(
+                            "    {:<24} {:<10} {}",
+                            s["item"].as_str().unwrap_or(""),
+                            s["kind"].as_str().unwrap_or(""),
+                            s["status"].as_str().unwrap_or("")
+                        );
+                    }
+                }
+            });
+        }
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 fn wait_job(client: &Client, id: i64) -> Result<Value> {
@@ -489,15 +678,39 @@ fn item(client: &Client, json: bool, cmd: ItemCmd) -> Result<ExitCode> {
         ItemCmd::Add {
             name,
             vault,
+            kind,
             paths,
             excludes,
+            pg_connection,
+            pg_database,
+            pg_bin_dir,
+            backup_command,
+            restore_command,
+            pre,
+            post,
             policy,
             retries,
         } => {
-            let v = client.post(
-                "/items",
-                json!({"name": name, "vault": vault, "paths": paths, "excludes": excludes, "retry_attempts": retries}),
-            )?;
+            let mut body = json!({"name": name, "vault": vault, "kind": kind, "paths": paths,
+                                  "excludes": excludes, "retry_attempts": retries});
+            if let Some(connection) = pg_connection {
+                let mode = if pg_database.is_some() {
+                    "database"
+                } else {
+                    "cluster"
+                };
+                body["postgresql"] = json!({"connection": connection, "database": pg_database,
+                                            "mode": mode, "bin_dir": pg_bin_dir});
+            }
+            if let Some(backup) = backup_command {
+                body["command"] = json!({"backup": backup, "restore": restore_command});
+            }
+            for (field, script) in [("pre", pre), ("post", post)] {
+                if let Some(command) = script {
+                    body[field] = json!({"command": command});
+                }
+            }
+            let v = client.post("/items", body)?;
             if let Some(p) = policy {
                 client.call(
                     reqwest::Method::PUT,

@@ -329,13 +329,42 @@ fn a_set_with_a_failing_item_ends_partly_succeeded_and_is_not_ready() {
     api.create_vault("main", &dir.path().join("vault"));
     let src = dir.path().join("src");
     random_file(&src.join("a"), 1000, 1);
-    api.create_item("files", "main", &src, 0);
-    api.post(
-        "/items",
-        json!({"name": "broken", "vault": "main", "kind": "command",
-               "command": {"backup": "echo partial; echo 'no route to etcd' >&2; exit 7"}}),
-        StatusCode::CREATED,
-    );
+    // Through the command line's remote mode, as an operator would.
+    let root = server.base.trim_end_matches("/api/v1").to_string();
+    let remote = |args: &[&str]| {
+        Command::new(BIN)
+            .args(["--server", &root])
+            .args(args)
+            .env_clear()
+            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+            .env("COFFER_TOKEN", &api.token)
+            .output()
+            .unwrap()
+    };
+    ok(&remote(&[
+        "item",
+        "add",
+        "files",
+        "--vault",
+        "main",
+        "--path",
+        src.to_str().unwrap(),
+        "--retries",
+        "0",
+    ]));
+    ok(&remote(&[
+        "item",
+        "add",
+        "broken",
+        "--vault",
+        "main",
+        "--kind",
+        "command",
+        "--backup-command",
+        "echo partial; echo 'no route to etcd' >&2; exit 7",
+        "--retries",
+        "0",
+    ]));
     // Wrong settings are refused with the field named.
     let (status, body) = api.call(
         "POST",
@@ -344,13 +373,43 @@ fn a_set_with_a_failing_item_ends_partly_succeeded_and_is_not_ready() {
     );
     assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
     assert_eq!(body["error"]["field"], "items", "{body}");
-    api.post(
-        "/sets",
-        json!({"name": "s", "vault": "main", "items": ["files", "broken"], "retention_days": 3}),
-        StatusCode::CREATED,
+    let out = remote(&[
+        "item",
+        "add",
+        "pg",
+        "--vault",
+        "main",
+        "--kind",
+        "postgresql",
+        "--pg-connection",
+        "host=db password=x",
+        "--pg-database",
+        "app",
+    ]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("password file"));
+    let added = ok(&remote(&[
+        "set",
+        "add",
+        "s",
+        "--vault",
+        "main",
+        "--item",
+        "files",
+        "--item",
+        "broken",
+        "--retention-days",
+        "3",
+    ]));
+    assert!(
+        added.contains("every 12 h from 00:00, kept 3 days"),
+        "{added}"
     );
-    let job = api.post("/sets/s/backup", json!({}), StatusCode::ACCEPTED);
-    let job = api.wait_job(job["id"].as_i64().unwrap());
+    assert!(ok(&remote(&["set", "list"])).contains("files, broken"));
+
+    let out = remote(&["set", "backup-now", "s", "--wait", "--json"]);
+    assert_eq!(out.status.code(), Some(3), "PartialSucceeded exits 3");
+    let job: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(job["state"], "PartialSucceeded", "{job}");
     let result = &job["result"];
     assert_eq!(result["ready_for_cloud_recovery"], false);
@@ -378,10 +437,161 @@ fn a_set_with_a_failing_item_ends_partly_succeeded_and_is_not_ready() {
             .any(|a| a["item"] == "broken"),
         "{alerts}"
     );
-    let listed = api.get("/vaults/main/set-points");
-    assert_eq!(listed[0]["ready_for_cloud_recovery"], false);
-    assert!(listed[0]["not_ready_because"]
+    let listed = ok(&remote(&["set", "points", "--vault", "main"]));
+    assert!(
+        listed.contains("NOT ready") && listed.contains("broken"),
+        "{listed}"
+    );
+    // A drill of a point that is not ready fails on the missing item.
+    let out = remote(&["set", "drill", "s", "--wait", "--json"]);
+    let job: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(job["state"], "Failed", "{job}");
+    assert!(job["error"].as_str().unwrap().contains("broken"), "{job}");
+}
+
+#[test]
+fn one_item_goes_under_a_target_secrets_stay_out_and_a_newer_vault_is_refused() {
+    let dir = scratch();
+    let root = dir.path();
+    let server = Server::start(&root.join("service"));
+    let api = server.admin();
+    let vault_dir = root.join("vault");
+    let key = api.create_vault("main", &vault_dir)["generated_key"]
         .as_str()
         .unwrap()
-        .contains("broken"));
+        .to_string();
+    let src = root.join("src");
+    random_file(&src.join("a.bin"), 50_000, 4);
+    std::fs::write(src.join("b.txt"), "b\n").unwrap();
+    api.create_item("files", "main", &src, 0);
+    api.post(
+        "/items",
+        json!({"name": "report", "vault": "main", "kind": "command",
+               "command": {"backup": "printf 'report body'", "file_name": "report.txt"}}),
+        StatusCode::CREATED,
+    );
+    let secret = "signing secret that must not be in backups";
+    api.post(
+        "/notifications/targets",
+        json!({"name": "hook", "destination": {"kind": "webhook", "url": "http://127.0.0.1:9/x"},
+               "secret": secret}),
+        StatusCode::CREATED,
+    );
+    api.post(
+        "/sets",
+        json!({"name": "s", "vault": "main", "items": ["files", "report"]}),
+        StatusCode::CREATED,
+    );
+    let job = api.post("/sets/s/backup", json!({}), StatusCode::ACCEPTED);
+    let job = api.wait_job(job["id"].as_i64().unwrap());
+    assert_eq!(job["state"], "Succeeded", "{job}");
+    let service_point = job["result"]["service_point"].as_str().unwrap().to_string();
+    drop(api);
+    drop(server);
+
+    // The stored configuration holds neither the vault key nor a secret.
+    let dumped = root.join("dumped");
+    let out = Command::new(BIN)
+        .args([
+            "restore",
+            "--vault",
+            vault_dir.to_str().unwrap(),
+            &service_point,
+            "--target",
+        ])
+        .arg(&dumped)
+        .env("COFFER_KEY", &key)
+        .env("HOME", root)
+        .output()
+        .unwrap();
+    ok(&out);
+    let config = std::fs::read_to_string(dumped.join("service.json")).unwrap();
+    assert!(config.contains("\"items\""), "{config}");
+    assert!(!config.contains(&key) && !config.contains(secret));
+
+    // Only one item, under a target, into a fresh data directory.
+    let home = root.join("home");
+    std::fs::create_dir_all(&home).unwrap();
+    let location = vault_dir.to_str().unwrap();
+    let data = root.join("recovered");
+    let target = root.join("t1");
+    let text = ok(&recover(
+        &key,
+        &home,
+        &[
+            "--location",
+            location,
+            "--point",
+            "latest",
+            "--item",
+            "files",
+            "--target",
+            target.to_str().unwrap(),
+            "--data-dir",
+            data.to_str().unwrap(),
+        ],
+    ));
+    assert!(text.contains("notification target hook is off"), "{text}");
+    common::assert_same_tree(&src, &common::under(&target, &src));
+    assert!(!target.join("report.txt").exists());
+    // A second item into the same service: its configuration stays.
+    let target2 = root.join("t2");
+    let text = ok(&recover(
+        &key,
+        &home,
+        &[
+            "--location",
+            location,
+            "--point",
+            "latest",
+            "--item",
+            "report",
+            "--target",
+            target2.to_str().unwrap(),
+            "--data-dir",
+            data.to_str().unwrap(),
+        ],
+    ));
+    assert!(text.contains("only the item was restored"), "{text}");
+    assert_eq!(
+        std::fs::read_to_string(target2.join("report.txt")).unwrap(),
+        "report body"
+    );
+    // The whole set again into that service is refused.
+    let out = recover(
+        &key,
+        &home,
+        &[
+            "--location",
+            location,
+            "--point",
+            "latest",
+            "--data-dir",
+            data.to_str().unwrap(),
+        ],
+    );
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("configuration already"));
+    // The recovered service has the target, switched off, without secret.
+    let server = Server::start(&data);
+    let api = server.login("admin", ADMIN_PASSWORD);
+    let targets = api.get("/notifications/targets");
+    assert_eq!(targets[0]["enabled"], false, "{targets}");
+    assert_eq!(targets[0]["has_secret"], false);
+    drop(api);
+    drop(server);
+
+    // A vault written by a newer format is refused with what to do.
+    let header = vault_dir.join("vault");
+    let mut bytes = std::fs::read(&header).unwrap();
+    bytes[8] = 99;
+    bytes[9] = 0;
+    std::fs::write(&header, bytes).unwrap();
+    let out = recover(&key, &home, &["--location", location]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("format version 99") && err.contains("newer coffer"),
+        "{err}"
+    );
 }

@@ -559,6 +559,9 @@ mod tests {
         let policy = policies.iter().find(|p| p.name == "set.infra").unwrap();
         assert_eq!(policy.rules.keep_last, Some(14));
         assert_eq!(policy.rules.daily_days, Some(7));
+        // The set's configuration points follow the same policy.
+        assert!(policy.items.contains(&"coffer-service.infra".to_string()));
+        assert!(policy.items.contains(&"it".to_string()));
         assert_eq!(
             s.scheduler.item_schedule(&s, "it").unwrap().policy,
             "set.infra"
