@@ -9,9 +9,8 @@
 mod common;
 mod service_harness;
 
-use std::io::BufRead;
 use std::path::Path;
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Output};
 use std::time::Duration;
 
 use coffer_testservers::Postgres;
@@ -19,40 +18,6 @@ use common::{random_file, shared_dir, BIN};
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 use service_harness::{scratch, Server, ADMIN_PASSWORD};
-
-/// Another process writing as fast as it can: each transaction adds a row
-/// and raises a counter, so a copy that is not one transaction's view has a
-/// counter that disagrees with its rows.
-fn start_writer(db: &Path) -> Child {
-    let script = r#"
-import sqlite3, sys
-c = sqlite3.connect(sys.argv[1], timeout=30, isolation_level=None)
-c.execute("PRAGMA journal_mode=WAL")
-c.execute("CREATE TABLE IF NOT EXISTS rows (id INTEGER PRIMARY KEY, payload BLOB)")
-c.execute("CREATE TABLE IF NOT EXISTS counter (n INTEGER)")
-if c.execute("SELECT count(*) FROM counter").fetchone()[0] == 0:
-    c.execute("INSERT INTO counter VALUES (0)")
-print("ready", flush=True)
-while True:
-    c.execute("BEGIN IMMEDIATE")
-    c.execute("INSERT INTO rows (payload) VALUES (randomblob(500))")
-    c.execute("UPDATE counter SET n = n + 1")
-    c.execute("COMMIT")
-"#;
-    let mut child = Command::new("python3")
-        .arg("-c")
-        .arg(script)
-        .arg(db)
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    std::io::BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    assert_eq!(line.trim(), "ready");
-    child
-}
 
 /// Rows of the database, after checking they agree with the counter.
 fn sqlite_rows(db: &Path) -> i64 {
@@ -149,7 +114,7 @@ fn a_whole_deployment_comes_back_from_the_location_and_the_key_alone() {
     .unwrap();
     let sqlite = deploy.join("var/app.db");
     std::fs::create_dir_all(sqlite.parent().unwrap()).unwrap();
-    let mut writer = start_writer(&sqlite);
+    let mut writer = coffer_testservers::start_sqlite_writer(&sqlite);
     let snapshot = deploy.join("var/etcd.snap");
     random_file(&snapshot, 1_500_000, 9);
     let pg = Postgres::start();

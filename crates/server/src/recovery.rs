@@ -620,6 +620,42 @@ fn find_item<'a>(export: &'a ServiceExport, name: &str) -> Result<&'a Item> {
         .ok_or_else(|| Error::Internal(format!("item {name} is not in the configuration")))
 }
 
+/// Runs `action` on each item's point, timing it and reporting it as it
+/// ends; an item that failed at backup time has nothing to act on.
+fn each_item(
+    vault: &Vault,
+    export: &ServiceExport,
+    statuses: Vec<&ItemStatus>,
+    mut on_item: impl FnMut(&ItemOutcome),
+    action: impl Fn(&Point, &coffer_sources::ItemDef) -> coffer_sources::Result<String>,
+) -> Vec<ItemOutcome> {
+    let mut items = Vec::new();
+    for status in statuses {
+        let t = Instant::now();
+        let outcome = (|| -> Result<String> {
+            let point_id = status.point.as_deref().ok_or_else(|| {
+                Error::Config(format!(
+                    "the item failed at backup time, so this set point has nothing of it: {}",
+                    status.message.clone().unwrap_or_default()
+                ))
+            })?;
+            let point = vault.resolve_point(point_id, None)?;
+            let def = item_def(find_item(export, &status.item)?)?;
+            action(&point, &def).map_err(|e| Error::Internal(e.to_string()))
+        })();
+        let done = ItemOutcome {
+            item: status.item.clone(),
+            kind: status.kind.clone(),
+            ok: outcome.is_ok(),
+            message: outcome.unwrap_or_else(|e| e.to_string()),
+            seconds: t.elapsed().as_secs_f64(),
+        };
+        on_item(&done);
+        items.push(done);
+    }
+    items
+}
+
 /// Restores a set point: the configuration into `service` (when it has
 /// none yet), then every item (or the one named) through its kind.
 pub fn recover(
@@ -629,7 +665,7 @@ pub fn recover(
     key_text: &str,
     credentials: &BTreeMap<String, String>,
     opts: &RecoverOptions,
-    mut on_item: impl FnMut(&ItemOutcome),
+    on_item: impl FnMut(&ItemOutcome),
 ) -> Result<RecoverReport> {
     let started = Instant::now();
     let (export, record) = configuration(vault, info)?;
@@ -654,36 +690,15 @@ pub fn recover(
                 .into(),
         ));
     };
-    let mut items = Vec::new();
-    for status in select(&record, opts.item.as_deref())? {
-        let t = Instant::now();
-        let outcome = (|| -> Result<String> {
-            let point_id = status.point.as_deref().ok_or_else(|| {
-                Error::Config(format!(
-                    "the item failed at backup time, so this set point has nothing of it: {}",
-                    status.message.clone().unwrap_or_default()
-                ))
-            })?;
-            let point = vault.resolve_point(point_id, None)?;
-            let def = item_def(find_item(&export, &status.item)?)?;
-            let to = coffer_sources::Destination {
-                target: opts.target.clone(),
-                overwrite: opts.overwrite,
-                postgresql_connection: opts.postgresql_connection.clone(),
-            };
-            coffer_sources::restore(vault, &def, &point, &to, &RestoreProgress::default())
-                .map_err(|e| Error::Internal(e.to_string()))
-        })();
-        let done = ItemOutcome {
-            item: status.item.clone(),
-            kind: status.kind.clone(),
-            ok: outcome.is_ok(),
-            message: outcome.unwrap_or_else(|e| e.to_string()),
-            seconds: t.elapsed().as_secs_f64(),
-        };
-        on_item(&done);
-        items.push(done);
-    }
+    let to = coffer_sources::Destination {
+        target: opts.target.clone(),
+        overwrite: opts.overwrite,
+        postgresql_connection: opts.postgresql_connection.clone(),
+    };
+    let chosen = select(&record, opts.item.as_deref())?;
+    let items = each_item(vault, &export, chosen, on_item, |point, def| {
+        coffer_sources::restore(vault, def, point, &to, &RestoreProgress::default())
+    });
     Ok(RecoverReport {
         set: record.set,
         set_point: record.id,
@@ -701,32 +716,17 @@ pub fn drill(
     vault: &Vault,
     info: &SetPointInfo,
     scratch_root: Option<&Path>,
-    mut on_item: impl FnMut(&ItemOutcome),
+    on_item: impl FnMut(&ItemOutcome),
 ) -> Result<RecoverReport> {
     let started = Instant::now();
     let (export, record) = configuration(vault, info)?;
-    let mut items = Vec::new();
-    for status in &record.items {
-        let t = Instant::now();
-        let outcome = (|| -> Result<String> {
-            let point_id = status.point.as_deref().ok_or_else(|| {
-                Error::Config("the item failed at backup time: nothing to restore".into())
-            })?;
-            let point = vault.resolve_point(point_id, None)?;
-            let def = item_def(find_item(&export, &status.item)?)?;
-            coffer_sources::verify(vault, &def, &point, scratch_root)
-                .map_err(|e| Error::Internal(e.to_string()))
-        })();
-        let done = ItemOutcome {
-            item: status.item.clone(),
-            kind: status.kind.clone(),
-            ok: outcome.is_ok(),
-            message: outcome.unwrap_or_else(|e| e.to_string()),
-            seconds: t.elapsed().as_secs_f64(),
-        };
-        on_item(&done);
-        items.push(done);
-    }
+    let items = each_item(
+        vault,
+        &export,
+        record.items.iter().collect(),
+        on_item,
+        |point, def| coffer_sources::verify(vault, def, point, scratch_root),
+    );
     Ok(RecoverReport {
         set: record.set,
         set_point: record.id,

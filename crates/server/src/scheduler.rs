@@ -177,14 +177,7 @@ impl Scheduler {
                 .enqueue_backup(service, &item.name, "schedule", None, 1, 0)
             {
                 Ok(job) => {
-                    if missed > 1 {
-                        service.jobs.log(
-                            &service.db,
-                            job.id,
-                            "info",
-                            &format!("{missed} scheduled runs were missed while the service or its scheduler was stopped; this one run stands for them"),
-                        )?;
-                    }
+                    note_missed(service, job.id, missed)?;
                     queued.push(job.id);
                 }
                 Err(Error::Conflict(message)) => {
@@ -228,14 +221,7 @@ impl Scheduler {
                 };
                 match service.jobs.enqueue(service, job) {
                     Ok(job) => {
-                        if missed > 1 {
-                            service.jobs.log(
-                                &service.db,
-                                job.id,
-                                "info",
-                                &format!("{missed} scheduled runs were missed while the service or its scheduler was stopped; this one run stands for them"),
-                            )?;
-                        }
+                        note_missed(service, job.id, missed)?;
                         queued.push(job.id);
                     }
                     Err(Error::Conflict(message)) => {
@@ -406,6 +392,19 @@ fn last_slot(service: &Service, item: &str) -> Result<Option<i64>> {
 
 /// Sets the slot an item was last considered for (tests use it to simulate
 /// downtime).
+/// Says in a job's log that it stands for several missed slots.
+fn note_missed(service: &Service, job: i64, missed: usize) -> Result<()> {
+    if missed > 1 {
+        service.jobs.log(
+            &service.db,
+            job,
+            "info",
+            &format!("{missed} scheduled runs were missed while the service or its scheduler was stopped; this one run stands for them"),
+        )?;
+    }
+    Ok(())
+}
+
 pub fn set_last_slot(service: &Service, item: &str, slot: i64) -> Result<()> {
     service.db.conn().execute(
         "UPDATE items SET last_slot = ?1 WHERE name = ?2",

@@ -7,14 +7,15 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
-use coffer_engine::backup::{backup_streams, BackupOptions, BackupReport, NamedStream, Progress};
+use coffer_engine::backup::{BackupOptions, BackupReport, Progress};
 use coffer_engine::point::Consistency;
 use coffer_engine::restore::RestoreProgress;
 use coffer_engine::{Point, Vault};
 
-use crate::process::{run_fed, shell, ChildOutput};
+use crate::process::{run_fed, shell};
 use crate::{
-    invalid, single_stream, stream_to_file, Destination, Error, ItemDef, Protector, Result,
+    capture_output, invalid, single_stream, stream_to_file, Destination, Error, ItemDef, Protector,
+    Result,
 };
 
 /// A command item's settings.
@@ -89,21 +90,14 @@ impl Protector for Command {
         let spec = spec(item)?;
         let mut cmd = shell(&spec.backup);
         cmd.env("COFFER_ITEM", &item.name);
-        let reader = ChildOutput::spawn(cmd, "the backup command").map_err(|e| {
-            Error::Engine(coffer_engine::Error::SourceFailed {
-                name: spec.file_name.clone(),
-                message: e.to_string(),
-            })
-        })?;
-        Ok(backup_streams(
+        capture_output(
             vault,
-            vec![NamedStream {
-                name: spec.file_name.clone(),
-                reader: Box::new(reader),
-            }],
+            cmd,
+            "the backup command",
+            spec.file_name.clone(),
             opts,
             progress,
-        )?)
+        )
     }
 
     fn restore(

@@ -317,6 +317,41 @@ fn stream_to_file(vault: &Vault, point: &Point, name: &str, path: &Path) -> Resu
     Ok(size)
 }
 
+/// Stores one stream as an item's point.
+fn capture_stream(
+    vault: &Vault,
+    name: String,
+    reader: Box<dyn std::io::Read + Send>,
+    opts: &BackupOptions,
+    progress: &Progress,
+) -> Result<BackupReport> {
+    Ok(coffer_engine::backup::backup_streams(
+        vault,
+        vec![coffer_engine::backup::NamedStream { name, reader }],
+        opts,
+        progress,
+    )?)
+}
+
+/// Runs a dump tool or a command and stores its output as the stream
+/// `name`; a failure to start it fails the backup like a failure later on.
+fn capture_output(
+    vault: &Vault,
+    cmd: std::process::Command,
+    what: &str,
+    name: String,
+    opts: &BackupOptions,
+    progress: &Progress,
+) -> Result<BackupReport> {
+    let reader = process::ChildOutput::spawn(cmd, what).map_err(|e| {
+        Error::Engine(coffer_engine::Error::SourceFailed {
+            name: name.clone(),
+            message: e.to_string(),
+        })
+    })?;
+    capture_stream(vault, name, Box::new(reader), opts, progress)
+}
+
 /// The one stream file of a point made by `backup_streams`.
 fn single_stream(point: &Point) -> Result<String> {
     match point.manifest.paths.as_slice() {

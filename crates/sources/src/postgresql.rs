@@ -14,14 +14,15 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use coffer_engine::backup::{backup_streams, BackupOptions, BackupReport, NamedStream, Progress};
+use coffer_engine::backup::{BackupOptions, BackupReport, Progress};
 use coffer_engine::point::Consistency;
 use coffer_engine::restore::RestoreProgress;
 use coffer_engine::{Point, Vault};
 
-use crate::process::{run_fed, ChildOutput};
+use crate::process::run_fed;
 use crate::{
-    invalid, single_stream, stream_to_file, Destination, Error, ItemDef, Protector, Result,
+    capture_output, invalid, single_stream, stream_to_file, Destination, Error, ItemDef, Protector,
+    Result,
 };
 
 /// What of a server an item protects.
@@ -143,21 +144,7 @@ impl Protector for Postgresql {
                 (c, "base.tar".to_string(), "pg_basebackup")
             }
         };
-        let reader = ChildOutput::spawn(cmd, what).map_err(|e| {
-            Error::Engine(coffer_engine::Error::SourceFailed {
-                name: name.clone(),
-                message: e.to_string(),
-            })
-        })?;
-        Ok(backup_streams(
-            vault,
-            vec![NamedStream {
-                name,
-                reader: Box::new(reader),
-            }],
-            opts,
-            progress,
-        )?)
+        capture_output(vault, cmd, what, name, opts, progress)
     }
 
     fn restore(

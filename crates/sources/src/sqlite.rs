@@ -18,13 +18,14 @@ use std::time::{Duration, Instant};
 use rusqlite::backup::{Backup, StepResult};
 use rusqlite::{Connection, OpenFlags};
 
-use coffer_engine::backup::{backup_streams, BackupOptions, BackupReport, NamedStream, Progress};
+use coffer_engine::backup::{BackupOptions, BackupReport, Progress};
 use coffer_engine::point::Consistency;
 use coffer_engine::restore::RestoreProgress;
 use coffer_engine::{Point, Vault};
 
 use crate::{
-    invalid, single_stream, stream_to_file, Destination, Error, ItemDef, Protector, Result,
+    capture_stream, invalid, single_stream, stream_to_file, Destination, Error, ItemDef, Protector,
+    Result,
 };
 
 /// How long a copy waits for writers that hold the database locked.
@@ -138,15 +139,7 @@ impl Protector for Sqlite {
             .unwrap_or_else(|| "database".into());
         let mut opts = opts.clone();
         opts.tags.push(format!("coffer:path={}", path.display()));
-        Ok(backup_streams(
-            vault,
-            vec![NamedStream {
-                name,
-                reader: Box::new(file),
-            }],
-            &opts,
-            progress,
-        )?)
+        capture_stream(vault, name, Box::new(file), &opts, progress)
     }
 
     fn restore(

@@ -3,7 +3,7 @@
 //! shell, and a PostgreSQL cluster started from Debian's binaries.
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command};
+use std::process::Command;
 use std::time::Duration;
 
 use coffer_engine::backup::{BackupOptions, Progress};
@@ -46,41 +46,6 @@ fn hook(command: &str) -> Hook {
     }
 }
 
-/// Another process writing to the database as fast as it can: each
-/// transaction adds a row and raises a counter in another table, so a copy
-/// that is not one transaction's view shows a counter that disagrees.
-fn start_writer(db: &Path) -> Child {
-    let script = r#"
-import sqlite3, sys
-c = sqlite3.connect(sys.argv[1], timeout=30, isolation_level=None)
-c.execute("PRAGMA journal_mode=WAL")
-c.execute("CREATE TABLE IF NOT EXISTS rows (id INTEGER PRIMARY KEY, payload BLOB)")
-c.execute("CREATE TABLE IF NOT EXISTS counter (n INTEGER)")
-if c.execute("SELECT count(*) FROM counter").fetchone()[0] == 0:
-    c.execute("INSERT INTO counter VALUES (0)")
-print("ready", flush=True)
-while True:
-    c.execute("BEGIN IMMEDIATE")
-    c.execute("INSERT INTO rows (payload) VALUES (randomblob(2000))")
-    c.execute("UPDATE counter SET n = n + 1")
-    c.execute("COMMIT")
-"#;
-    let mut child = Command::new("python3")
-        .arg("-c")
-        .arg(script)
-        .arg(db)
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    use std::io::BufRead;
-    std::io::BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    assert_eq!(line.trim(), "ready");
-    child
-}
-
 fn consistent_rows(db: &Path) -> i64 {
     let c = rusqlite::Connection::open(db).unwrap();
     let rows: i64 = c
@@ -99,7 +64,7 @@ fn sqlite_is_copied_consistently_while_another_process_writes() {
     let v = vault(&tmp.path().join("vault"));
     let db = tmp.path().join("live/app.db");
     std::fs::create_dir_all(db.parent().unwrap()).unwrap();
-    let mut writer = start_writer(&db);
+    let mut writer = coffer_testservers::start_sqlite_writer(&db);
     std::thread::sleep(Duration::from_millis(300));
     let mut it = item("app-db", Kind::Sqlite);
     it.paths = vec![db.to_string_lossy().into()];

@@ -843,3 +843,40 @@ impl Drop for Postgres {
         self.kill();
     }
 }
+
+/// A process that writes to a SQLite database as fast as it can, as a live
+/// application would: each transaction appends a row and raises a counter
+/// in another table, so a copy that is not one transaction's view has a
+/// counter that disagrees with its rows. Returns once the tables exist;
+/// the caller kills it.
+pub fn start_sqlite_writer(db: &Path) -> Child {
+    let script = r#"
+import sqlite3, sys
+c = sqlite3.connect(sys.argv[1], timeout=30, isolation_level=None)
+c.execute("PRAGMA journal_mode=WAL")
+c.execute("CREATE TABLE IF NOT EXISTS rows (id INTEGER PRIMARY KEY, payload BLOB)")
+c.execute("CREATE TABLE IF NOT EXISTS counter (n INTEGER)")
+if c.execute("SELECT count(*) FROM counter").fetchone()[0] == 0:
+    c.execute("INSERT INTO counter VALUES (0)")
+print("ready", flush=True)
+while True:
+    c.execute("BEGIN IMMEDIATE")
+    c.execute("INSERT INTO rows (payload) VALUES (randomblob(500))")
+    c.execute("UPDATE counter SET n = n + 1")
+    c.execute("COMMIT")
+"#;
+    let mut child = Command::new("python3")
+        .arg("-c")
+        .arg(script)
+        .arg(db)
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("python3 runs");
+    let mut line = String::new();
+    if let Some(out) = child.stdout.take() {
+        use std::io::BufRead;
+        let _ = std::io::BufReader::new(out).read_line(&mut line);
+    }
+    assert_eq!(line.trim(), "ready", "the SQLite writer did not start");
+    child
+}
