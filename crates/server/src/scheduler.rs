@@ -303,8 +303,15 @@ impl Scheduler {
         let enabled = self.enabled(service)?;
         let active = enabled && item.enabled && state.protection_of(name) == Protection::Active;
         // A slot that passed since the last tick shows as due (in the past).
+        // An item of a set runs when its set does (the set's policy is the
+        // item's, so the schedule is the same; the slot is the set's).
+        let set = service.set_of_item(name)?;
         let next_run = if active {
-            let from = last_slot(service, name)?.unwrap_or_else(now);
+            let from = match &set {
+                Some(set) => service.set_slot(set, "last_slot")?,
+                None => last_slot(service, name)?,
+            }
+            .unwrap_or_else(now);
             policy.schedule.next_run(from).ok()
         } else {
             None
