@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs the storage servers the tests start on 127.0.0.1: OpenSSH's sshd
-# (SFTP), rclone (WebDAV) and PostgreSQL from Debian, Azurite (Azure Blob) from npm, moto
+# (SFTP), rclone (WebDAV), PostgreSQL and chromium with chromedriver (the
+# console's browser tests) from Debian, Azurite (Azure Blob) from npm, moto
 # (S3), gcp-storage-emulator (Google Cloud Storage), aiosmtpd (the SMTP
 # server of the notification tests, with a test CA made here) and
 # schemathesis (checks the service against its OpenAPI document) from PyPI. The npm and
@@ -26,6 +27,9 @@ command -v openssl >/dev/null 2>&1 || debs+=(openssl)
 ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || debs+=(postgresql)
 command -v sqlite3 >/dev/null 2>&1 || debs+=(sqlite3)
 command -v tar >/dev/null 2>&1 || debs+=(tar)
+# The console's tests drive a real headless browser.
+command -v chromium >/dev/null 2>&1 || debs+=(chromium)
+command -v chromedriver >/dev/null 2>&1 || debs+=(chromium-driver)
 if [ ${#debs[@]} -gt 0 ]; then
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${debs[@]}" >/dev/null
 fi

@@ -1818,6 +1818,7 @@ pub fn app(service: AppState) -> axum::Router {
     axum::Router::new()
         .nest("/api/v1", api_routes)
         .route("/metrics", axum::routing::get(metrics))
+        .merge(crate::console::routes())
         .fallback(|| async {
             ApiError(Error::NotFound("no such endpoint (the API is under /api/v1; its description is /api/v1/openapi.json)".into()))
         })

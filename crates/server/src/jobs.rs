@@ -84,7 +84,7 @@ pub struct JobProgress {
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Job {
     pub id: i64,
-    /// `backup`, `restore`, `prune` or `check`.
+    /// `backup`, `restore`, `prune`, `check`, `set-backup` or `drill`.
     pub kind: String,
     /// What the job was asked to do (a restore's point and target, a
     /// check's share).

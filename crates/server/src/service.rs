@@ -49,6 +49,8 @@ pub struct VaultInfo {
     pub created: i64,
     /// When prune and check run on their own, and how much check reads.
     pub maintenance: Maintenance,
+    /// Bytes at the location, as measured after the last backup or prune.
+    pub usage_bytes: Option<u64>,
 }
 
 /// A vault's own scheduled jobs.
@@ -315,6 +317,7 @@ impl Service {
                 time_zone: utc(),
                 ..Default::default()
             },
+            usage_bytes: None,
         };
         self.db.conn().execute(
             "INSERT INTO vaults (name, location, vault_id, sealed_key, sealed_credentials, key_fingerprint, created)
@@ -356,6 +359,7 @@ impl Service {
                                 check_percent: r.get(9)?,
                                 time_zone: r.get(10)?,
                             },
+                            usage_bytes: None,
                         },
                         r.get::<_, Vec<u8>>(5)?,
                         r.get::<_, Vec<u8>>(6)?,
@@ -367,6 +371,10 @@ impl Service {
             Some((mut info, key, creds)) => {
                 info.credential_names =
                     self.unseal_credentials(name, &creds)?.into_keys().collect();
+                info.usage_bytes = self
+                    .db
+                    .setting(&format!("vault_size:{name}"))?
+                    .and_then(|v| v.parse().ok());
                 Ok(Some((info, key, creds)))
             }
             None => Ok(None),
