@@ -721,6 +721,16 @@ fn cancelled() -> Ending {
     }
 }
 
+/// The alert cause and message of a failed capture or restore of an item.
+pub(crate) fn source_failure(e: coffer_sources::Error) -> (Cause, String) {
+    let cause = match &e {
+        coffer_sources::Error::Engine(engine) => alerts::classify(engine),
+        coffer_sources::Error::PreScript(_) => Cause::SourceUnreadable,
+        _ => Cause::GeneralFault,
+    };
+    (cause, e.to_string())
+}
+
 fn engine_failure(e: Error) -> (Cause, String) {
     match e {
         Error::Engine(e) => (alerts::classify(&e), e.to_string()),
@@ -784,14 +794,7 @@ fn run_backup(service: &Service, job: &Job, progress: &Arc<Progress>) -> Ending 
         let def =
             crate::service::item_def(&item).map_err(|e| (Cause::GeneralFault, e.to_string()))?;
         let captured = coffer_sources::back_up(&vault, &def, &BackupOptions::default(), progress)
-            .map_err(|e| match e {
-            coffer_sources::Error::Engine(e) => engine_failure(Error::Engine(e)),
-            coffer_sources::Error::PreScript(m) => (
-                Cause::SourceUnreadable,
-                format!("the pre script failed, so nothing was backed up: {m}"),
-            ),
-            e => (Cause::GeneralFault, e.to_string()),
-        })?;
+            .map_err(source_failure)?;
         service.measure_vault(&vault, &item.vault);
         Ok(captured)
     })();
@@ -1004,12 +1007,24 @@ fn run_restore(service: &Service, job: &Job, progress: &Arc<RestoreProgress>) ->
         }
     };
     let vault_name = job.vault.clone().unwrap_or_default();
-    if let Some(ending) = restore_through_kind(service, job, &params, progress) {
-        return ending;
+    let opened = service.open_vault(&vault_name).and_then(|vault| {
+        let point = vault.resolve_point(&params.point, job.item.as_deref())?;
+        Ok((vault, point))
+    });
+    let (vault, point) = match opened {
+        Ok(found) => found,
+        Err(e) => {
+            let (cause, message) = engine_failure(e);
+            return failed(cause, message);
+        }
+    };
+    match coffer_sources::kind_of(&point) {
+        Some(kind) if kind != coffer_sources::Kind::Directory => {
+            return restore_through_kind(service, job, &params, &vault, &point, progress)
+        }
+        _ => {}
     }
     let outcome = (|| -> Result<coffer_engine::restore::RestoreReport> {
-        let vault = service.open_vault(&vault_name)?;
-        let point = vault.resolve_point(&params.point, job.item.as_deref())?;
         let _ = service.jobs.log(
             &service.db,
             job.id,
@@ -1088,35 +1103,28 @@ fn run_restore(service: &Service, job: &Job, progress: &Arc<RestoreProgress>) ->
 }
 
 /// Points of databases and commands go back through their kind (into the
-/// database file, the server, the restore command); `None` for file trees,
-/// which the engine restores with includes and progress.
+/// database file, the server, the restore command), not through the
+/// engine's tree restore.
 fn restore_through_kind(
     service: &Service,
     job: &Job,
     params: &RestoreParams,
+    vault: &coffer_engine::Vault,
+    point: &coffer_engine::Point,
     progress: &Arc<RestoreProgress>,
-) -> Option<Ending> {
-    let vault_name = job.vault.clone().unwrap_or_default();
-    let vault = service.open_vault(&vault_name).ok()?;
-    let point = vault
-        .resolve_point(&params.point, job.item.as_deref())
-        .ok()?;
-    let kind = coffer_sources::kind_of(&point)?;
-    if kind == coffer_sources::Kind::Directory {
-        return None;
-    }
-    let outcome = (|| -> Result<String> {
+) -> Ending {
+    let outcome = (|| -> std::result::Result<String, (Cause, String)> {
         let item = service.item(&point.manifest.item).map_err(|_| {
-            Error::invalid(
-                "point",
+            (
+                Cause::GeneralFault,
                 format!(
-                    "item {} is no longer configured, so its {} point cannot be restored through it: recover it with `coffer recover --item`",
-                    point.manifest.item,
-                    kind.as_str()
+                    "item {} is no longer configured, so its point cannot be restored through it: recover it with `coffer recover --item`",
+                    point.manifest.item
                 ),
             )
         })?;
-        let def = crate::service::item_def(&item)?;
+        let def =
+            crate::service::item_def(&item).map_err(|e| (Cause::GeneralFault, e.to_string()))?;
         let to = coffer_sources::Destination {
             target: (!params.target.is_empty()).then(|| params.target.clone().into()),
             overwrite: params.overwrite,
@@ -1129,14 +1137,13 @@ fn restore_through_kind(
             &format!(
                 "restoring point {} of {} item {}",
                 point.id.to_hex(),
-                kind.as_str(),
+                item.kind,
                 item.name
             ),
         );
-        coffer_sources::restore(&vault, &def, &point, &to, progress)
-            .map_err(|e| Error::Internal(e.to_string()))
+        coffer_sources::restore(vault, &def, point, &to, progress).map_err(source_failure)
     })();
-    Some(match outcome {
+    match outcome {
         Ok(message) => {
             let _ = service.jobs.log(&service.db, job.id, "info", &message);
             Ending {
@@ -1145,8 +1152,8 @@ fn restore_through_kind(
                 failure: None,
             }
         }
-        Err(e) => failed(Cause::GeneralFault, e.to_string()),
-    })
+        Err((cause, message)) => failed(cause, message),
+    }
 }
 
 fn run_prune(service: &Service, job: &Job) -> Ending {

@@ -6,7 +6,7 @@
 //! milliseconds. Secrets are unsealed only for that moment.
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 
 use rusqlite::{params, OptionalExtension};
@@ -755,11 +755,6 @@ fn validate_item(item: &Item) -> Result<()> {
 fn to_credentials(map: &BTreeMap<String, String>) -> Credentials {
     map.iter()
         .fold(Credentials::new(), |c, (k, v)| c.with(k, v))
-}
-
-/// The paths of an item, as the engine takes them.
-pub fn item_paths(item: &Item) -> Vec<PathBuf> {
-    item.paths.iter().map(PathBuf::from).collect()
 }
 
 /// Runs the service until it is stopped (Ctrl-C or SIGTERM).

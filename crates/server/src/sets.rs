@@ -382,14 +382,8 @@ pub fn run_set_backup(
         let outcome = item_def(&item)
             .map_err(|e| (Cause::GeneralFault, e.to_string()))
             .and_then(|def| {
-                coffer_sources::back_up(&vault, &def, &opts, progress).map_err(|e| {
-                    let cause = match &e {
-                        coffer_sources::Error::Engine(engine) => alerts::classify(engine),
-                        coffer_sources::Error::PreScript(_) => Cause::SourceUnreadable,
-                        _ => Cause::GeneralFault,
-                    };
-                    (cause, e.to_string())
-                })
+                coffer_sources::back_up(&vault, &def, &opts, progress)
+                    .map_err(crate::jobs::source_failure)
             });
         match outcome {
             Ok(captured) => {
