@@ -11,7 +11,7 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::random_file;
+use common::{random_file, BIN};
 use fantoccini::{Client, ClientBuilder, Locator};
 use reqwest::StatusCode;
 use serde_json::json;
@@ -56,6 +56,14 @@ impl Drop for Driver {
 }
 
 async fn browser(driver: &Driver, profile: &std::path::Path) -> Client {
+    browser_with_downloads(driver, profile, &profile.join("downloads")).await
+}
+
+async fn browser_with_downloads(
+    driver: &Driver,
+    profile: &std::path::Path,
+    downloads: &std::path::Path,
+) -> Client {
     // Another test thread may have installed it already.
     let _ = rustls::crypto::ring::default_provider().install_default();
     let mut caps = serde_json::Map::new();
@@ -64,7 +72,11 @@ async fn browser(driver: &Driver, profile: &std::path::Path) -> Client {
         json!({
             "binary": "/usr/bin/chromium",
             "args": ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-                     "--window-size=1366,900", format!("--user-data-dir={}", profile.display())]
+                     "--window-size=1366,900", format!("--user-data-dir={}", profile.display())],
+            "prefs": {
+                "download.default_directory": downloads.to_str().unwrap(),
+                "download.prompt_for_download": false
+            }
         }),
     );
     ClientBuilder::rustls()
@@ -86,9 +98,25 @@ async fn screenshot(c: &Client, name: &str) {
     std::fs::write(artifacts().join(format!("{name}.png")), png).unwrap();
 }
 
+/// Keeps the page as it was when a wait failed, with what the page said.
+async fn failed(c: &Client) {
+    let when = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis())
+        .unwrap_or(0);
+    screenshot(c, &format!("failed-{when}")).await;
+    if let Ok(status) = c.find(Locator::Id("status")).await {
+        eprintln!("the page's alert region: {:?}", status.text().await);
+    }
+}
+
 /// Waits until the element's text contains `needle`.
 async fn wait_text(c: &Client, css: &str, needle: &str) -> String {
-    let deadline = Instant::now() + Duration::from_secs(20);
+    wait_text_for(c, css, needle, 20).await
+}
+
+async fn wait_text_for(c: &Client, css: &str, needle: &str, secs: u64) -> String {
+    let deadline = Instant::now() + Duration::from_secs(secs);
     loop {
         if let Ok(el) = c.find(Locator::Css(css)).await {
             if let Ok(text) = el.text().await {
@@ -96,11 +124,15 @@ async fn wait_text(c: &Client, css: &str, needle: &str) -> String {
                     return text;
                 }
                 if Instant::now() > deadline {
+                    failed(c).await;
                     panic!("{css} never showed {needle:?}; it shows {text:?}");
                 }
             }
         }
-        assert!(Instant::now() < deadline, "{css} never appeared");
+        if Instant::now() > deadline {
+            failed(c).await;
+            panic!("{css} never appeared");
+        }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
@@ -207,4 +239,469 @@ async fn dashboard_in_browser(driver: &Driver, profile: &std::path::Path, root: 
         .await
         .unwrap();
     c.close().await.unwrap();
+}
+
+// ---- the operator's journeys ------------------------------------------------
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+async fn click(c: &Client, css: &str) {
+    let el = c
+        .wait()
+        .at_most(Duration::from_secs(20))
+        .for_element(Locator::Css(css))
+        .await
+        .unwrap_or_else(|e| panic!("{css}: {e}"));
+    el.click()
+        .await
+        .unwrap_or_else(|e| panic!("click {css}: {e}"));
+}
+
+async fn fill(c: &Client, id: &str, text: &str) {
+    let el = c
+        .wait()
+        .at_most(Duration::from_secs(20))
+        .for_element(Locator::Id(id))
+        .await
+        .unwrap_or_else(|e| panic!("#{id}: {e}"));
+    el.clear().await.unwrap();
+    if !text.is_empty() {
+        el.send_keys(text).await.unwrap();
+    }
+}
+
+async fn open(c: &Client, root: &str, hash: &str, heading: &str) {
+    c.goto(&format!("{root}/{hash}")).await.unwrap();
+    wait_text(c, "main h1", heading).await;
+}
+
+async fn log_in(c: &Client, root: &str) {
+    c.goto(&format!("{root}/")).await.unwrap();
+    let name = c
+        .wait()
+        .for_element(Locator::Id("login-name"))
+        .await
+        .unwrap();
+    name.send_keys("admin").await.unwrap();
+    c.find(Locator::Id("login-password"))
+        .await
+        .unwrap()
+        .send_keys(&format!("{ADMIN_PASSWORD}\u{E007}"))
+        .await
+        .unwrap();
+    wait_text(c, "main h1", "Dashboard").await;
+}
+
+/// Waits for the job page to show an ended state and returns it.
+async fn job_ends(c: &Client, secs: u64) -> String {
+    wait_text(c, "main h1", "Job #").await;
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    loop {
+        // The page redraws the element while it polls: read it afresh.
+        let state = match c.find(Locator::Id("job-state")).await {
+            Ok(el) => el.text().await.unwrap_or_default(),
+            Err(_) => String::new(),
+        };
+        if !state.is_empty() && !["Queued", "Running"].contains(&state.as_str()) {
+            return state;
+        }
+        assert!(Instant::now() < deadline, "the job is still {state}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// Whether `key` opens the vault at `location`, asked of the real CLI.
+fn key_opens(location: &str, key: &str, env: &[(String, String)]) -> bool {
+    let cache = scratch();
+    Command::new(BIN)
+        .args(["points", "list", "--vault", location])
+        .env("COFFER_KEY", key)
+        .env("COFFER_CACHE_DIR", cache.path())
+        .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+        .output()
+        .unwrap()
+        .status
+        .success()
+}
+
+/// Confirms the key dialog and returns the key it showed; checks that it
+/// cannot be dismissed without the confirmation and leaves no trace.
+async fn take_key_once(c: &Client, shot: &str) -> String {
+    let key = c
+        .wait()
+        .at_most(Duration::from_secs(30))
+        .for_element(Locator::Id("generated-key"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(key.len() >= 16, "{key:?}");
+    screenshot(c, shot).await;
+    let confirm = c.find(Locator::Id("key-confirm")).await.unwrap();
+    assert!(
+        !confirm.is_enabled().await.unwrap(),
+        "Continue before the confirmation"
+    );
+    // Escape does not close it.
+    c.find(Locator::Id("key-stored"))
+        .await
+        .unwrap()
+        .send_keys("\u{E00C}")
+        .await
+        .unwrap();
+    assert!(c
+        .find(Locator::Css("dialog#key-dialog[open]"))
+        .await
+        .is_ok());
+    click(c, "#key-stored").await;
+    assert!(confirm.is_enabled().await.unwrap());
+    confirm.click().await.unwrap();
+    // Gone from the page for good.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(
+        !c.source().await.unwrap().contains(&key),
+        "the key is still in the page"
+    );
+    key
+}
+
+/// Ancestors to click through, from the point's root to `dir`.
+fn components(dir: &std::path::Path) -> Vec<String> {
+    dir.components()
+        .filter_map(|c| match c {
+            std::path::Component::Normal(n) => Some(n.to_string_lossy().into_owned()),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn enable_back_up_browse_restore_and_rotate_the_key_in_the_browser() {
+    let dir = scratch();
+    let server = Server::start(&dir.path().join("data"));
+    let src = dir.path().join("src");
+    random_file(&src.join("a.bin"), 300_000, 3);
+    random_file(&src.join("sub/b.txt"), 5_000, 4);
+    let downloads = dir.path().join("downloads");
+    std::fs::create_dir_all(&downloads).unwrap();
+    let root = server.base.trim_end_matches("/api/v1").to_string();
+    let driver = Driver::start();
+    runtime().block_on(async {
+        let c = browser_with_downloads(&driver, &dir.path().join("profile"), &downloads).await;
+        log_in(&c, &root).await;
+        let vault = dir.path().join("vault");
+        let vault_loc = vault.to_str().unwrap().to_string();
+
+        // Enable backup: the location test, then a generated key shown once.
+        click(&c, "nav a[href='#/enable']").await;
+        wait_text(&c, "main h1", "Enable backup").await;
+        screenshot(&c, "enable-backup").await;
+        fill(&c, "enable-vault", "main").await;
+        fill(&c, "enable-location", &vault_loc).await;
+        click(&c, "#enable-test").await;
+        let tested = wait_text(&c, "#enable-test-result", "The location works").await;
+        assert!(tested.contains("write"), "{tested}");
+        fill(&c, "enable-item", "docs").await;
+        fill(&c, "enable-paths", src.to_str().unwrap()).await;
+        screenshot(&c, "enable-backup-filled").await;
+        click(&c, "#enable-submit").await;
+        let key = take_key_once(&c, "enable-backup-key-once").await;
+        wait_text(&c, "#notice", "Backup is enabled: docs in vault main").await;
+        wait_text(&c, "main h1", "Items and sets").await;
+        assert!(
+            key_opens(&vault_loc, &key, &[]),
+            "the key shown does not open the vault"
+        );
+
+        // Back up now, and watch the job succeed.
+        screenshot(&c, "items").await;
+        click(&c, "button.backup-now[data-item='docs']").await;
+        assert_eq!(job_ends(&c, 60).await, "Succeeded");
+        let log = wait_text(&c, "#job-log", "").await;
+        assert!(!log.is_empty(), "the job has no log");
+        screenshot(&c, "job").await;
+
+        // Browse the point down to the source directory.
+        click(&c, "#job-point").await;
+        wait_text(&c, "main h1", "Recovery point of docs").await;
+        for name in components(&src) {
+            let link = c
+                .wait()
+                .at_most(Duration::from_secs(20))
+                .for_element(Locator::LinkText(&format!("{name}/")))
+                .await
+                .unwrap_or_else(|e| panic!("no folder {name}: {e}"));
+            link.click().await.unwrap();
+            wait_text(&c, ".crumbs [aria-current=page]", &name).await;
+        }
+        let listing = wait_text(&c, "section[aria-labelledby=point-files] table", "a.bin").await;
+        assert!(listing.contains("sub/"), "{listing}");
+        screenshot(&c, "point-browse").await;
+
+        // Download one file: the bytes arrive whole.
+        let a = src.join("a.bin");
+        click(
+            &c,
+            &format!("a.download[aria-label='Download {}']", a.display()),
+        )
+        .await;
+        let got = downloads.join("a.bin");
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while std::fs::metadata(&got).map(|m| m.len()).unwrap_or(0) != 300_000 {
+            assert!(Instant::now() < deadline, "the download did not arrive");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        assert_eq!(std::fs::read(&got).unwrap(), std::fs::read(&a).unwrap());
+
+        // Restore that one file to another place.
+        click(&c, &format!("input.pick[value='{}']", a.display())).await;
+        let restored = dir.path().join("restored");
+        fill(&c, "restore-target", restored.to_str().unwrap()).await;
+        click(&c, "#restore-start").await;
+        assert_eq!(job_ends(&c, 60).await, "Succeeded");
+        screenshot(&c, "restore-job").await;
+        let back = common::under(&restored, &a);
+        assert_eq!(std::fs::read(&back).unwrap(), std::fs::read(&a).unwrap());
+        assert!(
+            !common::under(&restored, &src.join("sub")).exists(),
+            "more than the chosen file came back"
+        );
+
+        // Two more points, then a policy preview. DefaultPolicy keeps one
+        // point a day, so two of today's three expire; keep-last 3 would
+        // keep them, and the preview says which fates differ.
+        for _ in 0..2 {
+            open(&c, &root, "#/items", "Items and sets").await;
+            click(&c, "button.backup-now[data-item='docs']").await;
+            assert_eq!(job_ends(&c, 60).await, "Succeeded");
+        }
+        open(&c, &root, "#/policies", "Policies").await;
+        click(&c, "button[aria-label='Edit DefaultPolicy']").await;
+        fill(&c, "policy-keep-last", "3").await;
+        fill(&c, "policy-daily-days", "").await;
+        click(&c, "#policy-preview").await;
+        let preview = wait_text(
+            &c,
+            "#policy-preview-result",
+            "3 point(s) are kept and 0 expire",
+        )
+        .await;
+        assert_eq!(preview.matches("expire — differs").count(), 2, "{preview}");
+        screenshot(&c, "policy-preview").await;
+        // A new policy, saved from the editor.
+        fill(&c, "policy-name", "Weekly").await;
+        fill(&c, "policy-schedule", "weekly sun 04:00").await;
+        fill(&c, "policy-keep-last", "4").await;
+        click(&c, "#policy-save").await;
+        wait_text(&c, "#notice", "Policy Weekly saved").await;
+        wait_text(&c, "section[aria-labelledby=policies-list]", "Weekly").await;
+        screenshot(&c, "policies").await;
+
+        // The vault: delete a point, then undelete it.
+        open(&c, &root, "#/vault/main", "Vault main").await;
+        let replicas =
+            wait_text(&c, "section[aria-labelledby=vault-replicas]", "No replicas").await;
+        assert!(!replicas.is_empty());
+        click(&c, "button[aria-label^='Delete docs of']").await;
+        click(&c, "#ask-dialog button[data-choice=delete]").await;
+        wait_text(&c, "#notice", "is soft-deleted").await;
+        let points = wait_text(&c, "section[aria-labelledby=vault-points]", "soft-deleted").await;
+        assert!(points.contains("Undelete"), "{points}");
+        click(&c, "button[aria-label^='Undelete docs of']").await;
+        wait_text(&c, "#notice", "is back, on hold").await;
+
+        // Rotate the key: a new one, shown once; the old one stops working.
+        let before = c
+            .find(Locator::Id("key-fingerprint"))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        click(&c, "#rotate-key").await;
+        click(&c, "#ask-dialog button[data-choice=rotate]").await;
+        let new_key = take_key_once(&c, "vault-key-rotated-once").await;
+        assert_ne!(new_key, key);
+        wait_text(&c, "#notice", "was rotated").await;
+        let after = wait_text(&c, "#key-fingerprint", "").await;
+        assert_ne!(after, before);
+        screenshot(&c, "vault").await;
+        assert!(
+            key_opens(&vault_loc, &new_key, &[]),
+            "the new key does not open the vault"
+        );
+        assert!(
+            !key_opens(&vault_loc, &key, &[]),
+            "the old key still opens the vault"
+        );
+
+        // The rotation and the deletion raised security alerts; resolve one.
+        open(&c, &root, "#/alerts", "Alerts").await;
+        let alerts = wait_text(&c, "main table", "deleted").await;
+        assert!(alerts.to_lowercase().contains("key"), "{alerts}");
+        screenshot(&c, "alerts").await;
+        let open_before = c
+            .find_all(Locator::Css("main tbody tr"))
+            .await
+            .unwrap()
+            .len();
+        click(&c, "main tbody tr button").await;
+        wait_text(&c, "#notice", "Alert resolved").await;
+        let open_after = c
+            .find_all(Locator::Css("main tbody tr"))
+            .await
+            .unwrap()
+            .len();
+        assert_eq!(open_after + 1, open_before);
+
+        // Stop protection, retaining data; then resume.
+        open(&c, &root, "#/items", "Items and sets").await;
+        click(&c, "button[aria-label='Stop protection of docs']").await;
+        click(&c, "#ask-dialog button[data-choice=retain]").await;
+        wait_text(&c, "#notice", "data retained").await;
+        wait_text(
+            &c,
+            "section[aria-labelledby=items-list]",
+            "protection stopped, data retained",
+        )
+        .await;
+        click(&c, "button[aria-label='Resume protection of docs']").await;
+        wait_text(&c, "#notice", "resumed").await;
+
+        // Users and roles: an operator with a role on the vault.
+        open(&c, &root, "#/users", "Users and roles").await;
+        fill(&c, "user-name", "operator").await;
+        fill(&c, "user-password", "operator password 1").await;
+        click(&c, "#user-add").await;
+        wait_text(&c, "#notice", "User operator added").await;
+        c.find(Locator::Id("role-user"))
+            .await
+            .unwrap()
+            .select_by_value("operator")
+            .await
+            .unwrap();
+        c.find(Locator::Id("role-vault"))
+            .await
+            .unwrap()
+            .select_by_value("main")
+            .await
+            .unwrap();
+        c.find(Locator::Id("role-role"))
+            .await
+            .unwrap()
+            .select_by_value("backup_operator")
+            .await
+            .unwrap();
+        click(&c, "#role-add").await;
+        wait_text(&c, "section[aria-labelledby=roles-list]", "backup_operator").await;
+        screenshot(&c, "users").await;
+
+        // The remaining pages, for the record.
+        for (hash, heading, shot) in [
+            ("#/dashboard", "Dashboard", "dashboard-after"),
+            ("#/vaults", "Vaults", "vaults"),
+            ("#/jobs", "Jobs", "jobs"),
+            ("#/points", "Recovery points", "points"),
+            ("#/items", "Items and sets", "items-after"),
+        ] {
+            open(&c, &root, hash, heading).await;
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            screenshot(&c, shot).await;
+        }
+        c.close().await.unwrap();
+    });
+}
+
+#[test]
+fn an_unreachable_location_shows_its_alert_with_remediation() {
+    let dir = scratch();
+    let server = Server::start(&dir.path().join("data"));
+    let mut s3 = coffer_testservers::Server::start(coffer_testservers::Kind::S3);
+    let src = dir.path().join("src");
+    random_file(&src.join("c.bin"), 50_000, 5);
+    let root = server.base.trim_end_matches("/api/v1").to_string();
+    let driver = Driver::start();
+    runtime().block_on(async {
+        let c = browser(&driver, &dir.path().join("profile")).await;
+        log_in(&c, &root).await;
+        open(&c, &root, "#/enable", "Enable backup").await;
+
+        // An error from the API names the field and says what to do.
+        fill(&c, "enable-vault", "no spaces allowed").await;
+        fill(&c, "enable-location", &s3.location).await;
+        fill(&c, "enable-item", "etc").await;
+        fill(&c, "enable-paths", src.to_str().unwrap()).await;
+        click(&c, "#enable-key-enter").await;
+        fill(&c, "enable-key", "a key typed by the operator, long enough").await;
+        click(&c, "#enable-submit").await;
+        wait_text(&c, "#status", "name:").await;
+        assert!(c
+            .find(Locator::Css("#enable-vault[aria-invalid=true]"))
+            .await
+            .is_ok());
+        screenshot(&c, "enable-backup-error").await;
+
+        // S3 with credentials, tested live; a policy of its own; a set.
+        fill(&c, "enable-vault", "offsite").await;
+        let creds: String = s3
+            .credentials
+            .iter()
+            .map(|(k, v)| format!("{k}={v}\n"))
+            .collect();
+        fill(&c, "enable-credentials", &creds).await;
+        click(&c, "#enable-test").await;
+        wait_text(&c, "#enable-test-result", "The location works (S3)").await;
+        click(&c, "#enable-policy-custom").await;
+        fill(&c, "enable-schedule", "daily 03:00").await;
+        fill(&c, "enable-time-zone", "UTC").await;
+        click(&c, "#enable-what-set").await;
+        fill(&c, "enable-set", "infra").await;
+        click(&c, "#enable-submit").await;
+        wait_text(&c, "#notice", "in set infra").await;
+        assert!(key_opens(
+            &s3.location,
+            "a key typed by the operator, long enough",
+            &s3.credentials
+        ));
+        let sets = wait_text(&c, "section[aria-labelledby=sets-list]", "infra").await;
+        assert!(sets.contains("etc"), "{sets}");
+        let items = wait_text(&c, "section[aria-labelledby=items-list]", "etc").await;
+        assert!(items.contains("etc"), "{items}");
+        click(&c, "button.backup-now[data-item='etc']").await;
+        assert_eq!(job_ends(&c, 60).await, "Succeeded");
+
+        // The storage goes away; the next backup fails and says why.
+        s3.kill();
+        open(&c, &root, "#/items", "Items and sets").await;
+        click(&c, "button.backup-now[data-item='etc']").await;
+        assert_eq!(job_ends(&c, 180).await, "Failed");
+        let error = wait_text(&c, "#job-error", "").await;
+        assert!(!error.is_empty());
+        screenshot(&c, "job-failed").await;
+        open(&c, &root, "#/alerts", "Alerts").await;
+        let alert = wait_text(&c, "main table", "cannot be reached").await;
+        assert!(alert.contains("storage_unreachable"), "{alert}");
+        let steps = c
+            .find_all(Locator::Css("main table ol.remediation li"))
+            .await
+            .unwrap();
+        assert!(!steps.is_empty(), "no remediation steps");
+        screenshot(&c, "alerts-unreachable").await;
+        open(&c, &root, "#/dashboard", "Dashboard").await;
+        wait_text(
+            &c,
+            "section[aria-labelledby=alerts-title]",
+            "cannot be reached",
+        )
+        .await;
+        screenshot(&c, "dashboard-unreachable").await;
+        c.close().await.unwrap();
+    });
 }

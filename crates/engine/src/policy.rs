@@ -512,6 +512,32 @@ impl Schedule {
         Err("schedule: no run found in the next two weeks".into())
     }
 
+    /// The schedule as `parse` reads it (without its time zone).
+    pub fn spec(&self) -> String {
+        match self {
+            Schedule::Daily { at, .. } => format!("daily {at}"),
+            Schedule::Weekly { days, at, .. } => format!(
+                "weekly {} {at}",
+                days.iter()
+                    .map(|d| d.name()[..3].to_ascii_lowercase())
+                    .collect::<Vec<_>>()
+                    .join(",")
+            ),
+            Schedule::Hourly {
+                every_hours,
+                start,
+                window_hours,
+                ..
+            } if *window_hours == 24 => format!("every {every_hours} h from {start}"),
+            Schedule::Hourly {
+                every_hours,
+                start,
+                window_hours,
+                ..
+            } => format!("every {every_hours} h from {start} for {window_hours} h"),
+        }
+    }
+
     pub fn describe(&self) -> String {
         match self {
             Schedule::Daily { at, time_zone } => format!("daily at {at} ({time_zone})"),
@@ -686,6 +712,23 @@ mod tests {
             p.schedule.next_run(at("2026-03-01T22:00:00Z")).unwrap(),
             at("2026-03-02T22:00:00Z")
         );
+    }
+
+    #[test]
+    fn a_schedule_written_back_parses_to_itself() {
+        for text in [
+            "daily 07:05",
+            "weekly mon,thu 02:30",
+            "every 4 h from 22:00 for 8 h",
+            "every 6 h from 00:00",
+        ] {
+            let parsed = Schedule::parse(text, "Europe/Berlin".into()).unwrap();
+            assert_eq!(parsed.spec(), text);
+            assert_eq!(
+                Schedule::parse(&parsed.spec(), "Europe/Berlin".into()).unwrap(),
+                parsed
+            );
+        }
     }
 
     #[test]

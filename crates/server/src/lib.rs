@@ -25,6 +25,7 @@ pub mod error;
 pub mod jobs;
 pub mod metrics;
 pub mod notify;
+pub mod points;
 pub mod recovery;
 pub mod scheduler;
 pub mod secret;

@@ -58,6 +58,9 @@ pub struct ItemSchedule {
     pub last_state: Option<String>,
     /// The last backup that succeeded (fully or partly).
     pub last_success: Option<i64>,
+    /// `active`, `stopped-retain` (points kept forever) or `stopped-delete`
+    /// (points soft-deleted), as the vault's journal records it.
+    pub protection: String,
 }
 
 impl Scheduler {
@@ -346,6 +349,12 @@ impl Scheduler {
             last_run,
             last_state,
             last_success,
+            protection: match state.protection_of(name) {
+                Protection::Active => "active",
+                Protection::StoppedRetain => "stopped-retain",
+                Protection::StoppedDelete => "stopped-delete",
+            }
+            .to_string(),
         })
     }
 

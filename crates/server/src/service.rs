@@ -752,7 +752,7 @@ fn validate_item(item: &Item) -> Result<()> {
     Ok(())
 }
 
-fn to_credentials(map: &BTreeMap<String, String>) -> Credentials {
+pub(crate) fn to_credentials(map: &BTreeMap<String, String>) -> Credentials {
     map.iter()
         .fold(Credentials::new(), |c, (k, v)| c.with(k, v))
 }
@@ -790,6 +790,8 @@ pub struct PolicyView {
     pub name: String,
     /// The schedule in words.
     pub schedule: String,
+    /// The schedule as it is written (`daily 22:00`), to edit it.
+    pub schedule_spec: String,
     pub time_zone: String,
     /// The retention in words.
     pub retention: String,
@@ -859,6 +861,7 @@ fn policy_view(
     PolicyView {
         name: p.name.clone(),
         schedule: p.schedule.describe(),
+        schedule_spec: p.schedule.spec(),
         time_zone: p.schedule.time_zone().to_string(),
         retention: r.describe(),
         rules: RetentionRules {
@@ -888,7 +891,7 @@ fn policy_view(
     }
 }
 
-fn to_policy(name: &str, spec: &PolicySpec) -> Result<coffer_engine::policy::Policy> {
+pub(crate) fn to_policy(name: &str, spec: &PolicySpec) -> Result<coffer_engine::policy::Policy> {
     use coffer_engine::policy::{
         MonthDay, MonthlyRule, Policy, Retention, Schedule, Weekday, WeeklyRule, YearlyRule,
     };
@@ -1068,15 +1071,7 @@ impl Service {
         let v = self.open_vault(vault)?;
         let points = ids
             .iter()
-            .map(|id| {
-                v.resolve_point(id, None).map_err(|e| match e {
-                    coffer_engine::Error::PointNotFound(_)
-                    | coffer_engine::Error::AmbiguousPoint { .. } => {
-                        Error::invalid("points", e.to_string())
-                    }
-                    e => Error::Engine(e),
-                })
-            })
+            .map(|id| crate::points::resolve_point(&v, id, "points"))
             .collect::<Result<Vec<_>>>()?;
         coffer_engine::changes::delete_points(
             &v,

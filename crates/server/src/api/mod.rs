@@ -36,6 +36,8 @@ use crate::scheduler::{ItemSchedule, Scheduler};
 use crate::service::{Item, Maintenance, PolicySpec, PolicyView, Service, VaultInfo};
 use crate::sets::InfraSet;
 
+mod points;
+
 type AppState = Arc<Service>;
 
 /// The cookie that carries a console session.
@@ -693,6 +695,15 @@ pub struct PointSummary {
     /// Labels, among them the item's kind and, for points of an
     /// infrastructure set, the set and the set point's id.
     pub tags: Vec<String>,
+    /// `active`, or `soft-deleted` (restorable, and recoverable with
+    /// undelete until `purge_at`).
+    pub state: String,
+    /// Soft-deleted points: when, and why.
+    pub deleted_at: Option<i64>,
+    pub deleted_reason: Option<String>,
+    pub purge_at: Option<i64>,
+    /// On hold: no retention rule expires it.
+    pub hold: bool,
 }
 
 /// The recovery points in a vault, newest first.
@@ -704,11 +715,12 @@ async fn list_points(
     P(name): P<String>,
 ) -> ApiResult<Json<Vec<PointSummary>>> {
     p.require(&name, Action::View)?;
-    let points = blocking(move || {
+    let (points, state) = blocking(move || {
         let vault = s.open_vault(&name)?;
-        Ok(vault.points()?)
+        Ok((vault.points()?, vault.state()?))
     })
     .await?;
+    let purge_after = i64::from(state.soft_delete_days) * 86_400;
     let mut list: Vec<PointSummary> = points
         .into_iter()
         .map(|pt| PointSummary {
@@ -721,7 +733,18 @@ async fn list_points(
             errors: pt.manifest.stats.errors,
             consistency: pt.manifest.consistency.as_str().to_string(),
             tags: pt.manifest.tags.clone(),
+            state: if state.soft_deleted.contains_key(&pt.id) {
+                "soft-deleted"
+            } else {
+                "active"
+            }
+            .to_string(),
+            deleted_at: state.soft_deleted.get(&pt.id).map(|d| d.at),
+            deleted_reason: state.soft_deleted.get(&pt.id).map(|d| d.reason.clone()),
+            purge_at: state.soft_deleted.get(&pt.id).map(|d| d.at + purge_after),
+            hold: state.holds.contains(&pt.id),
         })
+        .filter(|pt| !state.purged.iter().any(|id| id.to_hex() == pt.id))
         .collect();
     list.sort_by(|a, b| b.time.cmp(&a.time).then_with(|| a.id.cmp(&b.id)));
     Ok(Json(list))
@@ -828,11 +851,7 @@ async fn restore(
     }
     let job = blocking(move || {
         let vault = s.open_vault(&name)?;
-        let point = vault.resolve_point(&req.point, None).map_err(|e| match e {
-            coffer_engine::Error::PointNotFound(_)
-            | coffer_engine::Error::AmbiguousPoint { .. } => Error::invalid("point", e.to_string()),
-            e => Error::Engine(e),
-        })?;
+        let point = crate::points::resolve_point(&vault, &req.point, "point")?;
         let item = point.manifest.item.clone();
         let in_place = matches!(
             coffer_sources::kind_of(&point),
@@ -1755,6 +1774,14 @@ pub fn routes() -> (axum::Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(rotate_key))
         .routes(routes!(set_key))
         .routes(routes!(list_points))
+        .routes(routes!(points::point_entries))
+        .routes(routes!(points::point_file))
+        .routes(routes!(points::undelete_points))
+        .routes(routes!(points::preview_policy))
+        .routes(routes!(points::vault_status))
+        .routes(routes!(points::test_location))
+        .routes(routes!(points::stop_protection))
+        .routes(routes!(points::resume_protection))
         .routes(routes!(delete_points))
         .routes(routes!(set_maintenance))
         .routes(routes!(prune_now))
