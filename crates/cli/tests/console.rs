@@ -93,6 +93,31 @@ fn artifacts() -> PathBuf {
     dir
 }
 
+/// Every control on the page has a name a screen reader can announce:
+/// a label, or an aria-label on controls inside table rows.
+async fn all_labelled(c: &Client, page: &str) {
+    let unlabelled = c
+        .execute(
+            "return [...document.querySelectorAll('input, select, textarea, button')]
+               .filter(el => !(el.labels && el.labels.length) && !el.getAttribute('aria-label')
+                             && !(el.tagName === 'BUTTON' && el.textContent.trim()))
+               .map(el => el.id || el.outerHTML.slice(0, 80));",
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert_eq!(unlabelled, json!([]), "unlabelled controls on {page}");
+}
+
+/// Scrolls an element into view, for the screenshot that follows.
+async fn show(c: &Client, css: &str) {
+    let el = c.find(Locator::Css(css)).await.unwrap();
+    let arg = serde_json::to_value(&el).unwrap();
+    c.execute("arguments[0].scrollIntoView({block: 'center'})", vec![arg])
+        .await
+        .unwrap();
+}
+
 async fn screenshot(c: &Client, name: &str) {
     let png = c.screenshot().await.unwrap();
     std::fs::write(artifacts().join(format!("{name}.png")), png).unwrap();
@@ -402,6 +427,7 @@ fn enable_back_up_browse_restore_and_rotate_the_key_in_the_browser() {
         // Enable backup: the location test, then a generated key shown once.
         click(&c, "nav a[href='#/enable']").await;
         wait_text(&c, "main h1", "Enable backup").await;
+        all_labelled(&c, "enable backup").await;
         screenshot(&c, "enable-backup").await;
         fill(&c, "enable-vault", "main").await;
         fill(&c, "enable-location", &vault_loc).await;
@@ -443,6 +469,7 @@ fn enable_back_up_browse_restore_and_rotate_the_key_in_the_browser() {
         }
         let listing = wait_text(&c, "section[aria-labelledby=point-files] table", "a.bin").await;
         assert!(listing.contains("sub/"), "{listing}");
+        all_labelled(&c, "point").await;
         screenshot(&c, "point-browse").await;
 
         // Download one file: the bytes arrive whole.
@@ -494,6 +521,8 @@ fn enable_back_up_browse_restore_and_rotate_the_key_in_the_browser() {
         )
         .await;
         assert_eq!(preview.matches("expire — differs").count(), 2, "{preview}");
+        all_labelled(&c, "policies").await;
+        show(&c, "#policy-preview-result").await;
         screenshot(&c, "policy-preview").await;
         // A new policy, saved from the editor.
         fill(&c, "policy-name", "Weekly").await;
@@ -532,6 +561,7 @@ fn enable_back_up_browse_restore_and_rotate_the_key_in_the_browser() {
         wait_text(&c, "#notice", "was rotated").await;
         let after = wait_text(&c, "#key-fingerprint", "").await;
         assert_ne!(after, before);
+        all_labelled(&c, "vault").await;
         screenshot(&c, "vault").await;
         assert!(
             key_opens(&vault_loc, &new_key, &[]),
@@ -575,6 +605,34 @@ fn enable_back_up_browse_restore_and_rotate_the_key_in_the_browser() {
         click(&c, "button[aria-label='Resume protection of docs']").await;
         wait_text(&c, "#notice", "resumed").await;
 
+        // A long job: its progress moves while it runs, and it can be
+        // cancelled. The item is added with the page's form.
+        open(&c, &root, "#/items", "Items and sets").await;
+        fill(&c, "item-name", "slow").await;
+        c.find(Locator::Id("item-kind"))
+            .await
+            .unwrap()
+            .select_by_value("command")
+            .await
+            .unwrap();
+        fill(
+            &c,
+            "item-command",
+            "for i in $(seq 1 600); do head -c 200000 /dev/urandom; sleep 0.1; done",
+        )
+        .await;
+        click(&c, "#item-add").await;
+        wait_text(&c, "#notice", "Item slow added").await;
+        click(&c, "button.backup-now[data-item='slow']").await;
+        wait_text(&c, "#job-state", "Running").await;
+        let first = wait_text(&c, "#job-progress", "read").await;
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+        let later = wait_text(&c, "#job-progress", "read").await;
+        assert_ne!(first, later, "the progress does not move");
+        screenshot(&c, "job-running").await;
+        click(&c, "#job-cancel").await;
+        assert_eq!(job_ends(&c, 60).await, "Cancelled");
+
         // Users and roles: an operator with a role on the vault.
         open(&c, &root, "#/users", "Users and roles").await;
         fill(&c, "user-name", "operator").await;
@@ -601,6 +659,7 @@ fn enable_back_up_browse_restore_and_rotate_the_key_in_the_browser() {
             .unwrap();
         click(&c, "#role-add").await;
         wait_text(&c, "section[aria-labelledby=roles-list]", "backup_operator").await;
+        all_labelled(&c, "users").await;
         screenshot(&c, "users").await;
 
         // The remaining pages, for the record.
@@ -613,6 +672,7 @@ fn enable_back_up_browse_restore_and_rotate_the_key_in_the_browser() {
         ] {
             open(&c, &root, hash, heading).await;
             tokio::time::sleep(Duration::from_millis(200)).await;
+            all_labelled(&c, hash).await;
             screenshot(&c, shot).await;
         }
         c.close().await.unwrap();

@@ -405,10 +405,11 @@ function enablePage() {
     h("fieldset", {}, h("legend", {}, "3. Policy"),
       radio("enable-policy", "enable-policy-default", "default", "DefaultPolicy of the vault (daily, 30 days)", true),
       radio("enable-policy", "enable-policy-custom", "custom", "A policy of its own, named after the item", false),
-      field("Schedule", schedule, "daily HH:MM, weekly mon,thu HH:MM, or every N h from HH:MM."),
-      field("Time zone", zone),
-      field("Keep the last N points", keepLast),
-      field("Keep one point a day for N days", dailyDays)),
+      h("div", { class: "grid" },
+        field("Schedule", schedule, "daily HH:MM, weekly mon,thu HH:MM, or every N h from HH:MM."),
+        field("Time zone", zone),
+        field("Keep the last N points", keepLast),
+        field("Keep one point a day for N days", dailyDays))),
     h("fieldset", {}, h("legend", {}, "4. What to protect"),
       field("Item name", itemName),
       field("Kind", kind),
@@ -760,13 +761,16 @@ async function policiesPage(query) {
   }));
   const editor = h("form", { id: "policy-form", "aria-labelledby": "policy-editor" },
     h("h2", { id: "policy-editor" }, "Schedule and retention"),
-    field("Name", f.name), field("Schedule", f.schedule, "daily HH:MM, weekly mon,thu HH:MM, or every N h from HH:MM [for H h]."),
-    field("Time zone", f.zone, "An IANA time zone such as Europe/Berlin."),
+    h("div", { class: "grid" },
+      field("Name", f.name), field("Schedule", f.schedule, "daily HH:MM, weekly mon,thu HH:MM, or every N h from HH:MM [for H h]."),
+      field("Time zone", f.zone, "An IANA time zone such as Europe/Berlin.")),
     h("fieldset", {}, h("legend", {}, "Retention"),
-      field("Keep the last N points", f.keepLast), field("Daily: keep for N days", f.dailyDays),
-      field("Weekly: keep for N weeks", f.weeklyWeeks), field("Weekly: the point of", f.weeklyDay),
-      field("Monthly: keep for N months", f.monthlyMonths), field("Monthly: the point of day", f.monthlyDay, "1-28, last, or first-sunday … last-friday."),
-      field("Yearly: keep for N years", f.yearlyYears), field("Yearly: month", f.yearlyMonth), field("Yearly: day", f.yearlyDay)),
+      h("p", { class: "help" }, "Empty fields keep nothing by that rule."),
+      h("div", { class: "grid" },
+        field("Keep the last N points", f.keepLast), field("Daily: keep for N days", f.dailyDays), h("span"),
+        field("Weekly: keep for N weeks", f.weeklyWeeks), field("Weekly: the point of", f.weeklyDay), h("span"),
+        field("Monthly: keep for N months", f.monthlyMonths), field("Monthly: the point of day", f.monthlyDay, "1-28, last, or first-sunday … last-friday."), h("span"),
+        field("Yearly: keep for N years", f.yearlyYears), field("Yearly: month", f.yearlyMonth), field("Yearly: day", f.yearlyDay))),
     field("Preview for", f.previewItem),
     h("p", { class: "actions" }, previewButton, " ", h("button", { type: "submit", id: "policy-save" }, "Save policy")),
     preview);
@@ -916,6 +920,10 @@ async function pointPage(vault, point, query) {
     ] : null,
     h("div", { class: "choice" }, overwrite, h("label", { for: "restore-overwrite" }, "Replace existing files")),
     h("p", {}, start));
+  form.addEventListener("change", () => {
+    const original = main.querySelector("#restore-original");
+    target.disabled = Boolean(original && original.checked);
+  });
   form.addEventListener("submit", (ev) => {
     ev.preventDefault();
     act(start, async () => {
