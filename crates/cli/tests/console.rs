@@ -355,6 +355,22 @@ fn key_opens(location: &str, key: &str, env: &[(String, String)]) -> bool {
         .success()
 }
 
+/// Runs the real CLI on a vault with its key; asserts success.
+fn cli_with_key(key: &str, args: &[&str]) {
+    let cache = scratch();
+    let out = Command::new(BIN)
+        .args(args)
+        .env("COFFER_KEY", key)
+        .env("COFFER_CACHE_DIR", cache.path())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "coffer {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 /// Confirms the key dialog and returns the key it showed; checks that it
 /// cannot be dismissed without the confirmation and leaves no trace.
 async fn take_key_once(c: &Client, shot: &str) -> String {
@@ -501,6 +517,20 @@ fn enable_back_up_browse_restore_and_rotate_the_key_in_the_browser() {
             "more than the chosen file came back"
         );
 
+        // Back over the original place: a changed file comes back as it
+        // was, and only once "Replace existing files" is ticked.
+        std::fs::write(&a, b"changed after the backup").unwrap();
+        c.back().await.unwrap();
+        wait_text(&c, "main h1", "Recovery point of docs").await;
+        click(&c, &format!("input.pick[value='{}']", a.display())).await;
+        click(&c, "#restore-original").await;
+        click(&c, "#restore-start").await;
+        wait_text(&c, "#status", "overwrite").await;
+        click(&c, "#restore-overwrite").await;
+        click(&c, "#restore-start").await;
+        assert_eq!(job_ends(&c, 60).await, "Succeeded");
+        assert_eq!(std::fs::read(&a).unwrap(), std::fs::read(&got).unwrap());
+
         // Two more points, then a policy preview. DefaultPolicy keeps one
         // point a day, so two of today's three expire; keep-last 3 would
         // keep them, and the preview says which fates differ.
@@ -532,12 +562,39 @@ fn enable_back_up_browse_restore_and_rotate_the_key_in_the_browser() {
         wait_text(&c, "#notice", "Policy Weekly saved").await;
         wait_text(&c, "section[aria-labelledby=policies-list]", "Weekly").await;
         screenshot(&c, "policies").await;
+        open(&c, &root, "#/items", "Items and sets").await;
+        wait_text(&c, "select#policy-of-docs", "Weekly").await;
+        c.find(Locator::Id("policy-of-docs"))
+            .await
+            .unwrap()
+            .select_by_value("Weekly")
+            .await
+            .unwrap();
+        click(&c, "button[aria-label='Assign the policy to docs']").await;
+        wait_text(&c, "#notice", "docs now follows Weekly").await;
+
+        // A replica added on the command line shows with its lag.
+        let replica = dir.path().join("replica");
+        let replica_loc = replica.to_str().unwrap().to_string();
+        cli_with_key(
+            &key,
+            &[
+                "vault",
+                "replica",
+                "add",
+                "--vault",
+                &vault_loc,
+                &replica_loc,
+                "--mode",
+                "async",
+            ],
+        );
+        open(&c, &root, "#/vault/main", "Vault main").await;
+        let replicas = wait_text(&c, "section[aria-labelledby=vault-replicas]", &replica_loc).await;
+        assert!(replicas.contains("async"), "{replicas}");
+        assert!(replicas.contains(" s"), "no lag shown: {replicas}");
 
         // The vault: delete a point, then undelete it.
-        open(&c, &root, "#/vault/main", "Vault main").await;
-        let replicas =
-            wait_text(&c, "section[aria-labelledby=vault-replicas]", "No replicas").await;
-        assert!(!replicas.is_empty());
         click(&c, "button[aria-label^='Delete docs of']").await;
         click(&c, "#ask-dialog button[data-choice=delete]").await;
         wait_text(&c, "#notice", "is soft-deleted").await;
@@ -675,6 +732,29 @@ fn enable_back_up_browse_restore_and_rotate_the_key_in_the_browser() {
             all_labelled(&c, hash).await;
             screenshot(&c, shot).await;
         }
+
+        // The operator sees the vault but may not rotate its key: the
+        // refusal is shown with the API's words.
+        click(&c, "#logout").await;
+        let name = c
+            .wait()
+            .for_element(Locator::Id("login-name"))
+            .await
+            .unwrap();
+        name.send_keys("operator").await.unwrap();
+        c.find(Locator::Id("login-password"))
+            .await
+            .unwrap()
+            .send_keys("operator password 1\u{E007}")
+            .await
+            .unwrap();
+        wait_text(&c, "#who", "operator").await;
+        open(&c, &root, "#/vault/main", "Vault main").await;
+        click(&c, "#rotate-key").await;
+        click(&c, "#ask-dialog button[data-choice=rotate]").await;
+        let refused = wait_text(&c, "#status", "role").await;
+        assert!(!refused.contains("null"), "{refused}");
+        screenshot(&c, "forbidden").await;
         c.close().await.unwrap();
     });
 }
