@@ -817,6 +817,26 @@ fn an_unreachable_location_shows_its_alert_with_remediation() {
         click(&c, "button.backup-now[data-item='etc']").await;
         assert_eq!(job_ends(&c, 60).await, "Succeeded");
 
+        // A second item joins the set; the set is backed up as one point,
+        // ready for cloud recovery.
+        open(&c, &root, "#/items", "Items and sets").await;
+        fill(&c, "item-name", "etc2").await;
+        fill(&c, "item-paths", src.to_str().unwrap()).await;
+        click(&c, "#item-add").await;
+        wait_text(&c, "#notice", "Item etc2 added").await;
+        click(&c, "button[aria-label='Change the items of set infra']").await;
+        click(&c, "#pick-item-etc2").await;
+        click(&c, "#pick-save").await;
+        wait_text(&c, "#notice", "Set infra now backs up etc, etc2").await;
+        click(&c, "button[aria-label='Back up set infra now']").await;
+        assert_eq!(job_ends(&c, 120).await, "Succeeded");
+        open(&c, &root, "#/vault/offsite", "Vault offsite").await;
+        let set_points = wait_text(&c, "section[aria-labelledby=vault-set-points]", "ready").await;
+        assert!(set_points.contains("etc2"), "{set_points}");
+        assert!(!set_points.contains("not ready"), "{set_points}");
+        show(&c, "section[aria-labelledby=vault-set-points]").await;
+        screenshot(&c, "vault-set-points").await;
+
         // The storage goes away; the next backup fails and says why.
         s3.kill();
         open(&c, &root, "#/items", "Items and sets").await;

@@ -262,6 +262,23 @@ function ask(title, text, choices) {
   });
 }
 
+// A modal list of checkboxes; resolves to the names ticked, or null.
+function pickItems(title, items, current) {
+  return new Promise((resolve) => {
+    const boxes = items.map((i) => checkbox(`pick-item-${i.name}`, i.name, current.includes(i.name)));
+    const dialog = h("dialog", { "aria-labelledby": "pick-title", id: "pick-dialog" },
+      h("h2", { id: "pick-title" }, title),
+      h("fieldset", {}, h("legend", {}, "Items backed up together"), boxes));
+    const close = (v) => { dialog.close(); dialog.remove(); resolve(v); };
+    dialog.append(h("p", { class: "actions" },
+      h("button", { type: "button", id: "pick-save", onclick: () => close(items.filter((i) => dialog.querySelector(`#${CSS.escape(`pick-item-${i.name}`)}`).checked).map((i) => i.name)) }, "Save"), " ",
+      h("button", { type: "button", class: "secondary", onclick: () => close(null) }, "Cancel")));
+    dialog.addEventListener("cancel", () => resolve(null));
+    document.body.append(dialog);
+    dialog.showModal();
+  });
+}
+
 // ---- login and dashboard --------------------------------------------------
 
 function loginPage() {
@@ -510,10 +527,11 @@ function pointsTable(vault, points, after) {
 }
 
 async function vaultPage(name) {
-  const [v, st, points] = await Promise.all([
+  const [v, st, points, setPoints] = await Promise.all([
     api("GET", `/vaults/${enc(name)}`),
     api("GET", `/vaults/${enc(name)}/status`),
     api("GET", `/vaults/${enc(name)}/points`),
+    api("GET", `/vaults/${enc(name)}/set-points`),
   ]);
   const reload = () => vaultPage(name);
   const immutability = select("vault-immutability", [["disabled", "Disabled"], ["enabled", "Enabled"], ["locked", "Locked (cannot be undone)"]], st.immutability);
@@ -567,6 +585,15 @@ async function vaultPage(name) {
       h("p", {}, "Fingerprint: ", h("code", { id: "key-fingerprint" }, v.key_fingerprint)),
       field("New key", newKey, "Leave empty to have Coffer generate one; it is shown once."),
       h("p", {}, rotate)),
+    setPoints.length ? section("vault-set-points", "Infrastructure set points",
+      table("Set points", ["Set", "Taken", "Items", "Cloud recovery"],
+        setPoints.map((sp) => h("tr", {},
+          h("td", {}, sp.set), h("td", {}, when(sp.time)),
+          h("td", {}, h("ul", { class: "plain" }, sp.items.map((i) => h("li", { class: `state-${i.status}` },
+            `${i.item} (${i.kind}): ${i.status}${i.consistency ? `, ${i.consistency}` : ""}${i.message ? ` — ${i.message}` : ""}`)))),
+          h("td", { class: sp.ready_for_cloud_recovery ? "ok" : "bad" },
+            sp.ready_for_cloud_recovery ? "ready: coffer recover --location … --point " + sp.id.slice(0, 12) : `not ready: ${sp.not_ready_because}`))),
+        "")) : null,
     section("vault-points", "Recovery points", pointsTable(name, points, reload)),
   );
 }
@@ -691,7 +718,15 @@ async function itemsPage() {
             h("button", { type: "button", class: "secondary", "aria-label": `Recovery drill of set ${s.name}`, onclick: (ev) => act(ev.target, async () => {
               const j = await api("POST", `/sets/${enc(s.name)}/drill`, {});
               go(`#/job/${j.id}`);
-            }) }, "Run a recovery drill")))),
+            }) }, "Run a recovery drill"), " ",
+            h("button", { type: "button", class: "secondary", "aria-label": `Change the items of set ${s.name}`, onclick: (ev) => act(ev.target, async () => {
+              const candidates = items.filter((i) => i.vault === s.vault && !i.name.startsWith("coffer-service."));
+              const chosen = await pickItems(`Items of set ${s.name}`, candidates, s.items);
+              if (!chosen) return;
+              await api("PATCH", `/sets/${enc(s.name)}`, { items: chosen });
+              await reload();
+              say(`Set ${s.name} now backs up ${chosen.join(", ")}.`);
+            }) }, "Change items")))),
         "No infrastructure sets.")),
     section("item-add-title", "Add an item", addItem),
     section("set-add-title", "Add an infrastructure set", addSet),
