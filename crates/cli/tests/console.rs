@@ -593,8 +593,28 @@ fn enable_back_up_browse_restore_and_rotate_the_key_in_the_browser() {
         let replicas = wait_text(&c, "section[aria-labelledby=vault-replicas]", &replica_loc).await;
         assert!(replicas.contains("async"), "{replicas}");
         assert!(replicas.contains(" s"), "no lag shown: {replicas}");
+        // A new point puts the replica behind; replication brings it level.
+        open(&c, &root, "#/items", "Items and sets").await;
+        click(&c, "button.backup-now[data-item='docs']").await;
+        assert_eq!(job_ends(&c, 60).await, "Succeeded");
+        open(&c, &root, "#/vault/main", "Vault main").await;
+        click(&c, "#replicate-now").await;
+        assert_eq!(job_ends(&c, 60).await, "Succeeded");
+        let log = wait_text(&c, "#job-log", "verified").await;
+        assert!(log.contains(&replica_loc), "{log}");
+        let behind = Command::new(BIN)
+            .args(["vault", "replica", "list", "--json", "--vault", &vault_loc])
+            .env("COFFER_KEY", &key)
+            .env("COFFER_CACHE_DIR", dir.path().join("cli-cache"))
+            .output()
+            .unwrap();
+        let listed: serde_json::Value = serde_json::from_slice(&behind.stdout).unwrap();
+        assert_eq!(listed["replicas"][0]["location"], replica_loc.as_str());
+        assert_eq!(listed["replicas"][0]["missing_points"], 0, "{listed}");
+        assert_eq!(listed["replicas"][0]["missing_objects"], 0, "{listed}");
 
         // The vault: delete a point, then undelete it.
+        open(&c, &root, "#/vault/main", "Vault main").await;
         click(&c, "button[aria-label^='Delete docs of']").await;
         click(&c, "#ask-dialog button[data-choice=delete]").await;
         wait_text(&c, "#notice", "is soft-deleted").await;

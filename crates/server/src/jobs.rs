@@ -84,7 +84,8 @@ pub struct JobProgress {
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Job {
     pub id: i64,
-    /// `backup`, `restore`, `prune`, `check`, `set-backup` or `drill`.
+    /// `backup`, `restore`, `prune`, `check`, `replicate`, `set-backup` or
+    /// `drill`.
     pub kind: String,
     /// What the job was asked to do (a restore's point and target, a
     /// check's share).
@@ -755,6 +756,7 @@ fn run_job(service: &Arc<Service>, id: i64, live: &Live) -> Result<()> {
         ("drill", _) => run_drill(service, &job),
         ("restore", Live::Restore(p)) => run_restore(service, &job, p),
         ("prune", _) => run_prune(service, &job),
+        ("replicate", _) => run_replicate(service, &job),
         ("check", Live::Check(cancel)) => run_check(service, &job, cancel),
         (kind, _) => failed(Cause::GeneralFault, format!("unknown job kind {kind}")),
     };
@@ -1191,6 +1193,72 @@ fn run_prune(service: &Service, job: &Job) -> Ending {
             let (cause, message) = engine_failure(e);
             failed(cause, message)
         }
+    }
+}
+
+/// Brings every replica of the vault up to date (copies what each lacks,
+/// reads every copy back, removes what the vault no longer has). A replica
+/// that fails does not stop the others; the job then fails with the first
+/// failure's cause.
+fn run_replicate(service: &Service, job: &Job) -> Ending {
+    let vault_name = job.vault.clone().unwrap_or_default();
+    let vault = match service.open_vault(&vault_name) {
+        Ok(v) => v,
+        Err(e) => {
+            let (cause, message) = engine_failure(e);
+            return failed(cause, message);
+        }
+    };
+    let replicas = vault.replica_locations();
+    if replicas.is_empty() {
+        return failed(
+            Cause::GeneralFault,
+            format!("vault {vault_name} has no replicas: add one with coffer vault replica add"),
+        );
+    }
+    let mut results = Vec::new();
+    let mut first_failure = None;
+    for (location, _mode) in &replicas {
+        let outcome = vault
+            .storage()
+            .open_sibling(location)
+            .and_then(|replica| coffer_engine::replica::replicate(&vault, &replica, location));
+        match outcome {
+            Ok(r) => {
+                let _ = service.jobs.log(
+                    &service.db,
+                    job.id,
+                    "info",
+                    &format!(
+                        "{location}: {} object(s) copied ({} bytes) and verified, {} removed; complete as of {}",
+                        r.copied, r.copied_bytes, r.deleted, r.as_of
+                    ),
+                );
+                results.push(serde_json::json!({
+                    "location": location, "copied": r.copied, "copied_bytes": r.copied_bytes,
+                    "verified": r.verified, "deleted": r.deleted, "as_of": r.as_of,
+                }));
+            }
+            Err(e) => {
+                let (cause, message) = engine_failure(Error::Engine(e));
+                let message = format!("replica {location}: {message}");
+                let _ = service.jobs.log(&service.db, job.id, "error", &message);
+                results.push(serde_json::json!({"location": location, "error": message}));
+                first_failure.get_or_insert((cause, message));
+            }
+        }
+    }
+    match first_failure {
+        None => Ending {
+            state: JobState::Succeeded,
+            result: Some(serde_json::json!({ "replicas": results })),
+            failure: None,
+        },
+        Some((cause, message)) => Ending {
+            state: JobState::Failed,
+            result: Some(serde_json::json!({ "replicas": results })),
+            failure: Some((cause, message)),
+        },
     }
 }
 

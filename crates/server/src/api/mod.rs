@@ -800,6 +800,19 @@ async fn prune_now(
     Ok((StatusCode::ACCEPTED, Json(job)))
 }
 
+/// Brings the vault's replicas up to date now. Returns the job.
+#[utoipa::path(post, path = "/vaults/{name}/replicate", tag = "vaults", params(("name" = String, Path)),
+    responses((status = 202, body = Job), (status = 403, body = ErrorBody), (status = 409, body = ErrorBody), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody), (status = 401, body = ErrorBody)))]
+async fn replicate_now(
+    State(s): State<AppState>,
+    Caller(p): Caller,
+    P(name): P<String>,
+) -> ApiResult<(StatusCode, Json<Job>)> {
+    p.require(&name, Action::Backup)?;
+    let job = blocking(move || queue_vault_job(&s, &name, "replicate", None, &p.name)).await?;
+    Ok((StatusCode::ACCEPTED, Json(job)))
+}
+
 #[derive(Deserialize, ToSchema)]
 pub struct CheckRequest {
     /// Share of pack data to read and verify, in percent (0: structure
@@ -1786,6 +1799,7 @@ pub fn routes() -> (axum::Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(set_maintenance))
         .routes(routes!(prune_now))
         .routes(routes!(check_now))
+        .routes(routes!(replicate_now))
         .routes(routes!(restore))
         .routes(routes!(list_policies))
         .routes(routes!(set_policy, delete_policy))
