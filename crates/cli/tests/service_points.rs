@@ -60,6 +60,7 @@ fn a_point_is_browsed_and_one_file_downloaded_whole() {
     let r = api.http.get(&url).bearer_auth(&api.token).send().unwrap();
     assert_eq!(r.status(), StatusCode::OK);
     assert_eq!(r.headers()["content-length"], "6000000");
+    assert_eq!(r.headers()["x-content-type-options"], "nosniff");
     assert_eq!(
         r.headers()["content-disposition"],
         "attachment; filename*=UTF-8''big.bin"

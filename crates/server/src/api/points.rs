@@ -108,6 +108,8 @@ pub(super) async fn point_file(
         (header::CONTENT_LENGTH, file.size.to_string()),
         (header::CONTENT_DISPOSITION, disposition(&file.name)),
         (header::CACHE_CONTROL, "no-store".to_string()),
+        // A browser must save it, never render it (it may be HTML).
+        (header::X_CONTENT_TYPE_OPTIONS, "nosniff".to_string()),
     ];
     tracing::info!(user = %who, path = %file.path, point = %file.point.id.to_hex(), "file downloaded");
     tokio::task::spawn_blocking(move || {
