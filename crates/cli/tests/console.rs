@@ -301,6 +301,33 @@ async fn fill(c: &Client, id: &str, text: &str) {
     }
 }
 
+async fn choose(c: &Client, id: &str, value: &str) {
+    c.find(Locator::Id(id))
+        .await
+        .unwrap_or_else(|e| panic!("#{id}: {e}"))
+        .select_by_value(value)
+        .await
+        .unwrap_or_else(|e| panic!("#{id} has no option {value}: {e}"));
+}
+
+/// Fills the login form shown on the page and submits it with Enter.
+async fn log_in_as(c: &Client, name: &str, password: &str) {
+    c.wait()
+        .for_element(Locator::Id("login-name"))
+        .await
+        .unwrap()
+        .send_keys(name)
+        .await
+        .unwrap();
+    c.find(Locator::Id("login-password"))
+        .await
+        .unwrap()
+        .send_keys(&format!("{password}\u{E007}"))
+        .await
+        .unwrap();
+    wait_text(c, "#who", name).await;
+}
+
 async fn open(c: &Client, root: &str, hash: &str, heading: &str) {
     c.goto(&format!("{root}/{hash}")).await.unwrap();
     wait_text(c, "main h1", heading).await;
@@ -308,18 +335,7 @@ async fn open(c: &Client, root: &str, hash: &str, heading: &str) {
 
 async fn log_in(c: &Client, root: &str) {
     c.goto(&format!("{root}/")).await.unwrap();
-    let name = c
-        .wait()
-        .for_element(Locator::Id("login-name"))
-        .await
-        .unwrap();
-    name.send_keys("admin").await.unwrap();
-    c.find(Locator::Id("login-password"))
-        .await
-        .unwrap()
-        .send_keys(&format!("{ADMIN_PASSWORD}\u{E007}"))
-        .await
-        .unwrap();
+    log_in_as(c, "admin", ADMIN_PASSWORD).await;
     wait_text(c, "main h1", "Dashboard").await;
 }
 
@@ -564,12 +580,7 @@ fn enable_back_up_browse_restore_and_rotate_the_key_in_the_browser() {
         screenshot(&c, "policies").await;
         open(&c, &root, "#/items", "Items and sets").await;
         wait_text(&c, "select#policy-of-docs", "Weekly").await;
-        c.find(Locator::Id("policy-of-docs"))
-            .await
-            .unwrap()
-            .select_by_value("Weekly")
-            .await
-            .unwrap();
+        choose(&c, "policy-of-docs", "Weekly").await;
         click(&c, "button[aria-label='Assign the policy to docs']").await;
         wait_text(&c, "#notice", "docs now follows Weekly").await;
 
@@ -686,12 +697,7 @@ fn enable_back_up_browse_restore_and_rotate_the_key_in_the_browser() {
         // cancelled. The item is added with the page's form.
         open(&c, &root, "#/items", "Items and sets").await;
         fill(&c, "item-name", "slow").await;
-        c.find(Locator::Id("item-kind"))
-            .await
-            .unwrap()
-            .select_by_value("command")
-            .await
-            .unwrap();
+        choose(&c, "item-kind", "command").await;
         fill(
             &c,
             "item-command",
@@ -716,24 +722,9 @@ fn enable_back_up_browse_restore_and_rotate_the_key_in_the_browser() {
         fill(&c, "user-password", "operator password 1").await;
         click(&c, "#user-add").await;
         wait_text(&c, "#notice", "User operator added").await;
-        c.find(Locator::Id("role-user"))
-            .await
-            .unwrap()
-            .select_by_value("operator")
-            .await
-            .unwrap();
-        c.find(Locator::Id("role-vault"))
-            .await
-            .unwrap()
-            .select_by_value("main")
-            .await
-            .unwrap();
-        c.find(Locator::Id("role-role"))
-            .await
-            .unwrap()
-            .select_by_value("backup_operator")
-            .await
-            .unwrap();
+        choose(&c, "role-user", "operator").await;
+        choose(&c, "role-vault", "main").await;
+        choose(&c, "role-role", "backup_operator").await;
         click(&c, "#role-add").await;
         wait_text(&c, "section[aria-labelledby=roles-list]", "backup_operator").await;
         all_labelled(&c, "users").await;
@@ -756,19 +747,7 @@ fn enable_back_up_browse_restore_and_rotate_the_key_in_the_browser() {
         // The operator sees the vault but may not rotate its key: the
         // refusal is shown with the API's words.
         click(&c, "#logout").await;
-        let name = c
-            .wait()
-            .for_element(Locator::Id("login-name"))
-            .await
-            .unwrap();
-        name.send_keys("operator").await.unwrap();
-        c.find(Locator::Id("login-password"))
-            .await
-            .unwrap()
-            .send_keys("operator password 1\u{E007}")
-            .await
-            .unwrap();
-        wait_text(&c, "#who", "operator").await;
+        log_in_as(&c, "operator", "operator password 1").await;
         open(&c, &root, "#/vault/main", "Vault main").await;
         click(&c, "#rotate-key").await;
         click(&c, "#ask-dialog button[data-choice=rotate]").await;
