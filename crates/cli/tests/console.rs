@@ -729,6 +729,17 @@ fn enable_back_up_browse_restore_and_rotate_the_key_in_the_browser() {
         wait_text(&c, "section[aria-labelledby=roles-list]", "backup_operator").await;
         all_labelled(&c, "users").await;
         screenshot(&c, "users").await;
+        // A new password for the operator; a too short one is refused
+        // with the reason.
+        click(&c, "button[aria-label='Set the password of operator']").await;
+        fill(&c, "new-password", "short").await;
+        click(&c, "#password-save").await;
+        let said = wait_text(&c, "#status", "password").await;
+        assert!(!said.contains("null"), "{said}");
+        click(&c, "button[aria-label='Set the password of operator']").await;
+        fill(&c, "new-password", "operator password 2").await;
+        click(&c, "#password-save").await;
+        wait_text(&c, "#notice", "password of operator was changed").await;
 
         // The remaining pages, for the record.
         for (hash, heading, shot) in [
@@ -747,7 +758,7 @@ fn enable_back_up_browse_restore_and_rotate_the_key_in_the_browser() {
         // The operator sees the vault but may not rotate its key: the
         // refusal is shown with the API's words.
         click(&c, "#logout").await;
-        log_in_as(&c, "operator", "operator password 1").await;
+        log_in_as(&c, "operator", "operator password 2").await;
         open(&c, &root, "#/vault/main", "Vault main").await;
         click(&c, "#rotate-key").await;
         click(&c, "#ask-dialog button[data-choice=rotate]").await;

@@ -262,6 +262,23 @@ function ask(title, text, choices) {
   });
 }
 
+// A modal asking for a new password; resolves to it, or null.
+function askPassword(title) {
+  return new Promise((resolve) => {
+    const field1 = input("new-password", { type: "password", autocomplete: "new-password" });
+    const dialog = h("dialog", { "aria-labelledby": "password-title", id: "password-dialog" },
+      h("h2", { id: "password-title" }, title), field("New password", field1, "At least 12 characters."));
+    const close = (v) => { dialog.close(); dialog.remove(); resolve(v); };
+    dialog.append(h("p", { class: "actions" },
+      h("button", { type: "button", id: "password-save", onclick: () => close(field1.value) }, "Set password"), " ",
+      h("button", { type: "button", class: "secondary", onclick: () => close(null) }, "Cancel")));
+    dialog.addEventListener("cancel", () => resolve(null));
+    document.body.append(dialog);
+    dialog.showModal();
+    field1.focus();
+  });
+}
+
 // A modal list of checkboxes; resolves to the names ticked, or null.
 function pickItems(title, items, current) {
   return new Promise((resolve) => {
@@ -1047,7 +1064,13 @@ async function usersPage() {
     section("users-list", "Users",
       table("Users", ["User", "Administrator", "Created", "Actions"],
         users.map((u) => h("tr", {}, h("td", {}, u.name), h("td", {}, u.is_admin ? "yes" : "no"), h("td", {}, when(u.created)),
-          h("td", {}, h("button", { type: "button", class: "secondary", "aria-label": `Remove user ${u.name}`, onclick: (ev) => act(ev.target, async () => {
+          h("td", { class: "actions" }, h("button", { type: "button", class: "secondary", "aria-label": `Set the password of ${u.name}`, onclick: (ev) => act(ev.target, async () => {
+            const password = await askPassword(`New password for ${u.name}`);
+            if (password === null) return;
+            await api("PUT", `/users/${enc(u.name)}/password`, { password });
+            say(`The password of ${u.name} was changed; their sessions ended.`);
+          }) }, "Set password"), " ",
+          h("button", { type: "button", class: "secondary", "aria-label": `Remove user ${u.name}`, onclick: (ev) => act(ev.target, async () => {
             if (await ask(`Remove user ${u.name}?`, "Their sessions, tokens and roles go with them.", [["remove", "Remove", "danger"]]) !== "remove") return;
             await api("DELETE", `/users/${enc(u.name)}`);
             await reload();
