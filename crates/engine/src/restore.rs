@@ -405,7 +405,20 @@ pub fn read_file(
 ) -> Result<u64> {
     let index = vault.load_index()?;
     let node = find_node(vault, &index, point, path)?;
-    let (size, extents) = match node.kind {
+    read_node(vault, &index, &node, path, out)
+}
+
+/// [`read_file`] for a node already found with [`find_node`] (`path` is
+/// for messages), so that a caller who checked the node first reads the
+/// index once.
+pub fn read_node(
+    vault: &Vault,
+    index: &Index,
+    node: &Node,
+    path: &Path,
+    out: &mut dyn std::io::Write,
+) -> Result<u64> {
+    let (size, extents) = match &node.kind {
         NodeKind::File { size, extents } => (size, extents),
         _ => {
             return Err(Error::Invalid(format!(
@@ -414,12 +427,13 @@ pub fn read_file(
             )))
         }
     };
-    if let Some(e) = node.error {
+    if let Some(e) = &node.error {
         return Err(Error::Invalid(format!(
             "{} was not backed up completely: {e}",
             path.display()
         )));
     }
+    let size = *size;
     let write_err = |e| Error::io("(output)", e);
     let zeros = vec![0u8; 64 << 10];
     let mut at = 0u64;
@@ -431,10 +445,10 @@ pub fn read_file(
         }
         Ok(())
     };
-    for extent in &extents {
+    for extent in extents {
         fill(extent.offset, &mut at, out)?;
         for chunk in &extent.chunks {
-            let data = vault.read_blob(&index, &chunk.id)?;
+            let data = vault.read_blob(index, &chunk.id)?;
             out.write_all(&data).map_err(write_err)?;
             at += data.len() as u64;
         }

@@ -14,10 +14,11 @@ use std::path::Path;
 
 use coffer_engine::changes;
 use coffer_engine::ids::ObjectId;
+use coffer_engine::index::Index;
 use coffer_engine::journal::ReplicaMode;
 use coffer_engine::prune::{self, PointAction};
 use coffer_engine::restore;
-use coffer_engine::tree::NodeKind;
+use coffer_engine::tree::{Node, NodeKind};
 use coffer_engine::vault::{Point, Vault};
 use coffer_engine::Storage;
 use serde::Serialize;
@@ -61,10 +62,13 @@ pub struct Listing {
     pub entries: Vec<Entry>,
 }
 
-/// A single file of a point, checked before any byte is sent.
+/// A single file of a point, checked before any byte is sent, with what
+/// reading it needs.
 pub struct FileToSend {
     pub vault: Vault,
     pub point: Point,
+    pub index: Index,
+    pub node: Node,
     pub path: String,
     pub name: String,
     pub size: u64,
@@ -277,16 +281,16 @@ impl Service {
         let index = v.load_index()?;
         let node =
             restore::find_node(&v, &index, &pt, Path::new(path)).map_err(not_in_point(path))?;
-        let size = match node.kind {
-            NodeKind::File { size, .. } => size,
+        let size = match &node.kind {
+            NodeKind::File { size, .. } => *size,
             other => {
                 return Err(Error::Conflict(format!(
                     "{path} is a {} in the point; only regular files can be downloaded (restore the rest)",
-                    kind_name(&other)
+                    kind_name(other)
                 )))
             }
         };
-        if let Some(e) = node.error {
+        if let Some(e) = &node.error {
             return Err(Error::Conflict(format!(
                 "{path} was not backed up completely, so it cannot be downloaded: {e}"
             )));
@@ -294,7 +298,9 @@ impl Service {
         Ok(FileToSend {
             vault: v,
             point: pt,
+            index,
             name: String::from_utf8_lossy(&node.name).into_owned(),
+            node,
             path: path.to_string(),
             size,
         })

@@ -114,9 +114,10 @@ pub(super) async fn point_file(
     tracing::info!(user = %who, path = %file.path, point = %file.point.id.to_hex(), "file downloaded");
     tokio::task::spawn_blocking(move || {
         let mut out = ToBody(tx.clone());
-        let read = coffer_engine::restore::read_file(
+        let read = coffer_engine::restore::read_node(
             &file.vault,
-            &file.point,
+            &file.index,
+            &file.node,
             std::path::Path::new(&file.path),
             &mut out,
         );
