@@ -660,6 +660,27 @@ fn enable_back_up_browse_restore_and_rotate_the_key_in_the_browser() {
             "the old key still opens the vault"
         );
 
+        // Immutability on: deleting an unexpired point is refused, and the
+        // page says why.
+        choose(&c, "vault-immutability", "enabled").await;
+        click(&c, "#vault-immutability-apply").await;
+        wait_text(&c, "#notice", "Immutability of main is now enabled").await;
+        wait_text(
+            &c,
+            "section[aria-labelledby=vault-immutability-title]",
+            "Now: enabled",
+        )
+        .await;
+        click(&c, "button[aria-label^='Delete docs of']").await;
+        click(&c, "#ask-dialog button[data-choice=delete]").await;
+        let refused = wait_text(&c, "#status", "expired").await;
+        assert!(refused.contains("enabled"), "{refused}");
+        assert!(
+            refused.contains("wait for them to expire"),
+            "no hint: {refused}"
+        );
+        screenshot(&c, "vault-immutable-refusal").await;
+
         // The rotation and the deletion raised security alerts; resolve one.
         open(&c, &root, "#/alerts", "Alerts").await;
         let alerts = wait_text(&c, "main table", "deleted").await;

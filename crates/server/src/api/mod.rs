@@ -66,7 +66,7 @@ pub struct ErrorBody {
 #[derive(Serialize, ToSchema)]
 pub struct ErrorDetail {
     /// A stable code: invalid, unauthenticated, forbidden, not_found,
-    /// conflict, too_many_requests, storage, internal.
+    /// conflict, immutable, too_many_requests, storage, wrong_key, internal.
     pub code: String,
     pub message: String,
     /// The request field that is wrong.
@@ -94,9 +94,13 @@ impl IntoResponse for ApiError {
             Error::NotFound(_) => (StatusCode::NOT_FOUND, "not_found", None, None),
             Error::Conflict(_) => (StatusCode::CONFLICT, "conflict", None, None),
             Error::Engine(E::Invalid(_)) => (StatusCode::BAD_REQUEST, "invalid", None, None),
-            Error::Engine(E::Immutable { .. }) | Error::Engine(E::NeedsUpgrade { .. }) => {
-                (StatusCode::CONFLICT, "conflict", None, None)
-            }
+            Error::Engine(E::Immutable { .. }) => (
+                StatusCode::CONFLICT,
+                "immutable",
+                None,
+                Some("immutability protects points until their retention ends: wait for them to expire, or (if it is not locked) have an owner disable immutability".to_string()),
+            ),
+            Error::Engine(E::NeedsUpgrade { .. }) => (StatusCode::CONFLICT, "conflict", None, None),
             Error::Engine(E::PointNotFound(_)) => (StatusCode::NOT_FOUND, "not_found", None, None),
             Error::Engine(E::Storage { failure, .. }) => (
                 StatusCode::BAD_GATEWAY,
