@@ -155,7 +155,7 @@ pub struct LocationTest {
     pub holds_vault: bool,
 }
 
-fn point_not_found(field: &str, e: coffer_engine::Error) -> Error {
+fn point_field_error(field: &str, e: coffer_engine::Error) -> Error {
     match e {
         coffer_engine::Error::PointNotFound(_) | coffer_engine::Error::AmbiguousPoint { .. } => {
             Error::invalid(field, e.to_string())
@@ -168,7 +168,7 @@ fn point_not_found(field: &str, e: coffer_engine::Error) -> Error {
 pub fn resolve_point(vault: &Vault, spec: &str, field: &str) -> Result<Point> {
     vault
         .resolve_point(spec, None)
-        .map_err(|e| point_not_found(field, e))
+        .map_err(|e| point_field_error(field, e))
 }
 
 fn absolute(path: &str) -> Result<&str> {
@@ -206,7 +206,7 @@ fn not_in_point(path: &str) -> impl Fn(coffer_engine::Error) -> Error + '_ {
 fn point_at(vault: &Vault, spec: &str) -> Result<Point> {
     vault.resolve_point(spec, None).map_err(|e| match e {
         coffer_engine::Error::PointNotFound(p) => Error::NotFound(format!("point {p}")),
-        e => point_not_found("point", e),
+        e => point_field_error("point", e),
     })
 }
 
