@@ -384,3 +384,32 @@ fn stopping_protection_retains_or_deletes_and_resuming_brings_the_schedule_back(
     );
     assert_eq!(s, StatusCode::NOT_FOUND, "{v}");
 }
+
+#[test]
+fn an_item_of_a_set_shows_the_set_runs_as_its_last_backup() {
+    let dir = scratch();
+    let server = Server::start(&dir.path().join("data"));
+    let api = server.admin();
+    let src = dir.path().join("src");
+    random_file(&src.join("f"), 1000, 4);
+    api.create_vault("v", &dir.path().join("vault"));
+    api.create_item("member", "v", &src, 0);
+    api.create_item("broken", "v", &dir.path().join("missing"), 0);
+    let before = api.get("/items/member/schedule");
+    assert_eq!(before["last_run"], serde_json::Value::Null, "{before}");
+    api.post(
+        "/sets",
+        json!({"name": "infra", "vault": "v", "items": ["member", "broken"]}),
+        StatusCode::CREATED,
+    );
+    let job = api.post("/sets/infra/backup", json!({}), StatusCode::ACCEPTED);
+    let job = api.wait_job(job["id"].as_i64().unwrap());
+    assert_eq!(job["state"], "PartialSucceeded", "{job}");
+    let member = api.get("/items/member/schedule");
+    assert_eq!(member["last_state"], "Succeeded", "{member}");
+    assert_eq!(member["last_run"], job["started"]);
+    assert_eq!(member["last_success"], job["finished"]);
+    let broken = api.get("/items/broken/schedule");
+    assert_eq!(broken["last_state"], "Failed", "{broken}");
+    assert_eq!(broken["last_success"], serde_json::Value::Null);
+}

@@ -53,7 +53,8 @@ pub struct ItemSchedule {
     pub active: bool,
     /// The next scheduled run (Unix seconds), when active.
     pub next_run: Option<i64>,
-    /// The last backup job of the item, any trigger.
+    /// The last backup of the item, any trigger: its own jobs and its set's
+    /// (with the item's own status in that set run).
     pub last_run: Option<i64>,
     pub last_state: Option<String>,
     /// The last backup that succeeded (fully or partly).
@@ -338,7 +339,50 @@ impl Scheduler {
                 )
                 .optional()?
                 .flatten();
-            (last.as_ref().map(|l| l.0), last.map(|l| l.1), success)
+            let (mut last_run, mut last_state, mut last_success) =
+                (last.as_ref().map(|l| l.0), last.map(|l| l.1), success);
+            // An item of a set is backed up by its set's jobs too: their
+            // result records the item's own status.
+            if let Some(set) = &set {
+                let mut stmt = conn.prepare(
+                    "SELECT coalesce(started, created), finished, state, result FROM jobs
+                     WHERE item = ?1 AND kind = 'set-backup' ORDER BY id DESC LIMIT 50",
+                )?;
+                let runs = stmt
+                    .query_map([set], |r| {
+                        Ok((
+                            r.get::<_, i64>(0)?,
+                            r.get::<_, Option<i64>>(1)?,
+                            r.get::<_, String>(2)?,
+                            r.get::<_, Option<String>>(3)?,
+                        ))
+                    })?
+                    .collect::<rusqlite::Result<Vec<_>>>()?;
+                let mine = |result: &Option<String>| -> Option<String> {
+                    let v: serde_json::Value = serde_json::from_str(result.as_deref()?).ok()?;
+                    v["items"].as_array()?.iter().find_map(|i| {
+                        (i["item"] == name).then(|| i["status"].as_str().map(str::to_string))?
+                    })
+                };
+                if let Some((started, _, job_state, result)) = runs.first() {
+                    if last_run.is_none_or(|t| *started > t) {
+                        last_run = Some(*started);
+                        last_state = Some(mine(result).unwrap_or_else(|| job_state.clone()));
+                    }
+                }
+                let set_success = runs.iter().find_map(|(_, finished, _, result)| {
+                    matches!(
+                        mine(result).as_deref(),
+                        Some("Succeeded" | "PartialSucceeded")
+                    )
+                    .then_some(*finished)
+                    .flatten()
+                });
+                if set_success > last_success {
+                    last_success = set_success;
+                }
+            }
+            (last_run, last_state, last_success)
         };
         Ok(ItemSchedule {
             item: name.to_string(),
