@@ -446,6 +446,7 @@ fn enable_back_up_browse_restore_and_rotate_the_key_in_the_browser() {
     let src = dir.path().join("src");
     random_file(&src.join("a.bin"), 300_000, 3);
     random_file(&src.join("sub/b.txt"), 5_000, 4);
+    let hook = coffer_testservers::HttpReceiver::start(&[]);
     let downloads = dir.path().join("downloads");
     std::fs::create_dir_all(&downloads).unwrap();
     let root = server.base.trim_end_matches("/api/v1").to_string();
@@ -634,6 +635,15 @@ fn enable_back_up_browse_restore_and_rotate_the_key_in_the_browser() {
         click(&c, "button[aria-label^='Undelete docs of']").await;
         wait_text(&c, "#notice", "is back, on hold").await;
 
+        // A webhook target, so that the security alerts below are sent.
+        open(&c, &root, "#/notifications", "Notifications").await;
+        fill(&c, "target-name", "hook").await;
+        fill(&c, "target-url", &hook.url("/coffer")).await;
+        fill(&c, "target-secret", "a webhook signing key").await;
+        click(&c, "#target-add").await;
+        wait_text(&c, "#notice", "Target hook added").await;
+        open(&c, &root, "#/vault/main", "Vault main").await;
+
         // Rotate the key: a new one, shown once; the old one stops working.
         let before = c
             .find(Locator::Id("key-fingerprint"))
@@ -680,6 +690,19 @@ fn enable_back_up_browse_restore_and_rotate_the_key_in_the_browser() {
             "no hint: {refused}"
         );
         screenshot(&c, "vault-immutable-refusal").await;
+
+        // The security alerts reached the webhook, and the target's
+        // deliveries say so.
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while hook.received().is_empty() {
+            assert!(Instant::now() < deadline, "nothing reached the webhook");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        open(&c, &root, "#/notifications", "Notifications").await;
+        click(&c, "a[aria-label='Deliveries to hook']").await;
+        wait_text(&c, "section[aria-labelledby=deliveries-title]", "sent").await;
+        all_labelled(&c, "notifications").await;
+        screenshot(&c, "notifications").await;
 
         // The rotation and the deletion raised security alerts; resolve one.
         open(&c, &root, "#/alerts", "Alerts").await;

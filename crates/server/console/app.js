@@ -1090,6 +1090,86 @@ async function usersPage() {
     section("role-add-title", "Assign a role", addRole));
 }
 
+// ---- notifications -------------------------------------------------------------------
+
+function destinationText(d) {
+  return d.kind === "webhook" ? `webhook ${d.url}` : `email to ${d.to.join(", ")} via ${d.smtp_host}:${d.smtp_port}`;
+}
+
+async function notificationsPage(query) {
+  const targets = await api("GET", "/notifications/targets");
+  const shown = query.get("target");
+  const reload = () => notificationsPage(query);
+  let deliveries = null;
+  const target = targets.find((t) => String(t.id) === shown);
+  if (target) {
+    const list = await api("GET", `/notifications/targets/${target.id}/deliveries`);
+    deliveries = section("deliveries-title", `Deliveries to ${target.name}`,
+      table("Deliveries", ["Event", "State", "Attempts", "Created", "Sent", "Last error"],
+        list.map((d) => h("tr", {},
+          h("td", {}, d.event), h("td", { class: d.state === "failed" ? "bad" : d.state === "sent" ? "ok" : null }, d.state),
+          h("td", {}, String(d.attempts)), h("td", {}, when(d.created)), h("td", {}, when(d.sent)), h("td", {}, d.last_error || "—"))),
+        "Nothing sent to it yet."));
+  }
+  const name = input("target-name", { "data-field": "name", autocomplete: "off" });
+  const kind = select("target-kind", [["webhook", "Webhook (signed POST)"], ["email", "Email (SMTP)"]], "webhook");
+  const url = input("target-url", { "data-field": "destination.url", placeholder: "https://hooks.example.com/coffer", spellcheck: "false" });
+  const host = input("target-smtp-host", { "data-field": "destination.smtp_host", spellcheck: "false" });
+  const port = input("target-smtp-port", { type: "number", value: "587" });
+  const security = select("target-security", [["starttls", "STARTTLS"], ["tls", "TLS (port 465)"], ["none", "None (a relay on this machine)"]], "starttls");
+  const user = input("target-username", { autocomplete: "off" });
+  const from = input("target-from", { "data-field": "destination.from" });
+  const to = input("target-to", { "data-field": "destination.to", placeholder: "ops@example.com, oncall@example.com" });
+  const secret = input("target-secret", { type: "password", autocomplete: "new-password" });
+  const severity = select("target-severity", [["info", "Info and above"], ["warning", "Warning and above"], ["error", "Error and above"], ["critical", "Critical only"]], "warning");
+  const events = [["alert_raised", "Alerts raised"], ["alert_resolved", "Alerts resolved"], ["job_failed", "Jobs failed"], ["job_succeeded", "Jobs succeeded"]];
+  const refresh = () => {
+    const email = kind.value === "email";
+    url.disabled = email;
+    for (const el of [host, port, security, user, from, to]) el.disabled = !email;
+  };
+  const form = h("form", { id: "target-form" },
+    h("div", { class: "grid" }, field("Name", name), field("Kind", kind), field("Minimum severity", severity)),
+    field("Webhook URL", url),
+    h("div", { class: "grid" }, field("SMTP host", host), field("SMTP port", port), field("Security", security),
+      field("SMTP user", user), field("From", from), field("To", to, "Addresses separated by commas.")),
+    field("Secret", secret, "The webhook's signing key (HMAC-SHA256) or the SMTP password. Kept sealed, never shown again."),
+    h("fieldset", {}, h("legend", {}, "Events (none ticked: all)"), events.map(([v, l]) => checkbox(`target-event-${v}`, l, false))),
+    h("p", {}, h("button", { type: "submit", id: "target-add" }, "Add target")));
+  form.addEventListener("change", refresh);
+  form.addEventListener("submit", (ev) => {
+    ev.preventDefault();
+    act(main.querySelector("#target-add"), async () => {
+      const destination = kind.value === "webhook"
+        ? { kind: "webhook", url: url.value.trim() }
+        : { kind: "email", smtp_host: host.value.trim(), smtp_port: Number(port.value) || 587, security: security.value,
+          username: user.value.trim() || undefined, from: from.value.trim(), to: to.value.split(",").map((x) => x.trim()).filter(Boolean) };
+      await api("POST", "/notifications/targets", {
+        name: name.value.trim(), destination, secret: secret.value || undefined, min_severity: severity.value,
+        events: events.map(([v]) => v).filter((v) => main.querySelector(`#target-event-${v}`).checked),
+      });
+      await reload();
+      say(`Target ${name.value.trim()} added.`);
+    });
+  });
+  put(main, h("h1", {}, "Notifications"),
+    section("targets-title", "Targets",
+      table("Targets", ["Target", "Sends to", "Severity", "Events", "Secret", "Actions"],
+        targets.map((t) => h("tr", {},
+          h("td", {}, t.name), h("td", {}, destinationText(t.destination)), h("td", {}, `${t.min_severity} and above`),
+          h("td", {}, t.events.join(", ") || "all"), h("td", {}, t.has_secret ? "stored" : "none"),
+          h("td", { class: "actions" },
+            h("a", { href: `#/notifications?target=${t.id}`, "aria-label": `Deliveries to ${t.name}` }, "Deliveries"), " ",
+            h("button", { type: "button", class: "secondary", "aria-label": `Remove target ${t.name}`, onclick: (ev) => act(ev.target, async () => {
+              await api("DELETE", `/notifications/targets/${t.id}`);
+              go("#/notifications", `Target ${t.name} removed.`);
+            }) }, "Remove")))),
+        "No targets: alerts are only shown here.")),
+    deliveries,
+    section("target-add-title", "Add a target", form));
+  refresh();
+}
+
 // ---- routing ---------------------------------------------------------------------
 
 const pages = {
@@ -1105,6 +1185,7 @@ const pages = {
   point: (q, vault, point) => pointPage(vault, point, q),
   alerts: alertsPage,
   users: usersPage,
+  notifications: notificationsPage,
 };
 
 // "#/point/v/abc?path=/etc" → ["point", ["v", "abc"], {path: "/etc"}].
