@@ -312,13 +312,8 @@ async fn choose(c: &Client, id: &str, value: &str) {
 
 /// Fills the login form shown on the page and submits it with Enter.
 async fn log_in_as(c: &Client, name: &str, password: &str) {
-    c.wait()
-        .for_element(Locator::Id("login-name"))
-        .await
-        .unwrap()
-        .send_keys(name)
-        .await
-        .unwrap();
+    wait_text(c, "main h1", "Log in").await;
+    fill(c, "login-name", name).await;
     c.find(Locator::Id("login-password"))
         .await
         .unwrap()

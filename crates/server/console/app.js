@@ -1234,8 +1234,9 @@ document.getElementById("logout").addEventListener("click", async () => {
   } catch (e) {
     showError(e);
   }
-  location.hash = "#/login";
-  await route();
+  // One render: the hash change routes (go routes itself when the hash is
+  // already there).
+  go("#/login");
 });
 window.addEventListener("hashchange", () => { clearError(); notice.textContent = ""; route(); });
 route();
