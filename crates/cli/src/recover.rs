@@ -145,7 +145,7 @@ pub(crate) fn run(ctx: &Ctx, args: RecoverArgs) -> Result<ExitCode> {
         if !ctx.json {
             println!("drilling set point {} of set {} …", info.id, info.set);
         }
-        let report = recovery::drill(&vault, &info, scratch.as_deref(), |o| {
+        let report = recovery::drill(&vault, &info, scratch.as_deref(), None, |o| {
             if !ctx.json {
                 print_outcome(o);
             }

@@ -55,9 +55,16 @@ impl Role {
         .find(|r| r.as_str() == text)
     }
 
-    /// Whether this role allows `action`.
+    /// Whether this role allows `action`. No vault role allows
+    /// [`Action::ServerAccess`]: what runs on the server, or which of its
+    /// paths are read and written, is an administrator's decision, since
+    /// the service runs it with its own rights (often root) on a machine
+    /// that holds every vault's secrets.
     pub fn allows(self, action: Action) -> bool {
         use Action::*;
+        if action == ServerAccess {
+            return false;
+        }
         match self {
             Role::Owner => true,
             Role::Contributor => !matches!(action, AccessControl | Immutability),
@@ -90,6 +97,11 @@ pub enum Action {
     AccessControl,
     /// Enable or lock immutability.
     Immutability,
+    /// Define what the service runs or touches on its own machine: create
+    /// items, change their paths, commands, scripts or PostgreSQL settings,
+    /// create vaults (a location may be a server path), test locations,
+    /// restore outside the configured restore roots. Administrators only.
+    ServerAccess,
 }
 
 /// The authenticated caller of a request.
@@ -119,7 +131,11 @@ impl Principal {
     /// the caller has no role on looks the same as one that does not exist.
     pub fn require(&self, vault: &str, action: Action) -> Result<()> {
         match self.role_on(vault) {
+            Some(_) if self.is_admin => Ok(()),
             Some(role) if role.allows(action) => Ok(()),
+            Some(_) if action == Action::ServerAccess => Err(Error::Forbidden(
+                "only an administrator may do this: it runs a program or names a path on the service's machine".into(),
+            )),
             Some(role) => Err(Error::Forbidden(format!(
                 "your role on vault {vault} ({}) does not allow this",
                 role.as_str()
@@ -133,6 +149,19 @@ impl Principal {
             Ok(())
         } else {
             Err(Error::Forbidden("only an administrator may do this".into()))
+        }
+    }
+
+    /// Refuses unless the caller is an administrator, for what names paths
+    /// or programs on the service's machine outside any one vault (new
+    /// vaults, location tests).
+    pub fn require_server_access(&self) -> Result<()> {
+        if self.is_admin {
+            Ok(())
+        } else {
+            Err(Error::Forbidden(
+                "only an administrator may do this: it names a path or a host the service's machine reaches".into(),
+            ))
         }
     }
 
@@ -650,10 +679,12 @@ mod tests {
             ManageVault,
             AccessControl,
             Immutability,
+            ServerAccess,
         ];
         let allowed = |r: Role| all.iter().filter(|a| r.allows(**a)).count();
-        assert_eq!(allowed(Role::Owner), all.len());
-        assert_eq!(allowed(Role::Contributor), all.len() - 2);
+        assert_eq!(allowed(Role::Owner), all.len() - 1);
+        assert!(!Role::Owner.allows(ServerAccess));
+        assert_eq!(allowed(Role::Contributor), all.len() - 3);
         assert!(!Role::Contributor.allows(AccessControl));
         assert!(!Role::Contributor.allows(Immutability));
         assert!(Role::BackupOperator.allows(Backup) && Role::BackupOperator.allows(Restore));

@@ -36,6 +36,10 @@ pub struct ServiceConfig {
     pub login_alert_threshold: u32,
     /// How long a console session lasts.
     pub session_hours: u64,
+    /// Directories under which users who are not administrators may
+    /// restore (see `targets`); unset means `<data_dir>/restores`, an empty
+    /// list means nowhere.
+    pub restore_roots: Option<Vec<PathBuf>>,
 }
 
 impl Default for ServiceConfig {
@@ -53,6 +57,7 @@ impl Default for ServiceConfig {
             login_window_secs: 300,
             login_alert_threshold: 10,
             session_hours: 12,
+            restore_roots: None,
         }
     }
 }
@@ -105,6 +110,17 @@ impl ServiceConfig {
     }
 
     pub fn validate(&self) -> Result<()> {
+        if let Some(bad) = self
+            .restore_roots
+            .iter()
+            .flatten()
+            .find(|r| !r.is_absolute())
+        {
+            return Err(Error::Config(format!(
+                "restore_roots: {} is not an absolute path",
+                bad.display()
+            )));
+        }
         if self.tls_cert.is_some() != self.tls_key.is_some() {
             return Err(Error::Config(
                 "give both tls_cert and tls_key, or neither".into(),
@@ -125,6 +141,18 @@ impl ServiceConfig {
 
     pub fn db_path(&self) -> PathBuf {
         self.data_dir.join("state.sqlite")
+    }
+
+    /// Where restores by users who are not administrators may go.
+    pub fn restore_roots(&self) -> Vec<PathBuf> {
+        self.restore_roots
+            .clone()
+            .unwrap_or_else(|| vec![self.default_restore_root()])
+    }
+
+    /// The restore root used when none is configured.
+    pub fn default_restore_root(&self) -> PathBuf {
+        self.data_dir.join("restores")
     }
 
     pub fn cache_dir(&self) -> PathBuf {

@@ -12,6 +12,44 @@ use rusqlite::Connection;
 
 use crate::error::{Error, Result};
 
+/// Creates `dir` (and its parents) and makes it readable by its owner only,
+/// whatever the umask: it holds the service secret and the state database.
+pub fn make_private_dir(dir: &Path) -> Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
+        .map_err(|e| Error::io(dir, e))
+}
+
+/// Creates the database file with mode 0600 before SQLite opens it, so it
+/// never exists readable by others, even for a moment.
+fn create_private_file(path: &Path) -> Result<()> {
+    use std::os::unix::fs::OpenOptionsExt;
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .mode(0o600)
+        .open(path)
+        .map(drop)
+        .map_err(|e| Error::io(path, e))
+}
+
+/// Takes group and other permissions off a file that exists.
+fn restrict_to_owner(path: &Path) -> Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    match std::fs::symlink_metadata(path) {
+        Ok(m) if m.is_file() && m.permissions().mode() & 0o077 != 0 => {
+            let mode = m.permissions().mode() & 0o700;
+            std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
+                .map_err(|e| Error::io(path, e))
+        }
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(Error::io(path, e)),
+    }
+}
+
 /// Schema steps; the database's `user_version` counts how many are applied.
 const MIGRATIONS: &[&str] = &[
     r#"
@@ -178,8 +216,17 @@ pub struct Db {
 impl Db {
     /// Opens (creating when missing) and migrates the database at `path`.
     pub fn open(path: &Path) -> Result<Self> {
+        create_private_file(path)?;
         let conn = Connection::open(path)?;
-        Self::prepare(conn)
+        let db = Self::prepare(conn)?;
+        // SQLite gives the WAL and SHM files the database file's mode, but
+        // files left by an older release may be readable by others.
+        for suffix in ["", "-wal", "-shm"] {
+            let mut name = path.as_os_str().to_owned();
+            name.push(suffix);
+            restrict_to_owner(Path::new(&name))?;
+        }
+        Ok(db)
     }
 
     /// A private in-memory database, for tests.
@@ -250,6 +297,43 @@ pub fn now() -> i64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_data_directory_and_the_database_files_are_private() {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        let root = tempfile::tempdir().unwrap();
+        let dir = root.path().join("data");
+        std::fs::create_dir(&dir).unwrap();
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+        make_private_dir(&dir).unwrap();
+        assert_eq!(mode(&dir), 0o700);
+
+        let fresh = dir.join("fresh.sqlite");
+        let db = Db::open(&fresh).unwrap();
+        db.set_setting("k", "v").unwrap();
+        for suffix in ["", "-wal", "-shm"] {
+            let p = dir.join(format!("fresh.sqlite{suffix}"));
+            assert_eq!(mode(&p) & 0o077, 0, "{} is readable by others", p.display());
+        }
+        drop(db);
+
+        // A database an older release left readable by everyone.
+        let old = dir.join("old.sqlite");
+        Db::open(&old).unwrap().set_setting("k", "v").unwrap();
+        for suffix in ["", "-wal", "-shm"] {
+            let p = dir.join(format!("old.sqlite{suffix}"));
+            if p.exists() {
+                std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o644)).unwrap();
+            }
+        }
+        let db = Db::open(&old).unwrap();
+        db.set_setting("k", "w").unwrap();
+        for suffix in ["", "-wal", "-shm"] {
+            let p = dir.join(format!("old.sqlite{suffix}"));
+            assert_eq!(mode(&p), 0o600, "{}", p.display());
+        }
+    }
 
     #[test]
     fn the_schema_migrates_once_and_a_newer_one_is_refused() {

@@ -925,8 +925,13 @@ fn run_drill(service: &Service, job: &Job) -> Ending {
                 .ok_or_else(|| Error::NotFound(format!("a point of set {set}")))?,
         };
         let scratch = service.data_dir().join("drills");
-        std::fs::create_dir_all(&scratch).map_err(|e| Error::io(&scratch, e))?;
-        crate::recovery::drill(&vault, &point, Some(&scratch), |o| {
+        crate::db::make_private_dir(&scratch)?;
+        let own_items: Vec<_> = service
+            .items(None)?
+            .into_iter()
+            .filter(|i| i.vault == info.vault)
+            .collect();
+        crate::recovery::drill(&vault, &point, Some(&scratch), Some(&own_items), |o| {
             let _ = service.jobs.log(
                 &service.db,
                 job.id,
@@ -1116,15 +1121,37 @@ fn restore_through_kind(
     progress: &Arc<RestoreProgress>,
 ) -> Ending {
     let outcome = (|| -> std::result::Result<String, (Cause, String)> {
-        let item = service.item(&point.manifest.item).map_err(|_| {
+        let vault_name = job.vault.as_deref().unwrap_or_default();
+        let not_here = || {
             (
                 Cause::GeneralFault,
                 format!(
-                    "item {} is no longer configured, so its point cannot be restored through it: recover it with `coffer recover --item`",
+                    "item {} is not configured in vault {vault_name}, so its point cannot be restored through it: recover it with `coffer recover --item`",
                     point.manifest.item
                 ),
             )
-        })?;
+        };
+        // Only this vault's own item may act on this vault's point: an item
+        // of another vault with the same name would run its restore on data
+        // it was never given.
+        let item = service
+            .item_in_vault(vault_name, &point.manifest.item)
+            .ok()
+            .flatten()
+            .ok_or_else(not_here)?;
+        let recorded = coffer_sources::kind_of(point);
+        if recorded.map(|k| k.as_str()) != Some(item.kind.as_str()) {
+            return Err((
+                Cause::GeneralFault,
+                format!(
+                    "point {} is of kind {} but item {} is a {} item: it is not restored through it",
+                    point.id.to_hex(),
+                    recorded.map_or("unknown", |k| k.as_str()),
+                    item.name,
+                    item.kind
+                ),
+            ));
+        }
         let def =
             crate::service::item_def(&item).map_err(|e| (Cause::GeneralFault, e.to_string()))?;
         let to = coffer_sources::Destination {

@@ -624,7 +624,7 @@ fn find_item<'a>(export: &'a ServiceExport, name: &str) -> Result<&'a Item> {
 /// ends; an item that failed at backup time has nothing to act on.
 fn each_item(
     vault: &Vault,
-    export: &ServiceExport,
+    definitions: &dyn Fn(&str) -> Result<Item>,
     statuses: Vec<&ItemStatus>,
     mut on_item: impl FnMut(&ItemOutcome),
     action: impl Fn(&Point, &coffer_sources::ItemDef) -> coffer_sources::Result<String>,
@@ -640,7 +640,7 @@ fn each_item(
                 ))
             })?;
             let point = vault.resolve_point(point_id, None)?;
-            let def = item_def(find_item(export, &status.item)?)?;
+            let def = item_def(&definitions(&status.item)?)?;
             action(&point, &def).map_err(|e| Error::Internal(e.to_string()))
         })();
         let done = ItemOutcome {
@@ -696,7 +696,8 @@ pub fn recover(
         postgresql_connection: opts.postgresql_connection.clone(),
     };
     let chosen = select(&record, opts.item.as_deref())?;
-    let items = each_item(vault, &export, chosen, on_item, |point, def| {
+    let from_export = |name: &str| find_item(&export, name).cloned();
+    let items = each_item(vault, &from_export, chosen, on_item, |point, def| {
         coffer_sources::restore(vault, def, point, &to, &RestoreProgress::default())
     });
     Ok(RecoverReport {
@@ -712,17 +713,42 @@ pub fn recover(
 /// A recovery drill: every item of the set point restored into a scratch
 /// area under `scratch_root` and checked there, the configuration read,
 /// the time measured; nothing is left behind.
+///
+/// How each item is restored comes from `local_items` when given (the
+/// running service's own items of this vault), else from the point's
+/// configuration. A running service never takes item settings (tools,
+/// commands) from what it reads back from storage: whoever can write the
+/// vault would choose what the service runs.
 pub fn drill(
     vault: &Vault,
     info: &SetPointInfo,
     scratch_root: Option<&Path>,
+    local_items: Option<&[Item]>,
     on_item: impl FnMut(&ItemOutcome),
 ) -> Result<RecoverReport> {
     let started = Instant::now();
     let (export, record) = configuration(vault, info)?;
+    let from_export = |name: &str| find_item(&export, name).cloned();
+    let from_service = |name: &str| {
+        local_items
+            .into_iter()
+            .flatten()
+            .find(|i| i.name == name)
+            .cloned()
+            .ok_or_else(|| {
+                Error::Config(format!(
+                    "item {name} is not configured in this vault any more, so the service does not drill it"
+                ))
+            })
+    };
+    let definitions: &dyn Fn(&str) -> Result<Item> = if local_items.is_some() {
+        &from_service
+    } else {
+        &from_export
+    };
     let items = each_item(
         vault,
-        &export,
+        definitions,
         record.items.iter().collect(),
         on_item,
         |point, def| coffer_sources::verify(vault, def, point, scratch_root),

@@ -119,7 +119,10 @@ impl Service {
     /// Opens the data directory: the state database, the service secret,
     /// and the jobs a previous run left behind.
     pub fn open(config: ServiceConfig) -> Result<Arc<Service>> {
-        std::fs::create_dir_all(&config.data_dir).map_err(|e| Error::io(&config.data_dir, e))?;
+        crate::db::make_private_dir(&config.data_dir)?;
+        if config.restore_roots.is_none() {
+            crate::db::make_private_dir(&config.default_restore_root())?;
+        }
         let secret = ServiceSecret::load_or_create(&config.data_dir)?;
         let db = Db::open(&config.db_path())?;
         let service = Arc::new(Service {
@@ -607,6 +610,13 @@ impl Service {
         self.items(Some(name))?
             .pop()
             .ok_or_else(|| Error::NotFound(format!("item {name}")))
+    }
+
+    /// The item of this name if it belongs to `vault`: a point's manifest
+    /// names its item, and another vault's item of the same name must
+    /// never act on it.
+    pub fn item_in_vault(&self, vault: &str, name: &str) -> Result<Option<Item>> {
+        Ok(self.items(Some(name))?.pop().filter(|i| i.vault == vault))
     }
 
     /// Every item, or the one named.

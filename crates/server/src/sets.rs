@@ -369,7 +369,11 @@ pub fn run_set_backup(
         if progress.cancel.load(std::sync::atomic::Ordering::Relaxed) {
             return Err(Error::Engine(coffer_engine::Error::Cancelled));
         }
-        let item = match service.item(name) {
+        // The set's vault is checked again at run time: only its own items
+        // go into its point.
+        let item = match service.item_in_vault(&set.vault, name).and_then(|i| {
+            i.ok_or_else(|| Error::NotFound(format!("item {name} in vault {}", set.vault)))
+        }) {
             Ok(i) => i,
             Err(e) => {
                 statuses.push(ItemStatus::failed(name, "", e.to_string()));

@@ -20,11 +20,51 @@ use nix::unistd::Pid;
 /// How much of a child's standard error is kept for the message.
 const STDERR_TAIL: usize = 4096;
 
-/// A command run through `sh -c`, in its own process group.
-pub fn shell(script: &str) -> Command {
-    let mut c = Command::new("sh");
-    c.arg("-c").arg(script);
+/// Variables a child keeps from the service's environment: where programs
+/// and files are, the locale and the time zone, and where libpq finds its
+/// password and service files. Nothing else passes, so the service's own
+/// secrets (`COFFER_SERVICE_SECRET`, `COFFER_ADMIN_PASSWORD`, storage
+/// credentials, `PGPASSWORD`) never reach an item's program.
+pub const INHERITED_ENV: &[&str] = &[
+    "PATH",
+    "HOME",
+    "USER",
+    "LOGNAME",
+    "LANG",
+    "LC_ALL",
+    "LC_CTYPE",
+    "LC_MESSAGES",
+    "TZ",
+    "TMPDIR",
+    "PGPASSFILE",
+    "PGSERVICEFILE",
+    "PGSYSCONFDIR",
+];
+
+/// A program to run for an item: its own process group and an environment
+/// of [`INHERITED_ENV`] only; callers add what the program needs.
+pub fn program(path: impl AsRef<std::ffi::OsStr>) -> Command {
+    let mut c = Command::new(path);
+    c.env_clear();
+    for name in INHERITED_ENV {
+        if let Some(value) = std::env::var_os(name) {
+            c.env(name, value);
+        }
+    }
+    if std::env::var_os("PATH").is_none() {
+        c.env(
+            "PATH",
+            "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+        );
+    }
     c.process_group(0);
+    c
+}
+
+/// A command run through `sh -c`, as a [`program`].
+pub fn shell(script: &str) -> Command {
+    let mut c = program("sh");
+    c.arg("-c").arg(script);
     c
 }
 
@@ -244,6 +284,23 @@ pub fn run_fed(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_child_sees_only_the_inherited_variables() {
+        let out = shell("env").output().unwrap();
+        assert!(out.status.success());
+        let text = String::from_utf8(out.stdout).unwrap();
+        for line in text.lines() {
+            let name = line.split('=').next().unwrap();
+            // sh itself sets a few of its own.
+            let own = ["PWD", "SHLVL", "_", "OLDPWD"].contains(&name);
+            assert!(
+                own || INHERITED_ENV.contains(&name),
+                "{name} reached the child"
+            );
+        }
+        assert!(text.contains("PATH="));
+    }
 
     #[test]
     fn a_failing_child_fails_its_stream_at_the_end() {

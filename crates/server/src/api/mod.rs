@@ -562,8 +562,8 @@ async fn list_vaults(
     Ok(Json(all.into_iter().filter(|v| p.sees(&v.name)).collect()))
 }
 
-/// Creates or attaches a vault (administrators, or holders of a role on
-/// every vault that allows managing vaults).
+/// Creates or attaches a vault (administrators only: a location may be a
+/// path on the service's machine or any host it reaches).
 #[utoipa::path(post, path = "/vaults", tag = "vaults", request_body = NewVault,
     responses((status = 201, body = VaultWithKey), (status = 400, body = ErrorBody), (status = 409, body = ErrorBody), (status = 502, body = ErrorBody), (status = 401, body = ErrorBody)))]
 async fn create_vault(
@@ -571,14 +571,8 @@ async fn create_vault(
     Caller(p): Caller,
     Body(req): Body<NewVault>,
 ) -> ApiResult<(StatusCode, Json<VaultWithKey>)> {
-    if !p
-        .role_on("*")
-        .is_some_and(|r| r.allows(Action::ManageVault))
-    {
-        return Err(ApiError(Error::Forbidden(
-            "creating a vault needs an administrator, or a role on every vault (*) that manages vaults".into(),
-        )));
-    }
+    // A location may be a path on this machine or any host it reaches.
+    p.require_server_access()?;
     let (vault, key) = blocking(move || {
         s.add_vault(
             &req.name,
@@ -880,10 +874,17 @@ async fn restore(
                 "an absolute directory path (a file tree goes back over its original place only with target / and overwrite)",
             ));
         }
-        let params = RestoreParams {
+        let mut params = RestoreParams {
             point: point.id.to_hex(),
             ..req
         };
+        let own_item = s.item_in_vault(&name, &item)?;
+        crate::targets::check_restore_target(
+            &p,
+            &s.config.restore_roots(),
+            own_item.as_ref(),
+            &mut params,
+        )?;
         s.jobs.enqueue(
             &s,
             NewJob {
@@ -1060,7 +1061,8 @@ async fn list_items(State(s): State<AppState>, Caller(p): Caller) -> ApiResult<J
     Ok(Json(all.into_iter().filter(|i| p.sees(&i.vault)).collect()))
 }
 
-/// Adds a protected item.
+/// Adds a protected item (administrators only: every kind names paths on
+/// the service's machine or runs a program there).
 #[utoipa::path(post, path = "/items", tag = "items", request_body = NewItem,
     responses((status = 201, body = Item), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody), (status = 409, body = ErrorBody), (status = 401, body = ErrorBody), (status = 502, body = ErrorBody)))]
 async fn create_item(
@@ -1075,6 +1077,8 @@ async fn create_item(
         )));
     }
     p.require(&req.vault, Action::ManageItems)?;
+    // Every kind names a path on this machine or runs a program there.
+    p.require(&req.vault, Action::ServerAccess)?;
     let item = Item {
         name: req.name,
         vault: req.vault,
@@ -1139,7 +1143,8 @@ async fn get_item(
     ))
 }
 
-/// Changes an item's paths, excludes, enabled flag or retries.
+/// Changes an item's excludes, enabled flag or retries; its paths,
+/// commands, scripts and PostgreSQL settings (administrators only).
 #[utoipa::path(patch, path = "/items/{name}", tag = "items", params(("name" = String, Path)), request_body = ItemChanges,
     responses((status = 200, body = Item), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 401, body = ErrorBody)))]
 async fn update_item(
@@ -1151,6 +1156,14 @@ async fn update_item(
     Ok(Json(
         blocking(move || {
             let mut item = visible_item(&s, &p, &name, Action::ManageItems)?;
+            let defines_sources = req.paths.is_some()
+                || req.postgresql.is_some()
+                || req.command.is_some()
+                || req.pre.is_some()
+                || req.post.is_some();
+            if defines_sources {
+                p.require(&item.vault, Action::ServerAccess)?;
+            }
             if let Some(v) = req.paths {
                 item.paths = v;
             }
