@@ -13,6 +13,7 @@ pub mod cache;
 pub mod changes;
 pub mod check;
 pub mod chunker;
+pub mod confine;
 pub mod crypto;
 pub mod dict;
 pub mod error;
@@ -44,7 +45,11 @@ pub use keys::{KdfParams, VaultKey, DEFAULT_KDF, FORMAT_VERSION};
 pub use storage::Storage;
 pub use vault::{Point, Vault};
 
+#[cfg(any(test, feature = "testing"))]
+pub mod crafted;
 #[cfg(test)]
 mod format_vectors;
+#[cfg(test)]
+mod restore_confinement;
 #[cfg(test)]
 mod testutil;

@@ -18,7 +18,8 @@
 //! before anything is written.
 
 use std::collections::{BTreeMap, HashMap};
-use std::ffi::OsStr;
+use std::ffi::{OsStr, OsString};
+use std::os::fd::AsFd;
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
@@ -28,8 +29,9 @@ use std::sync::Mutex;
 
 use rayon::prelude::*;
 
+use crate::confine::{apply_by_name, apply_to_handle, Dir, Existing};
 use crate::error::{Error, Result};
-use crate::fsmeta::{apply_metadata, make_special, open_file_limit, running_as_root};
+use crate::fsmeta::{open_file_limit, running_as_root};
 use crate::ids::{ChunkId, ObjectId};
 use crate::index::Index;
 use crate::pack::{pack_path, BlobEntry};
@@ -96,17 +98,28 @@ type Targets = Vec<(usize, u64)>;
 /// The needed blobs of one pack, with their targets.
 type PackBlobs = Vec<(BlobEntry, Targets)>;
 
+/// An entry made under the target: the directory that holds it and its
+/// name there (everything is reached through that handle), and the path it
+/// is shown by.
 struct Entry {
     dest: PathBuf,
+    parent: Dir,
+    name: OsString,
     node: Node,
 }
 
-/// A file created by the walker, with the handle its content is written
-/// through (opening it again by path would cost a second lookup, and
-/// lookups contend with the walker's creates in the same directories).
+/// A file created by the walker, with the handle its content and metadata
+/// are written through.
 struct NewFile {
     entry: Entry,
     handle: Option<std::fs::File>,
+}
+
+/// A directory the walker has left, with its own handle for its metadata.
+struct DoneDir {
+    dest: PathBuf,
+    dir: Dir,
+    node: Node,
 }
 
 /// One slice of the point, ready to be filled in.
@@ -114,19 +127,25 @@ struct NewFile {
 struct Batch {
     /// Files created at their final size, waiting for their content.
     files: Vec<NewFile>,
-    /// Later paths of a hard-linked file, with the path holding its content.
+    /// Later names of a hard-linked file, with the path (relative to the
+    /// target) of the name holding its content.
     links: Vec<(Entry, PathBuf)>,
     /// Symlinks and special files, already created.
     others: Vec<Entry>,
     /// Directories whose whole subtree is in this batch or an earlier one,
     /// deepest first.
-    dirs_done: Vec<Entry>,
+    dirs_done: Vec<DoneDir>,
     chunks: usize,
 }
 
 impl Batch {
     fn len(&self) -> usize {
         self.files.len() + self.links.len() + self.others.len() + self.dirs_done.len()
+    }
+
+    /// Handles the batch keeps open until it is finished.
+    fn open_handles(&self) -> usize {
+        self.files.len() + self.dirs_done.len()
     }
 }
 
@@ -139,19 +158,36 @@ fn wanted(path: &Path, includes: &[PathBuf]) -> bool {
             .any(|i| path.starts_with(i) || i.starts_with(path))
 }
 
-/// What a depth-first walk of a point reports. Each method returns whether
-/// the walk should go on.
+/// Deeper trees are refused as malformed: no real path has that many
+/// components (PATH_MAX is 4096 bytes), and the walk recurses per level.
+const MAX_DEPTH: usize = 1024;
+/// Stack of the threads that walk trees, for `MAX_DEPTH` levels of recursion.
+const WALK_STACK: usize = 32 << 20;
+
+/// What a visitor wants after being told of a directory.
+#[derive(PartialEq, Eq)]
+enum Step {
+    /// Walk into it (and call `leave_dir` after).
+    Descend,
+    /// Leave it and everything in it out.
+    Skip,
+}
+
+/// What a depth-first walk of a point reports. `entry` and `leave_dir`
+/// return whether the walk should go on.
 trait Visitor {
-    fn enter_dir(&mut self, dest: &Path, node: &Node) -> bool;
+    fn enter_dir(&mut self, dest: &Path, name: &OsStr, node: &Node) -> Step;
     fn leave_dir(&mut self, dest: PathBuf, node: Node) -> bool;
-    fn entry(&mut self, dest: PathBuf, node: Node) -> bool;
-    fn tree_lost(&mut self, dest: PathBuf, why: String);
+    fn entry(&mut self, dest: PathBuf, name: &OsStr, node: Node) -> bool;
+    /// A subtree that cannot be read, or an entry that cannot be one.
+    fn lost(&mut self, dest: PathBuf, why: String);
 }
 
 /// Where a point's trees are read from and which parts are wanted.
 struct Walk<'a> {
     vault: &'a Vault,
     index: &'a Index,
+    point: String,
     target: &'a Path,
     includes: &'a [PathBuf],
 }
@@ -161,28 +197,61 @@ impl Walk<'_> {
         self.target.join(source.strip_prefix("/").unwrap_or(source))
     }
 
-    /// Walks the directory `tree` found at `at`; false when the visitor stopped it.
-    fn run(&self, tree: &ChunkId, at: &Path, visitor: &mut impl Visitor) -> bool {
+    /// Walks the directory `tree` found at `at`; false when the visitor
+    /// stopped it. Entries whose names could let a tree reach outside the
+    /// target, or a second entry of one name, are reported and left out.
+    fn run(&self, tree: &ChunkId, at: &Path, depth: usize, visitor: &mut impl Visitor) -> bool {
+        if depth > MAX_DEPTH {
+            visitor.lost(
+                self.dest(at),
+                format!(
+                    "point {}: the tree is nested deeper than {MAX_DEPTH} levels here, so the point is malformed; nothing below was restored",
+                    self.point
+                ),
+            );
+            return true;
+        }
         let tree = match self.vault.read_tree(self.index, tree) {
             Ok(t) => t,
             Err(e) => {
-                visitor.tree_lost(self.dest(at), format!("directory contents lost: {e}"));
+                visitor.lost(self.dest(at), format!("directory contents lost: {e}"));
                 return true;
             }
         };
+        let mut previous: Option<Vec<u8>> = None;
         for node in tree.nodes {
-            let source = at.join(OsStr::from_bytes(&node.name));
+            let malformed = match (crate::confine::check_name(&node.name), &previous) {
+                (Err(why), _) => Some(why),
+                (Ok(()), Some(prev)) if node.name == *prev => Some("a second entry of this name"),
+                (Ok(()), Some(prev)) if node.name < *prev => Some("an entry out of order"),
+                _ => None,
+            };
+            if let Some(why) = malformed {
+                visitor.lost(
+                    self.dest(at),
+                    format!(
+                        "point {}: the tree of this directory holds {why} ({:?}), so the point is malformed; that entry was not restored",
+                        self.point,
+                        String::from_utf8_lossy(&node.name)
+                    ),
+                );
+                continue;
+            }
+            previous = Some(node.name.clone());
+            let name = OsStr::from_bytes(&node.name).to_os_string();
+            let source = at.join(&name);
             if !wanted(&source, self.includes) {
                 continue;
             }
             let dest = self.dest(&source);
             let go_on = match node.kind {
-                NodeKind::Dir { tree: sub } => {
-                    visitor.enter_dir(&dest, &node)
-                        && self.run(&sub, &source, visitor)
-                        && visitor.leave_dir(dest, node)
-                }
-                _ => visitor.entry(dest, node),
+                NodeKind::Dir { tree: sub } => match visitor.enter_dir(&dest, &name, &node) {
+                    Step::Descend => {
+                        self.run(&sub, &source, depth + 1, visitor) && visitor.leave_dir(dest, node)
+                    }
+                    Step::Skip => true,
+                },
+                _ => visitor.entry(dest, &name, node),
             };
             if !go_on {
                 return false;
@@ -192,40 +261,52 @@ impl Walk<'_> {
     }
 }
 
-/// Counts the entries that already exist at their destination.
-#[derive(Default)]
+/// Counts the entries that already exist at their destination, looking
+/// through handles as the restore will (a symlink where a directory
+/// belongs is a conflict, and is not looked through).
 struct Conflicts {
     count: usize,
     example: Option<PathBuf>,
+    /// The directories being walked; None below one that does not exist.
+    stack: Vec<Option<Dir>>,
+}
+
+impl Conflicts {
+    fn found(&mut self, dest: PathBuf) {
+        self.count += 1;
+        self.example.get_or_insert(dest);
+    }
 }
 
 impl Visitor for Conflicts {
-    fn enter_dir(&mut self, _: &Path, _: &Node) -> bool {
-        true
+    fn enter_dir(&mut self, dest: &Path, name: &OsStr, _: &Node) -> Step {
+        let here = match self.stack.last().cloned().flatten() {
+            None => None,
+            Some(parent) => match parent.existing(name) {
+                Ok(Existing::Directory) => parent.open_dir(name).ok(),
+                Ok(Existing::Nothing) => None,
+                Ok(Existing::Other) | Err(_) => {
+                    self.found(dest.to_path_buf());
+                    None
+                }
+            },
+        };
+        self.stack.push(here);
+        Step::Descend
     }
     fn leave_dir(&mut self, _: PathBuf, _: Node) -> bool {
+        self.stack.pop();
         true
     }
-    fn entry(&mut self, dest: PathBuf, _: Node) -> bool {
-        if std::fs::symlink_metadata(&dest).is_ok() {
-            self.count += 1;
-            self.example.get_or_insert(dest);
+    fn entry(&mut self, dest: PathBuf, name: &OsStr, _: Node) -> bool {
+        if let Some(parent) = self.stack.last().cloned().flatten() {
+            if !matches!(parent.existing(name), Ok(Existing::Nothing)) {
+                self.found(dest);
+            }
         }
         true
     }
-    fn tree_lost(&mut self, _: PathBuf, _: String) {}
-}
-
-fn remove_existing(path: &Path) -> std::io::Result<()> {
-    match std::fs::symlink_metadata(path) {
-        Ok(md) if md.is_dir() => Err(std::io::Error::new(
-            std::io::ErrorKind::AlreadyExists,
-            "a directory is in the way",
-        )),
-        Ok(_) => std::fs::remove_file(path),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-        Err(e) => Err(e),
-    }
+    fn lost(&mut self, _: PathBuf, _: String) {}
 }
 
 /// The walker's side: creates entries and hands over full batches.
@@ -233,11 +314,16 @@ struct Creator<'a> {
     overwrite: bool,
     as_root: bool,
     limit: usize,
-    /// Files a batch may hold open; see `open_files_per_batch`.
+    /// Handles a batch may hold open; see `open_files_per_batch`.
     max_open: usize,
     batch: Batch,
     tx: SyncSender<Batch>,
-    /// First restored path of every inode with more than one link.
+    /// The directories being walked, the target first.
+    stack: Vec<Dir>,
+    /// The path of the directory being walked, relative to the target.
+    relative: PathBuf,
+    /// First restored path (relative to the target) of every inode with
+    /// more than one link.
     first_of_inode: HashMap<(u64, u64), PathBuf>,
     /// What went wrong while creating; the writer adds its own findings.
     report: RestoreReport,
@@ -250,7 +336,7 @@ impl Creator<'_> {
     fn flush_if_full(&mut self) -> bool {
         if self.batch.len() < self.limit
             && self.batch.chunks < BATCH_CHUNKS
-            && self.batch.files.len() < self.max_open
+            && self.batch.open_handles() < self.max_open
         {
             return true;
         }
@@ -265,31 +351,40 @@ impl Creator<'_> {
         (self.report, self.entries)
     }
 
-    fn create_file(&mut self, dest: PathBuf, node: Node) {
-        let NodeKind::File { size, extents } = &node.kind else {
+    fn parent(&self) -> Option<Dir> {
+        self.stack.last().cloned()
+    }
+
+    fn create_file(&mut self, entry: Entry) {
+        let NodeKind::File { size, extents } = &entry.node.kind else {
             return;
         };
-        if let Some(err) = &node.error {
+        if let Some(err) = &entry.node.error {
             self.report
                 .damaged
-                .push((dest, format!("was not backed up: {err}")));
+                .push((entry.dest, format!("was not backed up: {err}")));
             return;
         }
-        if node.links > 1 {
-            let key = (node.device, node.inode);
+        if entry.node.links > 1 {
+            let key = (entry.node.device, entry.node.inode);
             if let Some(first) = self.first_of_inode.get(&key) {
                 let first = first.clone();
-                self.batch.links.push((Entry { dest, node }, first));
+                self.batch.links.push((entry, first));
                 return;
             }
-            self.first_of_inode.insert(key, dest.clone());
+            self.first_of_inode
+                .insert(key, self.relative.join(&entry.name));
         }
-        let handle = match std::fs::File::create(&dest).and_then(|f| f.set_len(*size).map(|_| f)) {
+        let handle = match entry
+            .parent
+            .create_file(&entry.name, self.overwrite)
+            .and_then(|f| f.set_len(*size).map(|_| f))
+        {
             Ok(f) => f,
             Err(err) => {
                 self.report
                     .damaged
-                    .push((dest, format!("cannot create: {err}")));
+                    .push((entry.dest, format!("cannot create: {err}")));
                 return;
             }
         };
@@ -301,70 +396,88 @@ impl Creator<'_> {
         self.batch.chunks += chunks;
         self.report.files += 1;
         self.batch.files.push(NewFile {
-            entry: Entry { dest, node },
+            entry,
             handle: Some(handle),
         });
     }
 }
 
 impl Visitor for Creator<'_> {
-    fn enter_dir(&mut self, dest: &Path, _: &Node) -> bool {
+    fn enter_dir(&mut self, dest: &Path, name: &OsStr, _: &Node) -> Step {
         self.entries += 1;
         self.report.dirs += 1;
-        let made = match std::fs::symlink_metadata(dest) {
-            Ok(md) if md.is_dir() => Ok(()),
-            Ok(_) if self.overwrite => {
-                std::fs::remove_file(dest).and_then(|_| std::fs::create_dir(dest))
-            }
-            _ => std::fs::create_dir_all(dest),
+        let Some(parent) = self.parent() else {
+            return Step::Skip;
         };
-        if let Err(err) = made {
-            self.report.problems.push((
-                dest.to_path_buf(),
-                format!("cannot create directory: {err}"),
-            ));
+        match parent.child_dir(name, self.overwrite) {
+            Ok(dir) => {
+                self.stack.push(dir);
+                self.relative.push(name);
+                Step::Descend
+            }
+            Err(err) => {
+                self.report.problems.push((
+                    dest.to_path_buf(),
+                    format!("cannot create directory: {err}; nothing below it was restored"),
+                ));
+                Step::Skip
+            }
         }
-        true
     }
 
     fn leave_dir(&mut self, dest: PathBuf, node: Node) -> bool {
-        self.batch.dirs_done.push(Entry { dest, node });
+        self.relative.pop();
+        if let Some(dir) = self.stack.pop() {
+            self.batch.dirs_done.push(DoneDir { dest, dir, node });
+        }
         self.flush_if_full()
     }
 
-    fn entry(&mut self, dest: PathBuf, node: Node) -> bool {
+    fn entry(&mut self, dest: PathBuf, name: &OsStr, node: Node) -> bool {
         self.entries += 1;
+        let Some(parent) = self.parent() else {
+            return true;
+        };
         if self.overwrite {
-            if let Err(err) = remove_existing(&dest) {
+            if let Err(err) = parent.remove_other(name) {
                 self.report
                     .problems
                     .push((dest, format!("cannot replace: {err}")));
                 return true;
             }
         }
-        let made = match &node.kind {
+        let entry = Entry {
+            dest,
+            parent,
+            name: name.to_os_string(),
+            node,
+        };
+        let made = match &entry.node.kind {
             NodeKind::File { .. } => {
-                self.create_file(dest, node);
+                self.create_file(entry);
                 return self.flush_if_full();
             }
             NodeKind::Dir { .. } => return true,
-            NodeKind::Symlink { target } => {
-                std::os::unix::fs::symlink(OsStr::from_bytes(target), &dest)
-                    .map_err(|err| format!("cannot create symlink: {err}"))
-            }
+            NodeKind::Symlink { target } => entry
+                .parent
+                .symlink(&entry.name, target)
+                .map_err(|err| format!("cannot create symlink: {err}")),
             NodeKind::CharDevice { .. } | NodeKind::BlockDevice { .. } if !self.as_root => {
                 Err("device nodes can only be restored as root".into())
             }
-            _ => make_special(&dest, &node).map_err(|err| format!("cannot create: {err}")),
+            _ => entry
+                .parent
+                .special(&entry.name, &entry.node)
+                .map_err(|err| format!("cannot create: {err}")),
         };
         match made {
-            Ok(()) => self.batch.others.push(Entry { dest, node }),
-            Err(why) => self.report.problems.push((dest, why)),
+            Ok(()) => self.batch.others.push(entry),
+            Err(why) => self.report.problems.push((entry.dest, why)),
         }
         self.flush_if_full()
     }
 
-    fn tree_lost(&mut self, dest: PathBuf, why: String) {
+    fn lost(&mut self, dest: PathBuf, why: String) {
         self.report.damaged.push((dest, why));
     }
 }
@@ -470,10 +583,11 @@ pub fn restore(
         .iter()
         .map(|p| crate::backup::absolute(Path::new("/").join(p).as_path()))
         .collect::<Result<_>>()?;
-    std::fs::create_dir_all(&opts.target).map_err(|e| Error::io(&opts.target, e))?;
+    let root_dir = Dir::open_target(&opts.target).map_err(|e| Error::io(&opts.target, e))?;
     let walk = Walk {
         vault,
         index: &index,
+        point: point.id.to_hex()[..12].to_string(),
         target: &opts.target,
         includes: &includes,
     };
@@ -481,13 +595,28 @@ pub fn restore(
 
     // Refuse before writing anything if files would be overwritten. An
     // empty target cannot conflict, so the usual restore skips this walk.
-    let target_empty = std::fs::read_dir(&opts.target)
+    let target_empty = std::fs::read_dir(root_dir.proc_path(OsStr::new("")))
         .map_err(|e| Error::io(&opts.target, e))?
         .next()
         .is_none();
     if !opts.overwrite && !target_empty {
-        let mut conflicts = Conflicts::default();
-        walk.run(&point.manifest.tree, root, &mut conflicts);
+        let conflicts = std::thread::scope(|s| {
+            std::thread::Builder::new()
+                .stack_size(WALK_STACK)
+                .spawn_scoped(s, || {
+                    let mut conflicts = Conflicts {
+                        count: 0,
+                        example: None,
+                        stack: vec![Some(root_dir.clone())],
+                    };
+                    walk.run(&point.manifest.tree, root, 0, &mut conflicts);
+                    conflicts
+                })
+                .map(|t| t.join())
+        });
+        let conflicts = conflicts
+            .map_err(|e| Error::Invalid(format!("cannot start the restore walker: {e}")))?
+            .map_err(|_| Error::Invalid("the restore walker stopped unexpectedly".into()))?;
         if let Some(example) = conflicts.example {
             return Err(Error::TargetExists {
                 count: conflicts.count,
@@ -510,22 +639,34 @@ pub fn restore(
     let (tx, rx) = sync_channel::<Batch>(1);
     let mut report = RestoreReport::default();
     let walked = std::thread::scope(|s| {
-        let walker = s.spawn(|| {
-            let mut creator = Creator {
-                overwrite: opts.overwrite,
-                as_root,
-                limit,
-                max_open: open_files_per_batch(open_file_limit()),
-                batch: Batch::default(),
-                tx,
-                first_of_inode: HashMap::new(),
-                report: RestoreReport::default(),
-                entries: 0,
-                progress,
-            };
-            walk.run(&point.manifest.tree, root, &mut creator);
-            creator.finish()
-        });
+        let walker = std::thread::Builder::new()
+            .stack_size(WALK_STACK)
+            .spawn_scoped(s, || {
+                let mut creator = Creator {
+                    overwrite: opts.overwrite,
+                    as_root,
+                    limit,
+                    max_open: open_files_per_batch(open_file_limit()),
+                    batch: Batch::default(),
+                    tx,
+                    stack: vec![root_dir.clone()],
+                    relative: PathBuf::new(),
+                    first_of_inode: HashMap::new(),
+                    report: RestoreReport::default(),
+                    entries: 0,
+                    progress,
+                };
+                walk.run(&point.manifest.tree, root, 0, &mut creator);
+                creator.finish()
+            });
+        let walker = match walker {
+            Ok(w) => w,
+            Err(e) => {
+                return Err(Error::Invalid(format!(
+                    "cannot start the restore walker: {e}"
+                )))
+            }
+        };
         for batch in rx {
             // Dropping the receiver stops the walker at its next batch.
             if progress.cancel.load(Ordering::Relaxed) {
@@ -535,16 +676,18 @@ pub fn restore(
                 vault,
                 &index,
                 &workers,
+                &root_dir,
                 batch,
                 as_root,
                 progress,
                 &mut report,
             );
         }
-        walker.join()
+        walker
+            .join()
+            .map_err(|_| Error::Invalid("the restore walker stopped unexpectedly".into()))
     });
-    let (created, entries) =
-        walked.map_err(|_| Error::Invalid("the restore walker stopped unexpectedly".into()))?;
+    let (created, entries) = walked?;
     if progress.cancel.load(Ordering::Relaxed) {
         return Err(Error::Cancelled);
     }
@@ -570,10 +713,12 @@ fn open_files_per_batch(limit: u64) -> usize {
 }
 
 /// Writes a batch's content, then its hard links, then its metadata.
+#[allow(clippy::too_many_arguments)] // one batch's whole context, passed once
 fn finish_batch(
     vault: &Vault,
     index: &Index,
     workers: &rayon::ThreadPool,
+    root: &Dir,
     mut batch: Batch,
     as_root: bool,
     progress: &RestoreProgress,
@@ -584,37 +729,46 @@ fn finish_batch(
             .damaged
             .push((batch.files[f].entry.dest.clone(), why));
     }
-    // Closed before any metadata is set, so nothing can touch a file after.
+    // Metadata through the handle the content went through, then closed,
+    // so nothing touches a file after its times are set.
     for f in &mut batch.files {
-        f.handle = None;
+        if let Some(handle) = f.handle.take() {
+            for p in apply_to_handle(handle.as_fd(), &f.entry.node, as_root) {
+                report.problems.push((f.entry.dest.clone(), p));
+            }
+        }
     }
     progress
         .files
         .fetch_add(batch.files.len() as u64, Ordering::Relaxed);
     for (link, first) in &batch.links {
-        if let Err(err) = std::fs::hard_link(first, &link.dest) {
-            report
+        let linked = root
+            .parent_of(first)
+            .and_then(|(dir, name)| link.parent.hard_link(&link.name, &dir, &name));
+        match linked {
+            Ok(()) => batch.others.push(Entry {
+                dest: link.dest.clone(),
+                parent: link.parent.clone(),
+                name: link.name.clone(),
+                node: link.node.clone(),
+            }),
+            Err(err) => report
                 .problems
-                .push((link.dest.clone(), format!("cannot create hard link: {err}")));
+                .push((link.dest.clone(), format!("cannot create hard link: {err}"))),
         }
     }
-    let files = batch.files.iter().map(|f| &f.entry);
-    let links = batch.links.iter().map(|(e, _)| e);
-    for e in files.chain(links).chain(&batch.others) {
-        if std::fs::symlink_metadata(&e.dest).is_err() {
-            continue;
-        }
-        for p in apply_metadata(&e.dest, &e.node, as_root) {
+    for e in &batch.others {
+        for p in apply_by_name(&e.parent, &e.name, &e.node, as_root) {
             report.problems.push((e.dest.clone(), p));
         }
     }
-    for e in &batch.dirs_done {
-        for p in apply_metadata(&e.dest, &e.node, as_root) {
-            report.problems.push((e.dest.clone(), p));
+    for d in &batch.dirs_done {
+        for p in apply_to_handle(d.dir.fd(), &d.node, as_root) {
+            report.problems.push((d.dest.clone(), p));
         }
-        if let Some(err) = &e.node.error {
+        if let Some(err) = &d.node.error {
             report.damaged.push((
-                e.dest.clone(),
+                d.dest.clone(),
                 format!("directory was not fully backed up: {err}"),
             ));
         }

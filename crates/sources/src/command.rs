@@ -14,8 +14,8 @@ use coffer_engine::{Point, Vault};
 
 use crate::process::{run_fed, shell};
 use crate::{
-    capture_output, invalid, single_stream, stream_to_file, Destination, Error, ItemDef, Protector,
-    Result,
+    capture_output, invalid, open_dir, single_stream, stream_to_dir, Destination, Error, ItemDef,
+    Protector, Result,
 };
 
 /// A command item's settings.
@@ -112,18 +112,12 @@ impl Protector for Command {
         let name = single_stream(point)?;
         match (&spec.restore, &to.target) {
             (_, Some(target)) => {
-                std::fs::create_dir_all(target).map_err(|e| {
-                    Error::Restore(format!("cannot create {}: {e}", target.display()))
-                })?;
-                let file = target.join(&name);
-                if file.exists() && !to.overwrite {
-                    return Err(Error::Restore(format!(
-                        "{} exists: allow overwriting to replace it",
-                        file.display()
-                    )));
-                }
-                let size = stream_to_file(vault, point, &name, &file)?;
-                Ok(format!("{size} bytes of output written to {}", file.display()))
+                let dir = open_dir(target)?;
+                let size = stream_to_dir(vault, point, &name, &dir, to.overwrite)?;
+                Ok(format!(
+                    "{size} bytes of output written to {}",
+                    target.join(&name).display()
+                ))
             }
             (Some(restore), None) => {
                 let mut cmd = shell(restore);
@@ -152,7 +146,7 @@ impl Protector for Command {
 
     fn verify(&self, vault: &Vault, _: &ItemDef, point: &Point, scratch: &Path) -> Result<String> {
         let name = single_stream(point)?;
-        let size = stream_to_file(vault, point, &name, &scratch.join(&name))?;
+        let size = stream_to_dir(vault, point, &name, &open_dir(scratch)?, false)?;
         Ok(format!(
             "{size} bytes of output restored, every chunk verified"
         ))

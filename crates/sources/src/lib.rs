@@ -302,19 +302,46 @@ pub fn kind_of(point: &Point) -> Option<Kind> {
         .and_then(Kind::parse)
 }
 
-/// Writes the stream file `name` of a point to a new file at `path`.
-fn stream_to_file(vault: &Vault, point: &Point, name: &str, path: &Path) -> Result<u64> {
-    let file = std::fs::File::create(path)
-        .map_err(|e| Error::Restore(format!("cannot create {}: {e}", path.display())))?;
+/// Writes the stream file `name` of a point into `file` (created by the
+/// caller without following symlinks); `shown` names it in messages.
+fn stream_into(
+    vault: &Vault,
+    point: &Point,
+    name: &str,
+    file: std::fs::File,
+    shown: &Path,
+) -> Result<u64> {
     let mut out = std::io::BufWriter::new(file);
     let size =
         coffer_engine::restore::read_file(vault, point, &Path::new("/").join(name), &mut out)?;
     let file = out
         .into_inner()
-        .map_err(|e| Error::Restore(format!("cannot write {}: {e}", path.display())))?;
+        .map_err(|e| Error::Restore(format!("cannot write {}: {e}", shown.display())))?;
     file.sync_all()
-        .map_err(|e| Error::Restore(format!("cannot write {}: {e}", path.display())))?;
+        .map_err(|e| Error::Restore(format!("cannot write {}: {e}", shown.display())))?;
     Ok(size)
+}
+
+/// Writes the stream file `name` of a point to the new file `name` in the
+/// directory `dir` (see `coffer_engine::confine`: nothing is followed).
+fn stream_to_dir(
+    vault: &Vault,
+    point: &Point,
+    name: &str,
+    dir: &coffer_engine::confine::Dir,
+    overwrite: bool,
+) -> Result<u64> {
+    let shown = dir.shown(std::ffi::OsStr::new(name));
+    let file = dir
+        .create_file(std::ffi::OsStr::new(name), overwrite)
+        .map_err(|e| Error::Restore(format!("cannot create {}: {e}", shown.display())))?;
+    stream_into(vault, point, name, file, &shown)
+}
+
+/// Opens a directory to restore into (creating it), for [`stream_to_dir`].
+fn open_dir(path: &Path) -> Result<coffer_engine::confine::Dir> {
+    coffer_engine::confine::Dir::open_target(path)
+        .map_err(|e| Error::Restore(format!("cannot create {}: {e}", path.display())))
 }
 
 /// Stores one stream as an item's point.
@@ -352,15 +379,26 @@ fn capture_output(
     capture_stream(vault, name, Box::new(reader), opts, progress)
 }
 
-/// The one stream file of a point made by `backup_streams`.
+/// The one stream file of a point made by `backup_streams`. Its name comes
+/// from the vault, so it is checked to be one plain file name before
+/// anything is created with it.
 fn single_stream(point: &Point) -> Result<String> {
-    match point.manifest.paths.as_slice() {
-        [one] => Ok(String::from_utf8_lossy(one)
-            .trim_start_matches('/')
-            .to_string()),
-        _ => Err(Error::Restore(format!(
-            "point {} does not hold a single stream",
-            point.id.to_hex()
-        ))),
+    let one = match point.manifest.paths.as_slice() {
+        [one] => one,
+        _ => {
+            return Err(Error::Restore(format!(
+                "point {} does not hold a single stream",
+                point.id.to_hex()
+            )))
+        }
+    };
+    let name = one.strip_prefix(b"/").unwrap_or(one);
+    if let Err(why) = coffer_engine::confine::check_name(name) {
+        return Err(Error::Restore(format!(
+            "point {} is malformed: its stream is named {:?}, {why}; nothing was restored",
+            point.id.to_hex(),
+            String::from_utf8_lossy(one)
+        )));
     }
+    Ok(String::from_utf8_lossy(name).into_owned())
 }

@@ -21,8 +21,8 @@ use coffer_engine::{Point, Vault};
 
 use crate::process::run_fed;
 use crate::{
-    capture_output, invalid, single_stream, stream_to_file, Destination, Error, ItemDef, Protector,
-    Result,
+    capture_output, invalid, open_dir, single_stream, stream_to_dir, Destination, Error, ItemDef,
+    Protector, Result,
 };
 
 /// What of a server an item protects.
@@ -126,7 +126,7 @@ impl Protector for Postgresql {
         let (cmd, name, what) = match spec.mode {
             PostgresMode::Database => {
                 let db = database(spec)?;
-                let mut c = std::process::Command::new(tool(spec, "pg_dump"));
+                let mut c = crate::process::program(tool(spec, "pg_dump"));
                 c.arg("--format=custom")
                     .arg("--compress=0")
                     .arg("--no-password")
@@ -134,7 +134,7 @@ impl Protector for Postgresql {
                 (c, format!("{db}.dump"), "pg_dump")
             }
             PostgresMode::Cluster => {
-                let mut c = std::process::Command::new(tool(spec, "pg_basebackup"));
+                let mut c = crate::process::program(tool(spec, "pg_basebackup"));
                 c.arg("--pgdata=-")
                     .arg("--format=tar")
                     .arg("--wal-method=fetch")
@@ -169,7 +169,7 @@ impl Protector for Postgresql {
         match spec.mode {
             PostgresMode::Database => {
                 let db = database(spec)?;
-                let mut c = std::process::Command::new(tool(spec, "pg_restore"));
+                let mut c = crate::process::program(tool(spec, "pg_restore"));
                 // Connects to the maintenance database to drop and create
                 // the restored one.
                 c.arg("--create")
@@ -204,7 +204,7 @@ impl Protector for Postgresql {
                         target.display()
                     )));
                 }
-                let mut c = std::process::Command::new("tar");
+                let mut c = crate::process::program("tar");
                 c.arg("-x").arg("-f").arg("-").arg("-C").arg(target);
                 run_fed(c, "tar", feed).map_err(Error::Restore)?;
                 // PostgreSQL refuses a data directory others can read.
@@ -228,12 +228,12 @@ impl Protector for Postgresql {
         let spec = spec(item)?;
         let name = single_stream(point)?;
         let file = scratch.join(&name);
-        let size = stream_to_file(vault, point, &name, &file)?;
+        let size = stream_to_dir(vault, point, &name, &open_dir(scratch)?, false)?;
         let (tool_path, args): (PathBuf, Vec<&str>) = match spec.mode {
             PostgresMode::Database => (tool(spec, "pg_restore"), vec!["--list"]),
             PostgresMode::Cluster => (PathBuf::from("tar"), vec!["-t", "-f"]),
         };
-        let out = std::process::Command::new(&tool_path)
+        let out = crate::process::program(&tool_path)
             .args(&args)
             .arg(&file)
             .output()

@@ -19,12 +19,13 @@ use rusqlite::backup::{Backup, StepResult};
 use rusqlite::{Connection, OpenFlags};
 
 use coffer_engine::backup::{BackupOptions, BackupReport, Progress};
+use coffer_engine::confine::Existing;
 use coffer_engine::point::Consistency;
 use coffer_engine::restore::RestoreProgress;
 use coffer_engine::{Point, Vault};
 
 use crate::{
-    capture_stream, invalid, single_stream, stream_to_file, Destination, Error, ItemDef, Protector,
+    capture_stream, invalid, single_stream, stream_into, Destination, Error, ItemDef, Protector,
     Result,
 };
 
@@ -151,48 +152,104 @@ impl Protector for Sqlite {
         _: &RestoreProgress,
     ) -> Result<String> {
         let original = database(item)?;
-        let dest = to.place(&original);
-        let parent = dest.parent().unwrap_or(Path::new("/"));
-        std::fs::create_dir_all(parent)
-            .map_err(|e| Error::Restore(format!("cannot create {}: {e}", parent.display())))?;
-        if dest.exists() && !to.overwrite {
-            return Err(Error::Restore(format!(
-                "{} exists: allow overwriting to replace it, or restore under another target",
-                dest.display()
-            )));
+        let shown = to.place(&original);
+        let (dir, file_name) = destination_dir(&original, to.target.as_deref())?;
+        match dir.existing(&file_name) {
+            Ok(Existing::Nothing) => {}
+            Ok(Existing::Other) if to.overwrite => {}
+            Ok(Existing::Other) => {
+                return Err(Error::Restore(format!(
+                    "{} exists: allow overwriting to replace it, or restore under another target",
+                    shown.display()
+                )))
+            }
+            Ok(Existing::Directory) => {
+                return Err(Error::Restore(format!(
+                    "{} is a directory: the database cannot go there",
+                    shown.display()
+                )))
+            }
+            Err(e) => {
+                return Err(Error::Restore(format!(
+                    "cannot look at {}: {e}",
+                    shown.display()
+                )))
+            }
         }
-        // Beside the destination, so that putting it in place is a rename.
+        // Beside the destination, so that putting it in place is a rename;
+        // reached through the directory's handle, never through a path
+        // that could be swapped.
+        let here = dir.proc_path(std::ffi::OsStr::new(""));
         let staged = tempfile::Builder::new()
             .prefix(".coffer-restore-")
-            .tempfile_in(parent)
-            .map_err(|e| Error::Restore(format!("cannot write in {}: {e}", parent.display())))?;
+            .tempfile_in(&here)
+            .map_err(|e| {
+                Error::Restore(format!("cannot write in {}: {e}", dir.path().display()))
+            })?;
         let name = single_stream(point)?;
-        stream_to_file(vault, point, &name, staged.path())?;
+        let handle = staged
+            .as_file()
+            .try_clone()
+            .map_err(|e| Error::Restore(format!("cannot write {}: {e}", shown.display())))?;
+        stream_into(vault, point, &name, handle, &shown)?;
         let tables = integrity(staged.path()).map_err(Error::Restore)?;
-        if dest.exists() {
+        let dest = dir.proc_path(&file_name);
+        if dir.existing(&file_name).ok() == Some(Existing::Other) {
             let from = Connection::open_with_flags(staged.path(), OpenFlags::SQLITE_OPEN_READ_ONLY)
                 .map_err(|e| Error::Restore(format!("cannot open the restored copy: {e}")))?;
             let mut into = Connection::open_with_flags(&dest, OpenFlags::SQLITE_OPEN_READ_WRITE)
-                .map_err(|e| Error::Restore(format!("cannot open {}: {e}", dest.display())))?;
+                .map_err(|e| Error::Restore(format!("cannot open {}: {e}", shown.display())))?;
             copy(&from, &mut into, "copying into the existing database").map_err(Error::Restore)?;
         } else {
             staged.persist(&dest).map_err(|e| {
-                Error::Restore(format!("cannot put {} in place: {e}", dest.display()))
+                Error::Restore(format!("cannot put {} in place: {e}", shown.display()))
             })?;
         }
         Ok(format!(
             "database with {tables} tables restored to {}",
-            dest.display()
+            shown.display()
         ))
     }
 
     fn verify(&self, vault: &Vault, _: &ItemDef, point: &Point, scratch: &Path) -> Result<String> {
         let name = single_stream(point)?;
         let copy = scratch.join("restored.db");
-        let size = stream_to_file(vault, point, &name, &copy)?;
+        let file = std::fs::File::create_new(&copy)
+            .map_err(|e| Error::Verify(format!("cannot create {}: {e}", copy.display())))?;
+        let size = stream_into(vault, point, &name, file, &copy)?;
         let tables = integrity(&copy).map_err(Error::Verify)?;
         Ok(format!(
             "database of {size} bytes restored; integrity check ok, {tables} tables"
         ))
     }
+}
+
+/// The directory a database file goes into and its name there. In place,
+/// the item's own path (an administrator's choice) is trusted; under a
+/// target, every directory below the target is made or entered without
+/// following a symlink.
+fn destination_dir(
+    original: &Path,
+    target: Option<&Path>,
+) -> Result<(coffer_engine::confine::Dir, std::ffi::OsString)> {
+    let file_name = original
+        .file_name()
+        .ok_or_else(|| invalid("paths", "the database path names no file"))?
+        .to_os_string();
+    let parent = original.parent().unwrap_or(Path::new("/"));
+    let cannot =
+        |e: std::io::Error| Error::Restore(format!("cannot create {}: {e}", parent.display()));
+    let dir = match target {
+        None => coffer_engine::confine::Dir::open_target(parent).map_err(cannot)?,
+        Some(t) => {
+            let mut dir = coffer_engine::confine::Dir::open_target(t).map_err(cannot)?;
+            for c in parent.components() {
+                if let std::path::Component::Normal(n) = c {
+                    dir = dir.child_dir(n, false).map_err(cannot)?;
+                }
+            }
+            dir
+        }
+    };
+    Ok((dir, file_name))
 }
