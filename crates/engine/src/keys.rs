@@ -107,6 +107,56 @@ pub struct KdfParams {
     pub parallelism: u32,
 }
 
+/// The most memory a key slot may ask for: 1 GiB, sixteen times Coffer's
+/// own default for passphrases.
+pub const MAX_KDF_MEMORY_KIB: u32 = 1 << 20;
+/// The most passes a key slot may ask for.
+pub const MAX_KDF_ITERATIONS: u32 = 16;
+/// The most lanes a key slot may ask for.
+pub const MAX_KDF_LANES: u32 = 16;
+/// The most memory × passes (in KiB) a slot may ask for: four passes over
+/// 1 GiB, a few seconds of work, so a slot cannot make opening take hours.
+pub const MAX_KDF_WORK: u64 = 4 << 20;
+
+impl KdfParams {
+    /// Why these parameters are refused. A slot's parameters are read
+    /// before anything authenticates them (the key derived with them is
+    /// what authenticates the slot), so whoever can write to the storage
+    /// can choose them: without a bound, one slot asking for 16 GiB would
+    /// abort every process that opens the vault.
+    pub fn check(&self) -> std::result::Result<(), String> {
+        let work = u64::from(self.memory_kib) * u64::from(self.iterations);
+        if self.memory_kib > MAX_KDF_MEMORY_KIB {
+            Err(format!(
+                "asks for {} MiB of memory, more than the {} MiB allowed",
+                self.memory_kib / 1024,
+                MAX_KDF_MEMORY_KIB / 1024
+            ))
+        } else if !(1..=MAX_KDF_ITERATIONS).contains(&self.iterations) {
+            Err(format!(
+                "asks for {} passes, outside 1 to {MAX_KDF_ITERATIONS}",
+                self.iterations
+            ))
+        } else if !(1..=MAX_KDF_LANES).contains(&self.parallelism) {
+            Err(format!(
+                "asks for {} lanes, outside 1 to {MAX_KDF_LANES}",
+                self.parallelism
+            ))
+        } else if work > MAX_KDF_WORK {
+            Err(format!(
+                "asks for {} MiB × {} passes, more work than the {} MiB-passes allowed",
+                self.memory_kib / 1024,
+                self.iterations,
+                MAX_KDF_WORK / 1024
+            ))
+        } else {
+            Params::new(self.memory_kib, self.iterations, self.parallelism, Some(32))
+                .map(|_| ())
+                .map_err(|e| format!("has impossible parameters: {e}"))
+        }
+    }
+}
+
 /// The parsed vault header.
 #[derive(Debug, Clone)]
 pub struct Header {
@@ -195,6 +245,8 @@ pub(crate) fn derive(
     salt: &[u8; 32],
     kdf: KdfParams,
 ) -> Result<Zeroizing<[u8; 32]>> {
+    kdf.check()
+        .map_err(|why| Error::Invalid(format!("the key derivation {why}")))?;
     let params = Params::new(kdf.memory_kib, kdf.iterations, kdf.parallelism, Some(32))
         .map_err(|e| Error::Invalid(format!("bad key derivation parameters: {e}")))?;
     let argon = Argon2::new(Algorithm::Argon2id, Version::V0x13, params);
@@ -285,6 +337,11 @@ impl KeySlot {
             iterations: u32_at(16),
             parallelism: u32_at(20),
         };
+        if let Err(why) = kdf.check() {
+            return Err(bad(&format!(
+                "its key derivation {why}: Coffer never writes such a slot; remove it (`coffer key remove {id}`)"
+            )));
+        }
         let mut salt = [0u8; 32];
         salt.copy_from_slice(&bytes[24..56]);
         let mut created = [0u8; 8];
@@ -352,6 +409,27 @@ mod tests {
         // a slot moved to another vault does not open there
         let header2 = Header::new(1_700_000_000);
         assert!(parsed.unlock(&header2, &key).unwrap().is_none());
+    }
+
+    #[test]
+    fn a_slot_asking_for_absurd_costs_is_refused_before_any_derivation() {
+        let header = Header::new(1_700_000_000);
+        let (key, _) = VaultKey::generate();
+        let master = MasterKeys::random();
+        let slot = KeySlot::create(&header, &key, &master, FAST, 5).unwrap();
+        for (offset, value) in [(12, 16u32 << 20), (16, 1000), (20, 0), (16, 0)] {
+            let mut bytes = slot.to_bytes();
+            bytes[offset..offset + 4].copy_from_slice(&value.to_le_bytes());
+            // The checksum is no defence: anyone can recompute it.
+            let sum = *blake3::hash(&bytes[..SLOT_LEN - 32]).as_bytes();
+            bytes[SLOT_LEN - 32..].copy_from_slice(&sum);
+            let e = KeySlot::parse(&slot.id, &bytes).err().unwrap().to_string();
+            assert!(
+                e.contains("key derivation") && e.contains("coffer key remove"),
+                "{e}"
+            );
+        }
+        assert!(DEFAULT_KDF.check().is_ok() && GENERATED_KEY_KDF.check().is_ok());
     }
 
     #[test]

@@ -52,4 +52,6 @@ mod format_vectors;
 #[cfg(test)]
 mod restore_confinement;
 #[cfg(test)]
+mod storage_attacks;
+#[cfg(test)]
 mod testutil;
