@@ -332,11 +332,38 @@ pub fn set_password(db: &Db, name: &str, password: &str) -> Result<()> {
     if changed == 0 {
         return Err(Error::NotFound(format!("user {name}")));
     }
-    // A new password ends every session of the old one.
+    // A new password ends every session and API token of the old one: if
+    // the password leaked, so may have what was made with it.
     conn.execute(
         "DELETE FROM sessions WHERE user_id = (SELECT id FROM users WHERE name = ?1)",
         [name],
     )?;
+    conn.execute(
+        "DELETE FROM tokens WHERE user_id = (SELECT id FROM users WHERE name = ?1)",
+        [name],
+    )?;
+    Ok(())
+}
+
+/// Whether `password` is the current password of `name`.
+pub fn is_current_password(db: &Db, name: &str, password: &str) -> Result<bool> {
+    let hash: Option<Option<String>> = db
+        .conn()
+        .query_row(
+            "SELECT password_hash FROM users WHERE name = ?1",
+            [name],
+            |r| r.get(0),
+        )
+        .optional()?;
+    let hash = hash.flatten().unwrap_or_else(|| decoy_hash().to_string());
+    Ok(password_matches(&hash, password))
+}
+
+/// Removes the role assignments of a vault that is being removed, so that
+/// a later vault of the same name starts with none.
+pub fn remove_vault_roles(db: &Db, vault: &str) -> Result<()> {
+    db.conn()
+        .execute("DELETE FROM role_assignments WHERE vault = ?1", [vault])?;
     Ok(())
 }
 
@@ -359,27 +386,66 @@ pub enum Login {
     },
 }
 
-/// Checks a name and password, counting failures per name: after
-/// `max_failures` within `window_secs`, attempts are refused without
-/// checking until the oldest failure leaves the window.
+/// How failed logins are limited.
+#[derive(Debug, Clone, Copy)]
+pub struct LoginLimits {
+    /// Failures of one name from one address within the window after
+    /// which that pair is refused until the oldest leaves the window.
+    pub max_failures: u32,
+    pub window_secs: u64,
+}
+
+impl LoginLimits {
+    /// Failures from one address, over every name, after which the
+    /// address is refused for the rest of the window.
+    fn per_address(self) -> i64 {
+        i64::from(self.max_failures) * 4
+    }
+}
+
+/// A hash checked when the name is unknown, so that an unknown name costs
+/// the same Argon2id work as a known one and cannot be told apart by time.
+fn decoy_hash() -> &'static str {
+    static DECOY: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    DECOY.get_or_init(|| hash_password(&random_secret("decoy_")).unwrap_or_default())
+}
+
+/// Checks a name and password from `address`. Failures are counted per
+/// name and address, and per address: an attacker elsewhere can use up
+/// only their own attempts, never lock the real user (the administrator
+/// above all) out of an address they have not failed from; an address
+/// that tries many names is refused for the window.
 pub fn check_password(
     db: &Db,
     name: &str,
     password: &str,
-    max_failures: u32,
-    window_secs: u64,
+    address: &str,
+    limits: LoginLimits,
 ) -> Result<Login> {
-    let since = now() - window_secs as i64;
-    let (failures, oldest): (i64, Option<i64>) = db.conn().query_row(
-        "SELECT count(*), min(time) FROM login_failures WHERE name = ?1 AND time > ?2",
-        params![name, since],
+    let window = limits.window_secs as i64;
+    let since = now() - window;
+    let locked_until = |(count, oldest): (i64, Option<i64>), max: i64| {
+        (count >= max).then(|| {
+            let retry = oldest.map_or(window, |t| t + window - now());
+            Login::Locked {
+                retry_after_secs: retry.max(1) as u64,
+            }
+        })
+    };
+    let pair: (i64, Option<i64>) = db.conn().query_row(
+        "SELECT count(*), min(time) FROM login_failures WHERE name = ?1 AND address = ?2 AND time > ?3",
+        params![name, address, since],
         |r| Ok((r.get(0)?, r.get(1)?)),
     )?;
-    if failures >= i64::from(max_failures) {
-        let retry = oldest.map_or(window_secs as i64, |t| t + window_secs as i64 - now());
-        return Ok(Login::Locked {
-            retry_after_secs: retry.max(1) as u64,
-        });
+    let from_address: (i64, Option<i64>) = db.conn().query_row(
+        "SELECT count(*), min(time) FROM login_failures WHERE address = ?1 AND time > ?2",
+        params![address, since],
+        |r| Ok((r.get(0)?, r.get(1)?)),
+    )?;
+    if let Some(locked) = locked_until(pair, i64::from(limits.max_failures))
+        .or_else(|| locked_until(from_address, limits.per_address()))
+    {
+        return Ok(locked);
     }
     let found: Option<(i64, String, Option<String>, bool, i64)> = db
         .conn()
@@ -389,27 +455,35 @@ pub fn check_password(
             |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)),
         )
         .optional()?;
-    // The hash is checked outside the lock: Argon2id takes tens of ms.
-    let user = found.and_then(|(id, name, hash, is_admin, created)| {
-        hash.filter(|h| password_matches(h, password))
-            .map(|_| User {
+    // The hash is checked outside the lock: Argon2id takes tens of ms. A
+    // name without a password is checked against the decoy too.
+    let hash = found
+        .as_ref()
+        .and_then(|f| f.2.clone())
+        .unwrap_or_else(|| decoy_hash().to_string());
+    let matches = password_matches(&hash, password);
+    let user =
+        found
+            .filter(|f| matches && f.2.is_some())
+            .map(|(id, name, _, is_admin, created)| User {
                 id,
                 name,
                 is_admin,
                 created,
-            })
-    });
+            });
     match user {
         Some(u) => {
-            db.conn()
-                .execute("DELETE FROM login_failures WHERE name = ?1", [name])?;
+            db.conn().execute(
+                "DELETE FROM login_failures WHERE name = ?1 AND address = ?2",
+                params![name, address],
+            )?;
             Ok(Login::Ok(u))
         }
         None => {
             let conn = db.conn();
             conn.execute(
-                "INSERT INTO login_failures (name, time) VALUES (?1, ?2)",
-                params![name, now()],
+                "INSERT INTO login_failures (name, time, address) VALUES (?1, ?2, ?3)",
+                params![name, now(), address],
             )?;
             conn.execute(
                 "DELETE FROM login_failures WHERE time < ?1",
@@ -722,20 +796,37 @@ mod tests {
     fn failed_logins_lock_the_name_for_the_window() {
         let db = Db::in_memory().unwrap();
         create_user(&db, "bob", "a long password", false).unwrap();
+        let limits = LoginLimits {
+            max_failures: 3,
+            window_secs: 60,
+        };
         for _ in 0..3 {
             assert!(matches!(
-                check_password(&db, "bob", "wrong", 3, 60).unwrap(),
+                check_password(&db, "bob", "wrong", "10.0.0.9", limits).unwrap(),
                 Login::Failed
             ));
         }
         assert!(matches!(
-            check_password(&db, "bob", "a long password", 3, 60).unwrap(),
+            check_password(&db, "bob", "a long password", "10.0.0.9", limits).unwrap(),
             Login::Locked { .. }
         ));
+        // The attacker's failures do not lock bob out of his own address.
+        assert!(matches!(
+            check_password(&db, "bob", "a long password", "10.0.0.1", limits).unwrap(),
+            Login::Ok(_)
+        ));
         assert_eq!(recent_failures(&db, 60).unwrap(), 3);
+        // An address trying many names is refused for every name.
+        for n in 0..9 {
+            check_password(&db, &format!("guess{n}"), "x", "10.0.0.9", limits).unwrap();
+        }
+        assert!(matches!(
+            check_password(&db, "carol", "x", "10.0.0.9", limits).unwrap(),
+            Login::Locked { .. }
+        ));
         db.conn().execute("DELETE FROM login_failures", []).unwrap();
         assert!(matches!(
-            check_password(&db, "bob", "a long password", 3, 60).unwrap(),
+            check_password(&db, "bob", "a long password", "10.0.0.9", limits).unwrap(),
             Login::Ok(_)
         ));
     }

@@ -40,6 +40,9 @@ pub struct ServiceConfig {
     /// restore (see `targets`); unset means `<data_dir>/restores`, an empty
     /// list means nowhere.
     pub restore_roots: Option<Vec<PathBuf>>,
+    /// A bearer token that may read `/metrics` (a Prometheus scraper);
+    /// without it only administrators may. `COFFER_METRICS_TOKEN` wins.
+    pub metrics_token: Option<String>,
 }
 
 impl Default for ServiceConfig {
@@ -58,6 +61,7 @@ impl Default for ServiceConfig {
             login_alert_threshold: 10,
             session_hours: 12,
             restore_roots: None,
+            metrics_token: None,
         }
     }
 }
@@ -104,6 +108,9 @@ impl ServiceConfig {
                     "COFFER_LISTEN={listen:?} is not an address: write it as IP:PORT, for example 127.0.0.1:8420"
                 ))
             })?;
+        }
+        if let Ok(token) = std::env::var("COFFER_METRICS_TOKEN") {
+            config.metrics_token = Some(token);
         }
         config.validate()?;
         Ok(config)

@@ -206,6 +206,14 @@ CREATE TABLE sets (
     drill_slot INTEGER
 );
 "#,
+    // Failed logins are counted per name and address; role assignments of
+    // vaults that were removed before assignments went with them are
+    // dropped, so a new vault of that name inherits nothing.
+    r#"
+ALTER TABLE login_failures ADD COLUMN address TEXT NOT NULL DEFAULT '';
+CREATE INDEX login_failures_address ON login_failures (address, time);
+DELETE FROM role_assignments WHERE vault != '*' AND vault NOT IN (SELECT name FROM vaults);
+"#,
 ];
 
 /// The state database.

@@ -559,6 +559,9 @@ impl Service {
         self.db
             .conn()
             .execute("DELETE FROM vaults WHERE name = ?1", [name])?;
+        // Access to a vault ends with it: a later vault of this name
+        // starts with no one's roles.
+        auth::remove_vault_roles(&self.db, name)?;
         Ok(())
     }
 

@@ -74,13 +74,11 @@ impl Server {
             .send()
             .unwrap();
         assert_eq!(r.status(), StatusCode::OK, "{}", r.text().unwrap());
-        let session = r.json::<Value>().unwrap()["session"]
-            .as_str()
-            .unwrap()
-            .to_string();
+        let cookie = session_cookie(&r);
         let r = http
             .post(self.url("/tokens"))
-            .bearer_auth(&session)
+            .header("cookie", &cookie)
+            .header("origin", self.origin())
             .json(&json!({"name": "test"}))
             .send()
             .unwrap();
@@ -94,6 +92,11 @@ impl Server {
             base: self.base.clone(),
             token,
         }
+    }
+
+    /// The service's own origin, as a browser on its pages would send it.
+    pub fn origin(&self) -> String {
+        self.base.trim_end_matches("/api/v1").to_string()
     }
 
     pub fn admin(&self) -> Api {
@@ -193,4 +196,17 @@ pub fn scratch() -> tempfile::TempDir {
         .prefix("coffer-service-")
         .tempdir_in("/var/tmp")
         .unwrap()
+}
+
+/// The `name=value` of the session cookie a login answer sets (the session
+/// is in no body).
+pub fn session_cookie(r: &reqwest::blocking::Response) -> String {
+    r.headers()
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find(|v| v.starts_with("coffer_session="))
+        .and_then(|v| v.split(';').next())
+        .expect("a session cookie")
+        .to_string()
 }

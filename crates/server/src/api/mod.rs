@@ -199,6 +199,55 @@ fn bearer_or_cookie(headers: &HeaderMap) -> Option<String> {
         .map(|(_, v)| v.to_string())
 }
 
+/// Refuses a request that changes something and comes from a page of
+/// another origin. Browsers send `Origin` with every such request, and
+/// SameSite cookies do not cover other ports of the same host; a request
+/// that rides on the session cookie must name this service as its origin.
+/// Callers with a bearer token (the command line, scripts) send none and
+/// cannot be forged by a page.
+fn check_origin(method: &axum::http::Method, headers: &HeaderMap) -> Result<(), ApiError> {
+    use axum::http::Method;
+    if matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS) {
+        return Ok(());
+    }
+    let host = headers.get(header::HOST).and_then(|v| v.to_str().ok());
+    let origin = headers.get(header::ORIGIN).and_then(|v| v.to_str().ok());
+    let uses_cookie =
+        !headers.contains_key(header::AUTHORIZATION) && headers.contains_key(header::COOKIE);
+    let same = |origin: &str| {
+        let authority = origin
+            .strip_prefix("https://")
+            .or_else(|| origin.strip_prefix("http://"));
+        matches!((authority, host), (Some(a), Some(h)) if a.eq_ignore_ascii_case(h))
+    };
+    match origin {
+        Some(o) if same(o) => Ok(()),
+        Some(o) => Err(ApiError(Error::Forbidden(format!(
+            "this request comes from a page of {o}, not from this service: it was refused"
+        )))),
+        None if uses_cookie => Err(ApiError(Error::Forbidden(
+            "a request that changes something with the session cookie must carry the Origin header (browsers send it; scripts should use a token)".into(),
+        ))),
+        None => Ok(()),
+    }
+}
+
+/// The address a request came from (for counting failed logins).
+pub struct ClientAddress(pub String);
+
+impl<S: Send + Sync> FromRequestParts<S> for ClientAddress {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        let addr = parts
+            .extensions
+            .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+            .map(|c| c.0.ip().to_string())
+            .unwrap_or_else(|| "unknown".into());
+        Ok(ClientAddress(addr))
+    }
+}
+
 impl FromRequestParts<AppState> for Caller {
     type Rejection = ApiError;
 
@@ -206,6 +255,7 @@ impl FromRequestParts<AppState> for Caller {
         parts: &mut Parts,
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
+        check_origin(&parts.method, &parts.headers)?;
         let secret = bearer_or_cookie(&parts.headers).ok_or_else(|| {
             ApiError(Error::Unauthenticated(
                 "this endpoint needs a token or a session".into(),
@@ -231,32 +281,35 @@ pub struct LoginRequest {
 
 #[derive(Serialize, ToSchema)]
 pub struct LoginResponse {
+    /// The session itself is only in the `coffer_session` cookie (HttpOnly),
+    /// never in a body a script could read.
     pub user: User,
-    /// The session secret, also set as the `coffer_session` cookie.
-    pub session: String,
 }
 
-/// Logs in with a password and starts a console session.
+/// Logs in with a password and starts a console session (the cookie).
 #[utoipa::path(post, path = "/auth/login", tag = "auth", security(()), request_body = LoginRequest,
-    responses((status = 200, body = LoginResponse), (status = 401, body = ErrorBody), (status = 429, body = ErrorBody), (status = 400, body = ErrorBody)))]
-async fn login(State(s): State<AppState>, Body(req): Body<LoginRequest>) -> ApiResult<Response> {
+    responses((status = 200, body = LoginResponse), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 429, body = ErrorBody), (status = 400, body = ErrorBody)))]
+async fn login(
+    State(s): State<AppState>,
+    ClientAddress(address): ClientAddress,
+    headers: HeaderMap,
+    Body(req): Body<LoginRequest>,
+) -> ApiResult<Response> {
+    check_origin(&axum::http::Method::POST, &headers)?;
     let service = s.clone();
     let (user, session) = blocking(move || {
         let c = &service.config;
-        match auth::check_password(
-            &service.db,
-            &req.name,
-            &req.password,
-            c.login_max_failures,
-            c.login_window_secs,
-        )? {
+        let limits = auth::LoginLimits {
+            max_failures: c.login_max_failures,
+            window_secs: c.login_window_secs,
+        };
+        match auth::check_password(&service.db, &req.name, &req.password, &address, limits)? {
             Login::Ok(user) => {
                 let session = auth::create_session(&service.db, user.id, c.session_hours)?;
                 Ok((user, session))
             }
             Login::Locked { retry_after_secs } => Err(Error::TooManyRequests(format!(
-                "too many failed logins for {}: try again in {retry_after_secs} s",
-                req.name
+                "too many failed logins from this address: try again in {retry_after_secs} s"
             ))),
             Login::Failed => {
                 let recent = auth::recent_failures(&service.db, c.login_window_secs)?;
@@ -266,7 +319,7 @@ async fn login(State(s): State<AppState>, Body(req): Body<LoginRequest>) -> ApiR
                         None,
                         None,
                         &format!(
-                            "{recent} failed logins within {} s, the latest for user name {:?}",
+                            "{recent} failed logins within {} s, the latest for user name {:?} from {address}",
                             c.login_window_secs, req.name
                         ),
                         None,
@@ -277,29 +330,35 @@ async fn login(State(s): State<AppState>, Body(req): Body<LoginRequest>) -> ApiR
         }
     })
     .await?;
-    let secure = if s.config.tls_cert.is_some() {
+    let cookie = format!(
+        "{SESSION_COOKIE}={session}; HttpOnly; SameSite=Strict; Path=/; Max-Age={}{}",
+        s.config.session_hours * 3600,
+        secure_flag(&s)
+    );
+    Ok(([(header::SET_COOKIE, cookie)], Json(LoginResponse { user })).into_response())
+}
+
+/// `; Secure` whenever the service speaks TLS, so the cookie never goes
+/// out in clear text.
+fn secure_flag(s: &Service) -> &'static str {
+    if s.config.tls_cert.is_some() {
         "; Secure"
     } else {
         ""
-    };
-    let cookie = format!(
-        "{SESSION_COOKIE}={session}; HttpOnly; SameSite=Strict; Path=/; Max-Age={}{secure}",
-        s.config.session_hours * 3600
-    );
-    Ok((
-        [(header::SET_COOKIE, cookie)],
-        Json(LoginResponse { user, session }),
-    )
-        .into_response())
+    }
 }
 
 /// Ends the current session.
 #[utoipa::path(post, path = "/auth/logout", tag = "auth", responses((status = 204), (status = 401, body = ErrorBody)))]
 async fn logout(State(s): State<AppState>, headers: HeaderMap) -> ApiResult<Response> {
     if let Some(secret) = bearer_or_cookie(&headers).filter(|t| t.starts_with("cfs_")) {
-        blocking(move || auth::end_session(&s.db, &secret)).await?;
+        let service = s.clone();
+        blocking(move || auth::end_session(&service.db, &secret)).await?;
     }
-    let clear = format!("{SESSION_COOKIE}=; HttpOnly; SameSite=Strict; Path=/; Max-Age=0");
+    let clear = format!(
+        "{SESSION_COOKIE}=; HttpOnly; SameSite=Strict; Path=/; Max-Age=0{}",
+        secure_flag(&s)
+    );
     Ok(([(header::SET_COOKIE, clear)], StatusCode::NO_CONTENT).into_response())
 }
 
@@ -378,10 +437,14 @@ async fn delete_user(
 #[derive(Deserialize, ToSchema)]
 pub struct NewPassword {
     pub password: String,
+    /// The caller's current password: required to change one's own, so a
+    /// session left open cannot be turned into the account.
+    #[serde(default)]
+    pub current_password: Option<String>,
 }
 
-/// Sets a password: one's own, or anyone's for an administrator. Ends the
-/// user's sessions.
+/// Sets a password: one's own (with the current one), or anyone's for an
+/// administrator. Ends the user's sessions and revokes their API tokens.
 #[utoipa::path(put, path = "/users/{name}/password", tag = "access", params(("name" = String, Path)), request_body = NewPassword,
     responses((status = 204), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 401, body = ErrorBody)))]
 async fn set_password(
@@ -393,7 +456,20 @@ async fn set_password(
     if p.name != name {
         p.require_admin()?;
     }
-    blocking(move || auth::set_password(&s.db, &name, &req.password)).await?;
+    let own = p.name == name;
+    blocking(move || {
+        if own {
+            let current = req.current_password.as_deref().unwrap_or_default();
+            if !auth::is_current_password(&s.db, &name, current)? {
+                return Err(Error::invalid(
+                    "current_password",
+                    "give your current password to change it",
+                ));
+            }
+        }
+        auth::set_password(&s.db, &name, &req.password)
+    })
+    .await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -1772,7 +1848,25 @@ async fn health() -> Json<Health> {
 
 /// Prometheus metrics (any authenticated caller; Prometheus sends a token
 /// with `authorization: {credentials: …}`).
-async fn metrics(State(s): State<AppState>, Caller(_p): Caller) -> ApiResult<Response> {
+async fn metrics(State(s): State<AppState>, headers: HeaderMap) -> ApiResult<Response> {
+    // Every vault's items and failures are in the text: administrators, or
+    // a scraper holding the configured metrics token.
+    let bearer = bearer_or_cookie(&headers).unwrap_or_default();
+    let by_token = s.config.metrics_token.as_deref().is_some_and(|t| {
+        !t.is_empty() && blake3::hash(t.as_bytes()) == blake3::hash(bearer.as_bytes())
+    });
+    if !by_token {
+        let service = s.clone();
+        let principal = blocking(move || auth::authenticate(&service.db, &bearer)).await?;
+        match principal {
+            Some(p) => p.require_admin()?,
+            None => {
+                return Err(ApiError(Error::Unauthenticated(
+                    "the metrics need an administrator's token or the metrics token".into(),
+                )))
+            }
+        }
+    }
     let text = blocking(move || crate::metrics::render(&s.db)).await?;
     Ok((
         [(
@@ -1911,12 +2005,16 @@ pub async fn run(service: AppState) -> crate::Result<()> {
                 })?;
             let server = axum_server::bind_rustls(addr, tls).handle(handle.clone());
             announce(&handle, scheme).await;
-            server.serve(app.into_make_service()).await
+            server
+                .serve(app.into_make_service_with_connect_info::<std::net::SocketAddr>())
+                .await
         }
         _ => {
             let server = axum_server::bind(addr).handle(handle.clone());
             announce(&handle, scheme).await;
-            server.serve(app.into_make_service()).await
+            server
+                .serve(app.into_make_service_with_connect_info::<std::net::SocketAddr>())
+                .await
         }
     };
     served.map_err(|e| Error::Config(format!("cannot serve on {addr}: {e} (is another service using the port? set listen in coffer.toml or COFFER_LISTEN)")))
