@@ -24,6 +24,12 @@ pub struct Server {
 
 impl Server {
     pub fn start(data: &Path) -> Server {
+        Self::start_with_env(data, &[])
+    }
+
+    /// A service with more variables in its environment (secrets a child
+    /// process must never see, a metrics token).
+    pub fn start_with_env(data: &Path, extra: &[(&str, &str)]) -> Server {
         let mut child = Command::new(BIN)
             .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
             .arg(data)
@@ -31,6 +37,7 @@ impl Server {
             .env("PATH", std::env::var_os("PATH").unwrap_or_default())
             .env("HOME", data)
             .env("COFFER_ADMIN_PASSWORD", ADMIN_PASSWORD)
+            .envs(extra.iter().copied())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()
