@@ -346,6 +346,22 @@ fn default_policy_ref() -> &'static Policy {
     DEFAULT.get_or_init(Policy::default_policy)
 }
 
+/// The second a record's name says it was written in.
+fn name_seconds(object: &str) -> Option<i64> {
+    let name = object.rsplit('/').next()?;
+    let (nanos, random) = name.split_once('-')?;
+    let valid = nanos.len() == 20
+        && nanos.bytes().all(|b| b.is_ascii_digit())
+        && random.len() == 16
+        && random.bytes().all(|b| b.is_ascii_hexdigit());
+    valid.then(|| {
+        nanos
+            .parse::<i128>()
+            .ok()
+            .map(|n| (n / 1_000_000_000) as i64)
+    })?
+}
+
 /// A fresh record name: the time in nanoseconds (zero-padded, so names
 /// sort by time) and 8 random bytes (so two writers never collide).
 pub fn record_path(time_nanos: i128) -> String {
@@ -359,16 +375,32 @@ impl Record {
         seal_object(keys, JOURNAL_MAGIC, JOURNAL_AAD, self)
     }
 
+    /// Opens the record stored as `object` (`journal/<time ns>-<random>`).
+    /// Its sealed time must be the second its name says: the associated
+    /// data is the same for every record, so a record copied by the
+    /// storage owner under a later name opens, and only this check keeps
+    /// it (a soft delete replayed after an undelete, say) out of the fold.
     pub fn decode(keys: &MasterKeys, object: &str, bytes: &[u8]) -> Result<Record> {
         // Postcard fails on an event variant it does not know: the record
         // may come from a newer coffer.
-        open_object(
+        let record: Record = open_object(
             keys,
             JOURNAL_MAGIC,
             JOURNAL_AAD,
             object,
             "journal record (from a newer coffer?)",
             bytes,
-        )
+        )?;
+        match name_seconds(object) {
+            Some(named) if named == record.time => Ok(record),
+            named => Err(crate::Error::corrupt(
+                object,
+                format!(
+                    "this record was written at {} but its name says {}: it was copied or renamed at the storage location, so it is left out and nothing is deleted until it is removed",
+                    record.time,
+                    named.map_or("no time".to_string(), |t| t.to_string())
+                ),
+            )),
+        }
     }
 }

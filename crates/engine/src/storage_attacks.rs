@@ -47,3 +47,59 @@ fn a_slot_asking_for_16_gib_is_skipped_and_never_allocated() {
     );
     assert!(KeySlot::parse("x", &with_memory(&bytes, 1 << 20)).is_ok());
 }
+
+#[test]
+fn a_journal_record_copied_under_a_later_name_is_left_out_and_stops_prune() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("v");
+    let (mut vault, _) = new_vault(&dir, false);
+    let src = tmp.path().join("src");
+    std::fs::create_dir(&src).unwrap();
+    std::fs::write(src.join("f"), b"kept").unwrap();
+    crate::testutil::back_up(&vault, &src);
+    let point = vault.resolve_point("latest", None).unwrap();
+    crate::changes::delete_points(&vault, std::slice::from_ref(&point), "by hand").unwrap();
+    let storage = Storage::open(dir.to_str().unwrap()).unwrap();
+    let names = |s: &Storage| -> Vec<String> {
+        let mut n: Vec<String> = s
+            .list("journal/")
+            .unwrap()
+            .into_iter()
+            .map(|o| o.path)
+            .collect();
+        n.sort();
+        n
+    };
+    let deletion = names(&storage).pop().unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    crate::changes::undelete(&vault, &[point.id]).unwrap();
+    assert!(vault.state().unwrap().soft_deleted.is_empty());
+
+    // The storage owner replays the soft delete after the undelete.
+    let later = crate::journal::record_path(jiff::Timestamp::now().as_nanosecond() + 5_000_000_000);
+    storage
+        .put(&later, storage.get(&deletion).unwrap())
+        .unwrap();
+    let state = vault.state().unwrap();
+    assert!(state.soft_deleted.is_empty(), "the copy was obeyed");
+    assert_eq!(state.unreadable.len(), 1);
+    assert!(
+        state.unreadable[0].contains("copied or renamed"),
+        "{:?}",
+        state.unreadable
+    );
+    let plan = crate::prune::plan(&vault, &state, jiff::Timestamp::now().as_second()).unwrap();
+    let e = crate::prune::execute(&vault, &state, &plan).err().unwrap();
+    assert!(e.to_string().contains("prune refused"), "{e}");
+    let report = crate::check::check(&mut vault, crate::check::ReadData::None).unwrap();
+    assert!(
+        report
+            .problems
+            .iter()
+            .any(|p| p.contains("copied or renamed")),
+        "{:?}",
+        report.problems
+    );
+    // The point is still there to restore.
+    assert!(vault.resolve_point(&point.id.to_hex(), None).is_ok());
+}
