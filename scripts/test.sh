@@ -28,3 +28,5 @@ fi
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets -- -D warnings
 cargo nextest run --workspace --no-fail-fast
+# The decoders of what is read back from a vault, fuzzed for a bounded time.
+./scripts/fuzz.sh
