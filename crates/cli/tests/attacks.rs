@@ -30,6 +30,18 @@ fn user(server: &Server, admin: &Api, name: &str, vault: &str, role: &str) -> Ap
     server.login(name, PASSWORD)
 }
 
+/// A service in `dir/data` with vault `v` and a directory item `it` of one
+/// file of `size` bytes, and the administrator's client.
+fn vault_with_an_item(dir: &std::path::Path, size: usize) -> (Server, Api, std::path::PathBuf) {
+    let server = Server::start(&dir.join("data"));
+    let admin = server.admin();
+    admin.create_vault("v", &dir.join("vault"));
+    let src = dir.join("src");
+    common::random_file(&src.join("f"), size, 1);
+    admin.create_item("it", "v", &src, 0);
+    (server, admin, src)
+}
+
 fn refused(api: &Api, method: &str, path: &str, body: Value, status: StatusCode, words: &str) {
     let (s, v) = api.call(method, path, Some(body));
     assert_eq!(s, status, "{method} {path}: {v}");
@@ -41,12 +53,7 @@ fn refused(api: &Api, method: &str, path: &str, body: Value, status: StatusCode,
 fn no_role_but_administrator_reaches_the_servers_programs_or_paths() {
     let dir = scratch();
     let data = dir.path().join("data");
-    let server = Server::start(&data);
-    let admin = server.admin();
-    admin.create_vault("v", &dir.path().join("vault"));
-    let src = dir.path().join("src");
-    common::random_file(&src.join("f"), 100, 1);
-    admin.create_item("it", "v", &src, 0);
+    let (server, admin, _) = vault_with_an_item(dir.path(), 100);
     let owner = user(&server, &admin, "owner", "v", "owner");
     let contrib = user(&server, &admin, "contrib", "v", "contributor");
     let only_admin = "only an administrator";
@@ -181,12 +188,7 @@ fn an_items_program_never_sees_the_services_secrets() {
 fn an_operator_restores_only_under_the_restore_roots_or_over_its_items_paths() {
     let dir = scratch();
     let data = dir.path().join("data");
-    let server = Server::start(&data);
-    let admin = server.admin();
-    admin.create_vault("v", &dir.path().join("vault"));
-    let src = dir.path().join("src");
-    common::random_file(&src.join("f"), 1000, 2);
-    admin.create_item("it", "v", &src, 0);
+    let (server, admin, src) = vault_with_an_item(dir.path(), 1000);
     let job = admin.post("/items/it/backup", json!({}), StatusCode::ACCEPTED);
     assert_eq!(
         admin.wait_job(job["id"].as_i64().unwrap())["state"],

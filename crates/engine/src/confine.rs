@@ -271,6 +271,26 @@ fn unsupported(e: Errno) -> bool {
     e == Errno::NOTSUP || e == Errno::NODATA
 }
 
+/// Sets every extended attribute of `node` with `set`; a file system
+/// without them is not a problem, any other failure is.
+fn set_xattrs(
+    node: &Node,
+    problems: &mut Vec<String>,
+    set: impl Fn(&OsStr, &[u8]) -> Result<(), Errno>,
+) {
+    for (name, value) in &node.xattrs {
+        if let Err(e) = set(OsStr::from_bytes(name), value) {
+            if !unsupported(e) {
+                problems.push(format!(
+                    "xattr {}: {}",
+                    String::from_utf8_lossy(name),
+                    io(e)
+                ));
+            }
+        }
+    }
+}
+
 /// Applies a file's or directory's metadata through its own handle: owner
 /// before mode (chown clears setuid), times last.
 pub fn apply_to_handle(fd: BorrowedFd<'_>, node: &Node, as_root: bool) -> Vec<String> {
@@ -288,22 +308,9 @@ pub fn apply_to_handle(fd: BorrowedFd<'_>, node: &Node, as_root: bool) -> Vec<St
     if let Err(e) = rustix::fs::fchmod(fd, Mode::from_raw_mode(node.mode & 0o7777)) {
         problems.push(format!("mode: {}", io(e)));
     }
-    for (name, value) in &node.xattrs {
-        if let Err(e) = rustix::fs::fsetxattr(
-            fd,
-            OsStr::from_bytes(name),
-            value,
-            rustix::fs::XattrFlags::empty(),
-        ) {
-            if !unsupported(e) {
-                problems.push(format!(
-                    "xattr {}: {}",
-                    String::from_utf8_lossy(name),
-                    io(e)
-                ));
-            }
-        }
-    }
+    set_xattrs(node, &mut problems, |name, value| {
+        rustix::fs::fsetxattr(fd, name, value, rustix::fs::XattrFlags::empty())
+    });
     if let Err(e) = rustix::fs::futimens(fd, &timestamps(node.mtime)) {
         problems.push(format!("times: {}", io(e)));
     }
@@ -332,22 +339,10 @@ pub fn apply_by_name(dir: &Dir, name: &OsStr, node: &Node, as_root: bool) -> Vec
             problems.push(format!("mode: {e}"));
         }
     }
-    for (xname, value) in &node.xattrs {
-        if let Err(e) = rustix::fs::lsetxattr(
-            dir.proc_path(name),
-            OsStr::from_bytes(xname),
-            value,
-            rustix::fs::XattrFlags::empty(),
-        ) {
-            if !unsupported(e) {
-                problems.push(format!(
-                    "xattr {}: {}",
-                    String::from_utf8_lossy(xname),
-                    io(e)
-                ));
-            }
-        }
-    }
+    let through = dir.proc_path(name);
+    set_xattrs(node, &mut problems, |xname, value| {
+        rustix::fs::lsetxattr(&through, xname, value, rustix::fs::XattrFlags::empty())
+    });
     if let Err(e) = rustix::fs::utimensat(
         dir.fd(),
         name,

@@ -1,17 +1,16 @@
-//! Reading and applying file system metadata: modes, owners (by number, with
-//! names recorded), nanosecond timestamps, extended attributes, special files,
-//! and the data/hole layout of sparse files (SEEK_DATA / SEEK_HOLE).
+//! Reading file system metadata: modes, owners (by number, with names
+//! recorded), nanosecond timestamps, extended attributes, special files, and
+//! the data/hole layout of sparse files (SEEK_DATA / SEEK_HOLE). Restore
+//! applies metadata through handles, in `confine`, never by path.
 
 use std::collections::HashMap;
 use std::fs::{File, Metadata};
 use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};
+use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::os::unix::io::AsRawFd;
 use std::path::Path;
 use std::sync::Mutex;
 
-use nix::sys::stat::{utimensat, Mode, SFlag, UtimensatFlags};
-use nix::sys::time::TimeSpec;
 use nix::unistd::{Gid, Uid, Whence};
 
 use crate::error::{Error, Result};
@@ -207,60 +206,6 @@ impl std::io::Read for Prefetching<'_> {
         self.pos += n as u64;
         Ok(n)
     }
-}
-
-fn spec(t: Timestamp) -> TimeSpec {
-    TimeSpec::new(t.secs, t.nanos as i64)
-}
-
-/// Creates a special file (FIFO, socket placeholder, device node).
-pub fn make_special(path: &Path, node: &Node) -> Result<()> {
-    let mode = Mode::from_bits_truncate(0o600);
-    let (kind, rdev) = match node.kind {
-        NodeKind::Fifo => (SFlag::S_IFIFO, 0),
-        NodeKind::Socket => (SFlag::S_IFSOCK, 0),
-        NodeKind::CharDevice { rdev } => (SFlag::S_IFCHR, rdev),
-        NodeKind::BlockDevice { rdev } => (SFlag::S_IFBLK, rdev),
-        _ => return Ok(()),
-    };
-    nix::sys::stat::mknod(path, kind, mode, rdev as nix::libc::dev_t)
-        .map_err(|e| Error::io(path, std::io::Error::from(e)))
-}
-
-/// Applies owner, mode, extended attributes and times, in an order that does
-/// not undo itself: chown clears setuid bits, so mode comes after it; writing
-/// xattrs may touch times, so times come last.
-pub fn apply_metadata(path: &Path, node: &Node, as_root: bool) -> Vec<String> {
-    let mut problems = Vec::new();
-    let is_link = matches!(node.kind, NodeKind::Symlink { .. });
-    if as_root {
-        if let Err(e) = std::os::unix::fs::lchown(path, Some(node.uid), Some(node.gid)) {
-            problems.push(format!("owner: {e}"));
-        }
-    }
-    if !is_link {
-        if let Err(e) = std::fs::set_permissions(path, std::fs::Permissions::from_mode(node.mode)) {
-            problems.push(format!("mode: {e}"));
-        }
-    }
-    for (name, value) in &node.xattrs {
-        let name = std::ffi::OsStr::from_bytes(name);
-        if let Err(e) = xattr::set(path, name, value) {
-            if !unsupported(&e) {
-                problems.push(format!("xattr {}: {e}", name.to_string_lossy()));
-            }
-        }
-    }
-    if let Err(e) = utimensat(
-        None,
-        path,
-        &spec(node.mtime),
-        &spec(node.mtime),
-        UtimensatFlags::NoFollowSymlink,
-    ) {
-        problems.push(format!("times: {e}"));
-    }
-    problems
 }
 
 /// Whether this process may restore owners and device nodes.
