@@ -595,3 +595,139 @@ fn one_item_goes_under_a_target_secrets_stay_out_and_a_newer_vault_is_refused() 
         "{err}"
     );
 }
+
+/// Backs up a one-item set `set` of vault `vault` and returns the set's
+/// configuration point.
+fn backed_up_set(api: &service_harness::Api, set: &str, vault: &str, item: &str) -> String {
+    api.post(
+        "/sets",
+        json!({"name": set, "vault": vault, "items": [item]}),
+        StatusCode::CREATED,
+    );
+    let job = api.post(
+        &format!("/sets/{set}/backup"),
+        json!({}),
+        StatusCode::ACCEPTED,
+    );
+    let job = api.wait_job(job["id"].as_i64().unwrap());
+    assert_eq!(job["state"], "Succeeded", "{job}");
+    job["result"]["service_point"].as_str().unwrap().to_string()
+}
+
+#[test]
+fn a_set_point_holds_only_its_vault_with_hashes_sealed_and_vaults_come_back_one_by_one() {
+    let dir = scratch();
+    let root = dir.path();
+    let server = Server::start(&root.join("service"));
+    let api = server.admin();
+    let mut keys = Vec::new();
+    for v in ["a", "b"] {
+        let key = api.create_vault(v, &root.join(format!("vault-{v}")))["generated_key"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        keys.push(key);
+        let src = root.join(format!("src-{v}"));
+        random_file(&src.join("f.bin"), 30_000, 7);
+        api.create_item(&format!("files-{v}"), v, &src, 0);
+        let user = format!("owner-{v}");
+        api.post(
+            "/users",
+            json!({"name": user, "password": "a long enough password"}),
+            StatusCode::CREATED,
+        );
+        api.post(
+            "/roles",
+            json!({"user": user, "vault": v, "role": "owner"}),
+            StatusCode::CREATED,
+        );
+    }
+    let point_a = backed_up_set(&api, "set-a", "a", "files-a");
+    backed_up_set(&api, "set-b", "b", "files-b");
+    drop(api);
+    server.kill();
+
+    // What anyone who may read vault a's points reads: vault a alone, and
+    // no password or token hash.
+    let dumped = root.join("dumped");
+    ok(&Command::new(BIN)
+        .args(["restore", "--vault"])
+        .arg(root.join("vault-a"))
+        .arg(&point_a)
+        .arg("--target")
+        .arg(&dumped)
+        .env("COFFER_KEY", &keys[0])
+        .env("HOME", root)
+        .output()
+        .unwrap());
+    let config = std::fs::read_to_string(dumped.join("service.json")).unwrap();
+    let parsed: Value = serde_json::from_str(&config).unwrap();
+    assert_eq!(parsed["format"], 2);
+    assert!(parsed["sealed_secrets"].as_str().unwrap().len() > 100);
+    assert!(config.contains("owner-a") && config.contains("files-a"));
+    for absent in ["$argon2", "owner-b", "files-b", "vault-b", "set-b"] {
+        assert!(!config.contains(absent), "{absent} in {config}");
+    }
+    assert!(parsed["tokens"].as_array().unwrap().is_empty());
+
+    // The disaster; then each vault's set point into the same service.
+    std::fs::remove_dir_all(root.join("service")).unwrap();
+    let home = root.join("home");
+    std::fs::create_dir_all(&home).unwrap();
+    let data = root.join("recovered");
+    for (v, key) in ["a", "b"].iter().zip(&keys) {
+        let location = root.join(format!("vault-{v}"));
+        std::fs::remove_dir_all(root.join(format!("src-{v}"))).unwrap();
+        let text = ok(&recover(
+            key,
+            &home,
+            &[
+                "--location",
+                location.to_str().unwrap(),
+                "--point",
+                "latest",
+                "--data-dir",
+                data.to_str().unwrap(),
+            ],
+        ));
+        assert!(text.contains("recovered in"), "{text}");
+        if *v == "b" {
+            assert!(
+                text.contains("user admin exists in this service already"),
+                "{text}"
+            );
+        }
+        assert!(root.join(format!("src-{v}/f.bin")).exists());
+    }
+    // The same vault twice is refused with what to do.
+    let out = recover(
+        &keys[0],
+        &home,
+        &[
+            "--location",
+            root.join("vault-a").to_str().unwrap(),
+            "--point",
+            "latest",
+            "--data-dir",
+            data.to_str().unwrap(),
+        ],
+    );
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("this vault's configuration already") && err.contains("--item"),
+        "{err}"
+    );
+
+    // The service has both vaults, with their keys, items, sets, users and
+    // roles: the sealed hashes came back.
+    let server = Server::start(&data);
+    let admin = server.login("admin", ADMIN_PASSWORD);
+    for v in ["a", "b"] {
+        let owner = server.login(&format!("owner-{v}"), "a long enough password");
+        let points = owner.get(&format!("/vaults/{v}/points"));
+        assert_eq!(points.as_array().unwrap().len(), 2, "{points}");
+        assert_eq!(admin.get(&format!("/sets/set-{v}"))["vault"], v);
+    }
+    assert_eq!(admin.get("/items").as_array().unwrap().len(), 2);
+}

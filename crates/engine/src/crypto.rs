@@ -20,6 +20,8 @@ use crate::ids::ChunkId;
 pub const SEAL_OVERHEAD: usize = NONCE_LEN + TAG_LEN;
 pub(crate) const NONCE_LEN: usize = 24;
 pub(crate) const TAG_LEN: usize = 16;
+/// The BLAKE3 key-derivation context of purpose keys (FORMAT.md §8c).
+pub(crate) const PURPOSE_CONTEXT: &str = "coffer sealed value v1";
 
 /// The vault's master secrets.
 #[derive(Clone, Zeroize, ZeroizeOnDrop)]
@@ -110,6 +112,26 @@ impl MasterKeys {
     /// Encrypts `buf[NONCE_LEN..]` in place; see `seal_in_place`.
     pub(crate) fn seal_in_place(&self, aad: &[u8], buf: &mut Vec<u8>) {
         seal_in_place(&self.encryption, aad, buf)
+    }
+
+    /// The key for values sealed for `purpose` outside the vault's own
+    /// objects (the service's password hashes in its configuration point):
+    /// derived, so that such a value can never be passed off as an object.
+    pub(crate) fn purpose_key(&self, purpose: &str) -> zeroize::Zeroizing<[u8; 32]> {
+        zeroize::Zeroizing::new(blake3::derive_key(
+            &format!("{PURPOSE_CONTEXT} {purpose}"),
+            &self.encryption,
+        ))
+    }
+
+    /// Seals a value for `purpose`, bound to `binding` (the vault id).
+    pub fn seal_for(&self, purpose: &str, binding: &[u8], plaintext: &[u8]) -> Vec<u8> {
+        seal_with(&self.purpose_key(purpose), binding, plaintext)
+    }
+
+    /// Opens what `seal_for` made with the same purpose and binding.
+    pub fn open_for(&self, purpose: &str, binding: &[u8], sealed: &[u8]) -> Option<Vec<u8>> {
+        open_with(&self.purpose_key(purpose), binding, sealed)
     }
 
     /// Decrypts and authenticates; `object` names the object in the error.
@@ -225,6 +247,26 @@ mod tests {
         assert!(keys.open("x", b"aad", &flipped).is_err());
         // two seals of the same plaintext differ (fresh nonce)
         assert_ne!(keys.seal(b"aad", b"hello"), sealed);
+    }
+
+    #[test]
+    fn purpose_seals_open_only_with_their_purpose_binding_and_vault() {
+        let keys = MasterKeys::random();
+        let sealed = keys.seal_for("service secrets", b"vault-a", b"hash");
+        assert_eq!(
+            keys.open_for("service secrets", b"vault-a", &sealed)
+                .unwrap(),
+            b"hash"
+        );
+        assert!(keys.open_for("other", b"vault-a", &sealed).is_none());
+        assert!(keys
+            .open_for("service secrets", b"vault-b", &sealed)
+            .is_none());
+        assert!(MasterKeys::random()
+            .open_for("service secrets", b"vault-a", &sealed)
+            .is_none());
+        // Not an object of the vault either.
+        assert!(keys.open("x", b"vault-a", &sealed).is_err());
     }
 
     #[test]

@@ -50,6 +50,13 @@ fn computed() -> BTreeMap<&'static str, String> {
 
     let keys = MasterKeys::from_bytes(&[[4u8; 32], [1u8; 32], [2u8; 32]].concat()).unwrap();
     v.insert("chunk-id", keys.chunk_id(b"coffer").to_hex());
+    let sealed_value = seal_with_nonce(
+        &keys.purpose_key("service secrets"),
+        &[5u8; 24],
+        b"0123456789abcdef",
+        b"plaintext",
+    );
+    v.insert("sealed-value", hex::encode(sealed_value));
 
     let chunker = Chunker::new(&[2u8; 32]);
     let mut input = vec![0u8; 6 << 20];

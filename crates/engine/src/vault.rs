@@ -653,6 +653,26 @@ impl Vault {
         &self.keys
     }
 
+    /// Seals a value that only a holder of this vault's key can open,
+    /// for data that travels inside points but must not be readable by
+    /// everyone who may read the point (FORMAT.md §8c).
+    pub fn seal_value(&self, purpose: &str, plaintext: &[u8]) -> Vec<u8> {
+        self.keys
+            .seal_for(purpose, &self.header.vault_id, plaintext)
+    }
+
+    /// Opens what `seal_value` made in this vault for the same purpose.
+    pub fn open_value(&self, purpose: &str, sealed: &[u8]) -> Result<Vec<u8>> {
+        self.keys
+            .open_for(purpose, &self.header.vault_id, sealed)
+            .ok_or_else(|| {
+                Error::corrupt(
+                    purpose,
+                    "the sealed value does not open with this vault's key (altered, or sealed by another vault)",
+                )
+            })
+    }
+
     pub fn chunker(&self) -> &Chunker {
         &self.chunker
     }

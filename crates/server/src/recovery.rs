@@ -1,15 +1,19 @@
 //! Cloud recovery: the service's configuration as a recovery point, and a
 //! whole deployment brought back from a location and its key.
 //!
-//! Every set backup ends with a point holding `service.json`: vaults (where
-//! they are and which key opens them, never a key or a storage secret),
-//! items, sets, users with their password hashes, roles, tokens (hashes
-//! only), notification targets (without their secrets), and the set point's
-//! record: which item went into which point, and how. Recovery on a fresh
-//! machine reads that record, writes the configuration into an empty data
-//! directory (the recovered vault gets the key and credentials given to the
-//! recovery; other vaults wait for theirs), and puts every item back through
-//! its kind. A drill does the same into a scratch area and measures it.
+//! Every set backup ends with a point holding `service.json`: the set's
+//! vault (where it is and which key opens it, never a key or a storage
+//! secret) and nothing of other vaults, that vault's items and sets, the
+//! users who may log in to it (administrators and holders of a role on it)
+//! with those roles, notification targets (without their secrets), and the
+//! set point's record: which item went into which point, and how. Password
+//! and token hashes are sealed under a key derived from the vault's master
+//! keys, so whoever may read the point through the service reads the rest
+//! of it but not them; `coffer recover`, holding the vault key, opens them.
+//! Recovery on a fresh machine reads that record, writes the configuration
+//! into the data directory (an empty one, or one that has other vaults but
+//! not this one), and puts every item back through its kind. A drill does
+//! the same into a scratch area and measures it.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -30,7 +34,9 @@ use crate::sets::{InfraSet, SET_POINT_TAG, SET_TAG};
 /// The configuration's file in its point.
 pub const CONFIG_FILE: &str = "service.json";
 /// The newest configuration format this release reads and writes.
-pub const EXPORT_FORMAT: u32 = 1;
+pub const EXPORT_FORMAT: u32 = 2;
+/// The purpose the password and token hashes are sealed for.
+const SECRETS_PURPOSE: &str = "service secrets";
 
 /// What happened to one item of a set point.
 #[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
@@ -130,16 +136,36 @@ pub struct ServiceExport {
     pub sets: Vec<InfraSet>,
     pub users: Vec<UserExport>,
     pub roles: Vec<RoleExport>,
+    /// Format 1 only; from format 2 they are in `sealed_secrets`.
     pub tokens: Vec<TokenExport>,
     pub notification_targets: Vec<TargetExport>,
     pub scheduler_enabled: bool,
+    /// Format 2: hex of the vault-sealed JSON of the users' password hashes
+    /// and their tokens.
+    #[serde(default)]
+    pub sealed_secrets: Option<String>,
 }
 
-/// The configuration of the running service.
-pub fn export(service: &Service, set_point: Option<SetRecord>) -> Result<ServiceExport> {
+/// What format 2 seals: every secret-derived value of the export.
+#[derive(Debug, Default, Serialize, Deserialize)]
+struct SealedSecrets {
+    passwords: BTreeMap<String, String>,
+    tokens: Vec<TokenExport>,
+}
+
+/// The configuration a set point of `vault_name` needs: that vault, its
+/// items and sets, the users who may log in to it, the notification
+/// targets; secret-derived values sealed under `vault`'s key.
+pub fn export(
+    service: &Service,
+    vault: &Vault,
+    vault_name: &str,
+    set_point: Option<SetRecord>,
+) -> Result<ServiceExport> {
     let vaults = service
         .list_vaults()?
         .into_iter()
+        .filter(|v| v.name == vault_name)
         .map(|v| VaultExport {
             name: v.name,
             location: v.location,
@@ -151,23 +177,39 @@ pub fn export(service: &Service, set_point: Option<SetRecord>) -> Result<Service
         })
         .collect();
     let conn = service.db.conn();
+    let mut passwords = BTreeMap::new();
     let users = conn
-        .prepare("SELECT name, password_hash, is_admin, created FROM users ORDER BY name")?
-        .query_map([], |r| {
-            Ok(UserExport {
-                name: r.get(0)?,
-                password_hash: r.get(1)?,
-                is_admin: r.get(2)?,
-                created: r.get(3)?,
-            })
+        .prepare(
+            "SELECT name, password_hash, is_admin, created FROM users u
+             WHERE is_admin OR EXISTS (SELECT 1 FROM role_assignments r WHERE r.user_id = u.id AND r.vault = ?1)
+             ORDER BY name",
+        )?
+        .query_map([vault_name], |r| {
+            Ok((
+                UserExport {
+                    name: r.get(0)?,
+                    password_hash: None,
+                    is_admin: r.get(2)?,
+                    created: r.get(3)?,
+                },
+                r.get::<_, Option<String>>(1)?,
+            ))
         })?
-        .collect::<rusqlite::Result<Vec<_>>>()?;
+        .collect::<rusqlite::Result<Vec<_>>>()?
+        .into_iter()
+        .map(|(user, hash)| {
+            if let Some(h) = hash {
+                passwords.insert(user.name.clone(), h);
+            }
+            user
+        })
+        .collect::<Vec<_>>();
     let roles = conn
         .prepare(
             "SELECT u.name, r.vault, r.role FROM role_assignments r JOIN users u ON u.id = r.user_id
-             ORDER BY u.name, r.vault",
+             WHERE r.vault = ?1 ORDER BY u.name",
         )?
-        .query_map([], |r| {
+        .query_map([vault_name], |r| {
             Ok(RoleExport {
                 user: r.get(0)?,
                 vault: r.get(1)?,
@@ -189,7 +231,10 @@ pub fn export(service: &Service, set_point: Option<SetRecord>) -> Result<Service
                 expires: r.get(4)?,
             })
         })?
-        .collect::<rusqlite::Result<Vec<_>>>()?;
+        .collect::<rusqlite::Result<Vec<_>>>()?
+        .into_iter()
+        .filter(|t| users.iter().any(|u| u.name == t.user))
+        .collect();
     let notification_targets = conn
         .prepare(
             "SELECT name, destination, min_severity, events, enabled, created, sealed_secret IS NOT NULL
@@ -208,20 +253,49 @@ pub fn export(service: &Service, set_point: Option<SetRecord>) -> Result<Service
         })?
         .collect::<rusqlite::Result<Vec<_>>>()?;
     drop(conn);
+    let secrets = serde_json::to_vec(&SealedSecrets { passwords, tokens })
+        .map_err(|e| Error::Internal(e.to_string()))?;
     Ok(ServiceExport {
         format: EXPORT_FORMAT,
         software: format!("coffer {}", env!("CARGO_PKG_VERSION")),
         exported_at: now(),
         set_point,
         vaults,
-        items: service.items(None)?,
-        sets: service.sets(None)?,
+        items: service
+            .items(None)?
+            .into_iter()
+            .filter(|i| i.vault == vault_name)
+            .collect(),
+        sets: service
+            .sets(None)?
+            .into_iter()
+            .filter(|s| s.vault == vault_name)
+            .collect(),
         users,
         roles,
-        tokens,
+        tokens: Vec::new(),
         notification_targets,
         scheduler_enabled: service.scheduler.enabled(service)?,
+        sealed_secrets: Some(hex::encode(vault.seal_value(SECRETS_PURPOSE, &secrets))),
     })
+}
+
+/// Puts the sealed password and token hashes of a format 2 export back
+/// where format 1 kept them in the clear.
+fn unseal_secrets(vault: &Vault, export: &mut ServiceExport) -> Result<()> {
+    let Some(sealed) = export.sealed_secrets.take() else {
+        return Ok(());
+    };
+    let damaged = |e: String| Error::Internal(format!("the configuration's sealed secrets: {e}"));
+    let bytes = hex::decode(sealed).map_err(|e| damaged(e.to_string()))?;
+    let plain = vault.open_value(SECRETS_PURPOSE, &bytes)?;
+    let secrets: SealedSecrets =
+        serde_json::from_slice(&plain).map_err(|e| damaged(e.to_string()))?;
+    for user in &mut export.users {
+        user.password_hash = secrets.passwords.get(&user.name).cloned();
+    }
+    export.tokens = secrets.tokens;
+    Ok(())
 }
 
 /// Reads the configuration stored in a point of a `coffer-service.SET` item.
@@ -248,12 +322,14 @@ pub fn read_export(vault: &Vault, point: &Point) -> Result<ServiceExport> {
             version.format
         )));
     }
-    serde_json::from_slice(&bytes).map_err(|e| {
+    let mut export: ServiceExport = serde_json::from_slice(&bytes).map_err(|e| {
         Error::Internal(format!(
             "the configuration in point {} is not readable: {e}",
             point.id.to_hex()
         ))
-    })
+    })?;
+    unseal_secrets(vault, &mut export)?;
+    Ok(export)
 }
 
 /// A set point found in a vault.
@@ -379,8 +455,89 @@ pub fn find_set_point(vault: &Vault, spec: &str) -> Result<SetPointInfo> {
     }
 }
 
-/// Writes a recovered configuration into a service whose data directory
-/// was empty. `vault_id`'s vault gets `key_text` and `credentials`.
+/// What of an export goes into a service: everything into an empty one;
+/// into one that has other vaults, only the recovered vault with its
+/// items, sets and roles, and the users it has that the service lacks.
+struct Scope<'a> {
+    fresh: bool,
+    vaults: Vec<&'a VaultExport>,
+    items: Vec<&'a Item>,
+    sets: Vec<&'a InfraSet>,
+    roles: Vec<&'a RoleExport>,
+}
+
+fn scope<'a>(service: &Service, export: &'a ServiceExport, vault_id: &str) -> Result<Scope<'a>> {
+    let present = service.list_vaults()?;
+    let fresh = present.is_empty() && service.items(None)?.is_empty();
+    if fresh {
+        return Ok(Scope {
+            fresh,
+            vaults: export.vaults.iter().collect(),
+            items: export.items.iter().collect(),
+            sets: export.sets.iter().collect(),
+            roles: export.roles.iter().collect(),
+        });
+    }
+    let vault = export
+        .vaults
+        .iter()
+        .find(|v| v.vault_id == vault_id)
+        .ok_or_else(|| {
+            Error::Config(format!(
+                "the configuration does not describe vault {vault_id}, whose set point it is in"
+            ))
+        })?;
+    if let Some(v) = present.iter().find(|v| v.vault_id == vault_id) {
+        return Err(Error::Conflict(format!(
+            "this data directory has this vault's configuration already (vault {}): recover into an empty one (--data-dir), or name one --item",
+            v.name
+        )));
+    }
+    let items: Vec<&Item> = export
+        .items
+        .iter()
+        .filter(|i| i.vault == vault.name)
+        .collect();
+    let sets: Vec<&InfraSet> = export
+        .sets
+        .iter()
+        .filter(|s| s.vault == vault.name)
+        .collect();
+    let mut taken = Vec::new();
+    if present.iter().any(|v| v.name == vault.name) {
+        taken.push(format!("vault {}", vault.name));
+    }
+    for item in &items {
+        if !service.items(Some(&item.name))?.is_empty() {
+            taken.push(format!("item {}", item.name));
+        }
+    }
+    for set in &sets {
+        if !service.sets(Some(&set.name))?.is_empty() {
+            taken.push(format!("set {}", set.name));
+        }
+    }
+    if !taken.is_empty() {
+        return Err(Error::Conflict(format!(
+            "this data directory already uses the names {} for something else: recover into another one (--data-dir), or rename those first",
+            taken.join(", ")
+        )));
+    }
+    Ok(Scope {
+        fresh,
+        vaults: vec![vault],
+        items,
+        sets,
+        roles: export
+            .roles
+            .iter()
+            .filter(|r| r.vault == vault.name)
+            .collect(),
+    })
+}
+
+/// Writes a recovered configuration into a service (see `Scope`).
+/// `vault_id`'s vault gets `key_text` and `credentials`.
 pub fn import(
     service: &Service,
     export: &ServiceExport,
@@ -388,16 +545,11 @@ pub fn import(
     key_text: &str,
     credentials: &BTreeMap<String, String>,
 ) -> Result<Vec<String>> {
-    if !service.list_vaults()?.is_empty() || !service.items(None)?.is_empty() {
-        return Err(Error::Conflict(
-            "this data directory has a configuration already: recover into an empty one (--data-dir)"
-                .into(),
-        ));
-    }
+    let scope = scope(service, export, vault_id)?;
     let mut notes = Vec::new();
     let mut conn = service.db.conn();
     let tx = conn.transaction()?;
-    for v in &export.vaults {
+    for v in &scope.vaults {
         let (sealed_key, sealed_creds, fingerprint) = if v.vault_id == vault_id {
             let key = VaultKey::from_text(key_text)?;
             (
@@ -442,7 +594,7 @@ pub fn import(
             ],
         )?;
     }
-    for it in &export.items {
+    for it in &scope.items {
         tx.execute(
             "INSERT INTO items (name, vault, kind, paths, excludes, enabled, retry_attempts, retry_delay_secs, created, spec)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
@@ -460,7 +612,7 @@ pub fn import(
             ],
         )?;
     }
-    for s in &export.sets {
+    for s in &scope.sets {
         tx.execute(
             "INSERT INTO sets (name, vault, items, schedule, time_zone, retention_days, enabled, drill_schedule, created)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
@@ -477,20 +629,35 @@ pub fn import(
             ],
         )?;
     }
+    // Users the service has already keep their password and tokens.
+    let mut added = Vec::new();
     for u in &export.users {
-        tx.execute(
-            "INSERT INTO users (name, password_hash, is_admin, created) VALUES (?1, ?2, ?3, ?4)",
+        let inserted = tx.execute(
+            "INSERT INTO users (name, password_hash, is_admin, created) VALUES (?1, ?2, ?3, ?4)
+             ON CONFLICT (name) DO NOTHING",
             params![u.name, u.password_hash, u.is_admin, u.created],
         )?;
+        if inserted == 1 {
+            added.push(u.name.as_str());
+        } else {
+            notes.push(format!(
+                "user {} exists in this service already: its password, tokens and administrator right stay as they are",
+                u.name
+            ));
+        }
     }
-    for r in &export.roles {
+    for r in &scope.roles {
         tx.execute(
             "INSERT INTO role_assignments (user_id, vault, role)
              SELECT id, ?2, ?3 FROM users WHERE name = ?1",
             params![r.user, r.vault, r.role],
         )?;
     }
-    for t in &export.tokens {
+    for t in export
+        .tokens
+        .iter()
+        .filter(|t| added.contains(&t.user.as_str()))
+    {
         let hash = hex::decode(&t.hash)
             .map_err(|_| Error::Internal(format!("token {} has a damaged hash", t.name)))?;
         tx.execute(
@@ -503,27 +670,29 @@ pub fn import(
         // Without its secret a target would send unsigned or fail to log
         // in: it stays off until it is added again with the secret.
         let enabled = t.enabled && !t.had_secret;
-        if t.had_secret {
+        let inserted = tx.execute(
+            "INSERT INTO notification_targets (name, destination, sealed_secret, min_severity, events, enabled, created)
+             VALUES (?1, ?2, NULL, ?3, ?4, ?5, ?6) ON CONFLICT (name) DO NOTHING",
+            params![t.name, t.destination, t.min_severity, t.events, enabled, t.created],
+        )?;
+        if inserted == 1 && t.had_secret {
             notes.push(format!(
                 "notification target {} is off: its secret is not in backups; remove it and add it again with the secret",
                 t.name
             ));
         }
+    }
+    if scope.fresh {
         tx.execute(
-            "INSERT INTO notification_targets (name, destination, sealed_secret, min_severity, events, enabled, created)
-             VALUES (?1, ?2, NULL, ?3, ?4, ?5, ?6)",
-            params![t.name, t.destination, t.min_severity, t.events, enabled, t.created],
+            "INSERT INTO settings (key, value) VALUES ('scheduler', ?1)
+             ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+            [if export.scheduler_enabled {
+                "on"
+            } else {
+                "off"
+            }],
         )?;
     }
-    tx.execute(
-        "INSERT INTO settings (key, value) VALUES ('scheduler', ?1)
-         ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-        [if export.scheduler_enabled {
-            "on"
-        } else {
-            "off"
-        }],
-    )?;
     tx.commit()?;
     Ok(notes)
 }
@@ -669,24 +838,25 @@ pub fn recover(
 ) -> Result<RecoverReport> {
     let started = Instant::now();
     let (export, record) = configuration(vault, info)?;
-    let fresh = service.list_vaults()?.is_empty() && service.items(None)?.is_empty();
-    let (configuration, notes) = if fresh {
-        let notes = import(
-            service,
-            &export,
-            &vault.header().vault_id_hex(),
-            key_text,
-            credentials,
-        )?;
+    let vault_id = vault.header().vault_id_hex();
+    let configured = service
+        .list_vaults()?
+        .into_iter()
+        .any(|v| v.vault_id == vault_id);
+    let (configuration, notes) = if !configured {
+        let notes = import(service, &export, &vault_id, key_text, credentials)?;
         (Some(info.service_point.clone().unwrap_or_default()), notes)
     } else if opts.item.is_some() {
         (
             None,
-            vec!["the service has a configuration already: only the item was restored".into()],
+            vec![
+                "the service has this vault's configuration already: only the item was restored"
+                    .into(),
+            ],
         )
     } else {
         return Err(Error::Conflict(
-            "this data directory has a configuration already: recover into an empty one (--data-dir), or name one --item"
+            "this data directory has this vault's configuration already: recover into an empty one (--data-dir), or name one --item"
                 .into(),
         ));
     };
@@ -781,7 +951,7 @@ mod tests {
         let (key, _) = VaultKey::generate();
         Vault::init(&storage, &key, GENERATED_KEY_KDF).unwrap();
         let vault = Vault::open(storage, &key, None).unwrap();
-        let body = br#"{"format": 2, "software": "coffer 9.0.0", "vaults": []}"#.to_vec();
+        let body = br#"{"format": 3, "software": "coffer 9.0.0", "vaults": []}"#.to_vec();
         let report = backup_streams(
             &vault,
             vec![NamedStream {
@@ -798,7 +968,7 @@ mod tests {
         let point = vault.read_point(&report.point).unwrap();
         let e = read_export(&vault, &point).unwrap_err().to_string();
         assert!(
-            e.contains("coffer 9.0.0 in format 2") && e.contains("newer than this coffer's 1"),
+            e.contains("coffer 9.0.0 in format 3") && e.contains("newer than this coffer's 2"),
             "{e}"
         );
     }

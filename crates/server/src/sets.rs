@@ -458,7 +458,7 @@ pub fn run_set_backup(
         vault: set.vault.clone(),
         items: statuses,
     };
-    let export = recovery::export(service, Some(record.clone()))?;
+    let export = recovery::export(service, &vault, &set.vault, Some(record.clone()))?;
     let body = serde_json::to_vec_pretty(&export).map_err(|e| Error::Internal(e.to_string()))?;
     let mut config_opts = opts.clone();
     config_opts.item = Some(service_item(&set.name));
