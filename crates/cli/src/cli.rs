@@ -264,7 +264,8 @@ enum VaultCommand {
         #[command(flatten)]
         vault: VaultArg,
     },
-    /// Move a format 1 or 2 vault to format 3 (older coffers then refuse it).
+    /// Move a vault to format 4 (older coffers then refuse it; a format 3
+    /// journal is read on, and old-style records copied in later are not).
     Upgrade {
         #[command(flatten)]
         vault: VaultArg,

@@ -57,7 +57,7 @@ pub fn classify(err: &anyhow::Error) -> (Code, Option<String>) {
         Error::Storage { failure, .. } => (Code(ERROR), Some(failure.remedy().into())),
         Error::NeedsUpgrade { .. } => (
             Code(ERROR),
-            Some("`coffer vault upgrade --vault LOC` moves the vault to format 3; make sure every machine writing to it runs this coffer first".into()),
+            Some("`coffer vault upgrade --vault LOC` moves the vault to the current format; make sure every machine writing to it runs this coffer first".into()),
         ),
         Error::Immutable { setting, .. } if setting == "locked" => (
             Code(ERROR),

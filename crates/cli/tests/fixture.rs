@@ -228,6 +228,20 @@ fn the_committed_v3_vault_keeps_its_journal_state() {
         &fixtures().join("vault-v3-source"),
         &target.join("tmp/coffer-fixture-v3-src"),
     );
+
+    // Upgraded to format 4, the journal reads on as it was.
+    let out = run(&["vault", "upgrade", "--vault", &v]);
+    assert!(String::from_utf8_lossy(&out.stdout).contains("from format 3 to 4"));
+    assert_eq!(vault_info(&env, &key)["format_version"], 4);
+    assert_checks_clean(&env, &key);
+    let after = json(&run(&["points", "list", "--vault", &v, "--json"]));
+    assert_eq!(&after.as_array().unwrap()[..], points, "{after}");
+    let out = run(&["points", "delete", id, "--vault", &v]);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("immutable"));
+    let policy_after = json(&run(&[
+        "policy", "show", "Fixture", "--vault", &v, "--json",
+    ]));
+    assert_eq!(policy_after, policy);
 }
 
 #[test]
@@ -245,8 +259,8 @@ fn a_v2_vault_needs_and_survives_an_upgrade_for_policies() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    assert!(String::from_utf8_lossy(&out.stdout).contains("from format 2 to 3"));
-    assert_eq!(vault_info(&env, &key)["format_version"], 3);
+    assert!(String::from_utf8_lossy(&out.stdout).contains("from format 2 to 4"));
+    assert_eq!(vault_info(&env, &key)["format_version"], 4);
     let out = run(&["policy", "create", "P", "--daily", "3", "--vault", &v]);
     assert!(
         out.status.success(),

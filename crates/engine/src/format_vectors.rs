@@ -9,7 +9,7 @@ use crate::chunker::Chunker;
 use crate::crypto::{seal_with_nonce, MasterKeys};
 use crate::ids::{ChunkId, ObjectId};
 use crate::index::{encode_index, PackRecord};
-use crate::journal::{Event, Record};
+use crate::journal::{Event, Record, RecordSeal};
 use crate::keys::{derive, Header, KdfParams, VaultKey};
 use crate::pack::{BlobEntry, BlobKind, Compression};
 use crate::policy::{
@@ -23,6 +23,10 @@ fn computed() -> BTreeMap<&'static str, String> {
     v.insert(
         "header",
         hex::encode(&Header::with_id(*b"0123456789abcdef", 1_700_000_000).bytes),
+    );
+    v.insert(
+        "header-v3",
+        hex::encode(&Header::with_version(*b"0123456789abcdef", 1_700_000_000, 3).bytes),
     );
     v.insert(
         "header-v2",
@@ -144,6 +148,14 @@ fn computed() -> BTreeMap<&'static str, String> {
         "journal-hold",
         hex::encode(postcard::to_stdvec(&hold).unwrap()),
     );
+    let hold_name = "journal/01700000000000000000-0123456789abcdef";
+    let hold_sealed = seal_with_nonce(
+        &[4u8; 32],
+        &[5u8; 24],
+        &RecordSeal::Named.aad(hold_name),
+        &postcard::to_stdvec(&hold).unwrap(),
+    );
+    v.insert("journal-hold-v4-seal", hex::encode(hold_sealed));
     let policy = Record {
         time: 1_700_000_000,
         host: "h".into(),

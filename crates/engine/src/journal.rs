@@ -25,7 +25,10 @@ use crate::policy::{Policy, DEFAULT_POLICY};
 use crate::retention::Protection;
 
 pub const JOURNAL_MAGIC: &[u8; 8] = b"COFFERJR";
-const JOURNAL_AAD: &[u8] = b"coffer journal v3";
+/// Format 3: one associated data for every record.
+const JOURNAL_AAD_V3: &[u8] = b"coffer journal v3";
+/// Format 4: this, then the record's object name.
+const JOURNAL_AAD_V4: &[u8] = b"coffer journal v4 ";
 /// Soft-deleted points stay recoverable this long unless configured.
 pub const DEFAULT_SOFT_DELETE_DAYS: u32 = 14;
 
@@ -131,6 +134,40 @@ pub enum Event {
         days: u32,
     },
     TierRemoved,
+    /// The vault moved from format `from` to 4; `records` names the
+    /// format 3 records (sealed without their names) that existed then and
+    /// are read on. Any other record sealed that way came in later.
+    Upgraded {
+        from: u16,
+        records: Vec<String>,
+    },
+}
+
+/// How records are sealed, by vault format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RecordSeal {
+    /// Format 3: the same associated data for all.
+    Shared,
+    /// Format 4: bound to the record's object name, so a copy under any
+    /// other name does not open.
+    Named,
+}
+
+impl RecordSeal {
+    pub fn of_version(version: u16) -> Self {
+        if version >= 4 {
+            RecordSeal::Named
+        } else {
+            RecordSeal::Shared
+        }
+    }
+
+    pub(crate) fn aad(self, object: &str) -> Vec<u8> {
+        match self {
+            RecordSeal::Shared => JOURNAL_AAD_V3.to_vec(),
+            RecordSeal::Named => [JOURNAL_AAD_V4, object.as_bytes()].concat(),
+        }
+    }
 }
 
 /// How a replica is kept up to date.
@@ -255,6 +292,7 @@ impl VaultState {
                 self.local_tier = Some((location.clone(), *days));
             }
             Event::TierRemoved => self.local_tier = None,
+            Event::Upgraded { .. } => {}
             Event::ReplicaSynced { location, as_of } => {
                 if let Some(r) = self.replicas.get_mut(location) {
                     r.synced_as_of = Some(r.synced_as_of.map_or(*as_of, |t| t.max(*as_of)));
@@ -371,26 +409,69 @@ pub fn record_path(time_nanos: i128) -> String {
 }
 
 impl Record {
-    pub fn encode(&self, keys: &MasterKeys) -> Vec<u8> {
-        seal_object(keys, JOURNAL_MAGIC, JOURNAL_AAD, self)
+    /// Seals the record to be stored as `object`.
+    pub fn encode(&self, keys: &MasterKeys, object: &str, seal: RecordSeal) -> Vec<u8> {
+        seal_object(keys, JOURNAL_MAGIC, &seal.aad(object), self)
     }
 
     /// Opens the record stored as `object` (`journal/<time ns>-<random>`).
-    /// Its sealed time must be the second its name says: the associated
-    /// data is the same for every record, so a record copied by the
-    /// storage owner under a later name opens, and only this check keeps
-    /// it (a soft delete replayed after an undelete, say) out of the fold.
-    pub fn decode(keys: &MasterKeys, object: &str, bytes: &[u8]) -> Result<Record> {
+    /// Its sealed time must be the second its name says as well: under the
+    /// shared seal of format 3 that is what keeps a record copied under a
+    /// later name (a soft delete replayed after an undelete, say) out of
+    /// the fold; under format 4 the name is sealed in and a copy does not
+    /// open at all.
+    pub fn decode(
+        keys: &MasterKeys,
+        object: &str,
+        bytes: &[u8],
+        seal: RecordSeal,
+    ) -> Result<Record> {
         // Postcard fails on an event variant it does not know: the record
         // may come from a newer coffer.
         let record: Record = open_object(
             keys,
             JOURNAL_MAGIC,
-            JOURNAL_AAD,
+            &seal.aad(object),
+            object,
+            "journal record (from a newer coffer?)",
+            bytes,
+        )
+        .map_err(|e| {
+            let shared = seal == RecordSeal::Named
+                && open_object::<Record>(keys, JOURNAL_MAGIC, JOURNAL_AAD_V3, object, "", bytes)
+                    .is_ok();
+            if shared {
+                crate::Error::corrupt(
+                    object,
+                    "this record is sealed as format 3 but was not in the journal when the vault moved to format 4: it was copied in at the storage location since (or the upgrade's own record is gone; then run `coffer vault upgrade` again), so it is left out and nothing is deleted until it is removed",
+                )
+            } else if seal == RecordSeal::Named && matches!(e, crate::Error::Corrupt { .. }) {
+                crate::Error::corrupt(
+                    object,
+                    "this record does not open under its own name: it was altered, damaged, or copied or renamed at the storage location, so it is left out and nothing is deleted until it is removed",
+                )
+            } else {
+                e
+            }
+        })?;
+        Self::check_time(object, record)
+    }
+
+    /// Opens a format 3 record in a format 4 vault, which the upgrade
+    /// listed as existing when it ran.
+    pub fn decode_accepted_v3(keys: &MasterKeys, object: &str, bytes: &[u8]) -> Result<Record> {
+        let record = open_object(
+            keys,
+            JOURNAL_MAGIC,
+            JOURNAL_AAD_V3,
             object,
             "journal record (from a newer coffer?)",
             bytes,
         )?;
+        Self::check_time(object, record)
+    }
+
+    fn check_time(object: &str, record: Record) -> Result<Record> {
         match name_seconds(object) {
             Some(named) if named == record.time => Ok(record),
             named => Err(crate::Error::corrupt(

@@ -21,7 +21,7 @@ pub const SLOT_MAGIC: &[u8; 8] = b"COFFERKS";
 /// The newest vault format this build reads and writes. Version 2 added
 /// compression dictionaries, version 3 the journal (policies, point states);
 /// older vaults are read and written as they are until `coffer vault upgrade`.
-pub const FORMAT_VERSION: u16 = 3;
+pub const FORMAT_VERSION: u16 = 4;
 /// Layout version of a key slot, unchanged since format 1.
 const SLOT_VERSION: u16 = 1;
 pub const HEADER_LEN: usize = 68;

@@ -13,7 +13,7 @@ pub fn new_vault(dir: &Path, format_1: bool) -> (Vault, VaultKey) {
     let storage = Storage::open(dir.to_str().unwrap()).unwrap();
     let (key, _) = VaultKey::generate();
     if format_1 {
-        Vault::init_format_1(&storage, &key, GENERATED_KEY_KDF).unwrap();
+        Vault::init_format(&storage, &key, GENERATED_KEY_KDF, 1).unwrap();
     } else {
         Vault::init(&storage, &key, GENERATED_KEY_KDF).unwrap();
     }

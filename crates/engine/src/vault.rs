@@ -7,7 +7,7 @@
 //! `points/<hash>` · `dicts/<hash>` · `journal/<time>-<random>` ·
 //! `locks/<activity>-<random>` · `.staging/` (OpenDAL's atomic-write area).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::path::Path;
 use std::sync::{Arc, Mutex, RwLock};
 
@@ -20,7 +20,7 @@ use crate::dict::{decode_object, dict_path, encode_object, Dictionaries, Diction
 use crate::error::{Error, Result};
 use crate::ids::{ChunkId, ObjectId};
 use crate::index::{decode_index, encode_index, Index, PackRecord, Purpose};
-use crate::journal::{record_path, Event, Record, VaultState};
+use crate::journal::{record_path, Event, Record, RecordSeal, VaultState};
 use crate::keys::{Header, KdfParams, KeySlot, VaultKey, FORMAT_VERSION};
 use crate::pack::{open_blob, pack_path, BlobEntry, BlobKind};
 use crate::point::{point_path, Manifest};
@@ -80,6 +80,10 @@ fn load_dictionaries(storage: &Storage, keys: &MasterKeys) -> Result<Dictionarie
     Ok(dicts)
 }
 
+/// A journal record as read: opened, or the error and (when it was
+/// read) its bytes, for a second look with another seal.
+type JournalEntry = std::result::Result<Record, (Error, Option<Vec<u8>>)>;
+
 /// An unlocked vault.
 pub struct Vault {
     pub(crate) storage: Storage,
@@ -108,15 +112,16 @@ impl Vault {
         Self::init_with(storage, key, kdf, Header::new(now_secs()))
     }
 
-    /// A vault of format version 1, as earlier releases wrote them.
+    /// A vault of an older format version, as earlier releases wrote them.
     #[cfg(test)]
-    pub(crate) fn init_format_1(
+    pub(crate) fn init_format(
         storage: &Storage,
         key: &VaultKey,
         kdf: KdfParams,
+        version: u16,
     ) -> Result<Header> {
         let modern = Header::new(now_secs());
-        let header = Header::with_version(modern.vault_id, modern.created, 1);
+        let header = Header::with_version(modern.vault_id, modern.created, version);
         Self::init_with(storage, key, kdf, header)
     }
 
@@ -556,6 +561,29 @@ impl Vault {
         if !self.has_journal() {
             return Ok(state);
         }
+        let seal = RecordSeal::of_version(self.header.version);
+        let mut records = self.read_journal(seal)?;
+        if seal == RecordSeal::Named {
+            self.reopen_accepted_v3(&mut records);
+        }
+        for (_, record) in records {
+            match record {
+                Ok(r) => {
+                    state.apply_record(&r);
+                    state.records += 1;
+                }
+                Err((e, _)) => {
+                    tracing::warn!(error = %e, "unreadable journal record");
+                    state.unreadable.push(e.to_string());
+                }
+            }
+        }
+        Ok(state)
+    }
+
+    /// Every journal record in name order, opened with `seal`, with its
+    /// stored bytes kept where it did not open.
+    fn read_journal(&self, seal: RecordSeal) -> Result<Vec<(String, JournalEntry)>> {
         let mut names: Vec<String> = self
             .storage
             .list("journal/")?
@@ -563,27 +591,50 @@ impl Vault {
             .map(|o| o.path)
             .collect();
         names.sort();
-        let records: Vec<Result<Record>> = names
-            .par_iter()
+        Ok(names
+            .into_par_iter()
             .map(|path| {
-                self.storage
-                    .get(path)
-                    .and_then(|bytes| Record::decode(&self.keys, path, &bytes))
+                let entry = match self.storage.get(&path) {
+                    Ok(bytes) => match Record::decode(&self.keys, &path, &bytes, seal) {
+                        Ok(r) => Ok(r),
+                        Err(e) => Err((e, Some(bytes))),
+                    },
+                    Err(e) => Err((e, None)),
+                };
+                (path, entry)
+            })
+            .collect())
+    }
+
+    /// In a format 4 vault, opens the format 3 records that the upgrade's
+    /// own (name-bound) record lists; every other one stays unreadable.
+    fn reopen_accepted_v3(&self, records: &mut [(String, JournalEntry)]) {
+        let accepted: HashSet<&str> = records
+            .iter()
+            .filter_map(|(_, r)| match r {
+                Ok(Record {
+                    event: Event::Upgraded { records, .. },
+                    ..
+                }) => Some(records.iter().map(String::as_str)),
+                _ => None,
+            })
+            .flatten()
+            .collect();
+        let reopened: Vec<(usize, Record)> = records
+            .iter()
+            .enumerate()
+            .filter_map(|(i, (path, r))| match r {
+                Err((_, Some(bytes))) if accepted.contains(path.as_str()) => {
+                    Record::decode_accepted_v3(&self.keys, path, bytes)
+                        .ok()
+                        .map(|r| (i, r))
+                }
+                _ => None,
             })
             .collect();
-        for record in records {
-            match record {
-                Ok(r) => {
-                    state.apply_record(&r);
-                    state.records += 1;
-                }
-                Err(e) => {
-                    tracing::warn!(error = %e, "unreadable journal record");
-                    state.unreadable.push(e.to_string());
-                }
-            }
+        for (i, record) in reopened {
+            records[i].1 = Ok(record);
         }
-        Ok(state)
     }
 
     /// Appends one change to the journal.
@@ -604,14 +655,20 @@ impl Vault {
             event,
         };
         let path = record_path(now);
-        self.storage.put(&path, record.encode(&self.keys))?;
+        let seal = RecordSeal::of_version(self.header.version);
+        self.storage
+            .put(&path, record.encode(&self.keys, &path, seal))?;
         Ok(path)
     }
 
-    /// Moves a format 1 or 2 vault to the current format by rewriting its
-    /// header (the one object ever replaced). Afterwards older coffers refuse
-    /// the vault, which is the point: they would not respect its journal.
-    /// Returns the version it had.
+    /// Moves a vault to the current format. Format 1 and 2 vaults get the
+    /// new header (the one object ever replaced); afterwards older coffers
+    /// refuse the vault, which is the point: they would not respect its
+    /// journal. A format 3 vault's journal records were sealed without
+    /// their names: the upgrade lists those that exist now in a record of
+    /// its own, sealed with its name, and readers accept no other record
+    /// sealed the old way. Run again after an interruption, it writes that
+    /// record if it is missing. Returns the version the vault had.
     pub fn upgrade(&mut self) -> Result<u16> {
         let old = self.header.version;
         if old < FORMAT_VERSION {
@@ -620,7 +677,42 @@ impl Vault {
             self.storage.put(HEADER_PATH, header.bytes.clone())?;
             self.header = header;
         }
+        if old >= 3 {
+            self.accept_v3_records(old)?;
+        }
         Ok(old)
+    }
+
+    fn accept_v3_records(&self, old: u16) -> Result<()> {
+        let records = self.read_journal(RecordSeal::Named)?;
+        let upgraded = records.iter().any(|(_, r)| {
+            matches!(
+                r,
+                Ok(Record {
+                    event: Event::Upgraded { .. },
+                    ..
+                })
+            )
+        });
+        if upgraded {
+            return Ok(());
+        }
+        let accepted: Vec<String> = records
+            .into_iter()
+            .filter_map(|(path, r)| match r {
+                Err((_, Some(bytes))) => Record::decode_accepted_v3(&self.keys, &path, &bytes)
+                    .ok()
+                    .map(|_| path),
+                _ => None,
+            })
+            .collect();
+        if old == FORMAT_VERSION && accepted.is_empty() {
+            return Ok(());
+        }
+        self.record(Event::Upgraded {
+            from: 3,
+            records: accepted,
+        })
     }
 
     /// Reads one directory's tree.
