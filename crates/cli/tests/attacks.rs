@@ -440,3 +440,87 @@ fn logins_and_sessions_resist_guessing_forgery_and_leftovers() {
     assert_eq!(metrics(&admin.token), StatusCode::OK);
     assert_eq!(metrics("wrong"), StatusCode::UNAUTHORIZED);
 }
+
+fn vault_job(api: &Api, vault: &str, job: &str) -> Value {
+    let queued = api.post(
+        &format!("/vaults/{vault}/{job}"),
+        json!({}),
+        StatusCode::ACCEPTED,
+    );
+    api.wait_job(queued["id"].as_i64().unwrap())
+}
+
+#[test]
+fn records_and_points_deleted_at_the_storage_are_noticed_and_stop_prune() {
+    let dir = scratch();
+    let (server, admin, _) = vault_with_an_item(dir.path(), 1000);
+    let owner = user(&server, &admin, "owner", "v", "owner");
+    let backup = |api: &Api| {
+        let job = api.post("/items/it/backup", json!({}), StatusCode::ACCEPTED);
+        let job = api.wait_job(job["id"].as_i64().unwrap());
+        assert_eq!(job["state"], "Succeeded", "{job}");
+        job["result"]["point"].as_str().unwrap().to_string()
+    };
+    let first = backup(&admin);
+    let second = backup(&admin);
+    let journal = dir.path().join("vault/journal");
+    let records = || {
+        let mut names: Vec<_> = std::fs::read_dir(&journal)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .collect();
+        names.sort();
+        names
+    };
+    admin.post(
+        "/vaults/v/points/delete",
+        json!({"points": [first]}),
+        StatusCode::OK,
+    );
+    let deleted = records().len();
+    admin.post(
+        "/vaults/v/points/undelete",
+        json!({"points": [first]}),
+        StatusCode::OK,
+    );
+    assert_eq!(vault_job(&admin, "v", "check")["state"], "Succeeded");
+
+    // Whoever controls the storage rolls the journal back to the soft
+    // delete (the undelete and the hold vanish) and deletes a point.
+    for rolled_back in &records()[deleted..] {
+        std::fs::remove_file(rolled_back).unwrap();
+    }
+    std::fs::remove_file(dir.path().join("vault/points").join(&second)).unwrap();
+
+    let prune = vault_job(&admin, "v", "prune");
+    assert_eq!(prune["state"], "Failed", "{prune}");
+    let error = prune["error"].as_str().unwrap();
+    assert!(
+        error.contains("prune refused") && error.contains("gone from the storage location"),
+        "{prune}"
+    );
+    assert!(dir.path().join("vault/points").join(&first).exists());
+    let check = vault_job(&admin, "v", "check");
+    assert_eq!(check["state"], "Failed", "{check}");
+    assert_eq!(check["cause"], "data_corruption", "{check}");
+    assert_eq!(check["result"]["problems"], 3, "{check}");
+    let alerts = admin.get("/alerts").to_string();
+    assert!(
+        alerts.contains("gone from the storage location"),
+        "{alerts}"
+    );
+    // Reported again until an administrator accepts the location.
+    assert_eq!(vault_job(&admin, "v", "check")["state"], "Failed");
+    refused(
+        &owner,
+        "POST",
+        "/vaults/v/accept-location",
+        json!({}),
+        StatusCode::FORBIDDEN,
+        "administrator",
+    );
+    let (status, body) = admin.call("POST", "/vaults/v/accept-location", Some(json!({})));
+    assert_eq!(status, StatusCode::NO_CONTENT, "{body}");
+    assert_eq!(vault_job(&admin, "v", "check")["state"], "Succeeded");
+    assert_eq!(vault_job(&admin, "v", "prune")["state"], "Succeeded");
+}

@@ -38,6 +38,7 @@ pub mod storage;
 pub mod tier;
 pub mod tree;
 pub mod vault;
+pub mod witness;
 
 pub use error::{Error, Result};
 pub use ids::{ChunkId, ObjectId};

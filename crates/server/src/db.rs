@@ -214,6 +214,15 @@ ALTER TABLE login_failures ADD COLUMN address TEXT NOT NULL DEFAULT '';
 CREATE INDEX login_failures_address ON login_failures (address, time);
 DELETE FROM role_assignments WHERE vault != '*' AND vault NOT IN (SELECT name FROM vaults);
 "#,
+    // What the service last saw of each vault's journal and points.
+    r#"
+CREATE TABLE vault_sightings (
+    vault TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    name TEXT NOT NULL,
+    PRIMARY KEY (vault, kind, name)
+) WITHOUT ROWID;
+"#,
 ];
 
 /// The state database.

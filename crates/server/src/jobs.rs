@@ -798,6 +798,7 @@ fn run_backup(service: &Service, job: &Job, progress: &Arc<Progress>) -> Ending 
         let captured = coffer_sources::back_up(&vault, &def, &BackupOptions::default(), progress)
             .map_err(source_failure)?;
         service.measure_vault(&vault, &item.vault);
+        service.witness_vault(&vault, &item.vault);
         Ok(captured)
     })();
     match outcome {
@@ -1189,8 +1190,18 @@ fn run_prune(service: &Service, job: &Job) -> Ending {
     let vault_name = job.vault.clone().unwrap_or_default();
     let outcome = (|| -> Result<coffer_engine::prune::Report> {
         let vault = service.open_vault(&vault_name)?;
+        // A hold or immutability record deleted at the storage must not
+        // let this prune delete what it protected.
+        let missing = service.witness_vault(&vault, &vault_name);
+        if let Some(first) = missing.first() {
+            return Err(Error::Conflict(format!(
+                "prune refused: {} object(s) seen before are gone from the storage location, for example: {first}",
+                missing.len()
+            )));
+        }
         let report = coffer_engine::prune::run(&vault, &Default::default(), false, now())?;
         service.measure_vault(&vault, &vault_name);
+        service.witness_vault(&vault, &vault_name);
         Ok(report)
     })();
     match outcome {
@@ -1305,9 +1316,11 @@ fn run_check(service: &Service, job: &Job, cancel: &AtomicBool) -> Ending {
     };
     let outcome = (|| -> Result<coffer_engine::check::CheckReport> {
         let mut vault = service.open_vault(&vault_name)?;
-        Ok(coffer_engine::check::check_cancellable(
-            &mut vault, read, cancel,
-        )?)
+        let mut report = coffer_engine::check::check_cancellable(&mut vault, read, cancel)?;
+        report
+            .problems
+            .extend(service.witness_vault(&vault, &vault_name));
+        Ok(report)
     })();
     if outcome.is_err() && cancel.load(Ordering::Relaxed) {
         let _ = service

@@ -31,6 +31,7 @@ pub mod scheduler;
 pub mod secret;
 pub mod service;
 pub mod sets;
+pub mod sightings;
 pub mod targets;
 
 pub use config::ServiceConfig;

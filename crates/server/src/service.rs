@@ -209,6 +209,35 @@ impl Service {
         }
     }
 
+    /// Compares the vault with what the service saw of it last and
+    /// remembers what it holds now (see `sightings`): what is gone without
+    /// Coffer having removed it raises an alert and is returned.
+    pub fn witness_vault(&self, vault: &Vault, name: &str) -> Vec<String> {
+        match crate::sightings::compare_and_remember(&self.db, name, vault) {
+            Ok(missing) => {
+                if let Some(first) = missing.first() {
+                    let detail = format!(
+                        "{} object(s) seen before are gone from the storage location, for example: {first}",
+                        missing.len()
+                    );
+                    if let Err(e) =
+                        self.raise_alert(Cause::DataCorruption, Some(name), None, &detail, None)
+                    {
+                        tracing::warn!(vault = name, "cannot raise the alert: {e}");
+                    }
+                }
+                missing
+            }
+            Err(e) => {
+                tracing::warn!(
+                    vault = name,
+                    "cannot compare the vault with what was seen of it: {e}"
+                );
+                Vec::new()
+            }
+        }
+    }
+
     pub(crate) fn seal_key(&self, vault: &str, key_text: &str) -> Vec<u8> {
         self.secret
             .seal(&format!("vault-key:{vault}"), key_text.as_bytes())
@@ -562,6 +591,7 @@ impl Service {
         // Access to a vault ends with it: a later vault of this name
         // starts with no one's roles.
         auth::remove_vault_roles(&self.db, name)?;
+        crate::sightings::forget(&self.db, name)?;
         Ok(())
     }
 

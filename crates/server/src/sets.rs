@@ -492,6 +492,7 @@ pub fn run_set_backup(
         }
     };
     service.measure_vault(&vault, &set.vault);
+    service.witness_vault(&vault, &set.vault);
     let succeeded = record
         .items
         .iter()

@@ -753,6 +753,28 @@ async fn set_key(
     Ok(Json(blocking(move || s.set_key(&name, &key)).await?))
 }
 
+/// Accepts the vault's storage location as it is now: journal records and
+/// points the service saw before and that are gone from it stop being
+/// reported by checks and stop blocking prune. Only administrators, and
+/// only once the loss is understood (an object deleted or a location
+/// rolled back by whoever controls the storage).
+#[utoipa::path(post, path = "/vaults/{name}/accept-location", tag = "vaults", params(("name" = String, Path)),
+    responses((status = 204), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 401, body = ErrorBody), (status = 502, body = ErrorBody)))]
+async fn accept_location(
+    State(s): State<AppState>,
+    Caller(p): Caller,
+    P(name): P<String>,
+) -> ApiResult<StatusCode> {
+    p.require(&name, Action::ManageVault)?;
+    p.require_admin()?;
+    blocking(move || {
+        let vault = s.open_vault(&name)?;
+        crate::sightings::accept(&s.db, &name, &vault)
+    })
+    .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
 /// A recovery point as listed.
 #[derive(Serialize, ToSchema)]
 pub struct PointSummary {
@@ -1911,6 +1933,7 @@ pub fn routes() -> (axum::Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(prune_now))
         .routes(routes!(check_now))
         .routes(routes!(replicate_now))
+        .routes(routes!(accept_location))
         .routes(routes!(restore))
         .routes(routes!(list_policies))
         .routes(routes!(set_policy, delete_policy))
