@@ -524,3 +524,86 @@ fn records_and_points_deleted_at_the_storage_are_noticed_and_stop_prune() {
     assert_eq!(vault_job(&admin, "v", "check")["state"], "Succeeded");
     assert_eq!(vault_job(&admin, "v", "prune")["state"], "Succeeded");
 }
+
+#[test]
+fn a_replica_named_by_the_journal_is_opened_only_once_an_administrator_allows_it() {
+    let dir = scratch();
+    let server = Server::start(&dir.path().join("data"));
+    let admin = server.admin();
+    let vault = dir.path().join("vault");
+    let key = admin.create_vault("v", &vault)["generated_key"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let src = dir.path().join("src");
+    common::random_file(&src.join("f"), 1000, 1);
+    admin.create_item("it", "v", &src, 0);
+    let owner = user(&server, &admin, "owner", "v", "owner");
+
+    // A key holder writes a journal record naming a synchronous replica
+    // on a path of their choosing.
+    let elsewhere = dir.path().join("elsewhere");
+    let out = std::process::Command::new(common::BIN)
+        .args(["vault", "replica", "add", "--mode", "sync", "--vault"])
+        .arg(&vault)
+        .arg(&elsewhere)
+        .env("COFFER_KEY", &key)
+        .env("COFFER_CACHE_DIR", dir.path().join("cli-cache"))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let points_there = || {
+        std::fs::read_dir(elsewhere.join("points"))
+            .map(|d| d.count())
+            .unwrap_or(0)
+    };
+    let before = points_there();
+
+    // The service backs up without writing there, and says why.
+    let job = admin.post("/items/it/backup", json!({}), StatusCode::ACCEPTED);
+    let job = admin.wait_job(job["id"].as_i64().unwrap());
+    assert_eq!(job["state"], "Succeeded", "{job}");
+    let logs = admin.get(&format!("/jobs/{}/logs", job["id"])).to_string();
+    assert!(logs.contains("has not been given"), "{logs}");
+    assert_eq!(points_there(), before);
+    let job = admin.post("/vaults/v/replicate", json!({}), StatusCode::ACCEPTED);
+    let job = admin.wait_job(job["id"].as_i64().unwrap());
+    assert_eq!(job["state"], "Failed", "{job}");
+    assert!(
+        job["error"]
+            .as_str()
+            .unwrap()
+            .contains("has not been given"),
+        "{job}"
+    );
+
+    // Only an administrator allows a location.
+    let allow = json!({"location": elsewhere.to_str().unwrap()});
+    refused(
+        &owner,
+        "PUT",
+        "/vaults/v/locations",
+        allow.clone(),
+        StatusCode::FORBIDDEN,
+        "administrator",
+    );
+    let (status, body) = admin.call("PUT", "/vaults/v/locations", Some(allow));
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(
+        owner.get("/vaults/v/locations")[0]["location"],
+        elsewhere.to_str().unwrap()
+    );
+    let job = admin.post("/items/it/backup", json!({}), StatusCode::ACCEPTED);
+    assert_eq!(
+        admin.wait_job(job["id"].as_i64().unwrap())["state"],
+        "Succeeded"
+    );
+    assert_eq!(points_there(), before + 1);
+    let job = admin.post("/vaults/v/replicate", json!({}), StatusCode::ACCEPTED);
+    let job = admin.wait_job(job["id"].as_i64().unwrap());
+    assert_eq!(job["state"], "Succeeded", "{job}");
+}

@@ -596,6 +596,19 @@ fn enable_back_up_browse_restore_and_rotate_the_key_in_the_browser() {
                 "async",
             ],
         );
+        // The service opens it only once an administrator allows it.
+        std::thread::scope(|t| {
+            t.spawn(|| {
+                let (status, body) = server.admin().call(
+                    "PUT",
+                    "/vaults/main/locations",
+                    Some(serde_json::json!({"location": replica_loc})),
+                );
+                assert_eq!(status, reqwest::StatusCode::OK, "{body}");
+            })
+            .join()
+            .unwrap()
+        });
         open(&c, &root, "#/vault/main", "Vault main").await;
         let replicas = wait_text(&c, "section[aria-labelledby=vault-replicas]", &replica_loc).await;
         assert!(replicas.contains("async"), "{replicas}");

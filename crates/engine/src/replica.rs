@@ -156,7 +156,7 @@ pub fn replicate(vault: &Vault, replica: &Storage, location: &str) -> Result<Rep
 /// complete. A synchronous replica also receives this process's writes from
 /// now on; other processes pick it up when they next open the vault.
 pub fn add(vault: &Vault, location: &str, mode: ReplicaMode) -> Result<Report> {
-    let replica = vault.storage().open_sibling(location)?;
+    let replica = vault.open_journal_location(location)?;
     if replica.display() == vault.storage().display() {
         return Err(Error::Invalid("a vault cannot be its own replica".into()));
     }

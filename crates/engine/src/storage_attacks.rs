@@ -169,3 +169,71 @@ fn an_upgraded_format_3_journal_reads_on_and_refuses_old_style_copies() {
     let state = vault.state().unwrap();
     assert!(state.unreadable.is_empty() && state.holds.contains(&point));
 }
+
+#[test]
+fn locations_named_by_the_journal_open_only_as_the_opener_allows() {
+    use crate::journal::ReplicaMode;
+    use crate::vault::JournalLocations;
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("v");
+    let (vault, key) = new_vault(&dir, false);
+    let replica = tmp.path().join("replica");
+    let tier = tmp.path().join("tier");
+    crate::replica::add(&vault, replica.to_str().unwrap(), ReplicaMode::Sync).unwrap();
+    crate::tier::set(&vault, tier.to_str().unwrap(), 3).unwrap();
+    let open = |allowed: JournalLocations| {
+        let storage = Storage::open(dir.to_str().unwrap()).unwrap();
+        Vault::open_with(storage, &key, None, allowed).unwrap()
+    };
+
+    let guarded = open(JournalLocations::Configured(Default::default()));
+    let unattached = guarded.unattached();
+    assert_eq!(unattached.len(), 2, "{unattached:?}");
+    assert!(unattached.iter().all(|u| u.contains("has not been given")));
+    let e = guarded
+        .open_journal_location(replica.to_str().unwrap())
+        .err()
+        .unwrap();
+    assert!(e.to_string().contains("has not been given"), "{e}");
+    // Nothing this opening writes reaches the replica or the tier.
+    let count = |d: &std::path::Path| walk_count(d);
+    let (replica_before, tier_before) = (count(&replica), count(&tier));
+    guarded
+        .record(crate::journal::Event::SoftDeleteDays(5))
+        .unwrap();
+    assert_eq!(
+        (count(&replica), count(&tier)),
+        (replica_before, tier_before)
+    );
+
+    let allowed = JournalLocations::Configured(
+        [replica.to_str().unwrap(), tier.to_str().unwrap()]
+            .into_iter()
+            .map(|l| (l.to_string(), crate::location::Credentials::new()))
+            .collect(),
+    );
+    let trusted = open(allowed);
+    assert!(trusted.unattached().is_empty());
+    trusted
+        .record(crate::journal::Event::SoftDeleteDays(6))
+        .unwrap();
+    assert_eq!(count(&replica), replica_before + 1);
+    assert_eq!(count(&tier), tier_before + 1);
+}
+
+fn walk_count(dir: &std::path::Path) -> usize {
+    std::fs::read_dir(dir)
+        .map(|entries| {
+            entries
+                .flatten()
+                .map(|e| {
+                    if e.path().is_dir() {
+                        walk_count(&e.path())
+                    } else {
+                        1
+                    }
+                })
+                .sum()
+        })
+        .unwrap_or(0)
+}

@@ -7,7 +7,7 @@
 //! `points/<hash>` · `dicts/<hash>` · `journal/<time>-<random>` ·
 //! `locks/<activity>-<random>` · `.staging/` (OpenDAL's atomic-write area).
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::Path;
 use std::sync::{Arc, Mutex, RwLock};
 
@@ -22,6 +22,7 @@ use crate::ids::{ChunkId, ObjectId};
 use crate::index::{decode_index, encode_index, Index, PackRecord, Purpose};
 use crate::journal::{record_path, Event, Record, RecordSeal, VaultState};
 use crate::keys::{Header, KdfParams, KeySlot, VaultKey, FORMAT_VERSION};
+use crate::location::Credentials;
 use crate::pack::{open_blob, pack_path, BlobEntry, BlobKind};
 use crate::point::{point_path, Manifest};
 use crate::storage::Storage;
@@ -80,6 +81,12 @@ fn load_dictionaries(storage: &Storage, keys: &MasterKeys) -> Result<Dictionarie
     Ok(dicts)
 }
 
+fn not_configured(location: &str) -> String {
+    format!(
+        "the vault's journal names the location {location} (a replica or the local tier), which this service has not been given: it is left alone until an administrator adds it with its own credentials (PUT /vaults/NAME/locations)"
+    )
+}
+
 /// A journal record as read: opened, or the error and (when it was
 /// read) its bytes, for a second look with another seal.
 type JournalEntry = std::result::Result<Record, (Error, Option<Vec<u8>>)>;
@@ -97,6 +104,26 @@ pub struct Vault {
     dicts: RwLock<Dictionaries>,
     /// Replica locations the journal named when the vault was opened.
     replicas: Mutex<Vec<(String, crate::journal::ReplicaMode)>>,
+    /// How locations the journal names are opened.
+    journal_locations: JournalLocations,
+    /// Locations the journal names that were left alone, and why.
+    unattached: Mutex<Vec<String>>,
+}
+
+/// How a vault opens the other locations its journal names (replicas and
+/// the local tier). A journal record is written by any holder of the vault
+/// key, who need not be trusted with the opener's storage credentials or
+/// its local disk.
+#[derive(Debug, Clone, Default)]
+pub enum JournalLocations {
+    /// With the vault's own credentials and limits: the command line, run
+    /// by the key holder with credentials they chose.
+    #[default]
+    SameCredentials,
+    /// Only the locations the opener configured, each with its own
+    /// credentials (none for a local path); the rest are left alone and
+    /// listed by `Vault::unattached`. The service opens vaults this way.
+    Configured(BTreeMap<String, Credentials>),
 }
 
 /// A recovery point with its id.
@@ -165,8 +192,20 @@ impl Vault {
         Ok(slots)
     }
 
-    /// Unlocks the vault with a vault key.
+    /// Unlocks the vault with a vault key; the locations its journal names
+    /// open with the vault's own credentials.
     pub fn open(storage: Storage, key: &VaultKey, cache_root: Option<&Path>) -> Result<Self> {
+        Self::open_with(storage, key, cache_root, JournalLocations::SameCredentials)
+    }
+
+    /// Unlocks the vault, opening the locations its journal names as
+    /// `journal_locations` says.
+    pub fn open_with(
+        storage: Storage,
+        key: &VaultKey,
+        cache_root: Option<&Path>,
+        journal_locations: JournalLocations,
+    ) -> Result<Self> {
         let header = Self::read_header(&storage)?;
         let slots = Self::read_slots(&storage)?;
         let mut tried = 0;
@@ -195,6 +234,8 @@ impl Vault {
                     tree_packs: Mutex::new(TreePacks::default()),
                     dicts,
                     replicas: Mutex::new(Vec::new()),
+                    journal_locations: journal_locations.clone(),
+                    unattached: Mutex::new(Vec::new()),
                 };
                 vault.attach_sync_replicas()?;
                 return Ok(vault);
@@ -214,7 +255,9 @@ impl Vault {
         }
         let state = self.state()?;
         if let Some((location, _)) = &state.local_tier {
-            crate::tier::attach(&self.storage, location);
+            if self.allows(location) {
+                crate::tier::attach(&self.storage, location);
+            }
         }
         let replicas = state.replicas;
         if let Ok(mut known) = self.replicas.lock() {
@@ -223,12 +266,48 @@ impl Vault {
         for (location, replica) in replicas {
             if replica.mode == crate::journal::ReplicaMode::Sync
                 && location != self.storage.display()
+                && self.allows(&location)
             {
                 self.storage
-                    .add_sync_replica(self.storage.open_sibling(&location)?);
+                    .add_sync_replica(self.open_journal_location(&location)?);
             }
         }
         Ok(())
+    }
+
+    /// Whether a location the journal names may be opened; notes it among
+    /// the unattached when not.
+    fn allows(&self, location: &str) -> bool {
+        let allowed = match &self.journal_locations {
+            JournalLocations::SameCredentials => true,
+            JournalLocations::Configured(known) => known.contains_key(location),
+        };
+        if !allowed {
+            if let Ok(mut u) = self.unattached.lock() {
+                u.push(not_configured(location));
+            }
+        }
+        allowed
+    }
+
+    /// Opens a location the journal names (a replica), as the opener
+    /// allows: never with credentials that were not given for it.
+    pub fn open_journal_location(&self, location: &str) -> Result<Storage> {
+        match &self.journal_locations {
+            JournalLocations::SameCredentials => self.storage.open_sibling(location),
+            JournalLocations::Configured(known) => match known.get(location) {
+                Some(credentials) => Storage::open_with(location, credentials),
+                None => Err(Error::Invalid(not_configured(location))),
+            },
+        }
+    }
+
+    /// Locations the journal names that this opening left alone, and why.
+    pub fn unattached(&self) -> Vec<String> {
+        self.unattached
+            .lock()
+            .map(|u| u.clone())
+            .unwrap_or_default()
     }
 
     /// Replica locations and modes, as the journal said at opening.

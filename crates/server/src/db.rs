@@ -214,8 +214,16 @@ ALTER TABLE login_failures ADD COLUMN address TEXT NOT NULL DEFAULT '';
 CREATE INDEX login_failures_address ON login_failures (address, time);
 DELETE FROM role_assignments WHERE vault != '*' AND vault NOT IN (SELECT name FROM vaults);
 "#,
-    // What the service last saw of each vault's journal and points.
+    // What the service last saw of each vault's journal and points, and
+    // the replica and tier locations an administrator allowed, each with
+    // its own credentials.
     r#"
+CREATE TABLE vault_locations (
+    vault TEXT NOT NULL,
+    location TEXT NOT NULL,
+    sealed_credentials BLOB NOT NULL,
+    PRIMARY KEY (vault, location)
+) WITHOUT ROWID;
 CREATE TABLE vault_sightings (
     vault TEXT NOT NULL,
     kind TEXT NOT NULL,

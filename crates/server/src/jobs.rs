@@ -795,6 +795,9 @@ fn run_backup(service: &Service, job: &Job, progress: &Arc<Progress>) -> Ending 
         );
         let def =
             crate::service::item_def(&item).map_err(|e| (Cause::GeneralFault, e.to_string()))?;
+        for note in vault.unattached() {
+            let _ = jobs.log(&service.db, id, "warn", &note);
+        }
         let captured = coffer_sources::back_up(&vault, &def, &BackupOptions::default(), progress)
             .map_err(source_failure)?;
         service.measure_vault(&vault, &item.vault);
@@ -1258,8 +1261,7 @@ fn run_replicate(service: &Service, job: &Job) -> Ending {
     let mut first_failure = None;
     for (location, _mode) in &replicas {
         let outcome = vault
-            .storage()
-            .open_sibling(location)
+            .open_journal_location(location)
             .and_then(|replica| coffer_engine::replica::replicate(&vault, &replica, location));
         match outcome {
             Ok(r) => {

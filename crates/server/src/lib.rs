@@ -23,6 +23,7 @@ pub mod console;
 pub mod db;
 pub mod error;
 pub mod jobs;
+pub mod locations;
 pub mod metrics;
 pub mod notify;
 pub mod points;

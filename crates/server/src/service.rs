@@ -14,6 +14,7 @@ use serde::{Deserialize, Serialize};
 use zeroize::Zeroizing;
 
 use coffer_engine::location::{Credentials, CREDENTIAL_NAMES};
+use coffer_engine::vault::JournalLocations;
 use coffer_engine::{Storage, Vault, VaultKey};
 use coffer_sources::{CommandSpec, Hook, ItemDef, Kind, PostgresSpec};
 
@@ -30,7 +31,7 @@ use crate::secret::ServiceSecret;
 pub struct Service {
     pub config: ServiceConfig,
     pub db: Db,
-    secret: ServiceSecret,
+    pub(crate) secret: ServiceSecret,
     pub jobs: Jobs,
     pub scheduler: Scheduler,
 }
@@ -255,7 +256,7 @@ impl Service {
             .seal(&format!("vault-credentials:{vault}"), &json))
     }
 
-    fn check_credential_names(creds: &BTreeMap<String, String>) -> Result<()> {
+    pub(crate) fn check_credential_names(creds: &BTreeMap<String, String>) -> Result<()> {
         for name in creds.keys() {
             if !CREDENTIAL_NAMES.contains(&name.as_str()) {
                 return Err(Error::invalid(
@@ -456,7 +457,13 @@ impl Service {
         let key = VaultKey::from_text(&String::from_utf8_lossy(&key_text))?;
         let creds = to_credentials(&self.unseal_credentials(name, &sealed_creds)?);
         let storage = Storage::open_with(&info.location, &creds)?;
-        Ok(Vault::open(storage, &key, Some(&self.config.cache_dir()))?)
+        let journal_locations = JournalLocations::Configured(self.journal_locations(name)?);
+        Ok(Vault::open_with(
+            storage,
+            &key,
+            Some(&self.config.cache_dir()),
+            journal_locations,
+        )?)
     }
 
     /// Replaces the stored credentials of a vault (after a password change
@@ -592,6 +599,9 @@ impl Service {
         // starts with no one's roles.
         auth::remove_vault_roles(&self.db, name)?;
         crate::sightings::forget(&self.db, name)?;
+        self.db
+            .conn()
+            .execute("DELETE FROM vault_locations WHERE vault = ?1", [name])?;
         Ok(())
     }
 

@@ -36,6 +36,7 @@ use crate::scheduler::{ItemSchedule, Scheduler};
 use crate::service::{Item, Maintenance, PolicySpec, PolicyView, Service, VaultInfo};
 use crate::sets::InfraSet;
 
+mod locations;
 mod points;
 
 type AppState = Arc<Service>;
@@ -1934,6 +1935,8 @@ pub fn routes() -> (axum::Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(check_now))
         .routes(routes!(replicate_now))
         .routes(routes!(accept_location))
+        .routes(routes!(locations::list_locations, locations::set_location))
+        .routes(routes!(locations::remove_location))
         .routes(routes!(restore))
         .routes(routes!(list_policies))
         .routes(routes!(set_policy, delete_policy))
