@@ -167,14 +167,16 @@ fn the_committed_v2_vault_opens_checks_and_restores_through_its_dictionary() {
     assert!(problems.contains("no readable dictionary"), "{problems}");
 }
 
-#[test]
-fn the_committed_v3_vault_keeps_its_journal_state() {
+/// The journal fixtures (format 3 and later) hold the same state: a policy
+/// assigned to the item, a held, a soft-deleted and an on-demand point, and
+/// immutability enabled.
+fn journal_fixture_keeps_its_state(version: u32) {
     let env = Env::without_vault();
-    let key = copy_of(&env, "vault-v3");
+    let key = copy_of(&env, &format!("vault-v{version}"));
     let run = |args: &[&str]| env.run_with_key(&key, args);
     let v = env.vault_str();
     assert_checks_clean(&env, &key);
-    assert_eq!(vault_info(&env, &key)["format_version"], 3);
+    assert_eq!(vault_info(&env, &key)["format_version"], version);
 
     let points = json(&run(&["points", "list", "--vault", &v, "--json"]));
     let points = points.as_array().unwrap();
@@ -210,7 +212,7 @@ fn the_committed_v3_vault_keeps_its_journal_state() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("immutable"));
 
     let latest = points[2]["id"].as_str().unwrap();
-    let target = env.path("restored-v3");
+    let target = env.path(&format!("restored-v{version}"));
     let restore = run(&[
         "restore",
         "--vault",
@@ -225,13 +227,15 @@ fn the_committed_v3_vault_keeps_its_journal_state() {
         String::from_utf8_lossy(&restore.stderr)
     );
     assert_same_tree(
-        &fixtures().join("vault-v3-source"),
-        &target.join("tmp/coffer-fixture-v3-src"),
+        &fixtures().join(format!("vault-v{version}-source")),
+        &target.join(format!("tmp/coffer-fixture-v{version}-src")),
     );
 
-    // Upgraded to format 4, the journal reads on as it was.
+    // Upgraded to the current format, the journal reads on as it was.
     let out = run(&["vault", "upgrade", "--vault", &v]);
-    assert!(String::from_utf8_lossy(&out.stdout).contains("from format 3 to 4"));
+    if version < 4 {
+        assert!(String::from_utf8_lossy(&out.stdout).contains("from format 3 to 4"));
+    }
     assert_eq!(vault_info(&env, &key)["format_version"], 4);
     assert_checks_clean(&env, &key);
     let after = json(&run(&["points", "list", "--vault", &v, "--json"]));
@@ -242,6 +246,16 @@ fn the_committed_v3_vault_keeps_its_journal_state() {
         "policy", "show", "Fixture", "--vault", &v, "--json",
     ]));
     assert_eq!(policy_after, policy);
+}
+
+#[test]
+fn the_committed_v3_vault_keeps_its_journal_state_and_upgrades() {
+    journal_fixture_keeps_its_state(3);
+}
+
+#[test]
+fn the_committed_v4_vault_keeps_its_journal_state() {
+    journal_fixture_keeps_its_state(4);
 }
 
 #[test]
