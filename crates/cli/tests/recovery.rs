@@ -642,6 +642,17 @@ fn a_set_point_holds_only_its_vault_with_hashes_sealed_and_vaults_come_back_one_
             StatusCode::CREATED,
         );
     }
+    // A role on every vault travels with each vault's set point.
+    api.post(
+        "/users",
+        json!({"name": "auditor", "password": "a long enough password"}),
+        StatusCode::CREATED,
+    );
+    api.post(
+        "/roles",
+        json!({"user": "auditor", "vault": "*", "role": "reader"}),
+        StatusCode::CREATED,
+    );
     let point_a = backed_up_set(&api, "set-a", "a", "files-a");
     backed_up_set(&api, "set-b", "b", "files-b");
     drop(api);
@@ -723,7 +734,16 @@ fn a_set_point_holds_only_its_vault_with_hashes_sealed_and_vaults_come_back_one_
     // roles: the sealed hashes came back.
     let server = Server::start(&data);
     let admin = server.login("admin", ADMIN_PASSWORD);
+    let auditor = server.login("auditor", "a long enough password");
     for v in ["a", "b"] {
+        assert_eq!(
+            auditor
+                .get(&format!("/vaults/{v}/points"))
+                .as_array()
+                .unwrap()
+                .len(),
+            2
+        );
         let owner = server.login(&format!("owner-{v}"), "a long enough password");
         let points = owner.get(&format!("/vaults/{v}/points"));
         assert_eq!(points.as_array().unwrap().len(), 2, "{points}");

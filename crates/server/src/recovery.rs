@@ -181,7 +181,7 @@ pub fn export(
     let users = conn
         .prepare(
             "SELECT name, password_hash, is_admin, created FROM users u
-             WHERE is_admin OR EXISTS (SELECT 1 FROM role_assignments r WHERE r.user_id = u.id AND r.vault = ?1)
+             WHERE is_admin OR EXISTS (SELECT 1 FROM role_assignments r WHERE r.user_id = u.id AND (r.vault = ?1 OR r.vault = '*'))
              ORDER BY name",
         )?
         .query_map([vault_name], |r| {
@@ -207,7 +207,7 @@ pub fn export(
     let roles = conn
         .prepare(
             "SELECT u.name, r.vault, r.role FROM role_assignments r JOIN users u ON u.id = r.user_id
-             WHERE r.vault = ?1 ORDER BY u.name",
+             WHERE r.vault = ?1 OR r.vault = '*' ORDER BY u.name, r.vault",
         )?
         .query_map([vault_name], |r| {
             Ok(RoleExport {
@@ -528,10 +528,11 @@ fn scope<'a>(service: &Service, export: &'a ServiceExport, vault_id: &str) -> Re
         vaults: vec![vault],
         items,
         sets,
+        // A role on every vault (`*`) comes with any of them.
         roles: export
             .roles
             .iter()
-            .filter(|r| r.vault == vault.name)
+            .filter(|r| r.vault == vault.name || r.vault == "*")
             .collect(),
     })
 }
@@ -649,7 +650,8 @@ pub fn import(
     for r in &scope.roles {
         tx.execute(
             "INSERT INTO role_assignments (user_id, vault, role)
-             SELECT id, ?2, ?3 FROM users WHERE name = ?1",
+             SELECT id, ?2, ?3 FROM users WHERE name = ?1
+             ON CONFLICT (user_id, vault) DO NOTHING",
             params![r.user, r.vault, r.role],
         )?;
     }
