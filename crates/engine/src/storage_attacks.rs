@@ -237,3 +237,21 @@ fn walk_count(dir: &std::path::Path) -> usize {
         })
         .unwrap_or(0)
 }
+
+#[test]
+fn a_process_that_opened_the_vault_before_an_upgrade_writes_records_the_new_way() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("v");
+    let storage = Storage::open(dir.to_str().unwrap()).unwrap();
+    let key = VaultKey::generate().0;
+    Vault::init_format(&storage, &key, GENERATED_KEY_KDF, 3).unwrap();
+    let open = || Vault::open(Storage::open(dir.to_str().unwrap()).unwrap(), &key, None).unwrap();
+    let early = open();
+    open().upgrade().unwrap();
+    early
+        .record(crate::journal::Event::SoftDeleteDays(9))
+        .unwrap();
+    let state = open().state().unwrap();
+    assert!(state.unreadable.is_empty(), "{:?}", state.unreadable);
+    assert_eq!(state.soft_delete_days, 9);
+}

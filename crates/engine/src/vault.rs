@@ -734,7 +734,13 @@ impl Vault {
             event,
         };
         let path = record_path(now);
-        let seal = RecordSeal::of_version(self.header.version);
+        // The header as it is now, not as it was at opening: a record this
+        // process writes after another one upgraded the vault must be
+        // sealed the new way, or the upgraded vault could not read it.
+        let version = Self::read_header(&self.storage)?
+            .version
+            .max(self.header.version);
+        let seal = RecordSeal::of_version(version);
         self.storage
             .put(&path, record.encode(&self.keys, &path, seal))?;
         Ok(path)
