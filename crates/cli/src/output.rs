@@ -21,10 +21,12 @@ pub fn one_line(err: &anyhow::Error) -> String {
     parts.join(": ")
 }
 
+/// RFC 3339 in UTC to the second; the nanoseconds (always positive, after
+/// the second `secs` names) do not change the second shown.
 pub fn time(t: Timestamp) -> String {
-    chrono::DateTime::from_timestamp(t.secs, t.nanos)
-        .map(|d| d.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
-        .unwrap_or_else(|| format!("@{}", t.secs))
+    jiff::Timestamp::from_second(t.secs)
+        .map(|d| d.strftime("%Y-%m-%dT%H:%M:%SZ").to_string())
+        .unwrap_or_else(|_| format!("@{}", t.secs))
 }
 
 pub fn time_secs(secs: i64) -> String {
@@ -151,5 +153,26 @@ pub fn span(secs: i64) -> String {
         60..=3599 => format!("{} min", s / 60),
         3600..=86_399 => format!("{} h {} min", s / 3600, s % 3600 / 60),
         _ => format!("{} d {} h", s / 86_400, s % 86_400 / 3600),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn times_show_in_utc_to_the_second_on_both_sides_of_1970() {
+        assert_eq!(
+            time(Timestamp {
+                secs: 1_767_434_400,
+                nanos: 999_999_999
+            }),
+            "2026-01-03T10:00:00Z"
+        );
+        assert_eq!(
+            time(Timestamp { secs: -1, nanos: 5 }),
+            "1969-12-31T23:59:59Z"
+        );
+        assert_eq!(time_secs(i64::MAX), format!("@{}", i64::MAX));
     }
 }

@@ -15,6 +15,8 @@
 //! database holds what is about the service: where its vaults are and how to
 //! open them, the items and their sources, jobs, alerts, users and roles.
 
+#![forbid(unsafe_code)]
+
 pub mod alerts;
 pub mod api;
 pub mod auth;

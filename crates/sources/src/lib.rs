@@ -9,6 +9,8 @@
 //! that a point restores (a recovery drill). Pre and post scripts wrap every
 //! kind the same way; the point records how consistent the capture was.
 
+#![forbid(unsafe_code)]
+
 pub mod command;
 pub mod directory;
 pub mod hooks;

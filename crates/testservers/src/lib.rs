@@ -16,6 +16,8 @@
 //! and its clients share. Nothing here imitates a storage API: the tests talk
 //! to the same server programs operators run or test against.
 
+#![forbid(unsafe_code)]
+
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
