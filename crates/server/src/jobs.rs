@@ -21,6 +21,8 @@ use serde::Serialize;
 use coffer_engine::backup::{BackupOptions, Progress};
 use coffer_engine::restore::RestoreProgress;
 
+pub use coffer_api_types::JobKind;
+
 use crate::alerts::{self, Cause, Severity};
 use crate::db::{now, Db};
 use crate::error::{Error, Result};
@@ -84,9 +86,7 @@ pub struct JobProgress {
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Job {
     pub id: i64,
-    /// `backup`, `restore`, `prune`, `check`, `replicate`, `set-backup` or
-    /// `drill`.
-    pub kind: String,
+    pub kind: JobKind,
     /// What the job was asked to do (a restore's point and target, a
     /// check's share).
     #[schema(value_type = Option<Object>)]
@@ -155,9 +155,13 @@ fn row_to_job(r: &rusqlite::Row<'_>) -> rusqlite::Result<Job> {
     let progress: Option<String> = r.get(12)?;
     let result: Option<String> = r.get(13)?;
     let cause: Option<String> = r.get(15)?;
+    let kind: String = r.get(1)?;
+    let kind = kind.parse::<JobKind>().map_err(|e| {
+        rusqlite::Error::FromSqlConversionFailure(1, rusqlite::types::Type::Text, Box::new(e))
+    })?;
     Ok(Job {
         id: r.get(0)?,
-        kind: r.get(1)?,
+        kind,
         vault: r.get(2)?,
         item: r.get(3)?,
         state: JobState::parse(&state).unwrap_or(JobState::Failed),
@@ -232,7 +236,7 @@ impl Jobs {
         self.enqueue(
             service,
             NewJob {
-                kind: "backup",
+                kind: JobKind::Backup,
                 vault: &it.vault,
                 item: Some(item),
                 params: None,
@@ -250,7 +254,7 @@ impl Jobs {
     /// dispatcher still runs one job of an item at a time).
     pub fn enqueue(&self, service: &Service, job: NewJob<'_>) -> Result<Job> {
         if let Some(item) = job.item {
-            let drill = job.kind == "drill";
+            let drill = job.kind == JobKind::Drill;
             let active: Option<i64> = service
                 .db
                 .conn()
@@ -273,7 +277,7 @@ impl Jobs {
                 .query_row(
                     "SELECT id FROM jobs WHERE vault = ?1 AND kind = ?2 AND item IS NULL
                      AND state IN ('Queued', 'Running') LIMIT 1",
-                    params![job.vault, job.kind],
+                    params![job.vault, job.kind.as_str()],
                     |r| r.get(0),
                 )
                 .optional()?;
@@ -290,7 +294,7 @@ impl Jobs {
                 "INSERT INTO jobs (kind, vault, item, state, trigger, params, requested_by, attempt, not_before, created)
                  VALUES (?1, ?2, ?3, 'Queued', ?4, ?5, ?6, ?7, ?8, ?9)",
                 params![
-                    job.kind,
+                    job.kind.as_str(),
                     job.vault,
                     job.item,
                     job.trigger,
@@ -484,10 +488,12 @@ impl Jobs {
         };
         for (id, vault, item, kind) in queued {
             let vault = vault.unwrap_or_default();
-            let live = match kind.as_str() {
-                "backup" | "set-backup" => Live::Backup(Arc::new(Progress::default())),
-                "restore" => Live::Restore(Arc::new(RestoreProgress::default())),
-                "check" => Live::Check(Arc::new(AtomicBool::new(false))),
+            let live = match kind.parse::<JobKind>() {
+                Ok(JobKind::Backup | JobKind::SetBackup) => {
+                    Live::Backup(Arc::new(Progress::default()))
+                }
+                Ok(JobKind::Restore) => Live::Restore(Arc::new(RestoreProgress::default())),
+                Ok(JobKind::Check) => Live::Check(Arc::new(AtomicBool::new(false))),
                 _ => Live::Opaque,
             };
             {
@@ -620,7 +626,7 @@ impl Jobs {
                     Some(job.id),
                 )?;
                 // Only a failed backup is retried.
-                if state != JobState::Failed || job.kind != "backup" {
+                if state != JobState::Failed || job.kind != JobKind::Backup {
                     return Ok(());
                 }
                 if let Ok(it) = service.item(item) {
@@ -689,7 +695,7 @@ fn live_progress(live: &Live, elapsed: Duration) -> Option<JobProgress> {
 
 /// A job to queue.
 pub struct NewJob<'a> {
-    pub kind: &'static str,
+    pub kind: JobKind,
     pub vault: &'a str,
     pub item: Option<&'a str>,
     pub params: Option<serde_json::Value>,
@@ -750,15 +756,18 @@ fn run_job(service: &Arc<Service>, id: i64, live: &Live) -> Result<()> {
         "info",
         &format!("started (attempt {})", job.attempt),
     )?;
-    let ending = match (job.kind.as_str(), live) {
-        ("backup", Live::Backup(p)) => run_backup(service, &job, p),
-        ("set-backup", Live::Backup(p)) => run_set(service, &job, p),
-        ("drill", _) => run_drill(service, &job),
-        ("restore", Live::Restore(p)) => run_restore(service, &job, p),
-        ("prune", _) => run_prune(service, &job),
-        ("replicate", _) => run_replicate(service, &job),
-        ("check", Live::Check(cancel)) => run_check(service, &job, cancel),
-        (kind, _) => failed(Cause::GeneralFault, format!("unknown job kind {kind}")),
+    let ending = match (job.kind, live) {
+        (JobKind::Backup, Live::Backup(p)) => run_backup(service, &job, p),
+        (JobKind::SetBackup, Live::Backup(p)) => run_set(service, &job, p),
+        (JobKind::Drill, _) => run_drill(service, &job),
+        (JobKind::Restore, Live::Restore(p)) => run_restore(service, &job, p),
+        (JobKind::Prune, _) => run_prune(service, &job),
+        (JobKind::Replicate, _) => run_replicate(service, &job),
+        (JobKind::Check, Live::Check(cancel)) => run_check(service, &job, cancel),
+        (kind, _) => failed(
+            Cause::GeneralFault,
+            format!("job kind {kind} started without its progress"),
+        ),
     };
     let progress = live_progress(live, started.elapsed());
     if let (JobState::Failed, Some((_, message))) = (ending.state, &ending.failure) {

@@ -25,6 +25,7 @@ use coffer_engine::retention::Protection;
 use crate::alerts;
 use crate::db::now;
 use crate::error::{Error, Result};
+use crate::jobs::JobKind;
 use crate::service::Service;
 
 /// How long a vault's journal state is reused before it is read again.
@@ -192,8 +193,8 @@ impl Scheduler {
         }
         for set in sets.iter().filter(|s| s.enabled) {
             for (kind, text, column) in [
-                ("set-backup", Some(&set.schedule), "last_slot"),
-                ("drill", set.drill_schedule.as_ref(), "drill_slot"),
+                (JobKind::SetBackup, Some(&set.schedule), "last_slot"),
+                (JobKind::Drill, set.drill_schedule.as_ref(), "drill_slot"),
             ] {
                 let Some(text) = text else { continue };
                 let schedule =
@@ -239,9 +240,9 @@ impl Scheduler {
             let m = &vault.maintenance;
             let percent = m.check_percent;
             for (kind, text, column, params) in [
-                ("prune", &m.prune_schedule, "prune_slot", None),
+                (JobKind::Prune, &m.prune_schedule, "prune_slot", None),
                 (
-                    "check",
+                    JobKind::Check,
                     &m.check_schedule,
                     "check_slot",
                     Some(serde_json::json!({"read_data_percent": percent})),
@@ -589,7 +590,7 @@ mod tests {
         assert_eq!(jobs.len(), 2);
         let kinds: Vec<String> = jobs
             .iter()
-            .map(|id| s.jobs.get(&s.db, *id).unwrap().kind)
+            .map(|id| s.jobs.get(&s.db, *id).unwrap().kind.to_string())
             .collect();
         assert_eq!(kinds, ["prune", "check"]);
         let check = s.jobs.get(&s.db, jobs[1]).unwrap();
@@ -637,7 +638,7 @@ mod tests {
             .iter()
             .map(|id| {
                 let j = s.jobs.get(&s.db, *id).unwrap();
-                (j.kind, j.item)
+                (j.kind.to_string(), j.item)
             })
             .collect();
         assert_eq!(

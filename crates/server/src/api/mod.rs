@@ -29,7 +29,7 @@ use crate::alerts::{self, Alert};
 use crate::auth::{self, Action, Login, Principal, Role, RoleAssignment, Token, User};
 use crate::db::now;
 use crate::error::Error;
-use crate::jobs::{Job, JobFilter, JobState, Jobs, LogLine, NewJob, RestoreParams};
+use crate::jobs::{Job, JobFilter, JobKind, JobState, Jobs, LogLine, NewJob, RestoreParams};
 use crate::notify::{Delivery, NewTarget, Target};
 use crate::recovery::SetPointInfo;
 use crate::scheduler::{ItemSchedule, Scheduler};
@@ -864,7 +864,7 @@ async fn set_maintenance(
 fn queue_vault_job(
     s: &Service,
     vault: &str,
-    kind: &'static str,
+    kind: JobKind,
     params: Option<serde_json::Value>,
     by: &str,
 ) -> Result<Job, Error> {
@@ -893,7 +893,7 @@ async fn prune_now(
     P(name): P<String>,
 ) -> ApiResult<(StatusCode, Json<Job>)> {
     p.require(&name, Action::DeleteData)?;
-    let job = blocking(move || queue_vault_job(&s, &name, "prune", None, &p.name)).await?;
+    let job = blocking(move || queue_vault_job(&s, &name, JobKind::Prune, None, &p.name)).await?;
     Ok((StatusCode::ACCEPTED, Json(job)))
 }
 
@@ -906,7 +906,8 @@ async fn replicate_now(
     P(name): P<String>,
 ) -> ApiResult<(StatusCode, Json<Job>)> {
     p.require(&name, Action::Backup)?;
-    let job = blocking(move || queue_vault_job(&s, &name, "replicate", None, &p.name)).await?;
+    let job =
+        blocking(move || queue_vault_job(&s, &name, JobKind::Replicate, None, &p.name)).await?;
     Ok((StatusCode::ACCEPTED, Json(job)))
 }
 
@@ -932,7 +933,8 @@ async fn check_now(
         return Err(ApiError(Error::invalid("read_data_percent", "0 to 100")));
     }
     let params = serde_json::json!({"read_data_percent": req.read_data_percent});
-    let job = blocking(move || queue_vault_job(&s, &name, "check", Some(params), &p.name)).await?;
+    let job =
+        blocking(move || queue_vault_job(&s, &name, JobKind::Check, Some(params), &p.name)).await?;
     Ok((StatusCode::ACCEPTED, Json(job)))
 }
 
@@ -987,7 +989,7 @@ async fn restore(
         s.jobs.enqueue(
             &s,
             NewJob {
-                kind: "restore",
+                kind: JobKind::Restore,
                 vault: &name,
                 item: Some(&item),
                 params: serde_json::to_value(&params).ok(),
@@ -1541,7 +1543,7 @@ async fn backup_set_now(
         s.jobs.enqueue(
             &s,
             NewJob {
-                kind: "set-backup",
+                kind: JobKind::SetBackup,
                 vault: &set.vault,
                 item: Some(&set.name),
                 params: None,
@@ -1579,7 +1581,7 @@ async fn drill_now(
         s.jobs.enqueue(
             &s,
             NewJob {
-                kind: "drill",
+                kind: JobKind::Drill,
                 vault: &set.vault,
                 item: Some(&set.name),
                 params: req.point.map(|pt| serde_json::json!({ "point": pt })),

@@ -1,0 +1,13 @@
+//! The vocabulary that every entry point of Coffer shares (the local
+//! command line, the REST service, the remote command line, later the
+//! agent): the API's requests and answers as types with their OpenAPI
+//! schema, so that no entry point spells a name or shapes JSON on its own.
+//!
+//! It depends on nothing of Coffer's: the server and the clients depend on
+//! it, never the other way round. It holds types, not behaviour.
+
+#![forbid(unsafe_code)]
+
+pub mod job;
+
+pub use job::JobKind;
