@@ -1154,3 +1154,55 @@ fn assert_one_at_a_time(api: &Api, path: &str) {
     }
     assert!(saw_queue, "no job ever had to wait for another");
 }
+
+/// Every route the OpenAPI document describes is served by the router, for
+/// every method it names: called with placeholder names and an empty body,
+/// each answers from its handler (an error about the placeholders at
+/// most), never with the router's own "no such endpoint" or 405.
+#[test]
+fn every_described_route_is_served() {
+    let dir = scratch();
+    let server = Server::start(&dir.path().join("data"));
+    let api = server.admin();
+    let doc = api.get("/openapi.json");
+    let mut calls: Vec<(String, String)> = Vec::new();
+    for (path, ops) in doc["paths"].as_object().unwrap() {
+        for method in ops.as_object().unwrap().keys() {
+            calls.push((method.to_uppercase(), path.clone()));
+        }
+    }
+    // What the router says when nothing serves a call, so the check below
+    // can tell it from a handler's own answer.
+    let (status, fallback) = api.call("GET", "/no/such/route", None);
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert!(
+        fallback.to_string().contains("no such endpoint"),
+        "{fallback}"
+    );
+    let (status, _) = api.call("DELETE", "/health", None);
+    assert_eq!(status, StatusCode::METHOD_NOT_ALLOWED);
+    // Logging out ends the session the other calls use: last.
+    calls.sort_by_key(|(_, p)| p.contains("logout"));
+    assert!(calls.len() > 50, "{calls:?}");
+    // Numbers where an id is asked for, a name that exists nowhere else.
+    let concrete = |path: &str| -> String {
+        path.split('/')
+            .map(|segment| match segment.strip_prefix('{') {
+                Some(p) if p.trim_end_matches('}').ends_with("id") => "999999",
+                Some(_) => "no-such-thing",
+                None => segment,
+            })
+            .collect::<Vec<_>>()
+            .join("/")
+    };
+    for (method, path) in &calls {
+        let concrete = concrete(path);
+        let body = (method != "GET" && method != "DELETE").then(|| json!({}));
+        let (status, answer) = api.call(method, &concrete, body);
+        let text = answer.to_string();
+        assert!(
+            status != StatusCode::METHOD_NOT_ALLOWED && !text.contains("no such endpoint"),
+            "{method} {path} is described but not served: {status} {text}"
+        );
+    }
+}
