@@ -260,8 +260,8 @@ impl Jobs {
                 .conn()
                 .query_row(
                     "SELECT id FROM jobs WHERE item = ?1 AND state IN ('Queued', 'Running')
-                     AND (kind = 'drill') = ?2 ORDER BY id LIMIT 1",
-                    params![item, drill],
+                     AND (kind = ?3) = ?2 ORDER BY id LIMIT 1",
+                    params![item, drill, JobKind::Drill.as_str()],
                     |r| r.get(0),
                 )
                 .optional()?;

@@ -8,6 +8,7 @@ use std::fmt::Write;
 
 use crate::db::Db;
 use crate::error::Result;
+use crate::jobs::JobKind;
 
 fn escape(label: &str) -> String {
     label
@@ -118,10 +119,10 @@ pub fn render(db: &Db) -> Result<String> {
     );
     let mut stmt = conn.prepare(
         "SELECT i.name, i.vault, max(j.finished) FROM items i
-         LEFT JOIN jobs j ON j.item = i.name AND j.kind = 'backup' AND j.state IN ('Succeeded', 'PartialSucceeded')
+         LEFT JOIN jobs j ON j.item = i.name AND j.kind = ?1 AND j.state IN ('Succeeded', 'PartialSucceeded')
          GROUP BY i.name, i.vault ORDER BY 1",
     )?;
-    for row in stmt.query_map([], |r| {
+    for row in stmt.query_map([JobKind::Backup.as_str()], |r| {
         Ok((
             r.get::<_, String>(0)?,
             r.get::<_, String>(1)?,
@@ -143,9 +144,9 @@ pub fn render(db: &Db) -> Result<String> {
     );
     let mut stmt = conn.prepare(
         "SELECT item, vault, sum(coalesce(json_extract(result, '$.stats.bytes_stored'), 0)) FROM jobs
-         WHERE kind = 'backup' AND item IS NOT NULL GROUP BY item, vault ORDER BY 1",
+         WHERE kind = ?1 AND item IS NOT NULL GROUP BY item, vault ORDER BY 1",
     )?;
-    for row in stmt.query_map([], |r| {
+    for row in stmt.query_map([JobKind::Backup.as_str()], |r| {
         Ok((
             r.get::<_, String>(0)?,
             r.get::<_, Option<String>>(1)?,

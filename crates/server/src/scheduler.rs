@@ -325,17 +325,17 @@ impl Scheduler {
             let conn = service.db.conn();
             let last: Option<(i64, String)> = conn
                 .query_row(
-                    "SELECT coalesce(started, created), state FROM jobs WHERE item = ?1 AND kind = 'backup'
+                    "SELECT coalesce(started, created), state FROM jobs WHERE item = ?1 AND kind = ?2
                      ORDER BY id DESC LIMIT 1",
-                    [name],
+                    [name, JobKind::Backup.as_str()],
                     |r| Ok((r.get(0)?, r.get(1)?)),
                 )
                 .optional()?;
             let success: Option<i64> = conn
                 .query_row(
-                    "SELECT max(finished) FROM jobs WHERE item = ?1 AND kind = 'backup'
+                    "SELECT max(finished) FROM jobs WHERE item = ?1 AND kind = ?2
                      AND state IN ('Succeeded', 'PartialSucceeded')",
-                    [name],
+                    [name, JobKind::Backup.as_str()],
                     |r| r.get(0),
                 )
                 .optional()?
@@ -347,10 +347,10 @@ impl Scheduler {
             if let Some(set) = &set {
                 let mut stmt = conn.prepare(
                     "SELECT coalesce(started, created), finished, state, result FROM jobs
-                     WHERE item = ?1 AND kind = 'set-backup' ORDER BY id DESC LIMIT 50",
+                     WHERE item = ?1 AND kind = ?2 ORDER BY id DESC LIMIT 50",
                 )?;
                 let runs = stmt
-                    .query_map([set], |r| {
+                    .query_map([set.as_str(), JobKind::SetBackup.as_str()], |r| {
                         Ok((
                             r.get::<_, i64>(0)?,
                             r.get::<_, Option<i64>>(1)?,
