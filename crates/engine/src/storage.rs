@@ -165,7 +165,12 @@ impl Storage {
 
     /// Another location with the same credentials and limits.
     pub fn open_sibling(&self, location: &str) -> Result<Storage> {
-        let mut other = Storage::open_with(location, &self.credentials)?;
+        self.open_sibling_with(location, &self.credentials)
+    }
+
+    /// Another location with the same limits and its own credentials.
+    pub fn open_sibling_with(&self, location: &str, credentials: &Credentials) -> Result<Storage> {
+        let mut other = Storage::open_with(location, credentials)?;
         other.upload_limit = self.upload_limit.clone();
         other.download_limit = self.download_limit.clone();
         Ok(other)

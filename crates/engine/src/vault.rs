@@ -296,7 +296,7 @@ impl Vault {
         match &self.journal_locations {
             JournalLocations::SameCredentials => self.storage.open_sibling(location),
             JournalLocations::Configured(known) => match known.get(location) {
-                Some(credentials) => Storage::open_with(location, credentials),
+                Some(credentials) => self.storage.open_sibling_with(location, credentials),
                 None => Err(Error::Invalid(not_configured(location))),
             },
         }
@@ -468,13 +468,18 @@ impl Vault {
     }
 
     /// Every recovery point, oldest first.
-    pub fn points(&self) -> Result<Vec<Point>> {
-        let ids: Vec<ObjectId> = self
+    /// The ids of the points whose manifests are stored, unread.
+    pub fn point_ids(&self) -> Result<Vec<ObjectId>> {
+        Ok(self
             .storage
             .list("points/")?
             .iter()
             .filter_map(|o| ObjectId::parse(o.path.trim_start_matches("points/")))
-            .collect();
+            .collect())
+    }
+
+    pub fn points(&self) -> Result<Vec<Point>> {
+        let ids = self.point_ids()?;
         // A point purged between the listing and the read is simply gone.
         let mut points: Vec<Point> = ids
             .par_iter()

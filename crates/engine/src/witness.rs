@@ -33,18 +33,20 @@ impl Sighting {
         if !vault.has_journal() {
             return Ok(Sighting::default());
         }
-        let storage = vault.storage();
-        let records = storage
+        let records = vault
+            .storage()
             .list("journal/")?
             .into_iter()
             .map(|o| o.path)
             .collect();
-        let points = storage
-            .list("points/")?
-            .iter()
-            .filter_map(|o| ObjectId::parse(o.path.trim_start_matches("points/")))
-            .collect();
+        let points = vault.point_ids()?.into_iter().collect();
         Ok(Sighting { records, points })
+    }
+
+    /// Whether everything `earlier` saw is still here: the usual case,
+    /// which needs no look at the vault's state.
+    pub fn covers(&self, earlier: &Sighting) -> bool {
+        earlier.records.is_subset(&self.records) && earlier.points.is_subset(&self.points)
     }
 
     /// What `earlier` saw that is gone from `self` without Coffer having
@@ -113,6 +115,7 @@ mod tests {
         storage.delete(&hold).unwrap();
 
         let now = Sighting::of(&vault).unwrap();
+        assert!(first.covers(&first) && !now.covers(&first));
         let state = vault.state().unwrap();
         let missing = now.missing_since(&first, &state);
         assert_eq!(missing.len(), 2, "{missing:?}");

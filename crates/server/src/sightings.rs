@@ -37,13 +37,30 @@ fn remembered(db: &Db, vault: &str) -> Result<Sighting> {
     Ok(sighting)
 }
 
+/// Remembers `sighting` in place of what was remembered.
 fn remember(db: &Db, vault: &str, sighting: &Sighting) -> Result<()> {
     let mut conn = db.conn();
     let tx = conn.transaction()?;
     tx.execute("DELETE FROM vault_sightings WHERE vault = ?1", [vault])?;
+    insert(&tx, vault, sighting)?;
+    tx.commit()?;
+    Ok(())
+}
+
+/// Adds what `sighting` holds to what is remembered.
+fn remember_also(db: &Db, vault: &str, sighting: &Sighting) -> Result<()> {
+    let mut conn = db.conn();
+    let tx = conn.transaction()?;
+    insert(&tx, vault, sighting)?;
+    tx.commit()?;
+    Ok(())
+}
+
+fn insert(tx: &rusqlite::Transaction<'_>, vault: &str, sighting: &Sighting) -> Result<()> {
     {
-        let mut insert =
-            tx.prepare("INSERT INTO vault_sightings (vault, kind, name) VALUES (?1, ?2, ?3)")?;
+        let mut insert = tx.prepare(
+            "INSERT OR IGNORE INTO vault_sightings (vault, kind, name) VALUES (?1, ?2, ?3)",
+        )?;
         for record in &sighting.records {
             insert.execute(params![vault, RECORD, record])?;
         }
@@ -51,7 +68,6 @@ fn remember(db: &Db, vault: &str, sighting: &Sighting) -> Result<()> {
             insert.execute(params![vault, POINT, point.to_hex()])?;
         }
     }
-    tx.commit()?;
     Ok(())
 }
 
@@ -60,6 +76,15 @@ fn remember(db: &Db, vault: &str, sighting: &Sighting) -> Result<()> {
 pub fn compare_and_remember(db: &Db, vault_name: &str, vault: &Vault) -> Result<Vec<String>> {
     let earlier = remembered(db, vault_name)?;
     let now = Sighting::of(vault)?;
+    if now.covers(&earlier) {
+        // Only what is new is written: most backups add one point.
+        let new = Sighting {
+            records: now.records.difference(&earlier.records).cloned().collect(),
+            points: now.points.difference(&earlier.points).copied().collect(),
+        };
+        remember_also(db, vault_name, &new)?;
+        return Ok(Vec::new());
+    }
     let state = vault.state()?;
     let missing = now.missing_since(&earlier, &state);
     remember(db, vault_name, &now.remembered_with(&earlier, &state))?;
