@@ -1,0 +1,179 @@
+//! The workspace's sources against the project's layout rules: no function
+//! over 150 lines, no file over 1,000 lines (tests aside), and no two
+//! top-level modules of a crate importing each other in a circle.
+//!
+//! `KNOWN` lists what still breaks a rule, each with the reason; the test
+//! fails on anything new and on any entry that no longer needs to be there,
+//! so the list only shrinks.
+
+use std::path::{Path, PathBuf};
+
+use coffer_layout_check::{module_cycles, module_edges, scan_crate};
+
+const MAX_FUNCTION_LINES: usize = 150;
+const MAX_FILE_LINES: usize = 1000;
+
+/// Findings that are known and explained: (finding, reason).
+const KNOWN: &[(&str, &str)] = &[
+    (
+        "file cli/src/cli.rs",
+        "the command dispatcher is one match; issue 21 moves each command to crates/cli/src/commands/",
+    ),
+    (
+        "function cli/src/cli.rs run",
+        "the command dispatcher is one match; issue 21 moves each command to crates/cli/src/commands/",
+    ),
+    (
+        "cycle cli: cli→govern cli→recover govern→cli recover→cli",
+        "Ctx lives in cli.rs; issue 21 moves it to its own module",
+    ),
+    (
+        "file engine/src/backup.rs",
+        "walker, packer and commit in one Session; issue 21 splits them",
+    ),
+    (
+        "function engine/src/backup.rs write_point",
+        "the commit sequence in one function; issue 21 splits it",
+    ),
+    (
+        "function engine/src/check.rs check_cancellable",
+        "not yet split (issue 21)",
+    ),
+    (
+        "function engine/src/format_vectors.rs computed",
+        "not yet split (issue 21)",
+    ),
+    (
+        "function engine/src/gc.rs plan",
+        "not yet split (issue 21)",
+    ),
+    (
+        "function engine/src/location.rs resolve",
+        "not yet split (issue 21)",
+    ),
+    (
+        "cycle engine: error→location location→error",
+        "not yet untangled (issue 21)",
+    ),
+    (
+        "cycle engine: dict→pack pack→dict",
+        "not yet untangled (issue 21)",
+    ),
+    (
+        "cycle engine: backup→locks backup→vault gc→backup gc→locks gc→vault locks→backup locks→vault replica→vault tier→gc tier→replica tier→vault vault→backup vault→tier",
+        "helpers live in the wrong module; issue 21 moves them",
+    ),
+    (
+        "file server/src/jobs.rs",
+        "job table and runners in one file; issue 21 splits them",
+    ),
+    (
+        "function server/src/metrics.rs render",
+        "not yet split (issue 21)",
+    ),
+    (
+        "function server/src/recovery.rs import",
+        "not yet split (issue 21)",
+    ),
+    (
+        "function server/src/scheduler.rs tick",
+        "not yet split (issue 21)",
+    ),
+    (
+        "file server/src/service.rs",
+        "not yet split (issue 21)",
+    ),
+    (
+        "function server/src/sets.rs run_set_backup",
+        "not yet split (issue 21)",
+    ),
+    (
+        "cycle server: api→jobs api→locations api→metrics api→notify api→points api→recovery api→scheduler api→service api→sets api→targets jobs→notify jobs→recovery jobs→service jobs→sets locations→service metrics→jobs notify→service points→service recovery→service recovery→sets scheduler→jobs scheduler→service service→api service→jobs service→notify service→points service→scheduler sets→jobs sets→recovery sets→service targets→jobs targets→service",
+        "Service, Jobs and Scheduler pass &Service into each other; issue 21 untangles them",
+    ),
+];
+
+fn workspace_crates() -> Vec<PathBuf> {
+    let crates = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let mut dirs: Vec<PathBuf> = std::fs::read_dir(&crates)
+        .expect("the workspace's crates directory is readable")
+        .filter_map(|entry| entry.ok().map(|e| e.path()))
+        .filter(|path| path.join("src").is_dir())
+        .collect();
+    dirs.sort();
+    dirs
+}
+
+fn findings() -> Vec<String> {
+    let mut found = Vec::new();
+    for dir in workspace_crates() {
+        let name = dir
+            .file_name()
+            .unwrap_or_default()
+            .to_string_lossy()
+            .into_owned();
+        let layout = scan_crate(&dir).expect("every source file parses");
+        for file in &layout.files {
+            let shown = file
+                .path
+                .strip_prefix(&dir)
+                .unwrap_or(&file.path)
+                .display()
+                .to_string();
+            if file.code_lines > MAX_FILE_LINES {
+                found.push(format!("file {name}/{shown}: {} lines", file.code_lines));
+            }
+            for function in &file.functions {
+                if function.lines > MAX_FUNCTION_LINES {
+                    found.push(format!(
+                        "function {name}/{shown} {}: {} lines (from line {})",
+                        function.name, function.lines, function.line
+                    ));
+                }
+            }
+        }
+        let edges = module_edges(&layout);
+        for cycle in module_cycles(&layout) {
+            let closing: Vec<String> = cycle
+                .iter()
+                .flat_map(|from| {
+                    edges[from]
+                        .iter()
+                        .filter(|to| cycle.contains(to))
+                        .map(move |to| format!("{from}→{to}"))
+                })
+                .collect();
+            found.push(format!("cycle {name}: {}", closing.join(" ")));
+        }
+    }
+    found
+}
+
+/// The part of a finding that names it, without the measured size, so a
+/// known long function that changes length stays the same finding.
+fn key(finding: &str) -> &str {
+    finding
+        .rsplit_once(": ")
+        .filter(|_| !finding.starts_with("cycle"))
+        .map_or(finding, |(k, _)| k)
+}
+
+#[test]
+fn sources_keep_to_the_layout_rules() {
+    let found = findings();
+    let unexplained: Vec<&String> = found
+        .iter()
+        .filter(|f| !KNOWN.iter().any(|(known, _)| key(known) == key(f)))
+        .collect();
+    let stale: Vec<&str> = KNOWN
+        .iter()
+        .map(|(known, _)| *known)
+        .filter(|known| !found.iter().any(|f| key(f) == key(known)))
+        .collect();
+    assert!(
+        unexplained.is_empty() && stale.is_empty(),
+        "layout findings not explained in KNOWN:\n  {}\nKNOWN entries no longer found (remove them):\n  {}",
+        unexplained.iter().map(|s| s.as_str()).collect::<Vec<_>>().join("\n  "),
+        stale.join("\n  ")
+    );
+}
