@@ -9,10 +9,10 @@
 #![deny(unsafe_code)]
 
 mod cli;
+mod commands;
+mod ctx;
 mod exit;
-mod govern;
 mod output;
-mod recover;
 mod remote;
 
 use std::process::ExitCode;

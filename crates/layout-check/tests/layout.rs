@@ -16,18 +16,6 @@ const MAX_FILE_LINES: usize = 1000;
 /// Findings that are known and explained: (finding, reason).
 const KNOWN: &[(&str, &str)] = &[
     (
-        "file cli/src/cli.rs",
-        "the command dispatcher is one match; issue 21 moves each command to crates/cli/src/commands/",
-    ),
-    (
-        "function cli/src/cli.rs run",
-        "the command dispatcher is one match; issue 21 moves each command to crates/cli/src/commands/",
-    ),
-    (
-        "cycle cli: cli→govern cli→recover govern→cli recover→cli",
-        "Ctx lives in cli.rs; issue 21 moves it to its own module",
-    ),
-    (
         "file engine/src/backup.rs",
         "walker, packer and commit in one Session; issue 21 splits them",
     ),

@@ -1,26 +1,23 @@
-//! Commands on the vault's state: policies, point holds and deletes,
-//! protection of items, immutability, and prune. Each parses and validates
-//! its input, then calls the engine's `changes` or `prune`, which enforce
-//! the rules.
+//! `coffer policy`: schedules and retention rules, and which items follow
+//! them. The options of `create` and `set` are one `PolicySpec`: given
+//! fields replace, others stay; the engine validates the result.
 
 use std::process::ExitCode;
 
 use anyhow::{anyhow, bail, Context, Result};
 use clap::{Args, Subcommand};
 use coffer_engine::changes;
-use coffer_engine::gc::{GcOptions, PackAction};
-use coffer_engine::journal::Immutability;
 use coffer_engine::policy::{
     MonthDay, MonthlyRule, Policy, Retention, Schedule, Weekday, WeeklyRule, YearlyRule,
 };
-use coffer_engine::prune::{self, PointAction};
 use serde_json::json;
 
-use crate::output::{print_json, time, time_secs};
+use crate::ctx::{Ctx, VaultArg};
+use crate::output::{print_json, time_secs};
 
 /// Schedule and retention options shared by `policy create` and `policy set`.
 #[derive(Args, Clone, Default)]
-pub struct PolicySpec {
+pub(crate) struct PolicySpec {
     /// `daily HH:MM`, `weekly mon,thu HH:MM`, or `every N h from HH:MM [for H h]`.
     #[arg(long, value_name = "WHEN")]
     schedule: Option<String>,
@@ -60,11 +57,11 @@ pub struct PolicySpec {
 }
 
 #[derive(Subcommand)]
-pub enum PolicyCommand {
+pub(crate) enum PolicyCommand {
     /// Create a policy (unset rules are absent; the schedule defaults to daily 22:00 UTC).
     Create {
         #[command(flatten)]
-        vault: crate::cli::VaultArg,
+        vault: VaultArg,
         name: String,
         #[command(flatten)]
         spec: PolicySpec,
@@ -72,7 +69,7 @@ pub enum PolicyCommand {
     /// Change a policy: only the options given change. Applies to existing points.
     Set {
         #[command(flatten)]
-        vault: crate::cli::VaultArg,
+        vault: VaultArg,
         name: String,
         #[command(flatten)]
         spec: PolicySpec,
@@ -80,53 +77,27 @@ pub enum PolicyCommand {
     /// Show one policy and the items that follow it.
     Show {
         #[command(flatten)]
-        vault: crate::cli::VaultArg,
+        vault: VaultArg,
         name: String,
     },
     /// List policies.
     List {
         #[command(flatten)]
-        vault: crate::cli::VaultArg,
+        vault: VaultArg,
     },
     /// Delete a policy no item follows.
     Delete {
         #[command(flatten)]
-        vault: crate::cli::VaultArg,
+        vault: VaultArg,
         name: String,
     },
     /// Make items follow a policy.
     Assign {
         #[command(flatten)]
-        vault: crate::cli::VaultArg,
+        vault: VaultArg,
         name: String,
         #[arg(required = true, value_name = "ITEM")]
         items: Vec<String>,
-    },
-}
-
-#[derive(Subcommand)]
-pub enum ItemCommand {
-    /// Stop protecting an item: keep its points forever, or soft-delete them.
-    Stop {
-        #[command(flatten)]
-        vault: crate::cli::VaultArg,
-        item: String,
-        /// Keep every point forever (resume re-applies the policy).
-        #[arg(
-            long,
-            conflicts_with = "delete_data",
-            required_unless_present = "delete_data"
-        )]
-        retain_data: bool,
-        /// Soft-delete every point of the item.
-        #[arg(long)]
-        delete_data: bool,
-    },
-    /// Protect an item again under its policy.
-    Resume {
-        #[command(flatten)]
-        vault: crate::cli::VaultArg,
-        item: String,
     },
 }
 
@@ -220,7 +191,7 @@ fn policy_json(p: &Policy, items: &[&String]) -> serde_json::Value {
         "next_run": p.schedule.next_run(crate::output::now_secs()).ok().map(time_secs)})
 }
 
-pub fn policy_command(ctx: &crate::cli::Ctx, cmd: PolicyCommand) -> Result<ExitCode> {
+pub(crate) fn run(ctx: &Ctx, cmd: PolicyCommand) -> Result<ExitCode> {
     match cmd {
         PolicyCommand::Create { vault, name, spec } => {
             let v = ctx.open(&vault.vault)?;
@@ -333,193 +304,6 @@ pub fn policy_command(ctx: &crate::cli::Ctx, cmd: PolicyCommand) -> Result<ExitC
                 changes::assign(&v, &name, item)?;
             }
             println!("{} item(s) now follow {name}", items.len());
-        }
-    }
-    Ok(ExitCode::SUCCESS)
-}
-
-pub fn item_command(ctx: &crate::cli::Ctx, cmd: ItemCommand) -> Result<ExitCode> {
-    match cmd {
-        ItemCommand::Stop {
-            vault,
-            item,
-            delete_data,
-            ..
-        } => {
-            let v = ctx.open(&vault.vault)?;
-            changes::stop_protection(&v, &item, delete_data)?;
-            if delete_data {
-                println!("stopped protecting {item:?}; its points are soft-deleted (see `coffer points undelete`)");
-            } else {
-                println!(
-                    "stopped protecting {item:?}; its points are kept until protection resumes"
-                );
-            }
-        }
-        ItemCommand::Resume { vault, item } => {
-            let v = ctx.open(&vault.vault)?;
-            changes::resume_protection(&v, &item)?;
-            println!(
-                "{item:?} is protected again under {}",
-                v.state()?.policy_of(&item).name
-            );
-        }
-    }
-    Ok(ExitCode::SUCCESS)
-}
-
-pub fn parse_immutability(text: &str) -> Result<Immutability> {
-    Ok(match text {
-        "disabled" => Immutability::Disabled,
-        "enabled" => Immutability::Enabled,
-        "locked" => Immutability::Locked,
-        other => bail!("--immutability {other:?}: expected disabled, enabled or locked"),
-    })
-}
-
-fn action_str(a: &PointAction) -> String {
-    match a {
-        PointAction::Keep => "keep".into(),
-        PointAction::SoftDelete => "soft-delete".into(),
-        PointAction::StaySoftDeleted { purge_at } => {
-            format!("soft-deleted, purge {}", time_secs(*purge_at))
-        }
-        PointAction::Purge => "purge".into(),
-    }
-}
-
-fn pack_action_str(a: PackAction) -> &'static str {
-    match a {
-        PackAction::Condemn => "condemn",
-        PackAction::CondemnOrphan => "condemn (orphan)",
-        PackAction::Repack => "repack",
-        PackAction::Delete => "delete",
-        PackAction::Reprieve => "reprieve",
-        PackAction::Wait => "wait",
-    }
-}
-
-fn parse_grace(text: &str) -> Result<i64> {
-    let span: jiff::SignedDuration = text
-        .parse()
-        .with_context(|| format!("--grace {text:?}: expected a duration like 24h, 30m or 0s"))?;
-    if span.is_negative() {
-        bail!("--grace {text:?}: must not be negative");
-    }
-    Ok(span.as_secs())
-}
-
-pub fn prune_command(
-    ctx: &crate::cli::Ctx,
-    vault: &str,
-    dry_run: bool,
-    grace: &str,
-    repack_below: f64,
-    now: i64,
-) -> Result<ExitCode> {
-    if !(0.0..=100.0).contains(&repack_below) {
-        bail!("--repack-below {repack_below}: expected a percentage from 0 to 100");
-    }
-    let opts = GcOptions {
-        grace_secs: parse_grace(grace)?,
-        repack_below: repack_below / 100.0,
-    };
-    let v = ctx.open(vault)?;
-    let report = prune::run(&v, &opts, dry_run, now)?;
-    let plan = &report.points;
-    let packs = &report.packs;
-    let free = packs.bytes(PackAction::Condemn)
-        + packs.bytes(PackAction::CondemnOrphan)
-        + packs.bytes(PackAction::Repack);
-    if ctx.json {
-        let mut j = json!({"dry_run": dry_run,
-            "points": plan.points.iter().map(|p| json!({
-                "point": p.id.to_hex(), "item": p.item, "time": time(p.time), "action": action_str(&p.action),
-                "rule": p.rule.as_str(), "until": p.until.map(time_secs)})).collect::<Vec<_>>(),
-            "packs": packs.packs.iter().map(|p| json!({"pack": p.pack.to_hex(), "action": pack_action_str(p.action),
-                "size": p.size, "used": p.used, "note": p.note})).collect::<Vec<_>>(),
-            "packs_total": packs.packs_total, "reachable_chunks": packs.reachable_chunks,
-            "bytes_to_free": free, "bytes_deleted_now": packs.bytes(PackAction::Delete)});
-        if let Some((o, g)) = &report.done {
-            j["done"] = json!({"soft_deleted": o.soft_deleted, "purged": o.purged, "condemned": g.condemned,
-                "repacked": g.repacked, "new_packs": g.new_packs, "deleted": g.deleted, "reprieved": g.reprieved,
-                "bytes_deleted": g.bytes_deleted});
-        }
-        print_json(&j);
-        return Ok(ExitCode::SUCCESS);
-    }
-    println!(
-        "{:<12}  {:<20}  {:<16}  {:<12}  rule",
-        "point", "time", "item", "action"
-    );
-    for p in &plan.points {
-        let until = p
-            .until
-            .map(|u| format!(" until {}", time_secs(u)))
-            .unwrap_or_default();
-        println!(
-            "{:<12}  {:<20}  {:<16}  {:<12}  {}{}",
-            &p.id.to_hex()[..12],
-            time(p.time),
-            p.item,
-            action_str(&p.action),
-            p.rule.as_str(),
-            until
-        );
-    }
-    println!(
-        "points: {} kept, {} to soft-delete, {} to purge",
-        plan.count(|a| *a == PointAction::Keep),
-        plan.count(|a| *a == PointAction::SoftDelete),
-        plan.count(|a| *a == PointAction::Purge),
-    );
-    if !packs.packs.is_empty() {
-        println!(
-            "{:<12}  {:<16}  {:>10}  {:>10}  why",
-            "pack", "action", "size", "used"
-        );
-        for p in &packs.packs {
-            println!(
-                "{:<12}  {:<16}  {:>10}  {:>10}  {}",
-                &p.pack.to_hex()[..12],
-                pack_action_str(p.action),
-                crate::output::size(p.size),
-                crate::output::size(p.used),
-                p.note
-            );
-        }
-    }
-    println!(
-        "packs: {} in the vault, {} reachable chunks; {} to condemn, {} to repack ({} freed after the grace period), {} to delete now ({}), {} to reprieve, {} waiting",
-        packs.packs_total,
-        packs.reachable_chunks,
-        packs.count(PackAction::Condemn) + packs.count(PackAction::CondemnOrphan),
-        packs.count(PackAction::Repack),
-        crate::output::size(free),
-        packs.count(PackAction::Delete),
-        crate::output::size(packs.bytes(PackAction::Delete)),
-        packs.count(PackAction::Reprieve),
-        packs.count(PackAction::Wait),
-    );
-    if let Some((o, g)) = &report.done {
-        println!(
-            "done: {} point(s) soft-deleted, {} purged; {} pack(s) condemned, {} repacked into {}, {} deleted ({}), {} reprieved",
-            o.soft_deleted,
-            o.purged,
-            g.condemned,
-            g.repacked,
-            g.new_packs,
-            g.deleted,
-            crate::output::size(g.bytes_deleted),
-            g.reprieved
-        );
-        // The local tier follows: packs only older points use leave it.
-        if v.state()?.local_tier.is_some() {
-            let t = coffer_engine::tier::sync(&v)?;
-            println!(
-                "local tier: {} point(s), {} pack(s); {} pack(s) dropped, {} object(s) copied",
-                t.recent_points, t.packs, t.deleted, t.copied
-            );
         }
     }
     Ok(ExitCode::SUCCESS)

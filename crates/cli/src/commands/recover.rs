@@ -18,7 +18,7 @@ use serde_json::json;
 use coffer_engine::location::CREDENTIAL_NAMES;
 use coffer_server::recovery::{self, ItemOutcome, RecoverOptions, RecoverReport, SetPointInfo};
 
-use crate::cli::Ctx;
+use crate::ctx::Ctx;
 use crate::exit;
 use crate::output::{print_json, time_secs};
 

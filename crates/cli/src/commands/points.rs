@@ -1,0 +1,240 @@
+//! `coffer points`: list and show recovery points; hold, release,
+//! soft-delete and undelete them (the engine's `changes` enforces
+//! immutability and the soft-delete rules). The JSON shapes of a point
+//! live here, for `backup`'s summary as well.
+
+use std::process::ExitCode;
+
+use anyhow::Result;
+use clap::Subcommand;
+use serde_json::json;
+
+use crate::ctx::{Ctx, VaultArg};
+use crate::output::{print_json, size, time, time_secs};
+
+#[derive(Subcommand)]
+pub(crate) enum PointsCommand {
+    /// List recovery points, oldest first.
+    List {
+        #[command(flatten)]
+        vault: VaultArg,
+        #[arg(long)]
+        item: Option<String>,
+    },
+    /// Show one recovery point in full.
+    Show {
+        #[command(flatten)]
+        vault: VaultArg,
+        point: String,
+    },
+    /// Keep a point whatever its retention says, until released.
+    Hold {
+        #[command(flatten)]
+        vault: VaultArg,
+        point: String,
+    },
+    /// Hand a held point back to its retention.
+    Release {
+        #[command(flatten)]
+        vault: VaultArg,
+        point: String,
+    },
+    /// Soft-delete points (recoverable with `undelete` until purged).
+    Delete {
+        #[command(flatten)]
+        vault: VaultArg,
+        #[arg(required = true)]
+        points: Vec<String>,
+    },
+    /// Bring soft-deleted points back (they come back on hold).
+    Undelete {
+        #[command(flatten)]
+        vault: VaultArg,
+        #[arg(required = true)]
+        points: Vec<String>,
+    },
+}
+
+pub(crate) fn run(ctx: &Ctx, cmd: PointsCommand) -> Result<ExitCode> {
+    match cmd {
+        PointsCommand::List { vault, item } => list(ctx, vault, item),
+        PointsCommand::Show { vault, point } => show(ctx, vault, point),
+        PointsCommand::Hold { vault, point } => hold(ctx, vault, point),
+        PointsCommand::Release { vault, point } => release(ctx, vault, point),
+        PointsCommand::Delete { vault, points } => delete(ctx, vault, points),
+        PointsCommand::Undelete { vault, points } => undelete(ctx, vault, points),
+    }
+}
+
+fn list(ctx: &Ctx, vault: VaultArg, item: Option<String>) -> Result<ExitCode> {
+    let v = ctx.open_readable(&vault.vault)?;
+    let state = v.state()?;
+    let points: Vec<_> = v
+        .points()?
+        .into_iter()
+        .filter(|p| item.as_ref().is_none_or(|i| &p.manifest.item == i))
+        .filter(|p| !state.purged.contains(&p.id))
+        .collect();
+    let status = |id: &coffer_engine::ObjectId| -> String {
+        if let Some(sd) = state.soft_deleted.get(id) {
+            format!("soft-deleted {}", time_secs(sd.at))
+        } else if state.holds.contains(id) {
+            "on hold".into()
+        } else if let Some(u) = state.on_demand.get(id) {
+            format!("on demand, until {}", time_secs(*u))
+        } else {
+            "live".into()
+        }
+    };
+    if ctx.json {
+        print_json(&serde_json::Value::Array(
+            points
+                .iter()
+                .map(|p| {
+                    let mut j = point_json(p, false);
+                    j["status"] = json!(status(&p.id));
+                    j
+                })
+                .collect(),
+        ));
+    } else {
+        println!(
+            "{:<12}  {:<20}  {:<16}  {:>8}  {:>10}  item / tags",
+            "id", "time", "host", "files", "size"
+        );
+        for p in &points {
+            let m = &p.manifest;
+            let tags = if m.tags.is_empty() {
+                String::new()
+            } else {
+                format!(" [{}]", m.tags.join(", "))
+            };
+            println!(
+                "{:<12}  {:<20}  {:<16}  {:>8}  {:>10}  {}{}  ({})",
+                &p.id.to_hex()[..12],
+                time(m.time),
+                m.host,
+                m.stats.files,
+                size(m.stats.bytes_total),
+                m.item,
+                tags,
+                status(&p.id)
+            );
+        }
+        println!("{} point(s)", points.len());
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn show(ctx: &Ctx, vault: VaultArg, point: String) -> Result<ExitCode> {
+    let v = ctx.open_readable(&vault.vault)?;
+    let p = v.resolve_point(&point, None)?;
+    if ctx.json {
+        print_json(&point_json(&p, true));
+    } else {
+        let m = &p.manifest;
+        let s = &m.stats;
+        println!("point        {}", p.id.to_hex());
+        println!("time         {}", time(m.time));
+        println!("host         {}", m.host);
+        println!("item         {}", m.item);
+        for path in &m.paths {
+            println!("path         {}", String::from_utf8_lossy(path));
+        }
+        println!("tags         {}", m.tags.join(", "));
+        println!(
+            "parent       {}",
+            m.parent.map(|p| p.to_hex()).unwrap_or_else(|| "-".into())
+        );
+        println!("tree         {}", m.tree.to_hex());
+        println!("consistency  {}", m.consistency.as_str());
+        println!(
+            "files        {} ({} new, {} changed, {} unchanged), {} dirs",
+            s.files, s.files_new, s.files_changed, s.files_unchanged, s.dirs
+        );
+        println!(
+            "bytes        {} total, {} read, {} new, {} stored",
+            size(s.bytes_total),
+            size(s.bytes_read),
+            size(s.bytes_new),
+            size(s.bytes_stored)
+        );
+        println!("duration     {:.1}s", s.duration_ms as f64 / 1000.0);
+        println!("software     {}", m.software);
+        println!("errors       {}", m.errors.len());
+        for e in &m.errors {
+            println!("  {}: {}", String::from_utf8_lossy(&e.path), e.message);
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn hold(ctx: &Ctx, vault: VaultArg, point: String) -> Result<ExitCode> {
+    let v = ctx.open(&vault.vault)?;
+    let p = v.resolve_point(&point, None)?;
+    coffer_engine::changes::hold(&v, &p.id)?;
+    println!("point {} is on hold", p.id.to_hex());
+    Ok(ExitCode::SUCCESS)
+}
+
+fn release(ctx: &Ctx, vault: VaultArg, point: String) -> Result<ExitCode> {
+    let v = ctx.open(&vault.vault)?;
+    let p = v.resolve_point(&point, None)?;
+    coffer_engine::changes::release(&v, &p.id)?;
+    println!("point {} follows its retention again", p.id.to_hex());
+    Ok(ExitCode::SUCCESS)
+}
+
+fn delete(ctx: &Ctx, vault: VaultArg, points: Vec<String>) -> Result<ExitCode> {
+    let v = ctx.open(&vault.vault)?;
+    let targets = points
+        .iter()
+        .map(|p| v.resolve_point(p, None))
+        .collect::<Result<Vec<_>, _>>()?;
+    coffer_engine::changes::delete_points(&v, &targets, "deleted by hand")?;
+    println!(
+        "soft-deleted {} point(s); `coffer points undelete` brings them back for {} days",
+        targets.len(),
+        v.state()?.soft_delete_days
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+fn undelete(ctx: &Ctx, vault: VaultArg, points: Vec<String>) -> Result<ExitCode> {
+    let v = ctx.open(&vault.vault)?;
+    let ids = points
+        .iter()
+        .map(|p| v.resolve_point(p, None).map(|p| p.id))
+        .collect::<Result<Vec<_>, _>>()?;
+    coffer_engine::changes::undelete(&v, &ids)?;
+    println!(
+        "{} point(s) are back, on hold (release them to let their policy apply)",
+        ids.len()
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+fn point_json(p: &coffer_engine::Point, full: bool) -> serde_json::Value {
+    let m = &p.manifest;
+    let mut v = json!({"id": p.id.to_hex(), "time": time(m.time), "host": m.host, "item": m.item,
+        "paths": m.paths.iter().map(|x| String::from_utf8_lossy(x).into_owned()).collect::<Vec<_>>(),
+        "tags": m.tags, "parent": m.parent.map(|x| x.to_hex()), "consistency": m.consistency.as_str(),
+        "stats": stats_json(&m.stats)});
+    if full {
+        v["tree"] = json!(m.tree.to_hex());
+        v["software"] = json!(m.software);
+        v["errors"] = errors_json(&m.errors);
+    }
+    v
+}
+
+pub(super) fn stats_json(s: &coffer_engine::point::Stats) -> serde_json::Value {
+    serde_json::to_value(s).unwrap_or_default()
+}
+
+pub(super) fn errors_json(errors: &[coffer_engine::point::EntryError]) -> serde_json::Value {
+    errors
+        .iter()
+        .map(|e| json!({"path": String::from_utf8_lossy(&e.path), "error": e.message}))
+        .collect()
+}
