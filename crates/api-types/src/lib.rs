@@ -8,6 +8,8 @@
 
 #![forbid(unsafe_code)]
 
+pub mod error;
 pub mod job;
 
+pub use error::{exit, Audience, ErrorCode, StorageFailure};
 pub use job::JobKind;

@@ -1,20 +1,11 @@
-//! Exit codes and hints. Each engine error maps to one documented code and,
-//! where the user can act on it, to a hint that says what to do.
+//! Exit codes and hints of the command line. Both come from the
+//! [`ErrorCode`] the error in the chain names, the same code that decides
+//! the service's HTTP status and hint, so the local command line, the
+//! service and the remote command line answer one error one way.
 
-use coffer_engine::Error;
+use coffer_api_types::{Audience, ErrorCode};
 
-// 0: everything worked.
-/// A general error (storage failure, bad input that reached the engine, …).
-pub const ERROR: u8 = 1;
-// 2 is clap's usage error.
-/// The operation finished but some files could not be backed up or restored.
-pub const PARTIAL: u8 = 3;
-/// The key does not open the vault.
-pub const WRONG_KEY: u8 = 4;
-/// `check` (or an operation) found damaged or missing vault objects.
-pub const DAMAGED: u8 = 5;
-/// The vault, or the recovery point asked for, does not exist.
-pub const NOT_FOUND: u8 = 6;
+pub use coffer_api_types::exit::{DAMAGED, ERROR, PARTIAL};
 
 pub struct Code(pub u8);
 
@@ -24,53 +15,75 @@ impl From<Code> for std::process::ExitCode {
     }
 }
 
+/// The code an error chain names: the first engine or service error in it.
+/// A chain without one (a local file the command line itself read) has none.
+pub fn code_of(err: &anyhow::Error) -> Option<ErrorCode> {
+    err.chain().find_map(|e| {
+        e.downcast_ref::<coffer_engine::Error>()
+            .map(coffer_engine::Error::code)
+            .or_else(|| e.downcast_ref::<coffer_server::Error>().map(|e| e.code()))
+    })
+}
+
 /// The exit code and hint for an error chain.
-pub fn classify(err: &anyhow::Error) -> (Code, Option<String>) {
-    let Some(engine) = err.chain().find_map(|e| e.downcast_ref::<Error>()) else {
-        return (Code(ERROR), None);
-    };
-    match engine {
-        Error::WrongKey { .. } => (
-            Code(WRONG_KEY),
-            Some("check COFFER_KEY or --key-file: the key must be one that `key generate`, `key add` or `key rotate` made for this vault".into()),
+pub fn classify(err: &anyhow::Error) -> (Code, Option<&'static str>) {
+    match code_of(err) {
+        Some(code) => (
+            Code(code.exit_code()),
+            Some(code.hint(Audience::CommandLine)),
         ),
-        Error::NoVault { .. } => (
-            Code(NOT_FOUND),
-            Some("check the location, or create a vault there with `coffer vault init --location LOC`".into()),
-        ),
-        Error::VaultExists { .. } => (Code(ERROR), Some("use the existing vault, or pick an empty location".into())),
-        Error::PointNotFound(_) => (Code(NOT_FOUND), Some("list the points with `coffer points list`".into())),
-        Error::AmbiguousPoint { .. } => (Code(NOT_FOUND), Some("give more characters of the point id".into())),
-        Error::Corrupt { .. } | Error::Missing { .. } => (
-            Code(DAMAGED),
-            Some("run `coffer check --read-data` to find every damaged object".into()),
-        ),
-        Error::UnsupportedVersion { .. } => (Code(ERROR), Some("install a newer coffer to use this vault".into())),
-        Error::TargetExists { .. } => (
-            Code(ERROR),
-            Some("restore into an empty directory, or pass --overwrite to replace existing files".into()),
-        ),
-        Error::BadLocation { .. } => (
-            Code(ERROR),
-            Some("a location is a path or a URL: /srv/backups/v1, s3://bucket/prefix?endpoint=…&region=…, azblob://container/prefix?account=…, gcs://bucket/prefix, sftp://user@host:port/path, webdav://host/path; secrets go in the environment or --credentials FILE".into()),
-        ),
-        Error::Storage { failure, .. } => (Code(ERROR), Some(failure.remedy().into())),
-        Error::NeedsUpgrade { .. } => (
-            Code(ERROR),
-            Some("`coffer vault upgrade --vault LOC` moves the vault to the current format; make sure every machine writing to it runs this coffer first".into()),
-        ),
-        Error::Immutable { setting, .. } if setting == "locked" => (
-            Code(ERROR),
-            Some("a locked vault stays immutable for good: points leave only when their retention ends, and retention can only be lengthened".into()),
-        ),
-        Error::Immutable { .. } => (
-            Code(ERROR),
-            Some("immutability protects recovery points from early deletion: wait until they expire, or turn it off with `coffer vault set --immutability disabled`".into()),
-        ),
-        Error::SourceFailed { .. } => (
-            Code(ERROR),
-            Some("run the item's command by hand to see why it fails; nothing was committed".into()),
-        ),
-        Error::Io { .. } | Error::Invalid(_) | Error::Cancelled => (Code(ERROR), None),
+        None => (Code(ERROR), None),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use coffer_api_types::exit;
+
+    #[test]
+    fn an_engine_error_exits_with_its_codes_exit_code_and_hint() {
+        let cases = [
+            coffer_engine::Error::WrongKey { slots: 2 },
+            coffer_engine::Error::PointNotFound("abc".into()),
+            coffer_engine::Error::Missing {
+                object: "packs/00/x".into(),
+            },
+            coffer_engine::Error::Invalid("bad pattern".into()),
+        ];
+        for e in cases {
+            let code = e.code();
+            let err = anyhow::Error::new(e).context("while doing something");
+            let (exit_code, hint) = classify(&err);
+            assert_eq!(exit_code.0, code.exit_code(), "{code:?}");
+            assert_eq!(hint, Some(code.hint(Audience::CommandLine)), "{code:?}");
+        }
+        let (wrong_key, _) = classify(&anyhow::Error::new(coffer_engine::Error::WrongKey {
+            slots: 1,
+        }));
+        assert_eq!(wrong_key.0, exit::WRONG_KEY);
+    }
+
+    #[test]
+    fn a_service_error_wrapping_an_engine_error_answers_like_the_engine_error() {
+        let err = anyhow::Error::new(coffer_server::Error::Engine(
+            coffer_engine::Error::AmbiguousPoint {
+                prefix: "ab".into(),
+                count: 2,
+            },
+        ));
+        let (exit_code, hint) = classify(&err);
+        assert_eq!(exit_code.0, exit::NOT_FOUND);
+        assert_eq!(
+            hint,
+            Some(ErrorCode::AmbiguousPoint.hint(Audience::CommandLine))
+        );
+    }
+
+    #[test]
+    fn an_error_of_no_known_kind_is_a_general_error_without_hint() {
+        let (exit_code, hint) = classify(&anyhow::anyhow!("reading the spec file failed"));
+        assert_eq!(exit_code.0, exit::ERROR);
+        assert_eq!(hint, None);
     }
 }

@@ -1,7 +1,11 @@
 //! Typed errors of the engine. Each variant says what went wrong in words an
-//! operator can act on; the CLI maps variants to exit codes and adds hints.
+//! operator can act on, and names its [`ErrorCode`]: the code, defined in
+//! the types crate every entry point shares, decides the command line's exit
+//! code, the API's status and the hint, so no entry point keeps a table.
 
 use std::path::PathBuf;
+
+use coffer_api_types::{ErrorCode, StorageFailure};
 
 /// Result alias used throughout the engine.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -37,7 +41,7 @@ pub enum Error {
     #[error("{failure} on {path}: {message}")]
     Storage {
         path: String,
-        failure: crate::location::StorageFailure,
+        failure: StorageFailure,
         message: String,
     },
 
@@ -88,6 +92,33 @@ pub enum Error {
 }
 
 impl Error {
+    /// The code that decides this error's exit code, API status and hint.
+    pub fn code(&self) -> ErrorCode {
+        match self {
+            Error::WrongKey { .. } => ErrorCode::WrongKey,
+            Error::NoVault { .. } => ErrorCode::NoVault,
+            Error::VaultExists { .. } => ErrorCode::VaultExists,
+            Error::UnsupportedVersion { .. } => ErrorCode::UnsupportedVersion,
+            Error::Corrupt { .. } | Error::Missing { .. } => ErrorCode::Damaged,
+            Error::Storage { failure, .. } => ErrorCode::Storage(*failure),
+            Error::BadLocation { .. } => ErrorCode::BadLocation,
+            Error::PointNotFound(_) => ErrorCode::PointNotFound,
+            Error::AmbiguousPoint { .. } => ErrorCode::AmbiguousPoint,
+            // ENOSPC: the local disk (a restore target, the cache) is full.
+            Error::Io { source, .. } if source.raw_os_error() == Some(28) => {
+                ErrorCode::LocalDiskFull
+            }
+            Error::Io { .. } => ErrorCode::LocalIo,
+            Error::TargetExists { .. } => ErrorCode::TargetExists,
+            Error::NeedsUpgrade { .. } => ErrorCode::NeedsUpgrade,
+            Error::Immutable { setting, .. } if setting == "locked" => ErrorCode::ImmutableLocked,
+            Error::Immutable { .. } => ErrorCode::Immutable,
+            Error::Invalid(_) => ErrorCode::Invalid,
+            Error::SourceFailed { .. } => ErrorCode::SourceFailed,
+            Error::Cancelled => ErrorCode::Cancelled,
+        }
+    }
+
     pub(crate) fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
         Error::Io {
             path: path.into(),

@@ -19,6 +19,8 @@ use std::path::Path;
 
 use opendal::{ErrorKind, Operator};
 
+pub use coffer_api_types::StorageFailure;
+
 use crate::error::{Error, Result};
 
 /// The kind of storage a location points at.
@@ -485,139 +487,76 @@ fn fs(location: &str, root: std::path::PathBuf) -> Result<Resolved> {
     })
 }
 
-/// Why a storage operation failed, in the terms an operator acts on.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum StorageFailure {
-    /// The bucket, container, share or directory does not exist.
-    PathNotFound,
-    /// No connection: wrong address, server down, network or firewall.
-    Unreachable,
-    /// The credentials were refused.
-    AuthenticationFailed,
-    /// The server could not prove who it is (an SSH host key that is not
-    /// in known_hosts, or one that changed).
-    UntrustedServer,
-    /// The credentials are valid but may not do this.
-    PermissionDenied,
-    /// The disk, quota or account is full.
-    OutOfCapacity,
-    /// Anything else (the message says what).
-    Other,
-}
-
-impl std::fmt::Display for StorageFailure {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
-            StorageFailure::PathNotFound => "path not found",
-            StorageFailure::Unreachable => "unreachable",
-            StorageFailure::AuthenticationFailed => "authentication failed",
-            StorageFailure::UntrustedServer => {
-                "authentication failed: the server's host key is not trusted"
-            }
-            StorageFailure::PermissionDenied => "permission denied",
-            StorageFailure::OutOfCapacity => "out of capacity",
-            StorageFailure::Other => "storage error",
-        })
+/// Classifies an OpenDAL error by its kind and the server's words.
+pub fn classify_failure(e: &opendal::Error) -> StorageFailure {
+    let text = describe(e).to_ascii_lowercase();
+    let any = |words: &[&str]| words.iter().any(|w| text.contains(w));
+    if any(&[
+        "no space left",
+        "enospc",
+        "quota",
+        "insufficient storage",
+        "insufficientstorage",
+        // The status, not any 507 in a port, a path or an object name.
+        "status: 507",
+        "storage full",
+        "disk full",
+    ]) {
+        return StorageFailure::OutOfCapacity;
     }
-}
-
-impl StorageFailure {
-    /// The steps that fix it.
-    pub fn remedy(self) -> &'static str {
-        match self {
-            StorageFailure::PathNotFound => {
-                "create the bucket, container or directory (Coffer creates prefixes inside it, not the bucket itself), or correct the location"
-            }
-            StorageFailure::Unreachable => {
-                "check the host name, port and endpoint in the location, that the storage server is running, and that the network and firewall let this machine reach it; then retry"
-            }
-            StorageFailure::AuthenticationFailed => {
-                "check the credentials (AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, AZURE_STORAGE_ACCOUNT_KEY or AZURE_STORAGE_SAS_TOKEN, GOOGLE_APPLICATION_CREDENTIALS, COFFER_SFTP_KEY_FILE, COFFER_WEBDAV_USERNAME/PASSWORD): they may be wrong, expired or for another account"
-            }
-            StorageFailure::UntrustedServer => {
-                "check the server's host key fingerprint with its administrator, then add it to known_hosts (`ssh-keyscan -p PORT HOST >> ~/.ssh/known_hosts`); if the key changed unexpectedly, someone may be intercepting the connection. Add ?known-hosts=accept-new to trust a new server on first use"
-            }
-            StorageFailure::PermissionDenied => {
-                "grant these credentials read, write, list and delete on the location (for example an S3 policy with s3:GetObject, s3:PutObject, s3:ListBucket, s3:DeleteObject, or write permission on the directory)"
-            }
-            StorageFailure::OutOfCapacity => {
-                "free space on the location or raise its quota, then retry: nothing already stored is lost, and the next backup reuses what was uploaded"
-            }
-            StorageFailure::Other => "retry; if it persists, run `coffer location test LOC` for a diagnosis",
-        }
+    if any(&[
+        "host key is known",
+        "host key verification failed",
+        "remote host identification has changed",
+    ]) {
+        return StorageFailure::UntrustedServer;
     }
-
-    /// Classifies an OpenDAL error by its kind and the server's words.
-    pub fn of(e: &opendal::Error) -> Self {
-        let text = describe(e).to_ascii_lowercase();
-        let any = |words: &[&str]| words.iter().any(|w| text.contains(w));
-        if any(&[
-            "no space left",
-            "enospc",
-            "quota",
-            "insufficient storage",
-            "insufficientstorage",
-            // The status, not any 507 in a port, a path or an object name.
-            "status: 507",
-            "storage full",
-            "disk full",
-        ]) {
-            return StorageFailure::OutOfCapacity;
-        }
-        if any(&[
-            "host key is known",
-            "host key verification failed",
-            "remote host identification has changed",
-        ]) {
-            return StorageFailure::UntrustedServer;
-        }
-        if any(&[
-            "invalidaccesskeyid",
-            "signaturedoesnotmatch",
-            "authenticationfailed",
-            "invalidauthenticationinfo",
-            "failed to authenticate",
-            "unauthorized",
-            "status: 401",
-            "permission denied (publickey",
-            "authentication failed",
-            "invalid_grant",
-            "expiredtoken",
-            "failed to load signing credential",
-            "invalidclienttokenid",
-        ]) {
-            return StorageFailure::AuthenticationFailed;
-        }
-        if any(&[
-            "connection refused",
-            "dns error",
-            "failed to lookup",
-            "name or service not known",
-            "network is unreachable",
-            "no route to host",
-            "timed out",
-            "connection reset",
-            "could not resolve",
-            "connect error",
-            "error trying to connect",
-            "connection closed",
-            "broken pipe",
-        ]) {
-            return StorageFailure::Unreachable;
-        }
-        if any(&[
-            "nosuchbucket",
-            "containernotfound",
-            "no such file",
-            "nosuchcontainer",
-        ]) {
-            return StorageFailure::PathNotFound;
-        }
-        match e.kind() {
-            ErrorKind::NotFound => StorageFailure::PathNotFound,
-            ErrorKind::PermissionDenied => StorageFailure::PermissionDenied,
-            _ => StorageFailure::Other,
-        }
+    if any(&[
+        "invalidaccesskeyid",
+        "signaturedoesnotmatch",
+        "authenticationfailed",
+        "invalidauthenticationinfo",
+        "failed to authenticate",
+        "unauthorized",
+        "status: 401",
+        "permission denied (publickey",
+        "authentication failed",
+        "invalid_grant",
+        "expiredtoken",
+        "failed to load signing credential",
+        "invalidclienttokenid",
+    ]) {
+        return StorageFailure::AuthenticationFailed;
+    }
+    if any(&[
+        "connection refused",
+        "dns error",
+        "failed to lookup",
+        "name or service not known",
+        "network is unreachable",
+        "no route to host",
+        "timed out",
+        "connection reset",
+        "could not resolve",
+        "connect error",
+        "error trying to connect",
+        "connection closed",
+        "broken pipe",
+    ]) {
+        return StorageFailure::Unreachable;
+    }
+    if any(&[
+        "nosuchbucket",
+        "containernotfound",
+        "no such file",
+        "nosuchcontainer",
+    ]) {
+        return StorageFailure::PathNotFound;
+    }
+    match e.kind() {
+        ErrorKind::NotFound => StorageFailure::PathNotFound,
+        ErrorKind::PermissionDenied => StorageFailure::PermissionDenied,
+        _ => StorageFailure::Other,
     }
 }
 
@@ -652,11 +591,11 @@ mod tests {
             opendal::ErrorKind::Unexpected,
             "ssh error: connect to host 127.0.0.1 port 35507: Connection refused",
         );
-        assert_eq!(StorageFailure::of(&refused), StorageFailure::Unreachable);
+        assert_eq!(classify_failure(&refused), StorageFailure::Unreachable);
         let full = opendal::Error::new(
             opendal::ErrorKind::Unexpected,
             "put object failed: status: 507 Insufficient Storage",
         );
-        assert_eq!(StorageFailure::of(&full), StorageFailure::OutOfCapacity);
+        assert_eq!(classify_failure(&full), StorageFailure::OutOfCapacity);
     }
 }

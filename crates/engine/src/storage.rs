@@ -261,7 +261,7 @@ impl Storage {
     fn failure(&self, path: &str, e: opendal::Error) -> Error {
         Error::Storage {
             path: format!("{}/{path}", self.display.trim_end_matches('/')),
-            failure: StorageFailure::of(&e),
+            failure: crate::location::classify_failure(&e),
             message: self.credentials.redact(&crate::location::describe(&e)),
         }
     }
@@ -294,7 +294,7 @@ impl Storage {
         loop {
             match self.runtime.block_on(f()) {
                 Err(e)
-                    if StorageFailure::of(&e) == StorageFailure::Unreachable
+                    if crate::location::classify_failure(&e) == StorageFailure::Unreachable
                         && started.elapsed() + pause < self.reconnect_for =>
                 {
                     tracing::warn!(location = %self.display, error = %crate::location::describe(&e), "storage unreachable; trying again");

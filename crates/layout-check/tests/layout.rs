@@ -40,10 +40,6 @@ const KNOWN: &[(&str, &str)] = &[
         "not yet split (issue 21)",
     ),
     (
-        "cycle engine: error→location location→error",
-        "not yet untangled (issue 21)",
-    ),
-    (
         "cycle engine: dict→pack pack→dict",
         "not yet untangled (issue 21)",
     ),

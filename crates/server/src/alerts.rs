@@ -10,7 +10,7 @@
 use rusqlite::{params, OptionalExtension};
 use serde::{Deserialize, Serialize};
 
-use coffer_engine::location::StorageFailure;
+use coffer_api_types::{ErrorCode, StorageFailure};
 
 use crate::db::{now, Db};
 use crate::error::Result;
@@ -212,11 +212,10 @@ impl Severity {
     }
 }
 
-/// The cause behind an engine error.
+/// The cause behind an engine error, from its code.
 pub fn classify(e: &coffer_engine::Error) -> Cause {
-    use coffer_engine::Error as E;
-    match e {
-        E::Storage { failure, .. } => match failure {
+    match e.code() {
+        ErrorCode::Storage(failure) => match failure {
             StorageFailure::OutOfCapacity => Cause::OutOfCapacity,
             StorageFailure::Unreachable => Cause::StorageUnreachable,
             StorageFailure::PathNotFound => Cause::PathNotFound,
@@ -225,11 +224,11 @@ pub fn classify(e: &coffer_engine::Error) -> Cause {
             | StorageFailure::PermissionDenied => Cause::AuthenticationFailed,
             StorageFailure::Other => Cause::GeneralFault,
         },
-        E::NoVault { .. } => Cause::PathNotFound,
-        E::WrongKey { .. } => Cause::WrongKey,
-        E::Corrupt { .. } | E::Missing { .. } => Cause::DataCorruption,
-        E::Io { source, .. } if source.raw_os_error() == Some(28) => Cause::OutOfCapacity,
-        E::Io { .. } | E::SourceFailed { .. } => Cause::SourceUnreadable,
+        ErrorCode::NoVault => Cause::PathNotFound,
+        ErrorCode::WrongKey => Cause::WrongKey,
+        ErrorCode::Damaged => Cause::DataCorruption,
+        ErrorCode::LocalDiskFull => Cause::OutOfCapacity,
+        ErrorCode::LocalIo | ErrorCode::SourceFailed => Cause::SourceUnreadable,
         _ => Cause::GeneralFault,
     }
 }

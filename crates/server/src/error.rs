@@ -1,5 +1,7 @@
-//! The service's errors. Each maps to one HTTP status in `api`; messages
-//! name what is wrong and, where there is one, what to do.
+//! The service's errors. Each names its [`ErrorCode`], which decides the
+//! API's status, `code` and hint; messages name what is wrong.
+
+use coffer_api_types::ErrorCode;
 
 /// What went wrong.
 #[derive(Debug, thiserror::Error)]
@@ -57,6 +59,22 @@ pub enum Error {
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 impl Error {
+    /// The code that decides this error's API status, exit code and hint.
+    pub fn code(&self) -> ErrorCode {
+        match self {
+            Error::Invalid { .. } => ErrorCode::Invalid,
+            Error::Unauthenticated(_) => ErrorCode::Unauthenticated,
+            Error::Forbidden(_) => ErrorCode::Forbidden,
+            Error::TooManyRequests(_) => ErrorCode::TooManyRequests,
+            Error::NotFound(_) => ErrorCode::NotFound,
+            Error::Conflict(_) => ErrorCode::Conflict,
+            Error::Engine(e) => e.code(),
+            Error::Db(_) | Error::Config(_) | Error::Io { .. } | Error::Internal(_) => {
+                ErrorCode::Internal
+            }
+        }
+    }
+
     pub fn invalid(field: &str, message: impl Into<String>) -> Self {
         Error::Invalid {
             field: field.to_string(),

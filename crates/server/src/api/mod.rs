@@ -24,6 +24,7 @@ use axum::http::request::Parts;
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
+use coffer_api_types::Audience;
 use serde::{Deserialize, Serialize};
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{IntoParams, ToSchema};
@@ -94,58 +95,32 @@ pub struct ErrorDetail {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub field: Option<String>,
     /// What to do about it.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub hint: Option<String>,
+    pub hint: String,
+    /// Whether the same request, unchanged, can succeed later (the service
+    /// was busy, the storage unreachable).
+    pub retryable: bool,
 }
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        use coffer_engine::Error as E;
+        let code = self.0.code();
         let message = self.0.to_string();
-        let (status, code, field, hint) = match &self.0 {
-            Error::Invalid { field, .. } => (StatusCode::BAD_REQUEST, "invalid", Some(field.clone()), None),
-            Error::Unauthenticated(_) => (
-                StatusCode::UNAUTHORIZED,
-                "unauthenticated",
-                None,
-                Some("send `Authorization: Bearer <token>` or log in at POST /api/v1/auth/login".to_string()),
-            ),
-            Error::Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden", None, Some("ask an owner of the vault or an administrator for a role that allows it".to_string())),
-            Error::TooManyRequests(_) => (StatusCode::TOO_MANY_REQUESTS, "too_many_requests", None, None),
-            Error::NotFound(_) => (StatusCode::NOT_FOUND, "not_found", None, None),
-            Error::Conflict(_) => (StatusCode::CONFLICT, "conflict", None, None),
-            Error::Engine(E::Invalid(_)) => (StatusCode::BAD_REQUEST, "invalid", None, None),
-            Error::Engine(E::Immutable { .. }) => (
-                StatusCode::CONFLICT,
-                "immutable",
-                None,
-                Some("immutability protects points until their retention ends: wait for them to expire, or (if it is not locked) have an owner disable immutability".to_string()),
-            ),
-            Error::Engine(E::NeedsUpgrade { .. }) => (StatusCode::CONFLICT, "conflict", None, None),
-            Error::Engine(E::PointNotFound(_)) => (StatusCode::NOT_FOUND, "not_found", None, None),
-            Error::Engine(E::Storage { failure, .. }) => (
-                StatusCode::BAD_GATEWAY,
-                "storage",
-                None,
-                Some(failure.remedy().to_string()),
-            ),
-            Error::Engine(E::WrongKey { .. }) => (
-                StatusCode::BAD_GATEWAY,
-                "wrong_key",
-                None,
-                Some("the key the service holds does not open the vault: give it the current key (PUT /api/v1/vaults/{name}/key)".to_string()),
-            ),
-            _ => (StatusCode::INTERNAL_SERVER_ERROR, "internal", None, None),
-        };
+        let status =
+            StatusCode::from_u16(code.http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
         if status == StatusCode::INTERNAL_SERVER_ERROR {
             tracing::error!("{message}");
         }
+        let field = match &self.0 {
+            Error::Invalid { field, .. } => Some(field.clone()),
+            _ => None,
+        };
         let body = ErrorBody {
             error: ErrorDetail {
-                code: code.to_string(),
+                code: code.api_code().to_string(),
                 message,
                 field,
-                hint,
+                hint: code.hint(Audience::Service).to_string(),
+                retryable: code.retryable(),
             },
         };
         (status, Json(body)).into_response()
@@ -636,5 +611,69 @@ async fn shutdown_signal() {
     #[cfg(not(unix))]
     {
         let _ = ctrl_c.await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use coffer_api_types::ErrorCode;
+
+    async fn answer(e: Error) -> (StatusCode, serde_json::Value) {
+        let response = ApiError(e).into_response();
+        let status = response.status();
+        let body = axum::body::to_bytes(response.into_body(), 1 << 20)
+            .await
+            .map(|b| serde_json::from_slice(&b))
+            .ok()
+            .and_then(|v| v.ok())
+            .unwrap_or_default();
+        (status, body)
+    }
+
+    /// The answer to an engine error is its code's status, wire code and
+    /// service hint: the same code the command line takes its exit code from.
+    #[tokio::test]
+    async fn an_engine_error_answers_with_its_codes_status_and_hint() {
+        let cases = [
+            coffer_engine::Error::WrongKey { slots: 1 },
+            coffer_engine::Error::PointNotFound("abc".into()),
+            coffer_engine::Error::Invalid("bad pattern".into()),
+            coffer_engine::Error::Immutable {
+                setting: "locked".into(),
+                what: "the point has not expired".into(),
+            },
+            coffer_engine::Error::Storage {
+                path: "packs/00".into(),
+                failure: coffer_api_types::StorageFailure::Unreachable,
+                message: "connection refused".into(),
+            },
+        ];
+        for e in cases {
+            let code = e.code();
+            let message = e.to_string();
+            let (status, body) = answer(Error::Engine(e)).await;
+            assert_eq!(status.as_u16(), code.http_status(), "{code:?}");
+            assert_eq!(body["error"]["code"], code.api_code(), "{body}");
+            assert_eq!(body["error"]["message"], message, "{body}");
+            assert_eq!(
+                body["error"]["hint"],
+                code.hint(Audience::Service),
+                "{body}"
+            );
+            assert_eq!(body["error"]["retryable"], code.retryable(), "{body}");
+        }
+    }
+
+    #[tokio::test]
+    async fn a_service_error_names_its_field_and_code() {
+        let (status, body) = answer(Error::invalid("name", "must not be empty")).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST);
+        assert_eq!(body["error"]["field"], "name");
+        assert_eq!(body["error"]["code"], ErrorCode::Invalid.api_code());
+        let (status, body) = answer(Error::Unauthenticated("no token".into())).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED);
+        assert!(body["error"].get("field").is_none(), "{body}");
+        assert_eq!(body["error"]["retryable"], false);
     }
 }
