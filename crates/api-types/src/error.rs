@@ -202,6 +202,26 @@ impl ErrorCode {
         }
     }
 
+    /// The code a client reads back from an error answer's `code` field:
+    /// the most general code with that wire code, so its exit code and
+    /// retry advice hold for every code that answers with it. An unknown
+    /// wire code (a newer service) is [`ErrorCode::Internal`].
+    pub fn from_api_code(wire: &str) -> ErrorCode {
+        use ErrorCode::*;
+        match wire {
+            "invalid" => Invalid,
+            "unauthenticated" => Unauthenticated,
+            "forbidden" => Forbidden,
+            "too_many_requests" => TooManyRequests,
+            "not_found" => NotFound,
+            "conflict" => Conflict,
+            "immutable" => Immutable,
+            "storage" => Storage(StorageFailure::Other),
+            "wrong_key" => WrongKey,
+            _ => Internal,
+        }
+    }
+
     /// The API's HTTP status.
     pub fn http_status(self) -> u16 {
         match self.api_code() {
@@ -347,5 +367,18 @@ mod tests {
         assert_eq!(ErrorCode::Damaged.exit_code(), exit::DAMAGED);
         assert!(ErrorCode::Storage(StorageFailure::Unreachable).retryable());
         assert!(!ErrorCode::WrongKey.retryable());
+    }
+
+    #[test]
+    fn a_wire_code_reads_back_as_a_code_with_the_same_answer() {
+        for code in ErrorCode::all() {
+            let back = ErrorCode::from_api_code(code.api_code());
+            assert_eq!(back.api_code(), code.api_code(), "{code:?}");
+            assert_eq!(back.http_status(), code.http_status(), "{code:?}");
+        }
+        assert_eq!(
+            ErrorCode::from_api_code("from_the_future"),
+            ErrorCode::Internal
+        );
     }
 }

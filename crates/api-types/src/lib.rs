@@ -10,6 +10,8 @@
 
 pub mod error;
 pub mod job;
+pub mod policy;
 
 pub use error::{exit, Audience, ErrorCode, StorageFailure};
 pub use job::JobKind;
+pub use policy::{MonthlyRules, PolicySpec, PolicyView, RetentionRules, WeeklyRules, YearlyRules};

@@ -23,9 +23,21 @@ fn main() -> ExitCode {
         return match remote::run() {
             Ok(code) => code,
             Err(err) => {
-                // The service's message, then its hint on a line of its own.
+                // The service's message, then its hint on a line of its own,
+                // and the exit code local mode gives the same error.
                 eprintln!("error: {err:#}");
-                ExitCode::from(exit::ERROR)
+                let service = err
+                    .chain()
+                    .find_map(|e| e.downcast_ref::<remote::ServiceError>());
+                match service {
+                    Some(e) => {
+                        if let Some(hint) = &e.hint {
+                            eprintln!("hint: {hint}");
+                        }
+                        ExitCode::from(e.code.exit_code())
+                    }
+                    None => exit::classify(&err).0.into(),
+                }
             }
         };
     }

@@ -48,11 +48,14 @@ pub fn size(bytes: u64) -> String {
     }
 }
 
-pub fn print_json(value: &serde_json::Value) {
-    println!(
-        "{}",
-        serde_json::to_string_pretty(value).unwrap_or_default()
-    );
+/// Prints `value` as pretty JSON: every `--json` answer, local or remote,
+/// goes through here, from the shared types where there is one.
+pub fn print_json<T: serde::Serialize + ?Sized>(value: &T) {
+    match serde_json::to_string_pretty(value) {
+        Ok(text) => println!("{text}"),
+        // Only a map with keys that are not strings fails; none of ours has one.
+        Err(e) => eprintln!("error: the answer cannot be written as JSON: {e}"),
+    }
 }
 
 /// One sample of a running operation's counters.

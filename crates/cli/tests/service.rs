@@ -499,7 +499,7 @@ fn the_command_line_manages_the_service_remotely() {
     assert!(out.contains("shown once"), "{out}");
     ok(&[
         "policy",
-        "set",
+        "create",
         "nightly",
         "--vault",
         "rv",

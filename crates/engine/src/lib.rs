@@ -53,6 +53,7 @@ pub mod locks;
 pub mod pack;
 pub mod point;
 pub mod policy;
+pub mod policy_spec;
 pub mod probe;
 pub mod prune;
 pub mod replica;

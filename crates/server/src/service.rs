@@ -837,165 +837,24 @@ pub fn serve(config: ServiceConfig) -> Result<()> {
     })
 }
 
-/// A policy as the API shows it.
-#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
-pub struct PolicyView {
-    pub name: String,
-    /// The schedule in words.
-    pub schedule: String,
-    /// The schedule as it is written (`daily 22:00`), to edit it.
-    pub schedule_spec: String,
-    pub time_zone: String,
-    /// The retention in words.
-    pub retention: String,
-    /// The retention rules, as they can be sent back.
-    pub rules: RetentionRules,
-    /// Items assigned to it (unassigned items follow DefaultPolicy).
-    pub items: Vec<String>,
-    pub next_run: Option<i64>,
-}
+pub use coffer_api_types::{
+    MonthlyRules, PolicySpec, PolicyView, RetentionRules, WeeklyRules, YearlyRules,
+};
 
-/// Retention rules; absent rules keep nothing by that rule.
-#[derive(Debug, Clone, Default, Serialize, Deserialize, utoipa::ToSchema)]
-pub struct RetentionRules {
-    /// The newest N scheduled points.
-    pub keep_last: Option<u32>,
-    /// The last point of each day, for N days.
-    pub daily_days: Option<u32>,
-    pub weekly: Option<WeeklyRules>,
-    pub monthly: Option<MonthlyRules>,
-    pub yearly: Option<YearlyRules>,
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
-pub struct WeeklyRules {
-    pub weeks: u32,
-    /// monday … sunday.
-    pub weekday: String,
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
-pub struct MonthlyRules {
-    pub months: u32,
-    /// 1-28, last, or first-sunday … last-friday.
-    pub day: String,
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
-pub struct YearlyRules {
-    pub years: u32,
-    /// 1-12.
-    pub month: u8,
-    /// As for monthly rules.
-    pub day: String,
-}
-
-/// A policy to create or replace.
-#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
-pub struct PolicySpec {
-    /// `daily HH:MM`, `weekly mon,thu HH:MM`, or `every N h from HH:MM [for H h]`.
-    pub schedule: String,
-    /// IANA time zone (default UTC).
-    #[serde(default = "utc")]
-    pub time_zone: String,
-    #[serde(default)]
-    pub retention: RetentionRules,
+fn policy_view(
+    p: &coffer_engine::policy::Policy,
+    state: &coffer_engine::journal::VaultState,
+) -> PolicyView {
+    coffer_engine::policy_spec::view(p, state, now())
 }
 
 fn utc() -> String {
     "UTC".into()
 }
 
-fn policy_view(
-    p: &coffer_engine::policy::Policy,
-    state: &coffer_engine::journal::VaultState,
-) -> PolicyView {
-    let r = &p.retention;
-    PolicyView {
-        name: p.name.clone(),
-        schedule: p.schedule.describe(),
-        schedule_spec: p.schedule.spec(),
-        time_zone: p.schedule.time_zone().to_string(),
-        retention: r.describe(),
-        rules: RetentionRules {
-            keep_last: r.keep_last,
-            daily_days: r.daily_days,
-            weekly: r.weekly.map(|w| WeeklyRules {
-                weeks: w.weeks,
-                weekday: w.weekday.name().to_ascii_lowercase(),
-            }),
-            monthly: r.monthly.map(|m| MonthlyRules {
-                months: m.months,
-                day: m.day.spec(),
-            }),
-            yearly: r.yearly.map(|y| YearlyRules {
-                years: y.years,
-                month: y.month,
-                day: y.day.spec(),
-            }),
-        },
-        items: state
-            .assignments
-            .iter()
-            .filter(|(_, name)| **name == p.name)
-            .map(|(item, _)| item.clone())
-            .collect(),
-        next_run: p.schedule.next_run(now()).ok(),
-    }
-}
-
 pub(crate) fn to_policy(name: &str, spec: &PolicySpec) -> Result<coffer_engine::policy::Policy> {
-    use coffer_engine::policy::{
-        MonthDay, MonthlyRule, Policy, Retention, Schedule, Weekday, WeeklyRule, YearlyRule,
-    };
-    validate_name("name", name)?;
-    let schedule = Schedule::parse(&spec.schedule, spec.time_zone.clone())
-        .map_err(|e| Error::invalid("schedule", e))?;
-    let r = &spec.retention;
-    let day = |field: &str, text: &str| MonthDay::parse(text).map_err(|e| Error::invalid(field, e));
-    let retention = Retention {
-        keep_last: r.keep_last,
-        daily_days: r.daily_days,
-        weekly: match &r.weekly {
-            Some(w) => Some(WeeklyRule {
-                weeks: w.weeks,
-                weekday: Weekday::parse(&w.weekday)
-                    .map_err(|e| Error::invalid("retention.weekly.weekday", e))?,
-            }),
-            None => None,
-        },
-        monthly: match &r.monthly {
-            Some(m) => Some(MonthlyRule {
-                months: m.months,
-                day: day("retention.monthly.day", &m.day)?,
-            }),
-            None => None,
-        },
-        yearly: match &r.yearly {
-            Some(y) => Some(YearlyRule {
-                years: y.years,
-                month: y.month,
-                day: day("retention.yearly.day", &y.day)?,
-            }),
-            None => None,
-        },
-    };
-    let policy = Policy {
-        name: name.to_string(),
-        schedule,
-        retention,
-    };
-    policy.validate().map_err(|e| {
-        let field = if e.starts_with("retention") {
-            "retention"
-        } else if e.contains("time zone") {
-            "time_zone"
-        } else {
-            "schedule"
-        };
-        Error::invalid(field, e)
-    })?;
-    Ok(policy)
+    coffer_engine::policy_spec::to_policy(name, spec)
+        .map_err(|e| Error::invalid(e.field, e.message))
 }
 
 impl Service {

@@ -1,23 +1,22 @@
 //! `coffer policy`: schedules and retention rules, and which items follow
-//! them. The options of `create` and `set` are one `PolicySpec`: given
-//! fields replace, others stay; the engine validates the result.
+//! them. The options of `create` and `set` are one [`PolicyFlags`], applied
+//! onto the shared [`PolicySpec`] (given fields replace, others stay), which
+//! the engine turns into the policy as it does for the service.
 
 use std::process::ExitCode;
 
 use anyhow::{anyhow, bail, Context, Result};
 use clap::{Args, Subcommand};
-use coffer_engine::changes;
-use coffer_engine::policy::{
-    MonthDay, MonthlyRule, Policy, Retention, Schedule, Weekday, WeeklyRule, YearlyRule,
-};
-use serde_json::json;
+use coffer_api_types::{MonthlyRules, PolicySpec, PolicyView, WeeklyRules, YearlyRules};
+use coffer_engine::policy::Policy;
+use coffer_engine::{changes, policy_spec};
 
 use crate::ctx::{Ctx, VaultArg};
-use crate::output::{print_json, time_secs};
+use crate::output::{now_secs, print_json, time_secs};
 
 /// Schedule and retention options shared by `policy create` and `policy set`.
 #[derive(Args, Clone, Default)]
-pub(crate) struct PolicySpec {
+pub(crate) struct PolicyFlags {
     /// `daily HH:MM`, `weekly mon,thu HH:MM`, or `every N h from HH:MM [for H h]`.
     #[arg(long, value_name = "WHEN")]
     schedule: Option<String>,
@@ -64,7 +63,7 @@ pub(crate) enum PolicyCommand {
         vault: VaultArg,
         name: String,
         #[command(flatten)]
-        spec: PolicySpec,
+        flags: PolicyFlags,
     },
     /// Change a policy: only the options given change. Applies to existing points.
     Set {
@@ -72,7 +71,7 @@ pub(crate) enum PolicyCommand {
         vault: VaultArg,
         name: String,
         #[command(flatten)]
-        spec: PolicySpec,
+        flags: PolicyFlags,
     },
     /// Show one policy and the items that follow it.
     Show {
@@ -101,76 +100,70 @@ pub(crate) enum PolicyCommand {
     },
 }
 
-fn parse_schedule(text: &str, tz: String) -> Result<Schedule> {
-    Schedule::parse(text, tz).map_err(|e| anyhow!("--schedule {e}"))
-}
-
-fn month_day(text: &Option<String>) -> Result<MonthDay> {
-    match text {
-        Some(t) => MonthDay::parse(t).map_err(|e| anyhow!(e)),
-        None => Ok(MonthDay::Day(1)),
+/// Applies the flags onto `spec`: given fields replace, others stay. The
+/// values are checked when the specification becomes a policy
+/// ([`to_policy`]), by the engine, as for the service's API.
+pub(crate) fn apply_flags(spec: &mut PolicySpec, flags: &PolicyFlags) -> Result<()> {
+    if let Some(s) = &flags.schedule {
+        spec.schedule = s.clone();
     }
-}
-
-/// Applies the options to `policy`: given fields replace, others stay.
-fn apply_spec(policy: &mut Policy, spec: &PolicySpec) -> Result<()> {
-    let tz = spec
-        .time_zone
-        .clone()
-        .unwrap_or_else(|| policy.schedule.time_zone().to_string());
-    if let Some(s) = &spec.schedule {
-        policy.schedule = parse_schedule(s, tz)?;
-    } else if spec.time_zone.is_some() {
-        match &mut policy.schedule {
-            Schedule::Daily { time_zone, .. }
-            | Schedule::Weekly { time_zone, .. }
-            | Schedule::Hourly { time_zone, .. } => *time_zone = tz,
-        }
+    if let Some(tz) = &flags.time_zone {
+        spec.time_zone = tz.clone();
     }
-    let r = &mut policy.retention;
-    if spec.keep_last.is_some() {
-        r.keep_last = spec.keep_last;
+    let r = &mut spec.retention;
+    if flags.keep_last.is_some() {
+        r.keep_last = flags.keep_last;
     }
-    if spec.daily.is_some() {
-        r.daily_days = spec.daily;
+    if flags.daily.is_some() {
+        r.daily_days = flags.daily;
     }
-    if spec.weekly.is_some() || spec.weekly_day.is_some() {
-        let weeks = spec
-            .weekly
-            .or(r.weekly.map(|w| w.weeks))
-            .context("--weekly-day needs --weekly WEEKS")?;
-        let weekday = match &spec.weekly_day {
-            Some(d) => Weekday::parse(d).map_err(|e| anyhow!(e))?,
-            None => r.weekly.map_or(Weekday::Sunday, |w| w.weekday),
-        };
-        r.weekly = Some(WeeklyRule { weekday, weeks });
+    if flags.weekly.is_some() || flags.weekly_day.is_some() {
+        let old = r.weekly.take();
+        r.weekly = Some(WeeklyRules {
+            weeks: flags
+                .weekly
+                .or(old.as_ref().map(|w| w.weeks))
+                .context("--weekly-day needs --weekly WEEKS")?,
+            weekday: flags
+                .weekly_day
+                .clone()
+                .or(old.map(|w| w.weekday))
+                .unwrap_or_else(|| "sunday".into()),
+        });
     }
-    if spec.monthly.is_some() || spec.monthly_day.is_some() {
-        let months = spec
-            .monthly
-            .or(r.monthly.map(|m| m.months))
-            .context("--monthly-day needs --monthly MONTHS")?;
-        let day = if spec.monthly_day.is_some() {
-            month_day(&spec.monthly_day)?
-        } else {
-            r.monthly.map_or(MonthDay::Day(1), |m| m.day)
-        };
-        r.monthly = Some(MonthlyRule { day, months });
+    if flags.monthly.is_some() || flags.monthly_day.is_some() {
+        let old = r.monthly.take();
+        r.monthly = Some(MonthlyRules {
+            months: flags
+                .monthly
+                .or(old.as_ref().map(|m| m.months))
+                .context("--monthly-day needs --monthly MONTHS")?,
+            day: flags
+                .monthly_day
+                .clone()
+                .or(old.map(|m| m.day))
+                .unwrap_or_else(|| "1".into()),
+        });
     }
-    if spec.yearly.is_some() || spec.yearly_month.is_some() || spec.yearly_day.is_some() {
-        let years = spec
-            .yearly
-            .or(r.yearly.map(|y| y.years))
-            .context("--yearly-month and --yearly-day need --yearly YEARS")?;
-        let month = spec.yearly_month.or(r.yearly.map(|y| y.month)).unwrap_or(1);
-        let day = if spec.yearly_day.is_some() {
-            month_day(&spec.yearly_day)?
-        } else {
-            r.yearly.map_or(MonthDay::Day(1), |y| y.day)
-        };
-        r.yearly = Some(YearlyRule { month, day, years });
+    if flags.yearly.is_some() || flags.yearly_month.is_some() || flags.yearly_day.is_some() {
+        let old = r.yearly.take();
+        r.yearly = Some(YearlyRules {
+            years: flags
+                .yearly
+                .or(old.as_ref().map(|y| y.years))
+                .context("--yearly-month and --yearly-day need --yearly YEARS")?,
+            month: flags
+                .yearly_month
+                .or(old.as_ref().map(|y| y.month))
+                .unwrap_or(1),
+            day: flags
+                .yearly_day
+                .clone()
+                .or(old.map(|y| y.day))
+                .unwrap_or_else(|| "1".into()),
+        });
     }
-    for rule in &spec.remove {
+    for rule in &flags.remove {
         match rule.as_str() {
             "keep-last" => r.keep_last = None,
             "daily" => r.daily_days = None,
@@ -182,50 +175,111 @@ fn apply_spec(policy: &mut Policy, spec: &PolicySpec) -> Result<()> {
             }
         }
     }
-    policy.validate().map_err(|e| anyhow!(e))
+    Ok(())
 }
 
-fn policy_json(p: &Policy, items: &[&String]) -> serde_json::Value {
-    json!({"name": p.name, "schedule": p.schedule.describe(), "time_zone": p.schedule.time_zone(),
-        "retention": p.retention.describe(), "items": items,
-        "next_run": p.schedule.next_run(crate::output::now_secs()).ok().map(time_secs)})
+/// The specification a new policy starts from: the default schedule, no
+/// retention rule.
+pub(crate) fn new_spec() -> PolicySpec {
+    PolicySpec {
+        retention: Default::default(),
+        ..policy_spec::to_spec(&Policy::default_policy())
+    }
+}
+
+/// The policy `spec` describes, with a wrong field named by its flag.
+fn to_policy(name: &str, spec: &PolicySpec) -> Result<Policy> {
+    policy_spec::to_policy(name, spec).map_err(|e| anyhow!("{}: {}", flag_of(e.field), e.message))
+}
+
+/// The flag that sets a field of the specification.
+pub(crate) fn flag_of(field: &str) -> &str {
+    match field {
+        "schedule" => "--schedule",
+        "time_zone" => "--time-zone",
+        "retention.weekly.weekday" => "--weekly-day",
+        "retention.monthly.day" => "--monthly-day",
+        "retention.yearly.day" => "--yearly-day",
+        "name" => "policy name",
+        other => other,
+    }
+}
+
+/// One policy, a field a line.
+pub(crate) fn print_policy(p: &PolicyView) {
+    println!("policy     {}", p.name);
+    println!("schedule   {}", p.schedule);
+    if let Some(next) = p.next_run {
+        println!("next run   {}", time_secs(next));
+    }
+    println!("retention  {}", p.retention);
+    let items = if p.items.is_empty() {
+        "-".to_string()
+    } else {
+        p.items.join(", ")
+    };
+    println!("items      {items}");
+}
+
+/// A policy in a listing.
+pub(crate) fn print_policy_line(p: &PolicyView) {
+    println!("{:<20}  {}  |  {}", p.name, p.schedule, p.retention);
+}
+
+/// The policy as saved in the journal: the view as JSON, or one line.
+fn show_saved(
+    ctx: &Ctx,
+    vault: &coffer_engine::vault::Vault,
+    name: &str,
+    what: &str,
+    note: &str,
+) -> Result<()> {
+    let state = vault.state()?;
+    let policy = state
+        .policies
+        .get(name)
+        .with_context(|| format!("policy {name:?} is not in the journal after it was saved"))?;
+    let view = policy_spec::view(policy, &state, now_secs());
+    if ctx.json {
+        print_json(&view);
+    } else {
+        println!("{what} {name}: {}; {}{note}", view.schedule, view.retention);
+    }
+    Ok(())
 }
 
 pub(crate) fn run(ctx: &Ctx, cmd: PolicyCommand) -> Result<ExitCode> {
     match cmd {
-        PolicyCommand::Create { vault, name, spec } => {
+        PolicyCommand::Create { vault, name, flags } => {
             let v = ctx.open(&vault.vault)?;
             let state = v.state()?;
             if state.policies.contains_key(&name) {
                 bail!("a policy named {name:?} exists already; change it with `coffer policy set`");
             }
-            let mut policy = Policy {
-                name: name.clone(),
-                schedule: Policy::default_policy().schedule,
-                retention: Retention::default(),
-            };
-            apply_spec(&mut policy, &spec)?;
-            changes::set_policy(&v, policy.clone())?;
-            println!(
-                "created policy {name}: {}; {}",
-                policy.schedule.describe(),
-                policy.retention.describe()
-            );
+            let mut spec = new_spec();
+            apply_flags(&mut spec, &flags)?;
+            let policy = to_policy(&name, &spec)?;
+            changes::set_policy(&v, policy)?;
+            show_saved(ctx, &v, &name, "created policy", "")?;
         }
-        PolicyCommand::Set { vault, name, spec } => {
+        PolicyCommand::Set { vault, name, flags } => {
             let v = ctx.open(&vault.vault)?;
             let state = v.state()?;
-            let mut policy =
-                state.policies.get(&name).cloned().with_context(|| {
-                    format!("no policy named {name:?} (see `coffer policy list`)")
-                })?;
-            apply_spec(&mut policy, &spec)?;
-            changes::set_policy(&v, policy.clone())?;
-            println!(
-                "policy {name}: {}; {} (applies to existing points at the next prune)",
-                policy.schedule.describe(),
-                policy.retention.describe()
-            );
+            let old = state
+                .policies
+                .get(&name)
+                .with_context(|| format!("no policy named {name:?} (see `coffer policy list`)"))?;
+            let mut spec = policy_spec::to_spec(old);
+            apply_flags(&mut spec, &flags)?;
+            let policy = to_policy(&name, &spec)?;
+            changes::set_policy(&v, policy)?;
+            show_saved(
+                ctx,
+                &v,
+                &name,
+                "policy",
+                " (applies to existing points at the next prune)",
+            )?;
         }
         PolicyCommand::Show { vault, name } => {
             let v = ctx.open(&vault.vault)?;
@@ -234,62 +288,26 @@ pub(crate) fn run(ctx: &Ctx, cmd: PolicyCommand) -> Result<ExitCode> {
                 .policies
                 .get(&name)
                 .with_context(|| format!("no policy named {name:?} (see `coffer policy list`)"))?;
-            let items: Vec<&String> = state
-                .assignments
-                .iter()
-                .filter(|(_, pol)| **pol == name)
-                .map(|(i, _)| i)
-                .collect();
+            let view = policy_spec::view(p, &state, now_secs());
             if ctx.json {
-                print_json(&policy_json(p, &items));
+                print_json(&view);
             } else {
-                println!("policy     {}", p.name);
-                println!("schedule   {}", p.schedule.describe());
-                if let Ok(next) = p.schedule.next_run(crate::output::now_secs()) {
-                    println!("next run   {}", time_secs(next));
-                }
-                println!("retention  {}", p.retention.describe());
-                println!(
-                    "items      {}",
-                    if items.is_empty() {
-                        "-".to_string()
-                    } else {
-                        items
-                            .iter()
-                            .map(|s| s.as_str())
-                            .collect::<Vec<_>>()
-                            .join(", ")
-                    }
-                );
+                print_policy(&view);
             }
         }
         PolicyCommand::List { vault } => {
             let v = ctx.open(&vault.vault)?;
             let state = v.state()?;
+            let views: Vec<PolicyView> = state
+                .policies
+                .values()
+                .map(|p| policy_spec::view(p, &state, now_secs()))
+                .collect();
             if ctx.json {
-                print_json(&serde_json::Value::Array(
-                    state
-                        .policies
-                        .values()
-                        .map(|p| {
-                            let items: Vec<&String> = state
-                                .assignments
-                                .iter()
-                                .filter(|(_, n)| **n == p.name)
-                                .map(|(i, _)| i)
-                                .collect();
-                            policy_json(p, &items)
-                        })
-                        .collect(),
-                ));
+                print_json(&views);
             } else {
-                for p in state.policies.values() {
-                    println!(
-                        "{:<20}  {}  |  {}",
-                        p.name,
-                        p.schedule.describe(),
-                        p.retention.describe()
-                    );
+                for p in &views {
+                    print_policy_line(p);
                 }
             }
         }

@@ -14,6 +14,12 @@ use serde_json::{json, Value};
 
 use crate::output::time_secs;
 
+mod client;
+mod policy;
+
+pub(crate) use client::ServiceError;
+use client::{path_segment, Client};
+
 /// coffer in remote mode: manage a Coffer service.
 #[derive(Parser)]
 #[command(
@@ -50,7 +56,7 @@ enum RemoteCommand {
     Item(ItemCmd),
     /// Policies (schedule and retention) of a vault.
     #[command(subcommand)]
-    Policy(PolicyCmd),
+    Policy(policy::PolicyCmd),
     /// Jobs: list, follow, cancel.
     #[command(subcommand)]
     Job(JobCmd),
@@ -208,44 +214,6 @@ enum ItemCmd {
 }
 
 #[derive(Subcommand)]
-enum PolicyCmd {
-    List {
-        #[arg(long)]
-        vault: String,
-    },
-    /// Create or replace a policy.
-    Set {
-        name: String,
-        #[arg(long)]
-        vault: String,
-        /// `daily HH:MM`, `weekly mon,thu HH:MM`, or `every N h from HH:MM [for H h]`.
-        #[arg(long)]
-        schedule: String,
-        #[arg(long, default_value = "UTC")]
-        time_zone: String,
-        #[arg(long)]
-        keep_last: Option<u32>,
-        /// Days of daily points.
-        #[arg(long)]
-        daily: Option<u32>,
-        /// Weeks of weekly points (Sunday's).
-        #[arg(long)]
-        weekly: Option<u32>,
-        /// Months of monthly points (the 1st's).
-        #[arg(long)]
-        monthly: Option<u32>,
-        /// Years of yearly points (January 1st's).
-        #[arg(long)]
-        yearly: Option<u32>,
-    },
-    Delete {
-        name: String,
-        #[arg(long)]
-        vault: String,
-    },
-}
-
-#[derive(Subcommand)]
 enum JobCmd {
     List {
         #[arg(long)]
@@ -302,55 +270,6 @@ pub fn requested() -> bool {
             .any(|a| a == "--server" || a.to_string_lossy().starts_with("--server="))
 }
 
-struct Client {
-    http: reqwest::blocking::Client,
-    base: String,
-    token: String,
-}
-
-impl Client {
-    fn call(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> Result<Value> {
-        let url = format!("{}/api/v1{path}", self.base);
-        let mut req = self.http.request(method, &url).bearer_auth(&self.token);
-        if let Some(b) = body {
-            req = req.json(&b);
-        }
-        let response = req
-            .send()
-            .with_context(|| format!("cannot reach the service at {}", self.base))?;
-        let status = response.status();
-        let text = response.text().unwrap_or_default();
-        let value: Value = if text.is_empty() {
-            Value::Null
-        } else {
-            serde_json::from_str(&text).unwrap_or(Value::String(text))
-        };
-        if status.is_success() {
-            return Ok(value);
-        }
-        let err = &value["error"];
-        let message = err["message"]
-            .as_str()
-            .map_or_else(|| value.to_string(), str::to_string);
-        let field = err["field"]
-            .as_str()
-            .map(|f| format!(" (field {f})"))
-            .unwrap_or_default();
-        match err["hint"].as_str() {
-            Some(hint) => bail!("{message}{field} [{status}]\nhint: {hint}"),
-            None => bail!("{message}{field} [{status}]"),
-        }
-    }
-
-    fn get(&self, path: &str) -> Result<Value> {
-        self.call(reqwest::Method::GET, path, None)
-    }
-
-    fn post(&self, path: &str, body: Value) -> Result<Value> {
-        self.call(reqwest::Method::POST, path, Some(body))
-    }
-}
-
 fn time(v: &Value) -> String {
     v.as_i64().map(time_secs).unwrap_or_else(|| "-".into())
 }
@@ -364,10 +283,6 @@ fn print(json: bool, value: &Value, human: impl FnOnce(&Value)) {
     } else {
         human(value);
     }
-}
-
-fn path_segment(s: &str) -> String {
-    url::form_urlencoded::byte_serialize(s.as_bytes()).collect()
 }
 
 /// Runs one remote command.
@@ -390,7 +305,7 @@ pub fn run() -> Result<ExitCode> {
     match cli.command {
         RemoteCommand::Vault(cmd) => vault(&client, json, cmd),
         RemoteCommand::Item(cmd) => item(&client, json, cmd),
-        RemoteCommand::Policy(cmd) => policy(&client, json, cmd),
+        RemoteCommand::Policy(cmd) => policy::run(&client, json, cmd),
         RemoteCommand::Set(cmd) => set_cmd(&client, json, cmd),
         RemoteCommand::Job(cmd) => job(&client, json, cmd),
         RemoteCommand::Alert(cmd) => alert(&client, json, cmd),
@@ -740,75 +655,6 @@ fn item(client: &Client, json: bool, cmd: ItemCmd) -> Result<ExitCode> {
             )?;
             if !json {
                 println!("item {name} follows policy {policy}");
-            }
-        }
-    }
-    Ok(ExitCode::SUCCESS)
-}
-
-fn policy(client: &Client, json: bool, cmd: PolicyCmd) -> Result<ExitCode> {
-    match cmd {
-        PolicyCmd::List { vault } => {
-            let v = client.get(&format!("/vaults/{}/policies", path_segment(&vault)))?;
-            print(json, &v, |v| {
-                for p in v.as_array().into_iter().flatten() {
-                    println!(
-                        "{}: {}; keeps {}",
-                        p["name"].as_str().unwrap_or(""),
-                        p["schedule"].as_str().unwrap_or(""),
-                        p["retention"].as_str().unwrap_or("")
-                    );
-                }
-            });
-        }
-        PolicyCmd::Set {
-            name,
-            vault,
-            schedule,
-            time_zone,
-            keep_last,
-            daily,
-            weekly,
-            monthly,
-            yearly,
-        } => {
-            let retention = json!({
-                "keep_last": keep_last,
-                "daily_days": daily,
-                "weekly": weekly.map(|w| json!({"weeks": w, "weekday": "sunday"})),
-                "monthly": monthly.map(|m| json!({"months": m, "day": "1"})),
-                "yearly": yearly.map(|y| json!({"years": y, "month": 1, "day": "1"})),
-            });
-            let v = client.call(
-                reqwest::Method::PUT,
-                &format!(
-                    "/vaults/{}/policies/{}",
-                    path_segment(&vault),
-                    path_segment(&name)
-                ),
-                Some(json!({"schedule": schedule, "time_zone": time_zone, "retention": retention})),
-            )?;
-            print(json, &v, |p| {
-                println!(
-                    "policy {}: {}; keeps {}",
-                    p["name"].as_str().unwrap_or(""),
-                    p["schedule"].as_str().unwrap_or(""),
-                    p["retention"].as_str().unwrap_or("")
-                )
-            });
-        }
-        PolicyCmd::Delete { name, vault } => {
-            client.call(
-                reqwest::Method::DELETE,
-                &format!(
-                    "/vaults/{}/policies/{}",
-                    path_segment(&vault),
-                    path_segment(&name)
-                ),
-                None,
-            )?;
-            if !json {
-                println!("policy {name} deleted");
             }
         }
     }

@@ -1,0 +1,183 @@
+//! The local command line (on a vault location) and the remote one
+//! (`--server`, through the real service) speak one grammar and answer in
+//! the same shared types: the same command gives the same JSON and refuses
+//! the same bad input in the same words, with the same exit code.
+
+mod common;
+mod service_harness;
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+use common::BIN;
+use serde_json::Value;
+use service_harness::{scratch, Server};
+
+struct Both<'a> {
+    root: String,
+    token: String,
+    key: String,
+    vault: &'a Path,
+    home: &'a Path,
+}
+
+impl Both<'_> {
+    fn remote(&self, args: &[&str]) -> Output {
+        Command::new(BIN)
+            .args(["--server", &self.root])
+            .args(args)
+            .env_clear()
+            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+            .env("COFFER_TOKEN", &self.token)
+            .output()
+            .unwrap()
+    }
+
+    fn local(&self, args: &[&str]) -> Output {
+        Command::new(BIN)
+            .args(args)
+            .env_clear()
+            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+            .env("HOME", self.home)
+            .env("COFFER_KEY", &self.key)
+            .env("COFFER_VAULT", self.vault)
+            .output()
+            .unwrap()
+    }
+}
+
+fn json_of(out: &Output) -> Value {
+    assert!(
+        out.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+/// The reason of the first error line, after the name of what is wrong
+/// (the service names a request field, the command line its flag).
+fn reason(out: &Output) -> String {
+    let err = String::from_utf8_lossy(&out.stderr);
+    let line = err.lines().next().unwrap_or("");
+    let line = line.strip_prefix("error: ").unwrap_or(line);
+    match line.split_once(": ") {
+        Some((_, reason)) => reason.to_string(),
+        None => line.to_string(),
+    }
+}
+
+#[test]
+fn policies_read_and_refuse_the_same_locally_and_through_the_service() {
+    let dir = scratch();
+    let server = Server::start(&dir.path().join("data"));
+    let api = server.admin();
+    let vault = dir.path().join("vault");
+    let key = api.create_vault("rv", &vault)["generated_key"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let home = dir.path().join("home");
+    std::fs::create_dir_all(&home).unwrap();
+    let both = Both {
+        root: server.base.trim_end_matches("/api/v1").to_string(),
+        token: api.token.clone(),
+        key,
+        vault: &vault,
+        home: &home,
+    };
+    let flags = [
+        "--schedule",
+        "weekly mon,thu 02:30",
+        "--time-zone",
+        "Europe/Stockholm",
+        "--daily",
+        "7",
+        "--weekly",
+        "12",
+        "--monthly",
+        "12",
+        "--monthly-day",
+        "last",
+    ];
+
+    // Created remotely, shown by both.
+    let mut create = vec!["policy", "create", "Office", "--vault", "rv"];
+    create.extend_from_slice(&flags);
+    json_of(&both.remote(&[&["--json"], &create[..]].concat()));
+    let remote = json_of(&both.remote(&["--json", "policy", "show", "Office", "--vault", "rv"]));
+    let local = json_of(&both.local(&["--json", "policy", "show", "Office"]));
+    assert_eq!(remote, local);
+    assert_eq!(remote["rules"]["monthly"]["day"], "last", "{remote}");
+    assert_eq!(
+        remote["retention"],
+        "daily for 7 days; weekly (Sunday) for 12 weeks; monthly (last day) for 12 months"
+    );
+
+    // Changed locally (only the flag given changes), listed by both.
+    json_of(&both.local(&[
+        "--json",
+        "policy",
+        "set",
+        "Office",
+        "--weekly-day",
+        "friday",
+    ]));
+    let remote = json_of(&both.remote(&["--json", "policy", "list", "--vault", "rv"]));
+    let local = json_of(&both.local(&["--json", "policy", "list"]));
+    assert_eq!(remote, local);
+    let office = remote
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["name"] == "Office")
+        .unwrap();
+    assert_eq!(office["rules"]["weekly"]["weekday"], "friday", "{office}");
+    assert_eq!(office["rules"]["weekly"]["weeks"], 12, "{office}");
+    assert_eq!(office["schedule_spec"], "weekly mon,thu 02:30", "{office}");
+
+    // The same bad input is refused in the same words and exit code.
+    for bad in [
+        &["--schedule", "fortnightly"][..],
+        &["--weekly-day", "funday"],
+        &["--monthly-day", "30"],
+        &["--time-zone", "Moon/Base"],
+        &["--remove", "hourly"],
+    ] {
+        let remote = both.remote(&[&["policy", "set", "Office", "--vault", "rv"], bad].concat());
+        let local = both.local(&[&["policy", "set", "Office"], bad].concat());
+        assert!(
+            !remote.status.success() && !local.status.success(),
+            "{bad:?}"
+        );
+        assert_eq!(remote.status.code(), local.status.code(), "{bad:?}");
+        let (remote, local) = (reason(&remote), reason(&local));
+        assert!(
+            !local.is_empty() && remote.starts_with(&local),
+            "{bad:?}: {remote} / {local}"
+        );
+    }
+}
+
+#[test]
+fn a_missing_thing_exits_not_found_through_the_service_as_locally() {
+    let dir = scratch();
+    let server = Server::start(&dir.path().join("data"));
+    let api = server.admin();
+    let out = Command::new(BIN)
+        .args(["--server", server.base.trim_end_matches("/api/v1")])
+        .args(["item", "show", "nothing-by-this-name"])
+        .env_clear()
+        .env("COFFER_TOKEN", &api.token)
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(6),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("not found") && err.contains("hint: "), "{err}");
+}
