@@ -8,10 +8,12 @@
 
 #![forbid(unsafe_code)]
 
+pub mod backup;
 pub mod error;
 pub mod job;
 pub mod policy;
 
+pub use backup::{BackupSummary, PointStats};
 pub use error::{exit, Audience, ErrorCode, StorageFailure};
 pub use job::JobKind;
 pub use policy::{MonthlyRules, PolicySpec, PolicyView, RetentionRules, WeeklyRules, YearlyRules};

@@ -17,6 +17,15 @@ fn points_list_show_and_ls_with_json() {
         &[&src],
     );
     let id = s["point"].as_str().unwrap().to_string();
+    // The summary line is the shared BackupSummary (as a backup job's
+    // result), its counters also at the top level as they always were.
+    assert_eq!(s["type"], "summary");
+    assert_eq!(s["item"], "web");
+    assert_eq!(s["stats"]["files"], 2, "{s}");
+    assert_eq!(s["files"], s["stats"]["files"], "{s}");
+    assert!(s["packs_written"].as_u64().unwrap() > 0, "{s}");
+    assert_eq!(s["packs_adopted"], 0, "{s}");
+    assert!(s["errors"].as_array().unwrap().is_empty(), "{s}");
 
     let list = env.ok(&["points", "list", "--vault", &env.vault_str(), "--json"]);
     let points: serde_json::Value = serde_json::from_slice(&list.stdout).unwrap();

@@ -52,6 +52,8 @@ fn an_item_is_backed_up_on_demand_through_the_api_and_secrets_stay_sealed() {
     let job = api.wait_job(id);
     assert_eq!(job["state"], "Succeeded", "{job}");
     assert_eq!(job["result"]["stats"]["files"], 2);
+    assert_eq!(job["result"]["item"], "docs", "{job}");
+    assert_eq!(job["result"]["packs_adopted"], 0, "{job}");
     assert!(job["progress"]["bytes_read"].as_u64().unwrap() >= 300_000);
     let logs = api.get(&format!("/jobs/{id}/logs"));
     let text = logs.to_string();

@@ -118,6 +118,19 @@ pub struct BackupReport {
     pub packs_adopted: usize,
 }
 
+impl BackupReport {
+    /// The report as every entry point shows it.
+    pub fn summary(&self) -> coffer_api_types::BackupSummary {
+        coffer_api_types::BackupSummary {
+            point: self.point.to_hex(),
+            item: self.manifest.item.clone(),
+            stats: (&self.manifest.stats).into(),
+            packs_written: self.packs_written as u64,
+            packs_adopted: self.packs_adopted as u64,
+        }
+    }
+}
+
 /// The current time as a [`Timestamp`].
 pub fn now() -> Timestamp {
     let d = std::time::SystemTime::now()

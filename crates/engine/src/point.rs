@@ -54,6 +54,24 @@ pub struct Stats {
     pub errors: u64,
 }
 
+impl From<&Stats> for coffer_api_types::PointStats {
+    fn from(s: &Stats) -> Self {
+        coffer_api_types::PointStats {
+            files: s.files,
+            dirs: s.dirs,
+            files_new: s.files_new,
+            files_changed: s.files_changed,
+            files_unchanged: s.files_unchanged,
+            bytes_read: s.bytes_read,
+            bytes_new: s.bytes_new,
+            bytes_stored: s.bytes_stored,
+            bytes_total: s.bytes_total,
+            duration_ms: s.duration_ms,
+            errors: s.errors,
+        }
+    }
+}
+
 /// An entry that could not be backed up.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct EntryError {

@@ -836,11 +836,8 @@ fn run_backup(service: &Service, job: &Job, progress: &Arc<Progress>) -> Ending 
                     &format!("… and {} more unreadable entries", m.errors.len() - 100),
                 );
             }
-            let result = serde_json::json!({
-                "point": report.point.to_hex(),
-                "stats": m.stats,
-                "packs_written": report.packs_written,
-            });
+            // A struct of strings and numbers: serialising it cannot fail.
+            let result = serde_json::to_value(report.summary()).ok();
             let _ = jobs.log(
                 &service.db,
                 id,
@@ -858,13 +855,13 @@ fn run_backup(service: &Service, job: &Job, progress: &Arc<Progress>) -> Ending 
             if m.errors.is_empty() && captured.warnings.is_empty() {
                 Ending {
                     state: JobState::Succeeded,
-                    result: Some(result),
+                    result,
                     failure: None,
                 }
             } else if m.errors.is_empty() {
                 Ending {
                     state: JobState::PartialSucceeded,
-                    result: Some(result),
+                    result,
                     failure: Some((Cause::SourceUnreadable, captured.warnings.join("; "))),
                 }
             } else {
@@ -876,7 +873,7 @@ fn run_backup(service: &Service, job: &Job, progress: &Arc<Progress>) -> Ending 
                 );
                 Ending {
                     state: JobState::PartialSucceeded,
-                    result: Some(result),
+                    result,
                     failure: Some((Cause::SourceUnreadable, message)),
                 }
             }

@@ -13,7 +13,7 @@ use coffer_engine::backup::{BackupOptions, Progress};
 use serde_json::json;
 
 use super::parse_time;
-use super::points::{errors_json, stats_json};
+use super::points::errors_json;
 use crate::ctx::{Ctx, VaultArg};
 use crate::exit;
 use crate::output::{size, Sample, Ticker};
@@ -94,15 +94,18 @@ pub(crate) fn run(ctx: &Ctx, args: BackupArgs) -> Result<ExitCode> {
     let m = &report.manifest;
     let s = &m.stats;
     if ctx.json {
-        println!("{}", {
-            let mut v = stats_json(s);
-            v["type"] = json!("summary");
-            v["point"] = json!(report.point.to_hex());
-            v["item"] = json!(m.item);
-            v["packs_adopted"] = json!(report.packs_adopted);
-            v["errors"] = errors_json(&m.errors);
-            v
-        });
+        // The shared summary, with its counters also at the top level where
+        // this line has always had them.
+        let summary = report.summary();
+        let mut line = serde_json::to_value(&summary.stats).unwrap_or_default();
+        if let (Some(top), Ok(serde_json::Value::Object(rest))) =
+            (line.as_object_mut(), serde_json::to_value(&summary))
+        {
+            top.extend(rest);
+            top.insert("type".into(), json!("summary"));
+            top.insert("errors".into(), errors_json(&m.errors));
+        }
+        println!("{line}");
     } else {
         println!(
             "point {} saved for item {:?}",
