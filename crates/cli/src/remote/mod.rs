@@ -1,9 +1,10 @@
 //! Remote mode: `coffer --server URL …` manages a running service over its
-//! REST API, with the token in `COFFER_TOKEN`. It has its own grammar
-//! (vaults, items, policies, jobs, alerts, backup-now), parsed only when
-//! `--server` or `COFFER_SERVER` is given, so local mode's commands keep
-//! their meaning. Every answer can be printed as JSON (`--json`); errors
-//! show the API's message and hint.
+//! REST API, with the token in `COFFER_TOKEN`. Its grammar is parsed only
+//! when `--server` or `COFFER_SERVER` is given; `policy` is the local
+//! grammar (`policy.rs`), the other resources (vaults, items, jobs, alerts,
+//! tokens, sets, backup-now) still have remote-only commands that read the
+//! API's JSON by hand. Every answer can be printed as JSON (`--json`);
+//! errors show the API's message and hint and exit as local mode would.
 
 use std::collections::BTreeMap;
 use std::process::ExitCode;
@@ -276,10 +277,7 @@ fn time(v: &Value) -> String {
 
 fn print(json: bool, value: &Value, human: impl FnOnce(&Value)) {
     if json {
-        println!(
-            "{}",
-            serde_json::to_string_pretty(value).unwrap_or_default()
-        );
+        crate::output::print_json(value);
     } else {
         human(value);
     }
