@@ -10,6 +10,8 @@
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
+use crate::restore::PathError;
+
 /// Counters of one backup.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct PointStats {
@@ -41,4 +43,7 @@ pub struct BackupSummary {
     pub packs_written: u64,
     /// Packs left by an interrupted backup that this one reused.
     pub packs_adopted: u64,
+    /// Entries that could not be backed up, each with why.
+    #[serde(default)]
+    pub errors: Vec<PathError>,
 }

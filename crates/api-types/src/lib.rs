@@ -11,9 +11,13 @@
 pub mod backup;
 pub mod error;
 pub mod job;
+pub mod point;
 pub mod policy;
+pub mod restore;
 
 pub use backup::{BackupSummary, PointStats};
 pub use error::{exit, Audience, ErrorCode, StorageFailure};
 pub use job::JobKind;
+pub use point::{Entry, Listing, PointSummary};
 pub use policy::{MonthlyRules, PolicySpec, PolicyView, RetentionRules, WeeklyRules, YearlyRules};
+pub use restore::{PathError, RestoreParams, RestoreSummary};

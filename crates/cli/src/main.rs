@@ -12,6 +12,7 @@ mod cli;
 mod commands;
 mod ctx;
 mod exit;
+mod grammar;
 mod output;
 mod remote;
 
@@ -41,7 +42,20 @@ fn main() -> ExitCode {
             }
         };
     }
-    let args = <cli::Cli as clap::Parser>::parse();
+    let args = match <cli::Cli as clap::Parser>::try_parse() {
+        Ok(args) => args,
+        Err(err) => {
+            use clap::CommandFactory;
+            let other = remote::RemoteCli::command();
+            match grammar::other_mode(&err, &cli::Cli::command(), &other, true) {
+                Some(line) => {
+                    eprintln!("error: {line}");
+                    return ExitCode::from(2);
+                }
+                None => err.exit(),
+            }
+        }
+    };
     init_logging(args.verbose);
     coffer_engine::fsmeta::raise_open_file_limit();
     match cli::run(args) {

@@ -181,3 +181,144 @@ fn a_missing_thing_exits_not_found_through_the_service_as_locally() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("not found") && err.contains("hint: "), "{err}");
 }
+
+/// The summary line of a `--json` backup or restore (progress lines aside).
+fn summary_of(out: &Output) -> Value {
+    assert!(
+        out.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    let line = text
+        .lines()
+        .find(|l| l.contains(r#""type":"summary""#))
+        .unwrap_or_else(|| panic!("no summary line in {text}"));
+    serde_json::from_str(line).unwrap()
+}
+
+/// A backup summary without what differs between two backups of the same
+/// unchanged tree: the point's id and how long it took.
+fn comparable(mut summary: Value) -> Value {
+    let fields = summary.as_object_mut().unwrap();
+    fields.remove("point");
+    fields.remove("duration_ms");
+    fields["stats"]
+        .as_object_mut()
+        .unwrap()
+        .remove("duration_ms");
+    summary
+}
+
+#[test]
+fn points_ls_restore_and_backup_answer_the_same_locally_and_through_the_service() {
+    let dir = scratch();
+    let server = Server::start(&dir.path().join("data"));
+    let api = server.admin();
+    let vault = dir.path().join("vault");
+    let key = api.create_vault("rv", &vault)["generated_key"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let home = dir.path().join("home");
+    std::fs::create_dir_all(&home).unwrap();
+    let src = dir.path().join("src");
+    std::fs::create_dir_all(src.join("sub/deeper")).unwrap();
+    std::fs::write(src.join("a.txt"), b"alpha\n").unwrap();
+    std::fs::write(src.join("sub/b.txt"), vec![7u8; 300_000]).unwrap();
+    std::fs::write(src.join("sub/deeper/c.txt"), b"gamma\n").unwrap();
+    std::os::unix::fs::symlink("sub/b.txt", src.join("link")).unwrap();
+    api.create_item("files", "rv", &src, 0);
+    let both = Both {
+        root: server.base.trim_end_matches("/api/v1").to_string(),
+        token: api.token.clone(),
+        key,
+        vault: &vault,
+        home: &home,
+    };
+    let src_arg = src.to_str().unwrap();
+
+    // The first point locally; then the same unchanged tree once through
+    // the service and once more locally report the same backup.
+    summary_of(&both.local(&["--json", "backup", "--item", "files", src_arg]));
+    let remote = summary_of(&both.remote(&[
+        "--json", "backup", "--vault", "rv", "--item", "files", src_arg,
+    ]));
+    let local = summary_of(&both.local(&["--json", "backup", "--item", "files", src_arg]));
+    assert_eq!(comparable(remote.clone()), comparable(local), "{remote}");
+    assert_eq!(remote["files"], 3, "{remote}");
+
+    // A path the item does not back up is refused, naming the way that works.
+    let other = both.remote(&["backup", "--item", "files", "/etc"]);
+    assert_eq!(other.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&other.stderr).contains("local mode"),
+        "{}",
+        String::from_utf8_lossy(&other.stderr)
+    );
+
+    let remote = json_of(&both.remote(&["--json", "points", "list", "--vault", "rv"]));
+    let local = json_of(&both.local(&["--json", "points", "list"]));
+    assert_eq!(remote, local);
+    assert_eq!(remote.as_array().unwrap().len(), 3, "{remote}");
+    assert_eq!(remote[0]["paths"][0], src_arg, "{remote}");
+    assert_eq!(remote[2]["status"], "live", "{remote}");
+
+    let inner = format!("{src_arg}/sub");
+    for args in [vec!["latest"], vec!["latest", inner.as_str()]] {
+        let remote =
+            json_of(&both.remote(&[&["--json", "ls", "--vault", "rv"], &args[..]].concat()));
+        let local = json_of(&both.local(&[&["--json", "ls"], &args[..]].concat()));
+        assert_eq!(remote, local, "{args:?}");
+        let paths: Vec<&str> = remote
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["path"].as_str().unwrap())
+            .collect();
+        assert!(
+            paths.contains(&format!("{inner}/deeper/c.txt").as_str()),
+            "{paths:?}"
+        );
+    }
+    let missing = format!("{src_arg}/nothing");
+    let remote = both.remote(&["ls", "--vault", "rv", "latest", &missing]);
+    let local = both.local(&["ls", "latest", &missing]);
+    assert_eq!(remote.status.code(), local.status.code());
+    assert_eq!(reason(&remote), reason(&local));
+
+    // The service restores under its restore root, the command line where
+    // it is told; both report the same restore and write the same files.
+    let remote_target = dir.path().join("data/restores/r1");
+    let local_target = dir.path().join("restored");
+    let remote = summary_of(&both.remote(&[
+        "--json",
+        "restore",
+        "--vault",
+        "rv",
+        "latest",
+        "--target",
+        remote_target.to_str().unwrap(),
+    ]));
+    let local = summary_of(&both.local(&[
+        "--json",
+        "restore",
+        "latest",
+        "--target",
+        local_target.to_str().unwrap(),
+    ]));
+    assert_eq!(remote, local);
+    assert_eq!(remote["files"], 3, "{remote}");
+    for target in [&remote_target, &local_target] {
+        let inside = target.join(src.strip_prefix("/").unwrap());
+        assert_eq!(
+            std::fs::read(inside.join("sub/b.txt")).unwrap(),
+            vec![7u8; 300_000]
+        );
+        assert_eq!(
+            std::fs::read_link(inside.join("link")).unwrap(),
+            Path::new("sub/b.txt")
+        );
+    }
+}

@@ -127,6 +127,15 @@ impl BackupReport {
             stats: (&self.manifest.stats).into(),
             packs_written: self.packs_written as u64,
             packs_adopted: self.packs_adopted as u64,
+            errors: self
+                .manifest
+                .errors
+                .iter()
+                .map(|e| coffer_api_types::PathError {
+                    path: String::from_utf8_lossy(&e.path).into_owned(),
+                    error: e.message.clone(),
+                })
+                .collect(),
         }
     }
 }

@@ -64,6 +64,7 @@ pub mod storage;
 pub mod tier;
 pub mod tree;
 pub mod vault;
+pub mod views;
 pub mod witness;
 
 pub use error::{Error, Result};

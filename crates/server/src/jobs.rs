@@ -18,6 +18,7 @@ use std::time::{Duration, Instant};
 use rusqlite::{params, OptionalExtension};
 use serde::Serialize;
 
+use coffer_api_types::RestoreParams;
 use coffer_engine::backup::{BackupOptions, Progress};
 use coffer_engine::restore::RestoreProgress;
 
@@ -991,24 +992,6 @@ fn run_drill(service: &Service, job: &Job) -> Ending {
     }
 }
 
-/// The parameters of a restore job.
-#[derive(Debug, Clone, Serialize, serde::Deserialize, utoipa::ToSchema)]
-pub struct RestoreParams {
-    /// A point id, a unique prefix of one, or `latest` (of the item).
-    pub point: String,
-    /// Absolute directory to restore under; `/etc/x` comes back as
-    /// `TARGET/etc/x`. Empty for a database or command item: back where it
-    /// came from (the database file, the server, the restore command).
-    #[serde(default)]
-    pub target: String,
-    /// Absolute paths as backed up; empty means everything.
-    #[serde(default)]
-    pub includes: Vec<String>,
-    /// Replace existing files.
-    #[serde(default)]
-    pub overwrite: bool,
-}
-
 fn run_restore(service: &Service, job: &Job, progress: &Arc<RestoreProgress>) -> Ending {
     let params: RestoreParams = match job
         .params
@@ -1041,6 +1024,7 @@ fn run_restore(service: &Service, job: &Job, progress: &Arc<RestoreProgress>) ->
         }
         _ => {}
     }
+    let read_before = vault.storage().bytes_read();
     let outcome = (|| -> Result<coffer_engine::restore::RestoreReport> {
         let _ = service.jobs.log(
             &service.db,
@@ -1082,10 +1066,11 @@ fn run_restore(service: &Service, job: &Job, progress: &Arc<RestoreProgress>) ->
                     &format!("{}: {why}", path.display()),
                 );
             }
-            let result = serde_json::json!({
-                "files": report.files, "dirs": report.dirs, "bytes": report.bytes,
-                "damaged": report.damaged.len(), "problems": report.problems.len(),
-            });
+            let read_after = vault.storage().bytes_read();
+            let read = (read_after.0 - read_before.0, read_after.1 - read_before.1);
+            let summary = coffer_engine::views::restore_summary(&point, &report, read);
+            // A struct of strings and numbers: serialising it cannot fail.
+            let result = serde_json::to_value(summary).unwrap_or_default();
             if report.is_complete() {
                 Ending {
                     state: JobState::Succeeded,

@@ -28,39 +28,7 @@ use crate::db::now;
 use crate::error::{Error, Result};
 use crate::service::{to_credentials, to_policy, PolicySpec, Service};
 
-/// One entry of a directory in a recovery point.
-#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
-pub struct Entry {
-    /// The name; bytes that are not UTF-8 show as U+FFFD.
-    pub name: String,
-    /// The absolute path as backed up.
-    pub path: String,
-    /// `file`, `dir`, `symlink`, `fifo`, `socket`, `char-device` or
-    /// `block-device`.
-    pub kind: String,
-    /// Files: the size in bytes.
-    pub size: Option<u64>,
-    /// Permission bits (`st_mode & 0o7777`).
-    pub mode: u32,
-    pub user: Option<String>,
-    pub group: Option<String>,
-    /// Unix seconds.
-    pub mtime: i64,
-    /// Symlinks: where it points.
-    pub target: Option<String>,
-    /// Set when the entry could not be read completely at backup time.
-    pub error: Option<String>,
-}
-
-/// A directory of a recovery point.
-#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
-pub struct Listing {
-    pub point: String,
-    pub item: String,
-    pub time: i64,
-    pub path: String,
-    pub entries: Vec<Entry>,
-}
+pub use coffer_api_types::{Entry, Listing};
 
 /// A single file of a point, checked before any byte is sent, with what
 /// reading it needs.
@@ -181,18 +149,6 @@ fn absolute(path: &str) -> Result<&str> {
     Ok(path)
 }
 
-fn kind_name(kind: &NodeKind) -> &'static str {
-    match kind {
-        NodeKind::File { .. } => "file",
-        NodeKind::Dir { .. } => "dir",
-        NodeKind::Symlink { .. } => "symlink",
-        NodeKind::Fifo => "fifo",
-        NodeKind::Socket => "socket",
-        NodeKind::CharDevice { .. } => "char-device",
-        NodeKind::BlockDevice { .. } => "block-device",
-    }
-}
-
 /// A path the point does not hold is a missing resource, not a bad request.
 fn not_in_point(path: &str) -> impl Fn(coffer_engine::Error) -> Error + '_ {
     move |e| match e {
@@ -232,33 +188,10 @@ impl Service {
             }
         };
         let tree = v.read_tree(&index, &tree_id)?;
-        let base = path.trim_end_matches('/');
         let entries = tree
             .nodes
             .iter()
-            .map(|n| {
-                let name = String::from_utf8_lossy(&n.name).into_owned();
-                Entry {
-                    path: format!("{base}/{name}"),
-                    name,
-                    kind: kind_name(&n.kind).to_string(),
-                    size: match &n.kind {
-                        NodeKind::File { size, .. } => Some(*size),
-                        _ => None,
-                    },
-                    mode: n.mode,
-                    user: n.user.clone(),
-                    group: n.group.clone(),
-                    mtime: n.mtime.secs,
-                    target: match &n.kind {
-                        NodeKind::Symlink { target } => {
-                            Some(String::from_utf8_lossy(target).into_owned())
-                        }
-                        _ => None,
-                    },
-                    error: n.error.clone(),
-                }
-            })
+            .map(|n| coffer_engine::views::entry(path, n))
             .collect();
         Ok(Listing {
             point: pt.id.to_hex(),
@@ -286,7 +219,7 @@ impl Service {
             other => {
                 return Err(Error::Conflict(format!(
                     "{path} is a {} in the point; only regular files can be downloaded (restore the rest)",
-                    kind_name(other)
+                    coffer_engine::views::kind_name(other)
                 )))
             }
         };

@@ -18,8 +18,8 @@ use std::path::{Component, Path, PathBuf};
 
 use crate::auth::Principal;
 use crate::error::{Error, Result};
-use crate::jobs::RestoreParams;
 use crate::service::Item;
+use coffer_api_types::RestoreParams;
 
 /// Checks a restore request against the rules above. `item` is the item of
 /// the point, found in the restore's own vault (None when the service no

@@ -9,11 +9,10 @@ use std::sync::Arc;
 
 use anyhow::{bail, Context, Result};
 use clap::Args;
+use coffer_api_types::BackupSummary;
 use coffer_engine::backup::{BackupOptions, Progress};
-use serde_json::json;
 
 use super::parse_time;
-use super::points::errors_json;
 use crate::ctx::{Ctx, VaultArg};
 use crate::exit;
 use crate::output::{size, Sample, Ticker};
@@ -91,27 +90,25 @@ pub(crate) fn run(ctx: &Ctx, args: BackupArgs) -> Result<ExitCode> {
         });
         coffer_engine::backup::backup(&v, &paths, &opts, &progress).context("backup failed")?
     };
-    let m = &report.manifest;
-    let s = &m.stats;
-    if ctx.json {
+    Ok(print_backup_summary(ctx.json, &report.summary()))
+}
+
+/// `backup`'s summary in both modes; exit 3 when some entries could not be read.
+pub(crate) fn print_backup_summary(json: bool, summary: &BackupSummary) -> ExitCode {
+    let s = &summary.stats;
+    if json {
         // The shared summary, with its counters also at the top level where
         // this line has always had them.
-        let summary = report.summary();
-        let mut line = serde_json::to_value(&summary.stats).unwrap_or_default();
+        let mut line = serde_json::to_value(s).unwrap_or_default();
         if let (Some(top), Ok(serde_json::Value::Object(rest))) =
-            (line.as_object_mut(), serde_json::to_value(&summary))
+            (line.as_object_mut(), serde_json::to_value(summary))
         {
             top.extend(rest);
-            top.insert("type".into(), json!("summary"));
-            top.insert("errors".into(), errors_json(&m.errors));
+            top.insert("type".into(), "summary".into());
         }
         println!("{line}");
     } else {
-        println!(
-            "point {} saved for item {:?}",
-            report.point.to_hex(),
-            m.item
-        );
+        println!("point {} saved for item {:?}", summary.point, summary.item);
         println!(
             "files: {} new, {} changed, {} unchanged ({} dirs)",
             s.files_new, s.files_changed, s.files_unchanged, s.dirs
@@ -124,28 +121,28 @@ pub(crate) fn run(ctx: &Ctx, args: BackupArgs) -> Result<ExitCode> {
             size(s.bytes_stored),
             s.duration_ms as f64 / 1000.0
         );
-        if report.packs_adopted > 0 {
+        if summary.packs_adopted > 0 {
             println!(
                 "reused {} pack(s) left by an interrupted backup",
-                report.packs_adopted
+                summary.packs_adopted
             );
         }
-        if !m.errors.is_empty() {
+        if !summary.errors.is_empty() {
+            let n = summary.errors.len();
             eprintln!(
-                "{} entr{} could not be backed up:",
-                m.errors.len(),
-                if m.errors.len() == 1 { "y" } else { "ies" }
+                "{n} entr{} could not be backed up:",
+                if n == 1 { "y" } else { "ies" }
             );
-            for e in &m.errors {
-                eprintln!("  {}: {}", String::from_utf8_lossy(&e.path), e.message);
+            for e in &summary.errors {
+                eprintln!("  {}: {}", e.path, e.error);
             }
         }
     }
-    Ok(if m.errors.is_empty() {
+    if summary.errors.is_empty() {
         ExitCode::SUCCESS
     } else {
         ExitCode::from(exit::PARTIAL)
-    })
+    }
 }
 
 /// The end of an on-demand point's retention: `from` plus a span like

@@ -9,6 +9,8 @@ use anyhow::Result;
 use clap::Subcommand;
 use serde_json::json;
 
+use coffer_api_types::PointSummary;
+
 use crate::ctx::{Ctx, VaultArg};
 use crate::output::{print_json, size, time, time_secs};
 
@@ -68,62 +70,63 @@ pub(crate) fn run(ctx: &Ctx, cmd: PointsCommand) -> Result<ExitCode> {
 
 fn list(ctx: &Ctx, vault: VaultArg, item: Option<String>) -> Result<ExitCode> {
     let v = ctx.open_readable(&vault.vault)?;
-    let state = v.state()?;
-    let points: Vec<_> = v
-        .points()?
-        .into_iter()
-        .filter(|p| item.as_ref().is_none_or(|i| &p.manifest.item == i))
-        .filter(|p| !state.purged.contains(&p.id))
-        .collect();
-    let status = |id: &coffer_engine::ObjectId| -> String {
-        if let Some(sd) = state.soft_deleted.get(id) {
-            format!("soft-deleted {}", time_secs(sd.at))
-        } else if state.holds.contains(id) {
-            "on hold".into()
-        } else if let Some(u) = state.on_demand.get(id) {
-            format!("on demand, until {}", time_secs(*u))
-        } else {
-            "live".into()
-        }
-    };
-    if ctx.json {
-        print_json(&serde_json::Value::Array(
-            points
-                .iter()
-                .map(|p| {
-                    let mut j = point_json(p, false);
-                    j["status"] = json!(status(&p.id));
-                    j
-                })
-                .collect(),
-        ));
-    } else {
-        println!(
-            "{:<12}  {:<20}  {:<16}  {:>8}  {:>10}  item / tags",
-            "id", "time", "host", "files", "size"
-        );
-        for p in &points {
-            let m = &p.manifest;
-            let tags = if m.tags.is_empty() {
-                String::new()
-            } else {
-                format!(" [{}]", m.tags.join(", "))
-            };
-            println!(
-                "{:<12}  {:<20}  {:<16}  {:>8}  {:>10}  {}{}  ({})",
-                &p.id.to_hex()[..12],
-                time(m.time),
-                m.host,
-                m.stats.files,
-                size(m.stats.bytes_total),
-                m.item,
-                tags,
-                status(&p.id)
-            );
-        }
-        println!("{} point(s)", points.len());
-    }
+    let list = coffer_engine::views::point_summaries(&v.points()?, &v.state()?);
+    print_point_list(ctx.json, list, item.as_deref());
     Ok(ExitCode::SUCCESS)
+}
+
+/// What the vault's journal says of a point, in a few words.
+fn status(p: &PointSummary) -> String {
+    if let Some(at) = p.deleted_at {
+        format!("soft-deleted {}", time_secs(at))
+    } else if p.hold {
+        "on hold".into()
+    } else if let Some(until) = p.on_demand_until {
+        format!("on demand, until {}", time_secs(until))
+    } else {
+        "live".into()
+    }
+}
+
+/// `points list` in both modes: the points (of `item`, when given), oldest first.
+pub(crate) fn print_point_list(json: bool, mut list: Vec<PointSummary>, item: Option<&str>) {
+    list.retain(|p| item.is_none_or(|i| p.item == i));
+    list.sort_by(|a, b| a.time.cmp(&b.time).then_with(|| a.id.cmp(&b.id)));
+    if json {
+        print_json(&serde_json::Value::Array(
+            list.iter().map(point_row_json).collect(),
+        ));
+        return;
+    }
+    println!(
+        "{:<12}  {:<20}  {:<16}  {:>8}  {:>10}  item / tags",
+        "id", "time", "host", "files", "size"
+    );
+    for p in &list {
+        let tags = if p.tags.is_empty() {
+            String::new()
+        } else {
+            format!(" [{}]", p.tags.join(", "))
+        };
+        println!(
+            "{:<12}  {:<20}  {:<16}  {:>8}  {:>10}  {}{}  ({})",
+            p.id.get(..12).unwrap_or(&p.id),
+            time_secs(p.time),
+            p.host,
+            p.files,
+            size(p.bytes_total),
+            p.item,
+            tags,
+            status(p)
+        );
+    }
+    println!("{} point(s)", list.len());
+}
+
+fn point_row_json(p: &PointSummary) -> serde_json::Value {
+    json!({"id": p.id, "time": time_secs(p.time), "host": p.host, "item": p.item,
+        "paths": p.paths, "tags": p.tags, "parent": p.parent, "consistency": p.consistency,
+        "stats": p.stats, "status": status(p)})
 }
 
 fn show(ctx: &Ctx, vault: VaultArg, point: String) -> Result<ExitCode> {
@@ -228,11 +231,11 @@ fn point_json(p: &coffer_engine::Point, full: bool) -> serde_json::Value {
     v
 }
 
-pub(super) fn stats_json(s: &coffer_engine::point::Stats) -> serde_json::Value {
+fn stats_json(s: &coffer_engine::point::Stats) -> serde_json::Value {
     serde_json::to_value(s).unwrap_or_default()
 }
 
-pub(super) fn errors_json(errors: &[coffer_engine::point::EntryError]) -> serde_json::Value {
+fn errors_json(errors: &[coffer_engine::point::EntryError]) -> serde_json::Value {
     errors
         .iter()
         .map(|e| json!({"path": String::from_utf8_lossy(&e.path), "error": e.message}))

@@ -9,8 +9,8 @@ use std::sync::Arc;
 
 use anyhow::{Context, Result};
 use clap::Args;
+use coffer_api_types::RestoreSummary;
 use coffer_engine::restore::{RestoreOptions, RestoreProgress};
-use serde_json::json;
 
 use crate::ctx::{Ctx, VaultArg};
 use crate::exit;
@@ -50,6 +50,7 @@ pub(crate) fn run(ctx: &Ctx, args: RestoreArgs) -> Result<ExitCode> {
         overwrite,
         ..Default::default()
     };
+    let read_before = v.storage().bytes_read();
     let report = {
         let pr = progress.clone();
         let _ticker = Ticker::start(ctx.json, "restore", move || Sample {
@@ -59,52 +60,62 @@ pub(crate) fn run(ctx: &Ctx, args: RestoreArgs) -> Result<ExitCode> {
         });
         coffer_engine::restore::restore(&v, &p, &opts, &progress).context("restore failed")?
     };
-    let (from_tier, from_location) = v.storage().bytes_read();
-    if ctx.json {
-        println!(
-            "{}",
-            json!({"type": "summary", "point": p.id.to_hex(), "files": report.files, "dirs": report.dirs, "bytes": report.bytes,
-                "bytes_from_local_tier": from_tier, "bytes_from_location": from_location,
-                "damaged": report.damaged.iter().map(|(f, w)| json!({"path": f.to_string_lossy(), "error": w})).collect::<Vec<_>>(),
-                "problems": report.problems.iter().map(|(f, w)| json!({"path": f.to_string_lossy(), "error": w})).collect::<Vec<_>>()})
-        );
+    let read_after = v.storage().bytes_read();
+    let read = (
+        read_after.0.saturating_sub(read_before.0),
+        read_after.1.saturating_sub(read_before.1),
+    );
+    Ok(print_restore_summary(
+        ctx.json,
+        &coffer_engine::views::restore_summary(&p, &report, read),
+    ))
+}
+
+/// `restore`'s summary in both modes; exit 3 when something did not come back whole.
+pub(crate) fn print_restore_summary(json: bool, summary: &RestoreSummary) -> ExitCode {
+    if json {
+        let mut line = serde_json::to_value(summary).unwrap_or_default();
+        if let Some(fields) = line.as_object_mut() {
+            fields.insert("type".into(), "summary".into());
+        }
+        println!("{line}");
     } else {
         println!(
             "restored point {}: {} files, {} dirs, {}",
-            &p.id.to_hex()[..12],
-            report.files,
-            report.dirs,
-            size(report.bytes)
+            summary.point.get(..12).unwrap_or(&summary.point),
+            summary.files,
+            summary.dirs,
+            size(summary.bytes)
         );
-        if from_tier > 0 {
+        if summary.bytes_from_local_tier > 0 {
             println!(
                 "read {} from the local tier, {} from the vault's location",
-                size(from_tier),
-                size(from_location)
+                size(summary.bytes_from_local_tier),
+                size(summary.bytes_from_location)
             );
         }
-        if !report.damaged.is_empty() {
+        if !summary.damaged.is_empty() {
             eprintln!(
                 "{} file(s) could not be restored completely:",
-                report.damaged.len()
+                summary.damaged.len()
             );
-            for (f, why) in &report.damaged {
-                eprintln!("  {}: {}", f.display(), why);
+            for e in &summary.damaged {
+                eprintln!("  {}: {}", e.path, e.error);
             }
         }
-        if !report.problems.is_empty() {
+        if !summary.problems.is_empty() {
             eprintln!(
                 "{} entr(y/ies) restored with problems:",
-                report.problems.len()
+                summary.problems.len()
             );
-            for (f, why) in &report.problems {
-                eprintln!("  {}: {}", f.display(), why);
+            for e in &summary.problems {
+                eprintln!("  {}: {}", e.path, e.error);
             }
         }
     }
-    Ok(if report.is_complete() {
+    if summary.damaged.is_empty() && summary.problems.is_empty() {
         ExitCode::SUCCESS
     } else {
         ExitCode::from(exit::PARTIAL)
-    })
+    }
 }

@@ -1,9 +1,13 @@
 //! Remote mode: `coffer --server URL …` manages a running service over its
 //! REST API, with the token in `COFFER_TOKEN`. Its grammar is parsed only
-//! when `--server` or `COFFER_SERVER` is given; `policy` is the local
-//! grammar (`policy.rs`), the other resources (vaults, items, jobs, alerts,
-//! tokens, sets, backup-now) still have remote-only commands that read the
-//! API's JSON by hand. Every answer can be printed as JSON (`--json`);
+//! when `--server` or `COFFER_SERVER` is given. The vault operations
+//! (`points list`, `ls`, `restore`, `backup`, `check`, `prune`; in
+//! `operations.rs`) and `policy` (`policy.rs`) take the local grammar,
+//! with `--vault` naming the service's vault, and print through the same
+//! functions as local mode; the service-only resources (vaults, items,
+//! jobs, alerts, tokens, sets, backup-now) have their own commands here. A
+//! command only local mode has is refused with the way to run it
+//! (`crate::grammar`). Every answer can be printed as JSON (`--json`);
 //! errors show the API's message and hint and exit as local mode would.
 
 use std::collections::BTreeMap;
@@ -16,6 +20,7 @@ use serde_json::{json, Value};
 use crate::output::time_secs;
 
 mod client;
+mod operations;
 mod policy;
 
 pub(crate) use client::ServiceError;
@@ -70,6 +75,19 @@ enum RemoteCommand {
     /// Infrastructure sets: items backed up together into one point.
     #[command(subcommand)]
     Set(SetCmd),
+    /// Recovery points of a vault.
+    #[command(subcommand)]
+    Points(operations::PointsCmd),
+    /// List the entries of a point, or of one path in it.
+    Ls(operations::LsArgs),
+    /// Restore a point (or paths in it) on the service's machine.
+    Restore(operations::RestoreArgs),
+    /// Back an item up now and wait for the new point.
+    Backup(operations::BackupArgs),
+    /// Check the vault's integrity now.
+    Check(operations::CheckArgs),
+    /// Apply the vault's policies and collect garbage now.
+    Prune(operations::PruneArgs),
     /// Back an item up now (the schedule is not moved).
     BackupNow {
         item: String,
@@ -285,7 +303,20 @@ fn print(json: bool, value: &Value, human: impl FnOnce(&Value)) {
 
 /// Runs one remote command.
 pub fn run() -> Result<ExitCode> {
-    let cli = RemoteCli::parse();
+    let cli = match RemoteCli::try_parse() {
+        Ok(cli) => cli,
+        Err(err) => {
+            use clap::CommandFactory;
+            let local = crate::cli::Cli::command();
+            match crate::grammar::other_mode(&err, &RemoteCli::command(), &local, false) {
+                Some(line) => {
+                    eprintln!("error: {line}");
+                    return Ok(ExitCode::from(2));
+                }
+                None => err.exit(),
+            }
+        }
+    };
     let token = cli
         .token
         .clone()
@@ -308,6 +339,12 @@ pub fn run() -> Result<ExitCode> {
         RemoteCommand::Job(cmd) => job(&client, json, cmd),
         RemoteCommand::Alert(cmd) => alert(&client, json, cmd),
         RemoteCommand::Token(cmd) => token_cmd(&client, json, cmd),
+        RemoteCommand::Points(cmd) => operations::points(&client, json, cmd),
+        RemoteCommand::Ls(args) => operations::ls(&client, json, args),
+        RemoteCommand::Restore(args) => operations::restore(&client, json, args),
+        RemoteCommand::Backup(args) => operations::backup(&client, json, args),
+        RemoteCommand::Check(args) => operations::check(&client, json, args),
+        RemoteCommand::Prune(args) => operations::prune(&client, json, args),
         RemoteCommand::BackupNow { item, wait } => {
             let path = format!("/items/{}/backup", path_segment(&item));
             start_job(&client, json, &path, &item, wait)

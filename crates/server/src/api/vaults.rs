@@ -179,33 +179,6 @@ pub(super) async fn accept_location(
     Ok(StatusCode::NO_CONTENT)
 }
 
-/// A recovery point as listed.
-#[derive(Serialize, ToSchema)]
-pub struct PointSummary {
-    pub id: String,
-    pub item: String,
-    pub time: i64,
-    pub host: String,
-    pub files: u64,
-    pub bytes_total: u64,
-    /// Entries that could not be read when it was taken.
-    pub errors: u64,
-    /// `crash-consistent`, `file-system-consistent` or `application-consistent`.
-    pub consistency: String,
-    /// Labels, among them the item's kind and, for points of an
-    /// infrastructure set, the set and the set point's id.
-    pub tags: Vec<String>,
-    /// `active`, or `soft-deleted` (restorable, and recoverable with
-    /// undelete until `purge_at`).
-    pub state: String,
-    /// Soft-deleted points: when, and why.
-    pub deleted_at: Option<i64>,
-    pub deleted_reason: Option<String>,
-    pub purge_at: Option<i64>,
-    /// On hold: no retention rule expires it.
-    pub hold: bool,
-}
-
 /// The recovery points in a vault, newest first.
 #[utoipa::path(get, path = "/vaults/{name}/points", tag = "vaults", params(("name" = String, Path)),
     responses((status = 200, body = [PointSummary]), (status = 502, body = ErrorBody), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody), (status = 401, body = ErrorBody)))]
@@ -220,32 +193,7 @@ pub(super) async fn list_points(
         Ok((vault.points()?, vault.state()?))
     })
     .await?;
-    let purge_after = i64::from(state.soft_delete_days) * 86_400;
-    let mut list: Vec<PointSummary> = points
-        .into_iter()
-        .map(|pt| PointSummary {
-            id: pt.id.to_hex(),
-            item: pt.manifest.item.clone(),
-            time: pt.manifest.time.secs,
-            host: pt.manifest.host.clone(),
-            files: pt.manifest.stats.files,
-            bytes_total: pt.manifest.stats.bytes_total,
-            errors: pt.manifest.stats.errors,
-            consistency: pt.manifest.consistency.as_str().to_string(),
-            tags: pt.manifest.tags.clone(),
-            state: if state.soft_deleted.contains_key(&pt.id) {
-                "soft-deleted"
-            } else {
-                "active"
-            }
-            .to_string(),
-            deleted_at: state.soft_deleted.get(&pt.id).map(|d| d.at),
-            deleted_reason: state.soft_deleted.get(&pt.id).map(|d| d.reason.clone()),
-            purge_at: state.soft_deleted.get(&pt.id).map(|d| d.at + purge_after),
-            hold: state.holds.contains(&pt.id),
-        })
-        .filter(|pt| !state.purged.iter().any(|id| id.to_hex() == pt.id))
-        .collect();
+    let mut list = coffer_engine::views::point_summaries(&points, &state);
     list.sort_by(|a, b| b.time.cmp(&a.time).then_with(|| a.id.cmp(&b.id)));
     Ok(Json(list))
 }
