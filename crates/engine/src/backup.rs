@@ -33,8 +33,7 @@ use crate::fsmeta::{data_ranges, node_from_metadata, read_xattrs, Names, Prefetc
 use crate::ids::{ChunkId, ObjectId};
 use crate::index::{Index, PackRecord};
 use crate::pack::{
-    compresses, pack_path, parse_trailer, seal_blob, trailer_guess, trailer_span, BlobKind,
-    FinishedPack, PackBuilder, SealedBlob,
+    compresses, pack_path, seal_blob, BlobKind, FinishedPack, PackBuilder, SealedBlob,
 };
 use crate::point::{Consistency, EntryError, Manifest, Stats};
 use crate::tree::{ChunkRef, Extent, Node, NodeKind, Timestamp, Tree};
@@ -46,10 +45,7 @@ use crate::vault::Vault;
 // smaller files hold at most themselves; packs exist once filling, once
 // waiting to be handed over, and once per uploader. docs/PERFORMANCE.md has
 // the sum.
-/// Data packs are at most this size, tree packs half of it: a pack is closed
-/// before a run of blobs that would take it past.
-pub const DATA_PACK_TARGET: usize = 4 << 20;
-const TREE_PACK_TARGET: usize = 2 << 20;
+use crate::pack::{DATA_PACK_TARGET, TREE_PACK_TARGET};
 /// Each worker thread gathers sealed data blobs into a run of this size
 /// before they go into the shared pack. A pack is then a few long runs, each
 /// from one part of the tree, instead of blobs of distant directories
@@ -151,13 +147,7 @@ pub fn now() -> Timestamp {
     }
 }
 
-/// This machine's host name.
-pub fn hostname() -> String {
-    nix::unistd::gethostname()
-        .ok()
-        .and_then(|h| h.into_string().ok())
-        .unwrap_or_else(|| "localhost".into())
-}
+use crate::host::hostname;
 
 /// Lexically normalized absolute path (no symlink resolution, so a symlink
 /// given as a path is backed up as the symlink).
@@ -1002,7 +992,7 @@ fn adopt_orphans(
         .collect();
     Ok(orphans
         .par_iter()
-        .filter_map(|id| match read_trailer(vault, id) {
+        .filter_map(|id| match vault.read_trailer(id) {
             Ok(r) => Some(r),
             Err(e) => {
                 tracing::warn!(pack = %id, error = %e, "ignoring an unreadable unindexed pack");
@@ -1010,37 +1000,6 @@ fn adopt_orphans(
             }
         })
         .collect())
-}
-
-/// Reads a pack's trailer from storage.
-pub fn read_trailer(vault: &Vault, id: &ObjectId) -> Result<PackRecord> {
-    read_trailer_and_size(vault, id).map(|(record, _)| record)
-}
-
-/// Reads a pack's trailer from storage, with the pack's size.
-pub fn read_trailer_and_size(vault: &Vault, id: &ObjectId) -> Result<(PackRecord, u64)> {
-    let path = pack_path(id);
-    let size = vault.storage.size(&path)?.ok_or_else(|| Error::Missing {
-        object: path.clone(),
-    })?;
-    let mut tail =
-        vault
-            .storage
-            .get_range(&path, size - trailer_guess(size), trailer_guess(size))?;
-    let span = trailer_span(&tail);
-    if span > size {
-        return Err(Error::corrupt(&path, "trailer length exceeds the pack"));
-    }
-    if span > tail.len() as u64 {
-        tail = vault.storage.get_range(&path, size - span, span)?;
-    }
-    let (kind, entries) = parse_trailer(&vault.keys, id, size, &tail)?;
-    let record = PackRecord {
-        id: *id,
-        kind,
-        entries,
-    };
-    Ok((record, size))
 }
 
 /// Backs up `paths` into the vault as one new recovery point.

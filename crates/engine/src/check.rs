@@ -14,7 +14,6 @@ use std::sync::Mutex;
 use rand::seq::SliceRandom;
 use rayon::prelude::*;
 
-use crate::backup::read_trailer_and_size;
 use crate::error::{Error, Result};
 use crate::ids::{ChunkId, ObjectId};
 use crate::index::{Index, PackRecord};
@@ -265,7 +264,7 @@ fn read_pack(
     blobs: &std::sync::atomic::AtomicU64,
 ) -> Vec<String> {
     let path = pack_path(id);
-    let (record, size) = match read_trailer_and_size(vault, id) {
+    let (record, size) = match vault.read_trailer_and_size(id) {
         Ok(r) => r,
         // Damaged or truncated: the whole pack tells the most about it.
         Err(e) => return read_damaged_pack(vault, id, e),

@@ -22,7 +22,9 @@ use zstd::zstd_safe::{self, CDict, DDict};
 use crate::crypto::MasterKeys;
 use crate::error::{Error, Result};
 use crate::ids::{ChunkId, ObjectId};
-use crate::pack::ZSTD_LEVEL;
+
+/// The zstd level of every compressed blob and dictionary.
+pub const ZSTD_LEVEL: i32 = 3;
 
 pub const DICT_MAGIC: &[u8; 8] = b"COFFERDC";
 const DICT_AAD: &[u8] = b"coffer dictionary v2";

@@ -27,14 +27,12 @@ use std::collections::{BTreeMap, HashSet};
 
 use rayon::prelude::*;
 
-use crate::backup::read_trailer;
-use crate::backup::DATA_PACK_TARGET;
 use crate::error::{Error, Result};
 use crate::ids::{ChunkId, ObjectId};
 use crate::index::{Index, PackRecord};
 use crate::journal::{Event, VaultState};
 use crate::locks::{self, Activity};
-use crate::pack::{pack_path, BlobKind, PackBuilder, SealedBlob};
+use crate::pack::{pack_path, BlobKind, PackBuilder, SealedBlob, DATA_PACK_TARGET};
 use crate::tree::NodeKind;
 use crate::vault::{now_secs, Vault};
 
@@ -204,7 +202,7 @@ pub fn plan(vault: &Vault, state: &VaultState, opts: &GcOptions) -> Result<GcPla
         .condemned
         .keys()
         .filter(|id| !records.contains_key(id))
-        .filter_map(|id| read_trailer(vault, id).ok())
+        .filter_map(|id| vault.read_trailer(id).ok())
         .collect();
     let index = Index::build(records.values().cloned().chain(condemned_records));
     let mark = mark(vault, roots, &index)?;
@@ -315,7 +313,7 @@ pub fn plan(vault: &Vault, state: &VaultState, opts: &GcOptions) -> Result<GcPla
         } else {
             let entries = match records.get(id) {
                 Some(r) => Ok(r.clone()),
-                None => read_trailer(vault, id),
+                None => vault.read_trailer(id),
             };
             match entries {
                 Ok(rec)

@@ -44,6 +44,7 @@ pub mod dict;
 pub mod error;
 pub mod fsmeta;
 pub mod gc;
+pub mod host;
 pub mod ids;
 pub mod index;
 pub mod journal;

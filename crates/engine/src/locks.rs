@@ -66,7 +66,7 @@ impl Marker {
         if now - self.refreshed >= STALE_SECS {
             return true;
         }
-        self.host == crate::backup::hostname()
+        self.host == crate::host::hostname()
             && !self.pid_namespace.is_empty()
             && self.pid_namespace == pid_namespace()
             && !process_exists(self.pid)
@@ -180,7 +180,7 @@ pub fn hold(vault: &Vault, activity: Activity) -> Result<Held> {
         activity,
         started: now,
         refreshed: now,
-        host: crate::backup::hostname(),
+        host: crate::host::hostname(),
         pid: std::process::id(),
         pid_namespace: pid_namespace(),
     };

@@ -26,7 +26,11 @@ const FLAG_ZSTD: u8 = 1;
 /// With `FLAG_ZSTD`: the frame was compressed against a vault dictionary,
 /// which the frame names (format version 2).
 const FLAG_DICT: u8 = 2;
-pub const ZSTD_LEVEL: i32 = 3;
+pub use crate::dict::ZSTD_LEVEL;
+/// Data packs are at most this size, tree packs half of it: a pack is closed
+/// before a run of blobs that would take it past.
+pub const DATA_PACK_TARGET: usize = 4 << 20;
+pub const TREE_PACK_TARGET: usize = 2 << 20;
 
 /// How a blob's body was compressed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

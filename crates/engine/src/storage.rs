@@ -194,6 +194,19 @@ impl Storage {
         self.add_sync_replica(tier);
     }
 
+    /// Routes reads and writes through the local tier at `location`, when
+    /// the tier holds this vault on this machine (see `tier`).
+    pub fn attach_local_tier(&self, location: &str) {
+        match Storage::open(location).and_then(|t| t.size("vault").map(|s| (t, s))) {
+            Ok((tier, Some(_))) => self.set_local_tier(tier),
+            Ok((_, None)) => tracing::warn!(
+                tier = location,
+                "the local tier does not hold this vault on this machine; using the remote location only"
+            ),
+            Err(e) => tracing::warn!(tier = location, error = %e, "the local tier is unavailable; using the remote location only"),
+        }
+    }
+
     fn tier(&self) -> Option<Storage> {
         self.read_first.read().ok().and_then(|t| t.clone())
     }

@@ -40,19 +40,6 @@ fn open(location: &str) -> Result<Storage> {
     Storage::open(location)
 }
 
-/// Routes reads and writes of `storage` through the tier, when the tier
-/// holds this vault on this machine.
-pub(crate) fn attach(storage: &Storage, location: &str) {
-    match open(location).and_then(|t| t.size("vault").map(|s| (t, s))) {
-        Ok((tier, Some(_))) => storage.set_local_tier(tier),
-        Ok((_, None)) => tracing::warn!(
-            tier = location,
-            "the local tier does not hold this vault on this machine; using the remote location only"
-        ),
-        Err(e) => tracing::warn!(tier = location, error = %e, "the local tier is unavailable; using the remote location only"),
-    }
-}
-
 /// Sets (or changes) the local tier and fills it.
 pub fn set(vault: &Vault, location: &str, days: u32) -> Result<Report> {
     if days == 0 {

@@ -23,7 +23,9 @@ use crate::index::{decode_index, encode_index, Index, PackRecord, Purpose};
 use crate::journal::{record_path, Event, Record, RecordSeal, VaultState};
 use crate::keys::{Header, KdfParams, KeySlot, VaultKey, FORMAT_VERSION};
 use crate::location::Credentials;
-use crate::pack::{open_blob, pack_path, BlobEntry, BlobKind};
+use crate::pack::{
+    open_blob, pack_path, parse_trailer, trailer_guess, trailer_span, BlobEntry, BlobKind,
+};
 use crate::point::{point_path, Manifest};
 use crate::storage::Storage;
 use crate::tree::Tree;
@@ -134,6 +136,36 @@ pub struct Point {
 }
 
 impl Vault {
+    /// Reads a pack's trailer from storage.
+    pub fn read_trailer(&self, id: &ObjectId) -> Result<PackRecord> {
+        self.read_trailer_and_size(id).map(|(record, _)| record)
+    }
+
+    /// Reads a pack's trailer from storage, with the pack's size.
+    pub fn read_trailer_and_size(&self, id: &ObjectId) -> Result<(PackRecord, u64)> {
+        let path = pack_path(id);
+        let size = self.storage.size(&path)?.ok_or_else(|| Error::Missing {
+            object: path.clone(),
+        })?;
+        let mut tail =
+            self.storage
+                .get_range(&path, size - trailer_guess(size), trailer_guess(size))?;
+        let span = trailer_span(&tail);
+        if span > size {
+            return Err(Error::corrupt(&path, "trailer length exceeds the pack"));
+        }
+        if span > tail.len() as u64 {
+            tail = self.storage.get_range(&path, size - span, span)?;
+        }
+        let (kind, entries) = parse_trailer(&self.keys, id, size, &tail)?;
+        let record = PackRecord {
+            id: *id,
+            kind,
+            entries,
+        };
+        Ok((record, size))
+    }
+
     /// Creates a vault at an empty location and returns its header.
     pub fn init(storage: &Storage, key: &VaultKey, kdf: KdfParams) -> Result<Header> {
         Self::init_with(storage, key, kdf, Header::new(now_secs()))
@@ -256,7 +288,7 @@ impl Vault {
         let state = self.state()?;
         if let Some((location, _)) = &state.local_tier {
             if self.allows(location) {
-                crate::tier::attach(&self.storage, location);
+                self.storage.attach_local_tier(location);
             }
         }
         let replicas = state.replicas;
@@ -735,7 +767,7 @@ impl Vault {
             .unwrap_or(0);
         let record = Record {
             time: (now / 1_000_000_000) as i64,
-            host: crate::backup::hostname(),
+            host: crate::host::hostname(),
             event,
         };
         let path = record_path(now);

@@ -40,14 +40,6 @@ const KNOWN: &[(&str, &str)] = &[
         "not yet split (issue 21)",
     ),
     (
-        "cycle engine: dict→pack pack→dict",
-        "not yet untangled (issue 21)",
-    ),
-    (
-        "cycle engine: backup→locks backup→vault gc→backup gc→locks gc→vault locks→backup locks→vault replica→vault tier→gc tier→replica tier→vault vault→backup vault→tier",
-        "helpers live in the wrong module; issue 21 moves them",
-    ),
-    (
         "file server/src/jobs.rs",
         "job table and runners in one file; issue 21 splits them",
     ),
@@ -72,7 +64,7 @@ const KNOWN: &[(&str, &str)] = &[
         "not yet split (issue 21)",
     ),
     (
-        "cycle server: api→jobs api→locations api→metrics api→notify api→points api→recovery api→scheduler api→service api→sets api→targets jobs→notify jobs→recovery jobs→service jobs→sets locations→service metrics→jobs notify→service points→service recovery→service recovery→sets scheduler→jobs scheduler→service service→api service→jobs service→notify service→points service→scheduler sets→jobs sets→recovery sets→service targets→jobs targets→service",
+        "cycle server: api→jobs api→locations api→metrics api→notify api→points api→recovery api→scheduler api→service api→sets api→targets jobs→notify jobs→recovery jobs→service jobs→sets locations→service metrics→jobs notify→service points→service recovery→service recovery→sets scheduler→jobs scheduler→service service→api service→jobs service→notify service→points service→scheduler sets→jobs sets→recovery sets→service targets→service",
         "Service, Jobs and Scheduler pass &Service into each other; issue 21 untangles them",
     ),
 ];
