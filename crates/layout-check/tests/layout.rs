@@ -16,14 +16,6 @@ const MAX_FILE_LINES: usize = 1000;
 /// Findings that are known and explained: (finding, reason).
 const KNOWN: &[(&str, &str)] = &[
     (
-        "file engine/src/backup.rs",
-        "walker, packer and commit in one Session; issue 21 splits them",
-    ),
-    (
-        "function engine/src/backup.rs write_point",
-        "the commit sequence in one function; issue 21 splits it",
-    ),
-    (
         "function engine/src/check.rs check_cancellable",
         "not yet split (issue 21)",
     ),
