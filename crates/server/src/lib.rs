@@ -3,8 +3,8 @@
 //! `coffer serve` runs one [`Service`]: state in SQLite under a data
 //! directory ([`db`]), vault keys and storage secrets sealed under a service
 //! secret kept outside that database ([`secret`]), users, tokens and roles
-//! ([`auth`]), a job runner that drives the engine on plain threads
-//! ([`jobs`]) started by hand or by the [`scheduler`], alerts with their causes and remedies ([`alerts`]), and the
+//! ([`auth`]), a job table and dispatcher ([`jobs`]) whose runners ([`runners`])
+//! drive the engine on plain threads, started by hand or by the [`scheduler`], alerts with their causes and remedies ([`alerts`]), and the
 //! REST API over all of it ([`api`]). Infrastructure sets ([`sets`]) back
 //! several items up into one coordinated point together with the service's
 //! own configuration, which [`recovery`] brings back on a fresh machine. The engine stays the only thing that
@@ -22,6 +22,7 @@ pub mod api;
 pub mod auth;
 pub mod config;
 pub mod console;
+pub mod daemon;
 pub mod db;
 pub mod error;
 pub mod jobs;
@@ -29,7 +30,9 @@ pub mod locations;
 pub mod metrics;
 pub mod notify;
 pub mod points;
+pub mod policies;
 pub mod recovery;
+pub mod runners;
 pub mod scheduler;
 pub mod secret;
 pub mod service;
@@ -38,5 +41,6 @@ pub mod sightings;
 pub mod targets;
 
 pub use config::ServiceConfig;
+pub use daemon::serve;
 pub use error::{Error, Result};
-pub use service::{serve, Service};
+pub use service::Service;

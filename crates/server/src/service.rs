@@ -805,141 +805,19 @@ fn validate_item(item: &Item) -> Result<()> {
     Ok(())
 }
 
+fn utc() -> String {
+    "UTC".into()
+}
+
 pub(crate) fn to_credentials(map: &BTreeMap<String, String>) -> Credentials {
     map.iter()
         .fold(Credentials::new(), |c, (k, v)| c.with(k, v))
 }
 
-/// Runs the service until it is stopped (Ctrl-C or SIGTERM).
-pub fn serve(config: ServiceConfig) -> Result<()> {
-    // Fails only when a provider is installed already, which is as good.
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .thread_name("coffer-http")
-        .build()
-        .map_err(|e| Error::Internal(format!("cannot start the runtime: {e}")))?;
-    runtime.block_on(async move {
-        let service = Service::open(config)?;
-        if let Some((name, password)) = service.bootstrap_admin()? {
-            match password {
-                Some(p) => {
-                    // Shown once, on the terminal that started the service;
-                    // it is not logged.
-                    println!("Created the administrator {name:?} with the one-time password:\n\n    {p}\n\nLog in and change it (PUT /api/v1/users/{name}/password). It is not shown again.");
-                }
-                None => println!(
-                    "Created the administrator {name:?} with the password from COFFER_ADMIN_PASSWORD."
-                ),
-            }
-        }
-        crate::api::run(service).await
-    })
-}
-
-pub use coffer_api_types::{
+pub(crate) use crate::policies::to_policy;
+pub use crate::policies::{
     MonthlyRules, PolicySpec, PolicyView, RetentionRules, WeeklyRules, YearlyRules,
 };
-
-fn policy_view(
-    p: &coffer_engine::policy::Policy,
-    state: &coffer_engine::journal::VaultState,
-) -> PolicyView {
-    coffer_engine::policy_spec::view(p, state, now())
-}
-
-fn utc() -> String {
-    "UTC".into()
-}
-
-pub(crate) fn to_policy(name: &str, spec: &PolicySpec) -> Result<coffer_engine::policy::Policy> {
-    coffer_engine::policy_spec::to_policy(name, spec)
-        .map_err(|e| Error::invalid(e.field, e.message))
-}
-
-impl Service {
-    pub fn policies(&self, vault: &str) -> Result<Vec<PolicyView>> {
-        let state = self.open_vault(vault)?.state()?;
-        Ok(state
-            .policies
-            .values()
-            .map(|p| policy_view(p, &state))
-            .collect())
-    }
-
-    /// Creates or replaces a policy in the vault's journal. A shorter
-    /// retention than before raises the security alert.
-    pub fn set_policy(
-        &self,
-        vault: &str,
-        name: &str,
-        spec: &PolicySpec,
-        by: &str,
-    ) -> Result<PolicyView> {
-        let policy = to_policy(name, spec)?;
-        let v = self.open_vault(vault)?;
-        let before = v.state()?;
-        let shortened = before
-            .policies
-            .get(name)
-            .and_then(|old| policy.retention.shortening_from(&old.retention));
-        coffer_engine::changes::set_policy(&v, policy)?;
-        self.scheduler.invalidate(vault);
-        if let Some(why) = shortened {
-            self.raise_alert(
-                Cause::RetentionShortened,
-                Some(vault),
-                None,
-                &format!("{by} shortened the retention of policy {name} in vault {vault}: {why}"),
-                None,
-            )?;
-        }
-        let state = v.state()?;
-        state
-            .policies
-            .get(name)
-            .map(|p| policy_view(p, &state))
-            .ok_or_else(|| Error::Internal(format!("policy {name} not found after it was set")))
-    }
-
-    pub fn delete_policy(&self, vault: &str, name: &str) -> Result<()> {
-        let v = self.open_vault(vault)?;
-        coffer_engine::changes::delete_policy(&v, name)?;
-        self.scheduler.invalidate(vault);
-        Ok(())
-    }
-
-    /// Assigns a policy to an item. A move to a shorter retention raises
-    /// the security alert.
-    pub fn assign_policy(&self, item: &str, policy: &str, by: &str) -> Result<()> {
-        let it = self.item(item)?;
-        let v = self.open_vault(&it.vault)?;
-        let state = v.state()?;
-        let shortened = state.policies.get(policy).and_then(|new| {
-            new.retention
-                .shortening_from(&state.policy_of(item).retention)
-        });
-        coffer_engine::changes::assign(&v, policy, item).map_err(|e| match e {
-            coffer_engine::Error::Invalid(m) if m.starts_with("no policy") => {
-                Error::invalid("policy", m)
-            }
-            e => Error::Engine(e),
-        })?;
-        self.scheduler.invalidate(&it.vault);
-        if let Some(why) = shortened {
-            self.raise_alert(
-                Cause::RetentionShortened,
-                Some(&it.vault),
-                Some(item),
-                &format!(
-                    "{by} moved item {item} to policy {policy}, with a shorter retention: {why}"
-                ),
-                None,
-            )?;
-        }
-        Ok(())
-    }
-}
 
 impl Service {
     /// Sets the vault's immutability (disabled, enabled, locked); raises

@@ -387,7 +387,7 @@ pub fn run_set_backup(
             .map_err(|e| (Cause::GeneralFault, e.to_string()))
             .and_then(|def| {
                 coffer_sources::back_up(&vault, &def, &opts, progress)
-                    .map_err(crate::jobs::source_failure)
+                    .map_err(crate::runners::source_failure)
             });
         match outcome {
             Ok(captured) => {

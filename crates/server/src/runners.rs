@@ -1,0 +1,680 @@
+//! The job runners: what each kind of job does once the dispatcher in
+//! [`crate::jobs`] has claimed it. [`run_job`] picks the runner for the
+//! job's kind, and every runner ends in an [`Ending`] (state, result,
+//! failure) that the job table records; the runners never touch the table
+//! themselves beyond log lines.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Instant;
+
+use coffer_api_types::RestoreParams;
+use coffer_engine::backup::{BackupOptions, Progress};
+use coffer_engine::restore::RestoreProgress;
+
+use crate::alerts::{self, Cause};
+use crate::db::now;
+use crate::error::{Error, Result};
+use crate::jobs::{live_progress, Job, JobKind, JobState, Live};
+use crate::service::Service;
+
+/// How a job ended, before it is recorded.
+struct Ending {
+    state: JobState,
+    result: Option<serde_json::Value>,
+    failure: Option<(Cause, String)>,
+}
+
+fn failed(cause: Cause, message: String) -> Ending {
+    Ending {
+        state: JobState::Failed,
+        result: None,
+        failure: Some((cause, message)),
+    }
+}
+
+fn cancelled() -> Ending {
+    Ending {
+        state: JobState::Cancelled,
+        result: None,
+        failure: None,
+    }
+}
+
+/// The alert cause and message of a failed capture or restore of an item.
+pub(crate) fn source_failure(e: coffer_sources::Error) -> (Cause, String) {
+    let cause = match &e {
+        coffer_sources::Error::Engine(engine) => alerts::classify(engine),
+        coffer_sources::Error::PreScript(_) => Cause::SourceUnreadable,
+        _ => Cause::GeneralFault,
+    };
+    (cause, e.to_string())
+}
+
+fn engine_failure(e: Error) -> (Cause, String) {
+    match e {
+        Error::Engine(e) => (alerts::classify(&e), e.to_string()),
+        e => (Cause::GeneralFault, e.to_string()),
+    }
+}
+
+/// Runs one claimed job to its end and records the outcome.
+pub(crate) fn run_job(service: &Arc<Service>, id: i64, live: &Live) -> Result<()> {
+    let jobs = &service.jobs;
+    let job = jobs.get(&service.db, id)?;
+    let started = Instant::now();
+    jobs.log(
+        &service.db,
+        id,
+        "info",
+        &format!("started (attempt {})", job.attempt),
+    )?;
+    let ending = match (job.kind, live) {
+        (JobKind::Backup, Live::Backup(p)) => run_backup(service, &job, p),
+        (JobKind::SetBackup, Live::Backup(p)) => run_set(service, &job, p),
+        (JobKind::Drill, _) => run_drill(service, &job),
+        (JobKind::Restore, Live::Restore(p)) => run_restore(service, &job, p),
+        (JobKind::Prune, _) => run_prune(service, &job),
+        (JobKind::Replicate, _) => run_replicate(service, &job),
+        (JobKind::Check, Live::Check(cancel)) => run_check(service, &job, cancel),
+        (kind, _) => failed(
+            Cause::GeneralFault,
+            format!("job kind {kind} started without its progress"),
+        ),
+    };
+    let progress = live_progress(live, started.elapsed());
+    if let (JobState::Failed, Some((_, message))) = (ending.state, &ending.failure) {
+        jobs.log(&service.db, id, "error", message)?;
+    }
+    jobs.finish(
+        service,
+        &job,
+        ending.state,
+        ending.result,
+        ending.failure,
+        progress,
+    )
+}
+
+fn run_backup(service: &Service, job: &Job, progress: &Arc<Progress>) -> Ending {
+    let jobs = &service.jobs;
+    let id = job.id;
+    let item_name = job.item.clone().unwrap_or_default();
+    let outcome = (|| -> std::result::Result<coffer_sources::Captured, (Cause, String)> {
+        let item = service
+            .item(&item_name)
+            .map_err(|e| (Cause::GeneralFault, e.to_string()))?;
+        let vault = service.open_vault(&item.vault).map_err(engine_failure)?;
+        let _ = jobs.log(
+            &service.db,
+            id,
+            "info",
+            &format!(
+                "backing up {} into vault {}",
+                item.paths.join(", "),
+                item.vault
+            ),
+        );
+        let def =
+            crate::service::item_def(&item).map_err(|e| (Cause::GeneralFault, e.to_string()))?;
+        for note in vault.unattached() {
+            let _ = jobs.log(&service.db, id, "warn", &note);
+        }
+        let captured = coffer_sources::back_up(&vault, &def, &BackupOptions::default(), progress)
+            .map_err(source_failure)?;
+        service.measure_vault(&vault, &item.vault);
+        service.witness_vault(&vault, &item.vault);
+        Ok(captured)
+    })();
+    match outcome {
+        Ok(captured) => {
+            for w in &captured.warnings {
+                let _ = jobs.log(&service.db, id, "warn", w);
+            }
+            let report = captured.report;
+            let m = &report.manifest;
+            for e in m.errors.iter().take(100) {
+                let _ = jobs.log(
+                    &service.db,
+                    id,
+                    "warn",
+                    &format!("{}: {}", String::from_utf8_lossy(&e.path), e.message),
+                );
+            }
+            if m.errors.len() > 100 {
+                let _ = jobs.log(
+                    &service.db,
+                    id,
+                    "warn",
+                    &format!("… and {} more unreadable entries", m.errors.len() - 100),
+                );
+            }
+            // A struct of strings and numbers: serialising it cannot fail.
+            let result = serde_json::to_value(report.summary()).ok();
+            let _ = jobs.log(
+                &service.db,
+                id,
+                "info",
+                &format!(
+                    "point {} committed: {} files ({} new, {} changed), {} bytes read, {} bytes stored",
+                    report.point.to_hex(),
+                    m.stats.files,
+                    m.stats.files_new,
+                    m.stats.files_changed,
+                    m.stats.bytes_read,
+                    m.stats.bytes_stored
+                ),
+            );
+            if m.errors.is_empty() && captured.warnings.is_empty() {
+                Ending {
+                    state: JobState::Succeeded,
+                    result,
+                    failure: None,
+                }
+            } else if m.errors.is_empty() {
+                Ending {
+                    state: JobState::PartialSucceeded,
+                    result,
+                    failure: Some((Cause::SourceUnreadable, captured.warnings.join("; "))),
+                }
+            } else {
+                let message = format!(
+                    "{} entries could not be read, for example {}: {}",
+                    m.errors.len(),
+                    String::from_utf8_lossy(&m.errors[0].path),
+                    m.errors[0].message
+                );
+                Ending {
+                    state: JobState::PartialSucceeded,
+                    result,
+                    failure: Some((Cause::SourceUnreadable, message)),
+                }
+            }
+        }
+        Err(_) if progress.cancel.load(Ordering::Relaxed) => {
+            let _ = jobs.log(
+                &service.db,
+                id,
+                "info",
+                "stopped on request; nothing was committed",
+            );
+            cancelled()
+        }
+        Err((cause, message)) => failed(cause, message),
+    }
+}
+
+fn run_set(service: &Service, job: &Job, progress: &Arc<Progress>) -> Ending {
+    let set = job.item.clone().unwrap_or_default();
+    match crate::sets::run_set_backup(service, job.id, &set, progress) {
+        Ok(o) => Ending {
+            state: o.state,
+            result: Some(o.result),
+            failure: o.failure,
+        },
+        Err(_) if progress.cancel.load(Ordering::Relaxed) => {
+            let _ = service.jobs.log(
+                &service.db,
+                job.id,
+                "info",
+                "stopped on request; the items done so far keep their points, the set point is incomplete",
+            );
+            cancelled()
+        }
+        Err(e) => {
+            let (cause, message) = engine_failure(e);
+            failed(cause, message)
+        }
+    }
+}
+
+/// A recovery drill of a set's newest point (or the one in the params).
+fn run_drill(service: &Service, job: &Job) -> Ending {
+    let set = job.item.clone().unwrap_or_default();
+    let wanted = job
+        .params
+        .as_ref()
+        .and_then(|p| p.get("point"))
+        .and_then(|p| p.as_str())
+        .map(str::to_string);
+    let outcome = (|| -> Result<crate::recovery::RecoverReport> {
+        let info = service.set(&set)?;
+        let vault = service.open_vault(&info.vault)?;
+        let point = match wanted {
+            Some(p) => crate::recovery::find_set_point(&vault, &p)?,
+            None => crate::recovery::set_points(&vault)?
+                .into_iter()
+                .find(|p| p.set == set)
+                .ok_or_else(|| Error::NotFound(format!("a point of set {set}")))?,
+        };
+        let scratch = service.data_dir().join("drills");
+        crate::db::make_private_dir(&scratch)?;
+        let own_items: Vec<_> = service
+            .items(None)?
+            .into_iter()
+            .filter(|i| i.vault == info.vault)
+            .collect();
+        crate::recovery::drill(&vault, &point, Some(&scratch), Some(&own_items), |o| {
+            let _ = service.jobs.log(
+                &service.db,
+                job.id,
+                if o.ok { "info" } else { "error" },
+                &format!(
+                    "{} ({}): {} [{:.1} s]",
+                    o.item, o.kind, o.message, o.seconds
+                ),
+            );
+        })
+    })();
+    match outcome {
+        Ok(report) => {
+            let _ = service.jobs.log(
+                &service.db,
+                job.id,
+                "info",
+                &format!(
+                    "set point {} restored and checked in {:.1} s (the measured recovery time)",
+                    report.set_point, report.seconds
+                ),
+            );
+            let result = serde_json::to_value(&report).ok();
+            match report.items.iter().find(|i| !i.ok) {
+                None => Ending {
+                    state: JobState::Succeeded,
+                    result,
+                    failure: None,
+                },
+                Some(bad) => Ending {
+                    state: JobState::Failed,
+                    result,
+                    failure: Some((
+                        Cause::DataCorruption,
+                        format!(
+                            "the drill could not restore item {}: {}",
+                            bad.item, bad.message
+                        ),
+                    )),
+                },
+            }
+        }
+        Err(e) => {
+            let (cause, message) = engine_failure(e);
+            failed(cause, message)
+        }
+    }
+}
+
+fn run_restore(service: &Service, job: &Job, progress: &Arc<RestoreProgress>) -> Ending {
+    let params: RestoreParams = match job
+        .params
+        .clone()
+        .and_then(|p| serde_json::from_value(p).ok())
+    {
+        Some(p) => p,
+        None => {
+            return failed(
+                Cause::GeneralFault,
+                "the restore job has no parameters".into(),
+            )
+        }
+    };
+    let vault_name = job.vault.clone().unwrap_or_default();
+    let opened = service.open_vault(&vault_name).and_then(|vault| {
+        let point = vault.resolve_point(&params.point, job.item.as_deref())?;
+        Ok((vault, point))
+    });
+    let (vault, point) = match opened {
+        Ok(found) => found,
+        Err(e) => {
+            let (cause, message) = engine_failure(e);
+            return failed(cause, message);
+        }
+    };
+    match coffer_sources::kind_of(&point) {
+        Some(kind) if kind != coffer_sources::Kind::Directory => {
+            return restore_through_kind(service, job, &params, &vault, &point, progress)
+        }
+        _ => {}
+    }
+    let read_before = vault.storage().bytes_read();
+    let outcome = (|| -> Result<coffer_engine::restore::RestoreReport> {
+        let _ = service.jobs.log(
+            &service.db,
+            job.id,
+            "info",
+            &format!(
+                "restoring point {} of {} to {}",
+                point.id.to_hex(),
+                point.manifest.item,
+                params.target
+            ),
+        );
+        let opts = coffer_engine::restore::RestoreOptions {
+            target: params.target.clone().into(),
+            includes: params.includes.iter().map(Into::into).collect(),
+            overwrite: params.overwrite,
+            batch_entries: 0,
+        };
+        Ok(coffer_engine::restore::restore(
+            &vault, &point, &opts, progress,
+        )?)
+    })();
+    if outcome.is_err() && progress.cancel.load(Ordering::Relaxed) {
+        let _ = service.jobs.log(
+            &service.db,
+            job.id,
+            "info",
+            "stopped on request; what was written stays under the target",
+        );
+        return cancelled();
+    }
+    match outcome {
+        Ok(report) => {
+            for (path, why) in report.damaged.iter().chain(&report.problems).take(100) {
+                let _ = service.jobs.log(
+                    &service.db,
+                    job.id,
+                    "warn",
+                    &format!("{}: {why}", path.display()),
+                );
+            }
+            let read_after = vault.storage().bytes_read();
+            let read = (read_after.0 - read_before.0, read_after.1 - read_before.1);
+            let summary = coffer_engine::views::restore_summary(&point, &report, read);
+            // A struct of strings and numbers: serialising it cannot fail.
+            let result = serde_json::to_value(summary).unwrap_or_default();
+            if report.is_complete() {
+                Ending {
+                    state: JobState::Succeeded,
+                    result: Some(result),
+                    failure: None,
+                }
+            } else {
+                let cause = if report.damaged.is_empty() {
+                    Cause::GeneralFault
+                } else {
+                    Cause::DataCorruption
+                };
+                Ending {
+                    state: JobState::PartialSucceeded,
+                    result: Some(result),
+                    failure: Some((
+                        cause,
+                        format!(
+                            "{} file(s) damaged and {} other entries not restored exactly; the job log lists them",
+                            report.damaged.len(),
+                            report.problems.len()
+                        ),
+                    )),
+                }
+            }
+        }
+        Err(e) => {
+            let (cause, message) = engine_failure(e);
+            failed(cause, message)
+        }
+    }
+}
+
+/// Points of databases and commands go back through their kind (into the
+/// database file, the server, the restore command), not through the
+/// engine's tree restore.
+fn restore_through_kind(
+    service: &Service,
+    job: &Job,
+    params: &RestoreParams,
+    vault: &coffer_engine::Vault,
+    point: &coffer_engine::Point,
+    progress: &Arc<RestoreProgress>,
+) -> Ending {
+    let outcome = (|| -> std::result::Result<String, (Cause, String)> {
+        let vault_name = job.vault.as_deref().unwrap_or_default();
+        let not_here = || {
+            (
+                Cause::GeneralFault,
+                format!(
+                    "item {} is not configured in vault {vault_name}, so its point cannot be restored through it: recover it with `coffer recover --item`",
+                    point.manifest.item
+                ),
+            )
+        };
+        // Only this vault's own item may act on this vault's point: an item
+        // of another vault with the same name would run its restore on data
+        // it was never given.
+        let item = service
+            .item_in_vault(vault_name, &point.manifest.item)
+            .ok()
+            .flatten()
+            .ok_or_else(not_here)?;
+        let recorded = coffer_sources::kind_of(point);
+        if recorded.map(|k| k.as_str()) != Some(item.kind.as_str()) {
+            return Err((
+                Cause::GeneralFault,
+                format!(
+                    "point {} is of kind {} but item {} is a {} item: it is not restored through it",
+                    point.id.to_hex(),
+                    recorded.map_or("unknown", |k| k.as_str()),
+                    item.name,
+                    item.kind
+                ),
+            ));
+        }
+        let def =
+            crate::service::item_def(&item).map_err(|e| (Cause::GeneralFault, e.to_string()))?;
+        let to = coffer_sources::Destination {
+            target: (!params.target.is_empty()).then(|| params.target.clone().into()),
+            overwrite: params.overwrite,
+            postgresql_connection: None,
+        };
+        let _ = service.jobs.log(
+            &service.db,
+            job.id,
+            "info",
+            &format!(
+                "restoring point {} of {} item {}",
+                point.id.to_hex(),
+                item.kind,
+                item.name
+            ),
+        );
+        coffer_sources::restore(vault, &def, point, &to, progress).map_err(source_failure)
+    })();
+    match outcome {
+        Ok(message) => {
+            let _ = service.jobs.log(&service.db, job.id, "info", &message);
+            Ending {
+                state: JobState::Succeeded,
+                result: Some(serde_json::json!({ "message": message })),
+                failure: None,
+            }
+        }
+        Err((cause, message)) => failed(cause, message),
+    }
+}
+
+fn run_prune(service: &Service, job: &Job) -> Ending {
+    let vault_name = job.vault.clone().unwrap_or_default();
+    let outcome = (|| -> Result<coffer_engine::prune::Report> {
+        let vault = service.open_vault(&vault_name)?;
+        // A hold or immutability record deleted at the storage must not
+        // let this prune delete what it protected.
+        let missing = service.witness_vault(&vault, &vault_name);
+        if let Some(first) = missing.first() {
+            return Err(Error::Conflict(format!(
+                "prune refused: {} object(s) seen before are gone from the storage location, for example: {first}",
+                missing.len()
+            )));
+        }
+        let report = coffer_engine::prune::run(&vault, &Default::default(), false, now())?;
+        service.measure_vault(&vault, &vault_name);
+        service.witness_vault(&vault, &vault_name);
+        Ok(report)
+    })();
+    match outcome {
+        Ok(report) => {
+            let (points, packs) = report.done.unwrap_or_default();
+            let message = format!(
+                "{} point(s) soft-deleted, {} purged; {} pack(s) condemned, {} repacked, {} deleted ({} bytes)",
+                points.soft_deleted,
+                points.purged,
+                packs.condemned,
+                packs.repacked,
+                packs.deleted,
+                packs.bytes_deleted
+            );
+            let _ = service.jobs.log(&service.db, job.id, "info", &message);
+            Ending {
+                state: JobState::Succeeded,
+                result: Some(serde_json::json!({
+                    "points_soft_deleted": points.soft_deleted, "points_purged": points.purged,
+                    "packs_condemned": packs.condemned, "packs_repacked": packs.repacked,
+                    "packs_deleted": packs.deleted, "bytes_deleted": packs.bytes_deleted,
+                })),
+                failure: None,
+            }
+        }
+        Err(e) => {
+            let (cause, message) = engine_failure(e);
+            failed(cause, message)
+        }
+    }
+}
+
+/// Brings every replica of the vault up to date (copies what each lacks,
+/// reads every copy back, removes what the vault no longer has). A replica
+/// that fails does not stop the others; the job then fails with the first
+/// failure's cause.
+fn run_replicate(service: &Service, job: &Job) -> Ending {
+    let vault_name = job.vault.clone().unwrap_or_default();
+    let vault = match service.open_vault(&vault_name) {
+        Ok(v) => v,
+        Err(e) => {
+            let (cause, message) = engine_failure(e);
+            return failed(cause, message);
+        }
+    };
+    let replicas = vault.replica_locations();
+    if replicas.is_empty() {
+        return failed(
+            Cause::GeneralFault,
+            format!("vault {vault_name} has no replicas: add one with coffer vault replica add"),
+        );
+    }
+    let mut results = Vec::new();
+    let mut first_failure = None;
+    for (location, _mode) in &replicas {
+        let outcome = vault
+            .open_journal_location(location)
+            .and_then(|replica| coffer_engine::replica::replicate(&vault, &replica, location));
+        match outcome {
+            Ok(r) => {
+                let _ = service.jobs.log(
+                    &service.db,
+                    job.id,
+                    "info",
+                    &format!(
+                        "{location}: {} object(s) copied ({} bytes) and verified, {} removed; complete as of {}",
+                        r.copied, r.copied_bytes, r.deleted, r.as_of
+                    ),
+                );
+                results.push(serde_json::json!({
+                    "location": location, "copied": r.copied, "copied_bytes": r.copied_bytes,
+                    "verified": r.verified, "deleted": r.deleted, "as_of": r.as_of,
+                }));
+            }
+            Err(e) => {
+                let (cause, message) = engine_failure(Error::Engine(e));
+                let message = format!("replica {location}: {message}");
+                let _ = service.jobs.log(&service.db, job.id, "error", &message);
+                results.push(serde_json::json!({"location": location, "error": message}));
+                first_failure.get_or_insert((cause, message));
+            }
+        }
+    }
+    match first_failure {
+        None => Ending {
+            state: JobState::Succeeded,
+            result: Some(serde_json::json!({ "replicas": results })),
+            failure: None,
+        },
+        Some((cause, message)) => Ending {
+            state: JobState::Failed,
+            result: Some(serde_json::json!({ "replicas": results })),
+            failure: Some((cause, message)),
+        },
+    }
+}
+
+fn run_check(service: &Service, job: &Job, cancel: &AtomicBool) -> Ending {
+    let vault_name = job.vault.clone().unwrap_or_default();
+    let percent = job
+        .params
+        .as_ref()
+        .and_then(|p| p["read_data_percent"].as_f64())
+        .unwrap_or(0.0);
+    let read = if percent >= 100.0 {
+        coffer_engine::check::ReadData::All
+    } else if percent > 0.0 {
+        coffer_engine::check::ReadData::Subset(percent)
+    } else {
+        coffer_engine::check::ReadData::None
+    };
+    let outcome = (|| -> Result<coffer_engine::check::CheckReport> {
+        let mut vault = service.open_vault(&vault_name)?;
+        let mut report = coffer_engine::check::check_cancellable(&mut vault, read, cancel)?;
+        report
+            .problems
+            .extend(service.witness_vault(&vault, &vault_name));
+        Ok(report)
+    })();
+    if outcome.is_err() && cancel.load(Ordering::Relaxed) {
+        let _ = service
+            .jobs
+            .log(&service.db, job.id, "info", "stopped on request");
+        return cancelled();
+    }
+    match outcome {
+        Ok(report) => {
+            for p in report.problems.iter().take(100) {
+                let _ = service.jobs.log(&service.db, job.id, "error", p);
+            }
+            let result = serde_json::json!({
+                "problems": report.problems.len(), "packs": report.packs, "packs_read": report.packs_read,
+                "blobs_verified": report.blobs_verified, "points": report.points,
+            });
+            if report.ok() {
+                let _ = service.jobs.log(
+                    &service.db,
+                    job.id,
+                    "info",
+                    &format!(
+                        "no problem found: {} packs, {} read, {} blobs verified",
+                        report.packs, report.packs_read, report.blobs_verified
+                    ),
+                );
+                Ending {
+                    state: JobState::Succeeded,
+                    result: Some(result),
+                    failure: None,
+                }
+            } else {
+                Ending {
+                    state: JobState::Failed,
+                    result: Some(result),
+                    failure: Some((
+                        Cause::DataCorruption,
+                        format!(
+                            "check found {} problem(s), for example: {}",
+                            report.problems.len(),
+                            report.problems[0]
+                        ),
+                    )),
+                }
+            }
+        }
+        Err(e) => {
+            let (cause, message) = engine_failure(e);
+            failed(cause, message)
+        }
+    }
+}
