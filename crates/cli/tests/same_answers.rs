@@ -46,13 +46,17 @@ impl Both<'_> {
     }
 }
 
-fn json_of(out: &Output) -> Value {
+fn assert_succeeded(out: &Output) {
     assert!(
         out.status.success(),
         "{}{}",
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
+}
+
+fn json_of(out: &Output) -> Value {
+    assert_succeeded(out);
     serde_json::from_slice(&out.stdout).unwrap()
 }
 
@@ -184,12 +188,7 @@ fn a_missing_thing_exits_not_found_through_the_service_as_locally() {
 
 /// The summary line of a `--json` backup or restore (progress lines aside).
 fn summary_of(out: &Output) -> Value {
-    assert!(
-        out.status.success(),
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_succeeded(out);
     let text = String::from_utf8_lossy(&out.stdout);
     let line = text
         .lines()

@@ -219,6 +219,16 @@ impl Storage {
         )
     }
 
+    /// Bytes read (from the tier, from the location) since `before`, an
+    /// earlier answer of [`Storage::bytes_read`].
+    pub fn bytes_read_since(&self, before: (u64, u64)) -> (u64, u64) {
+        let now = self.bytes_read();
+        (
+            now.0.saturating_sub(before.0),
+            now.1.saturating_sub(before.1),
+        )
+    }
+
     fn count_read(&self, from_tier: bool, bytes: usize) {
         self.read_counts[usize::from(!from_tier)]
             .fetch_add(bytes as u64, std::sync::atomic::Ordering::Relaxed);

@@ -378,8 +378,7 @@ fn run_restore(service: &Service, job: &Job, progress: &Arc<RestoreProgress>) ->
                     &format!("{}: {why}", path.display()),
                 );
             }
-            let read_after = vault.storage().bytes_read();
-            let read = (read_after.0 - read_before.0, read_after.1 - read_before.1);
+            let read = vault.storage().bytes_read_since(read_before);
             let summary = coffer_engine::views::restore_summary(&point, &report, read);
             // A struct of strings and numbers: serialising it cannot fail.
             let result = serde_json::to_value(summary).unwrap_or_default();

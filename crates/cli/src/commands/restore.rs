@@ -60,11 +60,7 @@ pub(crate) fn run(ctx: &Ctx, args: RestoreArgs) -> Result<ExitCode> {
         });
         coffer_engine::restore::restore(&v, &p, &opts, &progress).context("restore failed")?
     };
-    let read_after = v.storage().bytes_read();
-    let read = (
-        read_after.0.saturating_sub(read_before.0),
-        read_after.1.saturating_sub(read_before.1),
-    );
+    let read = v.storage().bytes_read_since(read_before);
     Ok(print_restore_summary(
         ctx.json,
         &coffer_engine::views::restore_summary(&p, &report, read),
