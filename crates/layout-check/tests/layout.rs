@@ -23,10 +23,7 @@ const KNOWN: &[(&str, &str)] = &[
         "function engine/src/format_vectors.rs computed",
         "not yet split (issue 21)",
     ),
-    (
-        "function engine/src/gc.rs plan",
-        "not yet split (issue 21)",
-    ),
+    ("function engine/src/gc.rs plan", "not yet split (issue 21)"),
     (
         "function engine/src/location.rs resolve",
         "not yet split (issue 21)",
@@ -42,14 +39,6 @@ const KNOWN: &[(&str, &str)] = &[
     (
         "function server/src/scheduler.rs tick",
         "not yet split (issue 21)",
-    ),
-    (
-        "function server/src/sets.rs run_set_backup",
-        "not yet split (issue 21)",
-    ),
-    (
-        "cycle server: jobs→notify jobs→runners jobs→service notify→service points→service policies→service recovery→service recovery→sets runners→jobs runners→recovery runners→service runners→sets scheduler→jobs scheduler→service service→jobs service→notify service→points service→policies service→scheduler sets→jobs sets→recovery sets→runners sets→service",
-        "Service owns Jobs and the Scheduler, and they take &Service back (enqueue, tick, finish); the API, start-up and the runners' dispatch are out of it, the rest is left for issue 21",
     ),
 ];
 

@@ -212,6 +212,16 @@ impl Severity {
     }
 }
 
+/// The alert cause and message of a failed capture or restore of an item.
+pub fn source_failure(e: coffer_sources::Error) -> (Cause, String) {
+    let cause = match &e {
+        coffer_sources::Error::Engine(engine) => classify(engine),
+        coffer_sources::Error::PreScript(_) => Cause::SourceUnreadable,
+        _ => Cause::GeneralFault,
+    };
+    (cause, e.to_string())
+}
+
 /// The cause behind an engine error, from its code.
 pub fn classify(e: &coffer_engine::Error) -> Cause {
     match e.code() {

@@ -9,6 +9,10 @@
 //! and its log lines in the database. A job that was Running when the
 //! service stopped is marked Failed at the next start, raises its alert, and
 //! is retried as its item says, like any other failure.
+//!
+//! The table does not know what a job does: the [`Runner`] it is built with
+//! (the service passes [`crate::runners::run_job`]) gets a [`JobContext`],
+//! the service's [`State`] and this table, and nothing that owns them.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -27,8 +31,7 @@ use crate::alerts::{Cause, Severity};
 use crate::db::{now, Db};
 use crate::error::{Error, Result};
 use crate::notify::EventType;
-use crate::runners::run_job;
-use crate::service::Service;
+use crate::state::State;
 
 /// Where a job is in its life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize, utoipa::ToSchema)]
@@ -145,6 +148,27 @@ struct Running {
 pub struct Jobs {
     wake: tokio::sync::Notify,
     running: Mutex<HashMap<i64, Running>>,
+    runner: Runner,
+}
+
+/// Runs one claimed job to its end and records its outcome (with
+/// [`Jobs::finish`]).
+pub(crate) type Runner = fn(&JobContext<'_>, i64, &Live) -> Result<()>;
+
+/// What a running job works with: the service's state, and the job table
+/// for its log lines and its end. It reads as the state (`ctx.db`,
+/// `ctx.open_vault(…)`).
+pub struct JobContext<'a> {
+    pub state: &'a State,
+    pub jobs: &'a Jobs,
+}
+
+impl std::ops::Deref for JobContext<'_> {
+    type Target = State;
+
+    fn deref(&self) -> &State {
+        self.state
+    }
 }
 
 const COLUMNS: &str =
@@ -192,17 +216,12 @@ pub struct JobFilter {
     pub limit: Option<u32>,
 }
 
-impl Default for Jobs {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
 impl Jobs {
-    pub fn new() -> Self {
+    pub(crate) fn new(runner: Runner) -> Self {
         Jobs {
             wake: tokio::sync::Notify::new(),
             running: Mutex::new(HashMap::new()),
+            runner,
         }
     }
 
@@ -210,32 +229,20 @@ impl Jobs {
         self.running.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// The queued or running job of an item, if any.
-    pub fn active_for_item(&self, db: &Db, item: &str) -> Result<Option<i64>> {
-        Ok(db
-            .conn()
-            .query_row(
-                "SELECT id FROM jobs WHERE item = ?1 AND state IN ('Queued', 'Running') ORDER BY id LIMIT 1",
-                [item],
-                |r| r.get(0),
-            )
-            .optional()?)
-    }
-
     /// Queues a backup of `item`. One job per item at a time: a second
     /// request while one is queued or running is refused with its id.
     pub fn enqueue_backup(
         &self,
-        service: &Service,
+        state: &State,
         item: &str,
         trigger: &str,
         requested_by: Option<&str>,
         attempt: u32,
         not_before: i64,
     ) -> Result<Job> {
-        let it = service.item(item)?;
+        let it = state.item(item)?;
         self.enqueue(
-            service,
+            state,
             NewJob {
                 kind: JobKind::Backup,
                 vault: &it.vault,
@@ -253,10 +260,10 @@ impl Jobs {
     /// (or checks) of one vault. A set's drill only reads the vault: it
     /// queues behind the set's backup instead of being refused (the
     /// dispatcher still runs one job of an item at a time).
-    pub fn enqueue(&self, service: &Service, job: NewJob<'_>) -> Result<Job> {
+    pub fn enqueue(&self, state: &State, job: NewJob<'_>) -> Result<Job> {
         if let Some(item) = job.item {
             let drill = job.kind == JobKind::Drill;
-            let active: Option<i64> = service
+            let active: Option<i64> = state
                 .db
                 .conn()
                 .query_row(
@@ -272,7 +279,7 @@ impl Jobs {
                 )));
             }
         } else {
-            let active: Option<i64> = service
+            let active: Option<i64> = state
                 .db
                 .conn()
                 .query_row(
@@ -290,7 +297,7 @@ impl Jobs {
             }
         }
         let id = {
-            let conn = service.db.conn();
+            let conn = state.db.conn();
             conn.execute(
                 "INSERT INTO jobs (kind, vault, item, state, trigger, params, requested_by, attempt, not_before, created)
                  VALUES (?1, ?2, ?3, 'Queued', ?4, ?5, ?6, ?7, ?8, ?9)",
@@ -308,14 +315,9 @@ impl Jobs {
             )?;
             conn.last_insert_rowid()
         };
-        self.log(
-            &service.db,
-            id,
-            "info",
-            &format!("queued ({})", job.trigger),
-        )?;
+        self.log(&state.db, id, "info", &format!("queued ({})", job.trigger))?;
         self.wake.notify_one();
-        self.get(&service.db, id)
+        self.get(&state.db, id)
     }
 
     pub fn get(&self, db: &Db, id: i64) -> Result<Job> {
@@ -444,9 +446,9 @@ impl Jobs {
 
     /// Marks jobs a stopped service left Running as Failed, raises their
     /// alerts and queues their retries.
-    pub fn recover_after_restart(&self, service: &Service) -> Result<()> {
+    pub fn recover_after_restart(&self, state: &State) -> Result<()> {
         let interrupted = self.list(
-            &service.db,
+            &state.db,
             &JobFilter {
                 state: Some(JobState::Running),
                 limit: Some(10_000),
@@ -455,9 +457,9 @@ impl Jobs {
         )?;
         for job in interrupted {
             let message = "the service stopped while this job was running (a crash, a restart or a power loss); nothing of it was committed, and what it uploaded is reused by the next backup";
-            self.log(&service.db, job.id, "error", message)?;
+            self.log(&state.db, job.id, "error", message)?;
             self.finish(
-                service,
+                state,
                 &job,
                 JobState::Failed,
                 None,
@@ -469,9 +471,9 @@ impl Jobs {
     }
 
     /// Starts every queued job the limits allow now.
-    pub fn start_ready(&self, service: &Arc<Service>) -> Result<()> {
+    pub fn start_ready(self: &Arc<Self>, state: &Arc<State>) -> Result<()> {
         let queued = {
-            let conn = service.db.conn();
+            let conn = state.db.conn();
             let mut stmt = conn.prepare(
                 "SELECT id, vault, item, kind FROM jobs WHERE state = 'Queued' AND not_before <= ?1 ORDER BY id",
             )?;
@@ -499,15 +501,15 @@ impl Jobs {
             };
             {
                 let mut running = self.running();
-                if running.len() >= service.config.max_jobs {
+                if running.len() >= state.config.max_jobs {
                     break;
                 }
                 let on_vault = running.values().filter(|r| r.vault == vault).count();
                 let item_busy = item.is_some() && running.values().any(|r| r.item == item);
-                if on_vault >= service.config.max_jobs_per_vault || item_busy {
+                if on_vault >= state.config.max_jobs_per_vault || item_busy {
                     continue;
                 }
-                let claimed = service.db.conn().execute(
+                let claimed = state.db.conn().execute(
                     "UPDATE jobs SET state = 'Running', started = ?1 WHERE id = ?2 AND state = 'Queued'",
                     params![now(), id],
                 )?;
@@ -524,16 +526,19 @@ impl Jobs {
                     },
                 );
             }
-            let service = service.clone();
+            let (jobs, state) = (self.clone(), state.clone());
             let spawned = std::thread::Builder::new()
                 .name(format!("coffer-job-{id}"))
                 .spawn(move || {
-                    let outcome = run_job(&service, id, &live);
-                    if let Err(e) = outcome {
+                    let ctx = JobContext {
+                        state: &state,
+                        jobs: &jobs,
+                    };
+                    if let Err(e) = (jobs.runner)(&ctx, id, &live) {
                         tracing::error!(job = id, "could not record the job's end: {e}");
                     }
-                    service.jobs.running().remove(&id);
-                    service.jobs.wake.notify_one();
+                    jobs.running().remove(&id);
+                    jobs.wake.notify_one();
                 });
             if let Err(e) = spawned {
                 self.running().remove(&id);
@@ -545,13 +550,12 @@ impl Jobs {
 
     /// The dispatcher: starts jobs whenever one is queued or ends, and at
     /// least every second (for retries whose time has come).
-    pub async fn dispatch(service: Arc<Service>) {
+    pub async fn dispatch(jobs: Arc<Jobs>, state: Arc<State>) {
         loop {
-            if let Err(e) = service.jobs.start_ready(&service) {
+            if let Err(e) = jobs.start_ready(&state) {
                 tracing::error!("job dispatcher: {e}");
             }
-            let _ =
-                tokio::time::timeout(Duration::from_secs(1), service.jobs.wake.notified()).await;
+            let _ = tokio::time::timeout(Duration::from_secs(1), jobs.wake.notified()).await;
         }
     }
 
@@ -559,19 +563,19 @@ impl Jobs {
     /// retry when the item allows one.
     pub(crate) fn finish(
         &self,
-        service: &Service,
+        state: &State,
         job: &Job,
-        state: JobState,
+        end: JobState,
         result: Option<serde_json::Value>,
         failure: Option<(Cause, String)>,
         progress: Option<JobProgress>,
     ) -> Result<()> {
-        let db = &service.db;
+        let db = &state.db;
         db.conn().execute(
             "UPDATE jobs SET state = ?1, finished = ?2, result = ?3, error = ?4, cause = ?5,
              progress = coalesce(?6, progress) WHERE id = ?7",
             params![
-                state.as_str(),
+                end.as_str(),
                 now(),
                 result.map(|r| r.to_string()),
                 failure.as_ref().map(|(_, m)| m.clone()),
@@ -580,8 +584,8 @@ impl Jobs {
                 job.id
             ],
         )?;
-        self.log(db, job.id, "info", &format!("ended: {}", state.as_str()))?;
-        let event = match state {
+        self.log(db, job.id, "info", &format!("ended: {}", end.as_str()))?;
+        let event = match end {
             JobState::Succeeded | JobState::PartialSucceeded => {
                 Some((EventType::JobSucceeded, Severity::Info))
             }
@@ -590,36 +594,30 @@ impl Jobs {
         };
         if let Some((event, severity)) = event {
             let body = serde_json::to_value(self.get(db, job.id)?).unwrap_or_default();
-            service.notify(event, severity, false, body)?;
+            state.notify(event, severity, false, body)?;
         }
         let Some(item) = &job.item else {
             // A vault's own jobs (prune, check) have alerts without an item.
-            match (state, &failure) {
+            match (end, &failure) {
                 (JobState::Succeeded, _) => {
-                    service.resolve_vault_alerts(job.vault.as_deref().unwrap_or_default())?
+                    state.resolve_vault_alerts(job.vault.as_deref().unwrap_or_default())?
                 }
                 (JobState::Failed | JobState::PartialSucceeded, Some((cause, message))) => {
-                    service.raise_alert(
-                        *cause,
-                        job.vault.as_deref(),
-                        None,
-                        message,
-                        Some(job.id),
-                    )?;
+                    state.raise_alert(*cause, job.vault.as_deref(), None, message, Some(job.id))?;
                 }
                 _ => {}
             }
             return Ok(());
         };
-        match (state, &failure) {
+        match (end, &failure) {
             (JobState::Succeeded, _) => {
-                service.resolve_item_alerts(item)?;
+                state.resolve_item_alerts(item)?;
             }
             (JobState::PartialSucceeded | JobState::Failed, Some((cause, message))) => {
-                if state == JobState::PartialSucceeded {
-                    service.resolve_item_alerts(item)?;
+                if end == JobState::PartialSucceeded {
+                    state.resolve_item_alerts(item)?;
                 }
-                service.raise_alert(
+                state.raise_alert(
                     *cause,
                     job.vault.as_deref(),
                     Some(item),
@@ -627,14 +625,14 @@ impl Jobs {
                     Some(job.id),
                 )?;
                 // Only a failed backup is retried.
-                if state != JobState::Failed || job.kind != JobKind::Backup {
+                if end != JobState::Failed || job.kind != JobKind::Backup {
                     return Ok(());
                 }
-                if let Ok(it) = service.item(item) {
+                if let Ok(it) = state.item(item) {
                     if job.attempt <= it.retry_attempts {
                         let at = now() + it.retry_delay_secs as i64;
                         let retry = self.enqueue_backup(
-                            service,
+                            state,
                             item,
                             "retry",
                             job.requested_by.as_deref(),

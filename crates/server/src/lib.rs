@@ -36,8 +36,10 @@ pub mod runners;
 pub mod scheduler;
 pub mod secret;
 pub mod service;
+pub mod set_backup;
 pub mod sets;
 pub mod sightings;
+pub mod state;
 pub mod targets;
 
 pub use config::ServiceConfig;

@@ -17,7 +17,7 @@ use serde::Serialize;
 use zeroize::Zeroizing;
 
 use crate::error::{Error, Result};
-use crate::service::{to_credentials, Service};
+use crate::state::{to_credentials, State};
 
 /// A location as listed: never its credentials, only their names.
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
@@ -30,7 +30,7 @@ fn purpose(vault: &str, location: &str) -> String {
     format!("vault-location:{vault}:{location}")
 }
 
-impl Service {
+impl State {
     /// Allows the vault's journal to use `location` (a replica or the
     /// local tier), opened with `credentials`.
     pub fn set_vault_location(

@@ -17,10 +17,10 @@ use rusqlite::{params, OptionalExtension};
 use serde::{Deserialize, Serialize};
 use sha2::Sha256;
 
-use crate::alerts::{Alert, Severity};
+use crate::alerts::{self, Alert, Cause, Severity};
 use crate::db::now;
 use crate::error::{Error, Result};
-use crate::service::Service;
+use crate::state::State;
 
 /// Pauses before each retry; after the last, the delivery has failed.
 const RETRY_PAUSES: [i64; 5] = [30, 120, 600, 3_600, 21_600];
@@ -138,7 +138,7 @@ pub struct Delivery {
 }
 
 fn validate(t: &NewTarget) -> Result<()> {
-    crate::service::validate_name("name", &t.name)?;
+    crate::state::validate_name("name", &t.name)?;
     match &t.destination {
         Destination::Webhook { url } => {
             let parsed = url::Url::parse(url)
@@ -183,7 +183,38 @@ fn validate(t: &NewTarget) -> Result<()> {
     Ok(())
 }
 
-impl Service {
+impl State {
+    /// Raises an alert (or counts a repeat) and notifies its targets.
+    pub fn raise_alert(
+        &self,
+        cause: Cause,
+        vault: Option<&str>,
+        item: Option<&str>,
+        detail: &str,
+        job: Option<i64>,
+    ) -> Result<alerts::Alert> {
+        let raised = alerts::raise(&self.db, cause, vault, item, detail, job)?;
+        self.notify_alert(&raised.alert, EventType::AlertRaised);
+        Ok(raised.alert)
+    }
+
+    /// Resolves an item's open job alerts after a success, and notifies.
+    pub fn resolve_item_alerts(&self, item: &str) -> Result<()> {
+        for alert in alerts::resolve_for_item(&self.db, item)? {
+            self.notify_alert(&alert, EventType::AlertResolved);
+        }
+        Ok(())
+    }
+
+    /// Resolves a vault's own open job alerts (those without an item)
+    /// after one of its prunes or checks succeeded.
+    pub fn resolve_vault_alerts(&self, vault: &str) -> Result<()> {
+        for alert in alerts::resolve_for_vault(&self.db, vault)? {
+            self.notify_alert(&alert, EventType::AlertResolved);
+        }
+        Ok(())
+    }
+
     pub fn add_target(&self, t: &NewTarget) -> Result<Target> {
         validate(t)?;
         let sealed = t
@@ -408,18 +439,18 @@ impl Service {
             None => Ok(None),
         }
     }
+}
 
-    /// Delivers the outbox every second until the process ends.
-    pub async fn run_notifier(service: std::sync::Arc<Service>) {
-        loop {
-            let s = service.clone();
-            match tokio::task::spawn_blocking(move || s.deliver_due()).await {
-                Ok(Err(e)) => tracing::error!("notifier: {e}"),
-                Err(e) => tracing::error!("notifier task: {e}"),
-                Ok(Ok(_)) => {}
-            }
-            tokio::time::sleep(Duration::from_secs(1)).await;
+/// Delivers the outbox every second until the process ends.
+pub async fn run_notifier(state: std::sync::Arc<State>) {
+    loop {
+        let s = state.clone();
+        match tokio::task::spawn_blocking(move || s.deliver_due()).await {
+            Ok(Err(e)) => tracing::error!("notifier: {e}"),
+            Err(e) => tracing::error!("notifier task: {e}"),
+            Ok(Ok(_)) => {}
         }
+        tokio::time::sleep(Duration::from_secs(1)).await;
     }
 }
 

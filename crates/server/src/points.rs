@@ -26,7 +26,8 @@ use serde::Serialize;
 use crate::alerts::Cause;
 use crate::db::now;
 use crate::error::{Error, Result};
-use crate::service::{to_credentials, to_policy, PolicySpec, Service};
+use crate::policies::{to_policy, PolicySpec};
+use crate::state::{to_credentials, State};
 
 pub use coffer_api_types::{Entry, Listing};
 
@@ -166,7 +167,7 @@ fn point_at(vault: &Vault, spec: &str) -> Result<Point> {
     })
 }
 
-impl Service {
+impl State {
     /// The entries of one directory of a point.
     pub fn point_entries(&self, vault: &str, point: &str, path: &str) -> Result<Listing> {
         let path = absolute(path)?;
@@ -362,14 +363,14 @@ impl Service {
     /// under immutability while any is unexpired).
     pub fn stop_protection(&self, item: &str, delete_data: bool, by: &str) -> Result<()> {
         let mut it = self.item(item)?;
-        if self.jobs.active_for_item(&self.db, item)?.is_some() {
+        if self.active_job_of_item(item)?.is_some() {
             return Err(Error::Conflict(format!(
                 "a job of item {item} is queued or running: wait for it or cancel it first"
             )));
         }
         let v = self.open_vault(&it.vault)?;
         changes::stop_protection(&v, item, delete_data)?;
-        self.scheduler.invalidate(&it.vault);
+        self.policies_changed(&it.vault);
         it.enabled = false;
         self.update_item(&it)?;
         if delete_data {
@@ -391,7 +392,7 @@ impl Service {
         let mut it = self.item(item)?;
         let v = self.open_vault(&it.vault)?;
         changes::resume_protection(&v, item)?;
-        self.scheduler.invalidate(&it.vault);
+        self.policies_changed(&it.vault);
         it.enabled = true;
         self.update_item(&it)?;
         Ok(())
@@ -431,4 +432,70 @@ pub fn test_location(
         free_bytes: report.free_bytes,
         holds_vault: report.holds_vault,
     })
+}
+
+impl State {
+    /// Sets the vault's immutability (disabled, enabled, locked); raises
+    /// the security alert.
+    pub fn set_immutability(&self, vault: &str, to: &str, by: &str) -> Result<String> {
+        use coffer_engine::journal::Immutability;
+        let target = match to {
+            "disabled" => Immutability::Disabled,
+            "enabled" => Immutability::Enabled,
+            "locked" => Immutability::Locked,
+            other => {
+                return Err(Error::invalid(
+                    "immutability",
+                    format!("{other:?}: expected disabled, enabled or locked"),
+                ))
+            }
+        };
+        let v = self.open_vault(vault)?;
+        let before = v.state()?.immutability;
+        coffer_engine::changes::set_immutability(&v, target)?;
+        if before != target {
+            self.raise_alert(
+                Cause::ImmutabilityChanged,
+                Some(vault),
+                None,
+                &format!(
+                    "{by} changed the immutability of vault {vault} from {} to {to}",
+                    before.as_str()
+                ),
+                None,
+            )?;
+        }
+        Ok(to.to_string())
+    }
+
+    /// Soft-deletes recovery points; raises the security alert.
+    pub fn delete_points(&self, vault: &str, ids: &[String], by: &str) -> Result<usize> {
+        if ids.is_empty() {
+            return Err(Error::invalid("points", "name at least one point"));
+        }
+        let v = self.open_vault(vault)?;
+        let points = ids
+            .iter()
+            .map(|id| resolve_point(&v, id, "points"))
+            .collect::<Result<Vec<_>>>()?;
+        coffer_engine::changes::delete_points(
+            &v,
+            &points,
+            &format!("deleted by {by} through the service"),
+        )?;
+        let items: std::collections::BTreeSet<&str> =
+            points.iter().map(|p| p.manifest.item.as_str()).collect();
+        self.raise_alert(
+            Cause::PointsDeleted,
+            Some(vault),
+            None,
+            &format!(
+                "{by} deleted {} recovery point(s) of {} in vault {vault}; they stay recoverable while soft-deleted",
+                points.len(),
+                items.into_iter().collect::<Vec<_>>().join(", ")
+            ),
+            None,
+        )?;
+        Ok(points.len())
+    }
 }

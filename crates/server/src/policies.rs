@@ -5,7 +5,7 @@
 use crate::alerts::Cause;
 use crate::db::now;
 use crate::error::{Error, Result};
-use crate::service::Service;
+use crate::state::State;
 
 pub use coffer_api_types::{
     MonthlyRules, PolicySpec, PolicyView, RetentionRules, WeeklyRules, YearlyRules,
@@ -23,7 +23,7 @@ pub(crate) fn to_policy(name: &str, spec: &PolicySpec) -> Result<coffer_engine::
         .map_err(|e| Error::invalid(e.field, e.message))
 }
 
-impl Service {
+impl State {
     pub fn policies(&self, vault: &str) -> Result<Vec<PolicyView>> {
         let state = self.open_vault(vault)?.state()?;
         Ok(state
@@ -50,7 +50,7 @@ impl Service {
             .get(name)
             .and_then(|old| policy.retention.shortening_from(&old.retention));
         coffer_engine::changes::set_policy(&v, policy)?;
-        self.scheduler.invalidate(vault);
+        self.policies_changed(vault);
         if let Some(why) = shortened {
             self.raise_alert(
                 Cause::RetentionShortened,
@@ -71,7 +71,7 @@ impl Service {
     pub fn delete_policy(&self, vault: &str, name: &str) -> Result<()> {
         let v = self.open_vault(vault)?;
         coffer_engine::changes::delete_policy(&v, name)?;
-        self.scheduler.invalidate(vault);
+        self.policies_changed(vault);
         Ok(())
     }
 
@@ -91,7 +91,7 @@ impl Service {
             }
             e => Error::Engine(e),
         })?;
-        self.scheduler.invalidate(&it.vault);
+        self.policies_changed(&it.vault);
         if let Some(why) = shortened {
             self.raise_alert(
                 Cause::RetentionShortened,

@@ -28,8 +28,8 @@ use coffer_engine::{Point, Storage, Vault, VaultKey};
 
 use crate::db::now;
 use crate::error::{Error, Result};
-use crate::service::{item_def, Item, Maintenance, Service};
 use crate::sets::{InfraSet, SET_POINT_TAG, SET_TAG};
+use crate::state::{item_def, Item, Maintenance, State, SCHEDULER_ENABLED_SETTING};
 
 /// The configuration's file in its point.
 pub const CONFIG_FILE: &str = "service.json";
@@ -157,7 +157,7 @@ struct SealedSecrets {
 /// items and sets, the users who may log in to it, the notification
 /// targets; secret-derived values sealed under `vault`'s key.
 pub fn export(
-    service: &Service,
+    service: &State,
     vault: &Vault,
     vault_name: &str,
     set_point: Option<SetRecord>,
@@ -275,7 +275,7 @@ pub fn export(
         roles,
         tokens: Vec::new(),
         notification_targets,
-        scheduler_enabled: service.scheduler.enabled(service)?,
+        scheduler_enabled: service.scheduler_enabled()?,
         sealed_secrets: Some(hex::encode(vault.seal_value(SECRETS_PURPOSE, &secrets))),
     })
 }
@@ -381,7 +381,7 @@ pub fn set_points(vault: &Vault) -> Result<Vec<SetPointInfo>> {
         let service = members.iter().find(|p| {
             p.manifest
                 .item
-                .starts_with(crate::service::SERVICE_ITEM_PREFIX)
+                .starts_with(crate::state::SERVICE_ITEM_PREFIX)
         });
         let present: BTreeMap<String, String> = members
             .iter()
@@ -466,7 +466,7 @@ struct Scope<'a> {
     roles: Vec<&'a RoleExport>,
 }
 
-fn scope<'a>(service: &Service, export: &'a ServiceExport, vault_id: &str) -> Result<Scope<'a>> {
+fn scope<'a>(service: &State, export: &'a ServiceExport, vault_id: &str) -> Result<Scope<'a>> {
     let present = service.list_vaults()?;
     let fresh = present.is_empty() && service.items(None)?.is_empty();
     if fresh {
@@ -540,7 +540,7 @@ fn scope<'a>(service: &Service, export: &'a ServiceExport, vault_id: &str) -> Re
 /// Writes a recovered configuration into a service (see `Scope`).
 /// `vault_id`'s vault gets `key_text` and `credentials`.
 pub fn import(
-    service: &Service,
+    service: &State,
     export: &ServiceExport,
     vault_id: &str,
     key_text: &str,
@@ -609,7 +609,7 @@ pub fn import(
                 it.retry_attempts,
                 it.retry_delay_secs as i64,
                 it.created,
-                crate::service::spec_json(it)
+                crate::state::spec_json(it)
             ],
         )?;
     }
@@ -685,14 +685,19 @@ pub fn import(
         }
     }
     if scope.fresh {
+        // The same setting `State::set_scheduler_enabled` writes (this
+        // wrote another key before, which nothing read).
         tx.execute(
-            "INSERT INTO settings (key, value) VALUES ('scheduler', ?1)
+            "INSERT INTO settings (key, value) VALUES (?1, ?2)
              ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-            [if export.scheduler_enabled {
-                "on"
-            } else {
-                "off"
-            }],
+            [
+                SCHEDULER_ENABLED_SETTING,
+                if export.scheduler_enabled {
+                    "true"
+                } else {
+                    "false"
+                },
+            ],
         )?;
     }
     tx.commit()?;
@@ -830,7 +835,7 @@ fn each_item(
 /// Restores a set point: the configuration into `service` (when it has
 /// none yet), then every item (or the one named) through its kind.
 pub fn recover(
-    service: &Service,
+    service: &State,
     vault: &Vault,
     info: &SetPointInfo,
     key_text: &str,
@@ -973,5 +978,39 @@ mod tests {
             e.contains("coffer 9.0.0 in format 3") && e.contains("newer than this coffer's 2"),
             "{e}"
         );
+    }
+
+    fn state_in(dir: &Path) -> State {
+        State::open(crate::config::ServiceConfig {
+            data_dir: dir.join("data"),
+            ..Default::default()
+        })
+        .unwrap()
+    }
+
+    #[test]
+    fn a_recovered_service_keeps_the_scheduler_switched_off() {
+        let dir = tempfile::tempdir().unwrap();
+        let old = state_in(&dir.path().join("old"));
+        let location = dir.path().join("vault");
+        let (info, key) = old
+            .add_vault("v", location.to_str().unwrap(), BTreeMap::new(), None, true)
+            .unwrap();
+        old.set_scheduler_enabled(false).unwrap();
+        let vault = old.open_vault("v").unwrap();
+        let export = export(&old, &vault, "v", None).unwrap();
+        assert!(!export.scheduler_enabled);
+
+        let fresh = state_in(&dir.path().join("new"));
+        assert!(fresh.scheduler_enabled().unwrap(), "the default is on");
+        import(
+            &fresh,
+            &export,
+            &info.vault_id,
+            &key.unwrap(),
+            &BTreeMap::new(),
+        )
+        .unwrap();
+        assert!(!fresh.scheduler_enabled().unwrap());
     }
 }

@@ -12,11 +12,10 @@ use coffer_api_types::RestoreParams;
 use coffer_engine::backup::{BackupOptions, Progress};
 use coffer_engine::restore::RestoreProgress;
 
-use crate::alerts::{self, Cause};
+use crate::alerts::{self, source_failure, Cause};
 use crate::db::now;
 use crate::error::{Error, Result};
-use crate::jobs::{live_progress, Job, JobKind, JobState, Live};
-use crate::service::Service;
+use crate::jobs::{live_progress, Job, JobContext, JobKind, JobState, Live};
 
 /// How a job ended, before it is recorded.
 struct Ending {
@@ -41,16 +40,6 @@ fn cancelled() -> Ending {
     }
 }
 
-/// The alert cause and message of a failed capture or restore of an item.
-pub(crate) fn source_failure(e: coffer_sources::Error) -> (Cause, String) {
-    let cause = match &e {
-        coffer_sources::Error::Engine(engine) => alerts::classify(engine),
-        coffer_sources::Error::PreScript(_) => Cause::SourceUnreadable,
-        _ => Cause::GeneralFault,
-    };
-    (cause, e.to_string())
-}
-
 fn engine_failure(e: Error) -> (Cause, String) {
     match e {
         Error::Engine(e) => (alerts::classify(&e), e.to_string()),
@@ -59,24 +48,24 @@ fn engine_failure(e: Error) -> (Cause, String) {
 }
 
 /// Runs one claimed job to its end and records the outcome.
-pub(crate) fn run_job(service: &Arc<Service>, id: i64, live: &Live) -> Result<()> {
-    let jobs = &service.jobs;
-    let job = jobs.get(&service.db, id)?;
+pub(crate) fn run_job(ctx: &JobContext<'_>, id: i64, live: &Live) -> Result<()> {
+    let jobs = ctx.jobs;
+    let job = jobs.get(&ctx.db, id)?;
     let started = Instant::now();
     jobs.log(
-        &service.db,
+        &ctx.db,
         id,
         "info",
         &format!("started (attempt {})", job.attempt),
     )?;
     let ending = match (job.kind, live) {
-        (JobKind::Backup, Live::Backup(p)) => run_backup(service, &job, p),
-        (JobKind::SetBackup, Live::Backup(p)) => run_set(service, &job, p),
-        (JobKind::Drill, _) => run_drill(service, &job),
-        (JobKind::Restore, Live::Restore(p)) => run_restore(service, &job, p),
-        (JobKind::Prune, _) => run_prune(service, &job),
-        (JobKind::Replicate, _) => run_replicate(service, &job),
-        (JobKind::Check, Live::Check(cancel)) => run_check(service, &job, cancel),
+        (JobKind::Backup, Live::Backup(p)) => run_backup(ctx, &job, p),
+        (JobKind::SetBackup, Live::Backup(p)) => run_set(ctx, &job, p),
+        (JobKind::Drill, _) => run_drill(ctx, &job),
+        (JobKind::Restore, Live::Restore(p)) => run_restore(ctx, &job, p),
+        (JobKind::Prune, _) => run_prune(ctx, &job),
+        (JobKind::Replicate, _) => run_replicate(ctx, &job),
+        (JobKind::Check, Live::Check(cancel)) => run_check(ctx, &job, cancel),
         (kind, _) => failed(
             Cause::GeneralFault,
             format!("job kind {kind} started without its progress"),
@@ -84,10 +73,10 @@ pub(crate) fn run_job(service: &Arc<Service>, id: i64, live: &Live) -> Result<()
     };
     let progress = live_progress(live, started.elapsed());
     if let (JobState::Failed, Some((_, message))) = (ending.state, &ending.failure) {
-        jobs.log(&service.db, id, "error", message)?;
+        jobs.log(&ctx.db, id, "error", message)?;
     }
     jobs.finish(
-        service,
+        ctx,
         &job,
         ending.state,
         ending.result,
@@ -96,17 +85,17 @@ pub(crate) fn run_job(service: &Arc<Service>, id: i64, live: &Live) -> Result<()
     )
 }
 
-fn run_backup(service: &Service, job: &Job, progress: &Arc<Progress>) -> Ending {
-    let jobs = &service.jobs;
+fn run_backup(ctx: &JobContext<'_>, job: &Job, progress: &Arc<Progress>) -> Ending {
+    let jobs = ctx.jobs;
     let id = job.id;
     let item_name = job.item.clone().unwrap_or_default();
     let outcome = (|| -> std::result::Result<coffer_sources::Captured, (Cause, String)> {
-        let item = service
+        let item = ctx
             .item(&item_name)
             .map_err(|e| (Cause::GeneralFault, e.to_string()))?;
-        let vault = service.open_vault(&item.vault).map_err(engine_failure)?;
+        let vault = ctx.open_vault(&item.vault).map_err(engine_failure)?;
         let _ = jobs.log(
-            &service.db,
+            &ctx.db,
             id,
             "info",
             &format!(
@@ -116,26 +105,26 @@ fn run_backup(service: &Service, job: &Job, progress: &Arc<Progress>) -> Ending 
             ),
         );
         let def =
-            crate::service::item_def(&item).map_err(|e| (Cause::GeneralFault, e.to_string()))?;
+            crate::state::item_def(&item).map_err(|e| (Cause::GeneralFault, e.to_string()))?;
         for note in vault.unattached() {
-            let _ = jobs.log(&service.db, id, "warn", &note);
+            let _ = jobs.log(&ctx.db, id, "warn", &note);
         }
         let captured = coffer_sources::back_up(&vault, &def, &BackupOptions::default(), progress)
             .map_err(source_failure)?;
-        service.measure_vault(&vault, &item.vault);
-        service.witness_vault(&vault, &item.vault);
+        ctx.measure_vault(&vault, &item.vault);
+        ctx.witness_vault(&vault, &item.vault);
         Ok(captured)
     })();
     match outcome {
         Ok(captured) => {
             for w in &captured.warnings {
-                let _ = jobs.log(&service.db, id, "warn", w);
+                let _ = jobs.log(&ctx.db, id, "warn", w);
             }
             let report = captured.report;
             let m = &report.manifest;
             for e in m.errors.iter().take(100) {
                 let _ = jobs.log(
-                    &service.db,
+                    &ctx.db,
                     id,
                     "warn",
                     &format!("{}: {}", String::from_utf8_lossy(&e.path), e.message),
@@ -143,7 +132,7 @@ fn run_backup(service: &Service, job: &Job, progress: &Arc<Progress>) -> Ending 
             }
             if m.errors.len() > 100 {
                 let _ = jobs.log(
-                    &service.db,
+                    &ctx.db,
                     id,
                     "warn",
                     &format!("… and {} more unreadable entries", m.errors.len() - 100),
@@ -152,7 +141,7 @@ fn run_backup(service: &Service, job: &Job, progress: &Arc<Progress>) -> Ending 
             // A struct of strings and numbers: serialising it cannot fail.
             let result = serde_json::to_value(report.summary()).ok();
             let _ = jobs.log(
-                &service.db,
+                &ctx.db,
                 id,
                 "info",
                 &format!(
@@ -193,7 +182,7 @@ fn run_backup(service: &Service, job: &Job, progress: &Arc<Progress>) -> Ending 
         }
         Err(_) if progress.cancel.load(Ordering::Relaxed) => {
             let _ = jobs.log(
-                &service.db,
+                &ctx.db,
                 id,
                 "info",
                 "stopped on request; nothing was committed",
@@ -204,17 +193,20 @@ fn run_backup(service: &Service, job: &Job, progress: &Arc<Progress>) -> Ending 
     }
 }
 
-fn run_set(service: &Service, job: &Job, progress: &Arc<Progress>) -> Ending {
+fn run_set(ctx: &JobContext<'_>, job: &Job, progress: &Arc<Progress>) -> Ending {
     let set = job.item.clone().unwrap_or_default();
-    match crate::sets::run_set_backup(service, job.id, &set, progress) {
+    let log = |level: &str, message: &str| {
+        let _ = ctx.jobs.log(&ctx.db, job.id, level, message);
+    };
+    match crate::set_backup::run_set_backup(ctx, &log, job.id, &set, progress) {
         Ok(o) => Ending {
             state: o.state,
             result: Some(o.result),
             failure: o.failure,
         },
         Err(_) if progress.cancel.load(Ordering::Relaxed) => {
-            let _ = service.jobs.log(
-                &service.db,
+            let _ = ctx.jobs.log(
+                &ctx.db,
                 job.id,
                 "info",
                 "stopped on request; the items done so far keep their points, the set point is incomplete",
@@ -229,7 +221,7 @@ fn run_set(service: &Service, job: &Job, progress: &Arc<Progress>) -> Ending {
 }
 
 /// A recovery drill of a set's newest point (or the one in the params).
-fn run_drill(service: &Service, job: &Job) -> Ending {
+fn run_drill(ctx: &JobContext<'_>, job: &Job) -> Ending {
     let set = job.item.clone().unwrap_or_default();
     let wanted = job
         .params
@@ -238,8 +230,8 @@ fn run_drill(service: &Service, job: &Job) -> Ending {
         .and_then(|p| p.as_str())
         .map(str::to_string);
     let outcome = (|| -> Result<crate::recovery::RecoverReport> {
-        let info = service.set(&set)?;
-        let vault = service.open_vault(&info.vault)?;
+        let info = ctx.set(&set)?;
+        let vault = ctx.open_vault(&info.vault)?;
         let point = match wanted {
             Some(p) => crate::recovery::find_set_point(&vault, &p)?,
             None => crate::recovery::set_points(&vault)?
@@ -247,16 +239,16 @@ fn run_drill(service: &Service, job: &Job) -> Ending {
                 .find(|p| p.set == set)
                 .ok_or_else(|| Error::NotFound(format!("a point of set {set}")))?,
         };
-        let scratch = service.data_dir().join("drills");
+        let scratch = ctx.data_dir().join("drills");
         crate::db::make_private_dir(&scratch)?;
-        let own_items: Vec<_> = service
+        let own_items: Vec<_> = ctx
             .items(None)?
             .into_iter()
             .filter(|i| i.vault == info.vault)
             .collect();
         crate::recovery::drill(&vault, &point, Some(&scratch), Some(&own_items), |o| {
-            let _ = service.jobs.log(
-                &service.db,
+            let _ = ctx.jobs.log(
+                &ctx.db,
                 job.id,
                 if o.ok { "info" } else { "error" },
                 &format!(
@@ -268,8 +260,8 @@ fn run_drill(service: &Service, job: &Job) -> Ending {
     })();
     match outcome {
         Ok(report) => {
-            let _ = service.jobs.log(
-                &service.db,
+            let _ = ctx.jobs.log(
+                &ctx.db,
                 job.id,
                 "info",
                 &format!(
@@ -304,7 +296,7 @@ fn run_drill(service: &Service, job: &Job) -> Ending {
     }
 }
 
-fn run_restore(service: &Service, job: &Job, progress: &Arc<RestoreProgress>) -> Ending {
+fn run_restore(ctx: &JobContext<'_>, job: &Job, progress: &Arc<RestoreProgress>) -> Ending {
     let params: RestoreParams = match job
         .params
         .clone()
@@ -319,7 +311,7 @@ fn run_restore(service: &Service, job: &Job, progress: &Arc<RestoreProgress>) ->
         }
     };
     let vault_name = job.vault.clone().unwrap_or_default();
-    let opened = service.open_vault(&vault_name).and_then(|vault| {
+    let opened = ctx.open_vault(&vault_name).and_then(|vault| {
         let point = vault.resolve_point(&params.point, job.item.as_deref())?;
         Ok((vault, point))
     });
@@ -332,14 +324,14 @@ fn run_restore(service: &Service, job: &Job, progress: &Arc<RestoreProgress>) ->
     };
     match coffer_sources::kind_of(&point) {
         Some(kind) if kind != coffer_sources::Kind::Directory => {
-            return restore_through_kind(service, job, &params, &vault, &point, progress)
+            return restore_through_kind(ctx, job, &params, &vault, &point, progress)
         }
         _ => {}
     }
     let read_before = vault.storage().bytes_read();
     let outcome = (|| -> Result<coffer_engine::restore::RestoreReport> {
-        let _ = service.jobs.log(
-            &service.db,
+        let _ = ctx.jobs.log(
+            &ctx.db,
             job.id,
             "info",
             &format!(
@@ -360,8 +352,8 @@ fn run_restore(service: &Service, job: &Job, progress: &Arc<RestoreProgress>) ->
         )?)
     })();
     if outcome.is_err() && progress.cancel.load(Ordering::Relaxed) {
-        let _ = service.jobs.log(
-            &service.db,
+        let _ = ctx.jobs.log(
+            &ctx.db,
             job.id,
             "info",
             "stopped on request; what was written stays under the target",
@@ -371,8 +363,8 @@ fn run_restore(service: &Service, job: &Job, progress: &Arc<RestoreProgress>) ->
     match outcome {
         Ok(report) => {
             for (path, why) in report.damaged.iter().chain(&report.problems).take(100) {
-                let _ = service.jobs.log(
-                    &service.db,
+                let _ = ctx.jobs.log(
+                    &ctx.db,
                     job.id,
                     "warn",
                     &format!("{}: {why}", path.display()),
@@ -419,7 +411,7 @@ fn run_restore(service: &Service, job: &Job, progress: &Arc<RestoreProgress>) ->
 /// database file, the server, the restore command), not through the
 /// engine's tree restore.
 fn restore_through_kind(
-    service: &Service,
+    ctx: &JobContext<'_>,
     job: &Job,
     params: &RestoreParams,
     vault: &coffer_engine::Vault,
@@ -440,7 +432,7 @@ fn restore_through_kind(
         // Only this vault's own item may act on this vault's point: an item
         // of another vault with the same name would run its restore on data
         // it was never given.
-        let item = service
+        let item = ctx
             .item_in_vault(vault_name, &point.manifest.item)
             .ok()
             .flatten()
@@ -459,14 +451,14 @@ fn restore_through_kind(
             ));
         }
         let def =
-            crate::service::item_def(&item).map_err(|e| (Cause::GeneralFault, e.to_string()))?;
+            crate::state::item_def(&item).map_err(|e| (Cause::GeneralFault, e.to_string()))?;
         let to = coffer_sources::Destination {
             target: (!params.target.is_empty()).then(|| params.target.clone().into()),
             overwrite: params.overwrite,
             postgresql_connection: None,
         };
-        let _ = service.jobs.log(
-            &service.db,
+        let _ = ctx.jobs.log(
+            &ctx.db,
             job.id,
             "info",
             &format!(
@@ -480,7 +472,7 @@ fn restore_through_kind(
     })();
     match outcome {
         Ok(message) => {
-            let _ = service.jobs.log(&service.db, job.id, "info", &message);
+            let _ = ctx.jobs.log(&ctx.db, job.id, "info", &message);
             Ending {
                 state: JobState::Succeeded,
                 result: Some(serde_json::json!({ "message": message })),
@@ -491,13 +483,13 @@ fn restore_through_kind(
     }
 }
 
-fn run_prune(service: &Service, job: &Job) -> Ending {
+fn run_prune(ctx: &JobContext<'_>, job: &Job) -> Ending {
     let vault_name = job.vault.clone().unwrap_or_default();
     let outcome = (|| -> Result<coffer_engine::prune::Report> {
-        let vault = service.open_vault(&vault_name)?;
+        let vault = ctx.open_vault(&vault_name)?;
         // A hold or immutability record deleted at the storage must not
         // let this prune delete what it protected.
-        let missing = service.witness_vault(&vault, &vault_name);
+        let missing = ctx.witness_vault(&vault, &vault_name);
         if let Some(first) = missing.first() {
             return Err(Error::Conflict(format!(
                 "prune refused: {} object(s) seen before are gone from the storage location, for example: {first}",
@@ -505,8 +497,8 @@ fn run_prune(service: &Service, job: &Job) -> Ending {
             )));
         }
         let report = coffer_engine::prune::run(&vault, &Default::default(), false, now())?;
-        service.measure_vault(&vault, &vault_name);
-        service.witness_vault(&vault, &vault_name);
+        ctx.measure_vault(&vault, &vault_name);
+        ctx.witness_vault(&vault, &vault_name);
         Ok(report)
     })();
     match outcome {
@@ -521,7 +513,7 @@ fn run_prune(service: &Service, job: &Job) -> Ending {
                 packs.deleted,
                 packs.bytes_deleted
             );
-            let _ = service.jobs.log(&service.db, job.id, "info", &message);
+            let _ = ctx.jobs.log(&ctx.db, job.id, "info", &message);
             Ending {
                 state: JobState::Succeeded,
                 result: Some(serde_json::json!({
@@ -543,9 +535,9 @@ fn run_prune(service: &Service, job: &Job) -> Ending {
 /// reads every copy back, removes what the vault no longer has). A replica
 /// that fails does not stop the others; the job then fails with the first
 /// failure's cause.
-fn run_replicate(service: &Service, job: &Job) -> Ending {
+fn run_replicate(ctx: &JobContext<'_>, job: &Job) -> Ending {
     let vault_name = job.vault.clone().unwrap_or_default();
-    let vault = match service.open_vault(&vault_name) {
+    let vault = match ctx.open_vault(&vault_name) {
         Ok(v) => v,
         Err(e) => {
             let (cause, message) = engine_failure(e);
@@ -567,8 +559,8 @@ fn run_replicate(service: &Service, job: &Job) -> Ending {
             .and_then(|replica| coffer_engine::replica::replicate(&vault, &replica, location));
         match outcome {
             Ok(r) => {
-                let _ = service.jobs.log(
-                    &service.db,
+                let _ = ctx.jobs.log(
+                    &ctx.db,
                     job.id,
                     "info",
                     &format!(
@@ -584,7 +576,7 @@ fn run_replicate(service: &Service, job: &Job) -> Ending {
             Err(e) => {
                 let (cause, message) = engine_failure(Error::Engine(e));
                 let message = format!("replica {location}: {message}");
-                let _ = service.jobs.log(&service.db, job.id, "error", &message);
+                let _ = ctx.jobs.log(&ctx.db, job.id, "error", &message);
                 results.push(serde_json::json!({"location": location, "error": message}));
                 first_failure.get_or_insert((cause, message));
             }
@@ -604,7 +596,7 @@ fn run_replicate(service: &Service, job: &Job) -> Ending {
     }
 }
 
-fn run_check(service: &Service, job: &Job, cancel: &AtomicBool) -> Ending {
+fn run_check(ctx: &JobContext<'_>, job: &Job, cancel: &AtomicBool) -> Ending {
     let vault_name = job.vault.clone().unwrap_or_default();
     let percent = job
         .params
@@ -619,31 +611,29 @@ fn run_check(service: &Service, job: &Job, cancel: &AtomicBool) -> Ending {
         coffer_engine::check::ReadData::None
     };
     let outcome = (|| -> Result<coffer_engine::check::CheckReport> {
-        let mut vault = service.open_vault(&vault_name)?;
+        let mut vault = ctx.open_vault(&vault_name)?;
         let mut report = coffer_engine::check::check_cancellable(&mut vault, read, cancel)?;
         report
             .problems
-            .extend(service.witness_vault(&vault, &vault_name));
+            .extend(ctx.witness_vault(&vault, &vault_name));
         Ok(report)
     })();
     if outcome.is_err() && cancel.load(Ordering::Relaxed) {
-        let _ = service
-            .jobs
-            .log(&service.db, job.id, "info", "stopped on request");
+        let _ = ctx.jobs.log(&ctx.db, job.id, "info", "stopped on request");
         return cancelled();
     }
     match outcome {
         Ok(report) => {
             for p in report.problems.iter().take(100) {
-                let _ = service.jobs.log(&service.db, job.id, "error", p);
+                let _ = ctx.jobs.log(&ctx.db, job.id, "error", p);
             }
             let result = serde_json::json!({
                 "problems": report.problems.len(), "packs": report.packs, "packs_read": report.packs_read,
                 "blobs_verified": report.blobs_verified, "points": report.points,
             });
             if report.ok() {
-                let _ = service.jobs.log(
-                    &service.db,
+                let _ = ctx.jobs.log(
+                    &ctx.db,
                     job.id,
                     "info",
                     &format!(

@@ -25,21 +25,27 @@ use coffer_engine::retention::Protection;
 use crate::alerts;
 use crate::db::now;
 use crate::error::{Error, Result};
-use crate::jobs::JobKind;
-use crate::service::Service;
+use crate::jobs::{JobKind, Jobs};
+use crate::state::State;
 
 /// How long a vault's journal state is reused before it is read again.
 const STATE_TTL: Duration = Duration::from_secs(300);
-/// The settings key that switches scheduled runs off without touching
-/// any schedule.
-const ENABLED_SETTING: &str = "scheduler_enabled";
 /// More slots than this since the last one are not counted one by one.
 const MAX_SLOTS: usize = 100_000;
 
 /// The scheduler's cache of vault states.
 #[derive(Default)]
 pub struct Scheduler {
-    states: Mutex<HashMap<String, (Instant, Arc<VaultState>)>>,
+    states: Mutex<HashMap<String, CachedState>>,
+}
+
+/// A vault's journal state as read at `read`, when its policies had
+/// changed `generation` times (see [`State::policies_changed`]).
+#[derive(Clone)]
+struct CachedState {
+    read: Instant,
+    generation: u64,
+    state: Arc<VaultState>,
 }
 
 /// An item's schedule as the API shows it.
@@ -71,38 +77,17 @@ impl Scheduler {
     }
 
     /// Whether scheduled runs start: the stored switch, else the config.
-    pub fn enabled(&self, service: &Service) -> Result<bool> {
-        Ok(match service.db.setting(ENABLED_SETTING)?.as_deref() {
-            Some("false") => false,
-            Some("true") => true,
-            _ => service.config.scheduler,
-        })
-    }
-
-    pub fn set_enabled(&self, service: &Service, on: bool) -> Result<()> {
-        service
-            .db
-            .set_setting(ENABLED_SETTING, if on { "true" } else { "false" })
-    }
-
-    /// Forgets a vault's cached state (after its policies changed).
-    pub fn invalidate(&self, vault: &str) {
-        self.states
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(vault);
-    }
-
-    fn state(&self, service: &Service, vault: &str) -> Result<Arc<VaultState>> {
+    fn state(&self, service: &State, vault: &str) -> Result<Arc<VaultState>> {
         let cached = self
             .states
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .get(vault)
             .cloned();
-        if let Some((at, state)) = &cached {
-            if at.elapsed() < STATE_TTL {
-                return Ok(state.clone());
+        let generation = service.policy_generation(vault);
+        if let Some(c) = &cached {
+            if c.read.elapsed() < STATE_TTL && c.generation == generation {
+                return Ok(c.state.clone());
             }
         }
         let fresh = service
@@ -114,15 +99,22 @@ impl Scheduler {
                 self.states
                     .lock()
                     .unwrap_or_else(|p| p.into_inner())
-                    .insert(vault.to_string(), (Instant::now(), state.clone()));
+                    .insert(
+                        vault.to_string(),
+                        CachedState {
+                            read: Instant::now(),
+                            generation,
+                            state: state.clone(),
+                        },
+                    );
                 Ok(state)
             }
-            (Err(e), Some((_, stale))) => {
+            (Err(e), Some(stale)) => {
                 tracing::warn!(
                     vault,
                     "cannot read the vault's policies, using the last known ones: {e}"
                 );
-                Ok(stale)
+                Ok(stale.state)
             }
             (Err(e), None) => Err(e),
         }
@@ -130,9 +122,9 @@ impl Scheduler {
 
     /// One look at the clock: queues the backups that are due. Returns the
     /// jobs queued.
-    pub fn tick(&self, service: &Service) -> Result<Vec<i64>> {
+    pub fn tick(&self, service: &State, jobs: &Jobs) -> Result<Vec<i64>> {
         let mut queued = Vec::new();
-        if !self.enabled(service)? {
+        if !service.scheduler_enabled()? {
             return Ok(queued);
         }
         let t = now();
@@ -177,12 +169,9 @@ impl Scheduler {
                 continue;
             }
             set_last_slot(service, &item.name, slot)?;
-            match service
-                .jobs
-                .enqueue_backup(service, &item.name, "schedule", None, 1, 0)
-            {
+            match jobs.enqueue_backup(service, &item.name, "schedule", None, 1, 0) {
                 Ok(job) => {
-                    note_missed(service, job.id, missed)?;
+                    note_missed(service, jobs, job.id, missed)?;
                     queued.push(job.id);
                 }
                 Err(Error::Conflict(message)) => {
@@ -224,9 +213,9 @@ impl Scheduler {
                     attempt: 1,
                     not_before: 0,
                 };
-                match service.jobs.enqueue(service, job) {
+                match jobs.enqueue(service, job) {
                     Ok(job) => {
-                        note_missed(service, job.id, missed)?;
+                        note_missed(service, jobs, job.id, missed)?;
                         queued.push(job.id);
                     }
                     Err(Error::Conflict(message)) => {
@@ -288,7 +277,7 @@ impl Scheduler {
                     attempt: 1,
                     not_before: 0,
                 };
-                match service.jobs.enqueue(service, job) {
+                match jobs.enqueue(service, job) {
                     Ok(job) => queued.push(job.id),
                     Err(Error::Conflict(message)) => {
                         tracing::warn!(vault = %vault.name, "scheduled {kind} skipped: {message}");
@@ -301,11 +290,11 @@ impl Scheduler {
     }
 
     /// The schedule of one item, with its next and last runs.
-    pub fn item_schedule(&self, service: &Service, name: &str) -> Result<ItemSchedule> {
+    pub fn item_schedule(&self, service: &State, name: &str) -> Result<ItemSchedule> {
         let item = service.item(name)?;
         let state = self.state(service, &item.vault)?;
         let policy = state.policy_of(name);
-        let enabled = self.enabled(service)?;
+        let enabled = service.scheduler_enabled()?;
         let active = enabled && item.enabled && state.protection_of(name) == Protection::Active;
         // A slot that passed since the last tick shows as due (in the past).
         // An item of a set runs when its set does (the set's policy is the
@@ -404,11 +393,11 @@ impl Scheduler {
     }
 
     /// Ticks until the process ends.
-    pub async fn run(service: Arc<Service>) {
-        let tick = Duration::from_secs(service.config.scheduler_tick_secs);
+    pub async fn run(self: Arc<Self>, state: Arc<State>, jobs: Arc<Jobs>) {
+        let tick = Duration::from_secs(state.config.scheduler_tick_secs);
         loop {
-            let s = service.clone();
-            let result = tokio::task::spawn_blocking(move || s.scheduler.tick(&s)).await;
+            let (me, state, jobs) = (self.clone(), state.clone(), jobs.clone());
+            let result = tokio::task::spawn_blocking(move || me.tick(&state, &jobs)).await;
             match result {
                 Ok(Ok(_)) => {}
                 Ok(Err(e)) => tracing::error!("scheduler: {e}"),
@@ -440,7 +429,7 @@ fn due_slots(schedule: &coffer_engine::policy::Schedule, last: i64, now: i64) ->
     (slot, missed)
 }
 
-fn last_slot(service: &Service, item: &str) -> Result<Option<i64>> {
+fn last_slot(service: &State, item: &str) -> Result<Option<i64>> {
     Ok(service
         .db
         .conn()
@@ -454,9 +443,9 @@ fn last_slot(service: &Service, item: &str) -> Result<Option<i64>> {
 /// Sets the slot an item was last considered for (tests use it to simulate
 /// downtime).
 /// Says in a job's log that it stands for several missed slots.
-fn note_missed(service: &Service, job: i64, missed: usize) -> Result<()> {
+fn note_missed(service: &State, jobs: &Jobs, job: i64, missed: usize) -> Result<()> {
     if missed > 1 {
-        service.jobs.log(
+        jobs.log(
             &service.db,
             job,
             "info",
@@ -466,7 +455,7 @@ fn note_missed(service: &Service, job: i64, missed: usize) -> Result<()> {
     Ok(())
 }
 
-pub fn set_last_slot(service: &Service, item: &str, slot: i64) -> Result<()> {
+pub fn set_last_slot(service: &State, item: &str, slot: i64) -> Result<()> {
     service.db.conn().execute(
         "UPDATE items SET last_slot = ?1 WHERE name = ?2",
         params![slot, item],
@@ -478,7 +467,8 @@ pub fn set_last_slot(service: &Service, item: &str, slot: i64) -> Result<()> {
 mod tests {
     use super::*;
     use crate::config::ServiceConfig;
-    use crate::service::Item;
+    use crate::service::Service;
+    use crate::state::Item;
 
     fn service() -> (tempfile::TempDir, Arc<Service>) {
         let dir = tempfile::Builder::new()
@@ -526,12 +516,12 @@ mod tests {
     fn missed_runs_after_downtime_become_one_run_and_on_demand_does_not_move_the_schedule() {
         let (_dir, s) = service();
         // First sight: counting starts now, nothing runs.
-        assert!(s.scheduler.tick(&s).unwrap().is_empty());
+        assert!(s.scheduler.tick(&s, &s.jobs).unwrap().is_empty());
         let first = last_slot(&s, "it").unwrap().unwrap();
         assert!((now() - first).abs() < 5);
         // Three days of a daily schedule missed: one run, for the last slot.
         set_last_slot(&s, "it", now() - 3 * 86_400 - 60).unwrap();
-        let jobs = s.scheduler.tick(&s).unwrap();
+        let jobs = s.scheduler.tick(&s, &s.jobs).unwrap();
         assert_eq!(jobs.len(), 1);
         let slot = last_slot(&s, "it").unwrap().unwrap();
         assert!(slot <= now() && slot > now() - 86_400 - 60, "{slot}");
@@ -542,7 +532,7 @@ mod tests {
             .iter()
             .any(|l| l.message.contains("3 scheduled runs were missed")));
         // Nothing more is due until the next slot.
-        assert!(s.scheduler.tick(&s).unwrap().is_empty());
+        assert!(s.scheduler.tick(&s, &s.jobs).unwrap().is_empty());
         assert_eq!(queued(&s), 1);
         // An on-demand backup leaves the slot where it was.
         s.jobs.cancel(&s.db, jobs[0], "test").unwrap();
@@ -562,21 +552,21 @@ mod tests {
     #[test]
     fn a_vaults_prune_and_check_run_on_their_own_schedules() {
         let (_dir, s) = service();
-        let m = crate::service::Maintenance {
+        let m = crate::state::Maintenance {
             prune_schedule: Some("daily 03:00".into()),
             check_schedule: Some("weekly sun 04:00".into()),
             check_percent: 10.0,
             time_zone: "Europe/Stockholm".into(),
         };
         s.set_maintenance("v", &m).unwrap();
-        let bad = crate::service::Maintenance {
+        let bad = crate::state::Maintenance {
             prune_schedule: Some("daily 25:00".into()),
             ..m.clone()
         };
         let e = s.set_maintenance("v", &bad).unwrap_err();
         assert!(e.to_string().starts_with("prune_schedule:"), "{e}");
         // First sight: counting starts; then two weeks pass.
-        s.scheduler.tick(&s).unwrap();
+        s.scheduler.tick(&s, &s.jobs).unwrap();
         s.db.conn()
             .execute(
                 "UPDATE vaults SET prune_slot = ?1, check_slot = ?1",
@@ -586,7 +576,7 @@ mod tests {
         s.db.conn()
             .execute("UPDATE items SET enabled = 0", [])
             .unwrap();
-        let jobs = s.scheduler.tick(&s).unwrap();
+        let jobs = s.scheduler.tick(&s, &s.jobs).unwrap();
         assert_eq!(jobs.len(), 2);
         let kinds: Vec<String> = jobs
             .iter()
@@ -595,7 +585,7 @@ mod tests {
         assert_eq!(kinds, ["prune", "check"]);
         let check = s.jobs.get(&s.db, jobs[1]).unwrap();
         assert_eq!(check.params.unwrap()["read_data_percent"], 10.0);
-        assert!(s.scheduler.tick(&s).unwrap().is_empty());
+        assert!(s.scheduler.tick(&s, &s.jobs).unwrap().is_empty());
     }
 
     #[test]
@@ -627,13 +617,13 @@ mod tests {
             "set.infra"
         );
         // First sight, then two days pass for the item, the set and its drill.
-        s.scheduler.tick(&s).unwrap();
+        s.scheduler.tick(&s, &s.jobs).unwrap();
         set_last_slot(&s, "it", now() - 2 * 86_400).unwrap();
         s.set_set_slot("infra", "last_slot", now() - 2 * 86_400)
             .unwrap();
         s.set_set_slot("infra", "drill_slot", now() - 2 * 86_400)
             .unwrap();
-        let jobs = s.scheduler.tick(&s).unwrap();
+        let jobs = s.scheduler.tick(&s, &s.jobs).unwrap();
         let kinds: Vec<(String, Option<String>)> = jobs
             .iter()
             .map(|id| {
@@ -660,20 +650,20 @@ mod tests {
     #[test]
     fn a_disabled_scheduler_runs_nothing_and_keeps_its_settings() {
         let (_dir, s) = service();
-        s.scheduler.tick(&s).unwrap();
-        s.scheduler.set_enabled(&s, false).unwrap();
+        s.scheduler.tick(&s, &s.jobs).unwrap();
+        s.set_scheduler_enabled(false).unwrap();
         set_last_slot(&s, "it", now() - 2 * 86_400).unwrap();
-        assert!(s.scheduler.tick(&s).unwrap().is_empty());
+        assert!(s.scheduler.tick(&s, &s.jobs).unwrap().is_empty());
         assert!(!s.scheduler.item_schedule(&s, "it").unwrap().active);
         assert_eq!(last_slot(&s, "it").unwrap(), Some(now() - 2 * 86_400));
         // Switched on again, the missed slots run once.
-        s.scheduler.set_enabled(&s, true).unwrap();
-        assert_eq!(s.scheduler.tick(&s).unwrap().len(), 1);
+        s.set_scheduler_enabled(true).unwrap();
+        assert_eq!(s.scheduler.tick(&s, &s.jobs).unwrap().len(), 1);
         // A disabled item is not scheduled either.
         let mut item = s.item("it").unwrap();
         item.enabled = false;
         s.update_item(&item).unwrap();
         set_last_slot(&s, "it", now() - 2 * 86_400).unwrap();
-        assert!(s.scheduler.tick(&s).unwrap().is_empty());
+        assert!(s.scheduler.tick(&s, &s.jobs).unwrap().is_empty());
     }
 }

@@ -17,17 +17,12 @@
 use rusqlite::{params, OptionalExtension};
 use serde::{Deserialize, Serialize};
 
-use coffer_engine::backup::{backup_streams, now, BackupOptions, NamedStream, Progress};
 use coffer_engine::policy::Schedule;
 
-use crate::alerts::{self, Cause};
 use crate::db::now as now_secs;
 use crate::error::{Error, Result};
-use crate::jobs::JobState;
-use crate::recovery::{self, ItemStatus, SetRecord};
-use crate::service::{
-    item_def, validate_name, PolicySpec, RetentionRules, Service, SERVICE_ITEM_PREFIX,
-};
+use crate::policies::{PolicySpec, RetentionRules};
+use crate::state::{validate_name, State, SERVICE_ITEM_PREFIX};
 
 /// The tag naming a point's set.
 pub const SET_TAG: &str = "coffer:set=";
@@ -90,7 +85,7 @@ fn runs_in(schedule: &Schedule, days: u32) -> Result<u32> {
     Ok(runs.max(1))
 }
 
-impl Service {
+impl State {
     fn check_set(&self, set: &InfraSet) -> Result<()> {
         validate_name("name", &set.name)?;
         self.vault_info(&set.vault)
@@ -153,7 +148,7 @@ impl Service {
         }
         let vault = self.open_vault(&set.vault)?;
         coffer_engine::changes::assign(&vault, &policy, &service_item(&set.name))?;
-        self.scheduler.invalidate(&set.vault);
+        self.policies_changed(&set.vault);
         Ok(())
     }
 
@@ -264,7 +259,7 @@ impl Service {
     /// Removes a set. Its points stay in the vault; its items keep the
     /// set's policy until they are given another.
     pub fn remove_set(&self, name: &str) -> Result<()> {
-        if let Some(id) = self.jobs.active_for_item(&self.db, name)? {
+        if let Some(id) = self.active_job_of_item(name)? {
             return Err(Error::Conflict(format!(
                 "a job of set {name} is queued or running (job {id}): cancel it first"
             )));
@@ -310,235 +305,4 @@ impl Service {
         )?;
         Ok(())
     }
-}
-
-/// Each point of a set counts its own files and bytes; the job's live view
-/// then shows the item in progress.
-fn reset_counters(progress: &Progress) {
-    for counter in [
-        &progress.files,
-        &progress.bytes_read,
-        &progress.bytes_new,
-        &progress.bytes_stored,
-        &progress.errors,
-    ] {
-        counter.store(0, std::sync::atomic::Ordering::Relaxed);
-    }
-}
-
-/// How a set job ended.
-pub struct SetOutcome {
-    pub state: JobState,
-    pub result: serde_json::Value,
-    pub failure: Option<(Cause, String)>,
-}
-
-/// Runs a set's backup: every item, then the service's configuration.
-pub fn run_set_backup(
-    service: &Service,
-    job_id: i64,
-    set_name: &str,
-    progress: &Progress,
-) -> Result<SetOutcome> {
-    let log = |level: &str, message: &str| {
-        let _ = service.jobs.log(&service.db, job_id, level, message);
-    };
-    let set = service.set(set_name)?;
-    let vault = service.open_vault(&set.vault)?;
-    let point_id = hex::encode(rand::random::<[u8; 8]>());
-    let time = now();
-    let opts = BackupOptions {
-        tags: vec![
-            format!("{SET_TAG}{}", set.name),
-            format!("{SET_POINT_TAG}{point_id}"),
-        ],
-        time: Some(time),
-        ..Default::default()
-    };
-    log(
-        "info",
-        &format!(
-            "set point {point_id}: backing up {} items into vault {}",
-            set.items.len(),
-            set.vault
-        ),
-    );
-    let mut statuses = Vec::new();
-    let mut first_failure: Option<(Cause, String)> = None;
-    for name in &set.items {
-        if progress.cancel.load(std::sync::atomic::Ordering::Relaxed) {
-            return Err(Error::Engine(coffer_engine::Error::Cancelled));
-        }
-        // The set's vault is checked again at run time: only its own items
-        // go into its point.
-        let item = match service.item_in_vault(&set.vault, name).and_then(|i| {
-            i.ok_or_else(|| Error::NotFound(format!("item {name} in vault {}", set.vault)))
-        }) {
-            Ok(i) => i,
-            Err(e) => {
-                statuses.push(ItemStatus::failed(name, "", e.to_string()));
-                first_failure.get_or_insert((Cause::GeneralFault, e.to_string()));
-                continue;
-            }
-        };
-        log("info", &format!("item {name} ({})", item.kind));
-        reset_counters(progress);
-        let outcome = item_def(&item)
-            .map_err(|e| (Cause::GeneralFault, e.to_string()))
-            .and_then(|def| {
-                coffer_sources::back_up(&vault, &def, &opts, progress)
-                    .map_err(crate::runners::source_failure)
-            });
-        match outcome {
-            Ok(captured) => {
-                let m = &captured.report.manifest;
-                let mut notes = captured.warnings.clone();
-                if !m.errors.is_empty() {
-                    notes.push(format!(
-                        "{} entries could not be read, for example {}: {}",
-                        m.errors.len(),
-                        String::from_utf8_lossy(&m.errors[0].path),
-                        m.errors[0].message
-                    ));
-                }
-                for n in &notes {
-                    log("warn", &format!("item {name}: {n}"));
-                }
-                log(
-                    "info",
-                    &format!(
-                        "item {name}: point {} ({}), {} bytes read",
-                        captured.report.point.to_hex(),
-                        m.consistency.as_str(),
-                        m.stats.bytes_read
-                    ),
-                );
-                let state = if notes.is_empty() {
-                    JobState::Succeeded
-                } else {
-                    JobState::PartialSucceeded
-                };
-                if state == JobState::Succeeded {
-                    service.resolve_item_alerts(name)?;
-                } else {
-                    service.raise_alert(
-                        Cause::SourceUnreadable,
-                        Some(&set.vault),
-                        Some(name),
-                        &notes.join("; "),
-                        Some(job_id),
-                    )?;
-                }
-                statuses.push(ItemStatus {
-                    item: name.clone(),
-                    kind: item.kind.clone(),
-                    status: state.as_str().to_string(),
-                    point: Some(captured.report.point.to_hex()),
-                    consistency: Some(m.consistency.as_str().to_string()),
-                    message: (!notes.is_empty()).then(|| notes.join("; ")),
-                });
-            }
-            Err(_) if progress.cancel.load(std::sync::atomic::Ordering::Relaxed) => {
-                return Err(Error::Engine(coffer_engine::Error::Cancelled));
-            }
-            Err((cause, message)) => {
-                log("error", &format!("item {name}: {message}"));
-                service.raise_alert(cause, Some(&set.vault), Some(name), &message, Some(job_id))?;
-                first_failure.get_or_insert((cause, format!("item {name}: {message}")));
-                statuses.push(ItemStatus::failed(name, &item.kind, message));
-            }
-        }
-    }
-
-    // The service's own configuration, with what happened to every item.
-    let record = SetRecord {
-        set: set.name.clone(),
-        id: point_id.clone(),
-        time: time.secs,
-        vault: set.vault.clone(),
-        items: statuses,
-    };
-    let export = recovery::export(service, &vault, &set.vault, Some(record.clone()))?;
-    let body = serde_json::to_vec_pretty(&export).map_err(|e| Error::Internal(e.to_string()))?;
-    let mut config_opts = opts.clone();
-    config_opts.item = Some(service_item(&set.name));
-    config_opts
-        .tags
-        .push(format!("{}service", coffer_sources::KIND_TAG));
-    config_opts.consistency = Some(coffer_engine::point::Consistency::ApplicationConsistent);
-    reset_counters(progress);
-    let config = backup_streams(
-        &vault,
-        vec![NamedStream {
-            name: recovery::CONFIG_FILE.into(),
-            reader: Box::new(std::io::Cursor::new(body)),
-        }],
-        &config_opts,
-        progress,
-    );
-    let config_point = match config {
-        Ok(r) => {
-            log(
-                "info",
-                &format!("service configuration: point {}", r.point.to_hex()),
-            );
-            Some(r.point.to_hex())
-        }
-        Err(e) => {
-            let message = format!("the service's configuration could not be stored: {e}");
-            log("error", &message);
-            first_failure.get_or_insert((alerts::classify(&e), message));
-            None
-        }
-    };
-    service.measure_vault(&vault, &set.vault);
-    service.witness_vault(&vault, &set.vault);
-    let succeeded = record
-        .items
-        .iter()
-        .filter(|s| s.status != JobState::Failed.as_str())
-        .count();
-    let all_clean = record
-        .items
-        .iter()
-        .all(|s| s.status == JobState::Succeeded.as_str());
-    let state = if succeeded == 0 && !record.items.is_empty() {
-        JobState::Failed
-    } else if all_clean && config_point.is_some() {
-        JobState::Succeeded
-    } else {
-        JobState::PartialSucceeded
-    };
-    let ready = config_point.is_some() && record.items.iter().all(|s| s.point.is_some());
-    log(
-        "info",
-        &format!(
-            "set point {point_id}: {succeeded} of {} items backed up; {}",
-            record.items.len(),
-            if ready {
-                "ready for cloud recovery"
-            } else {
-                "not ready for cloud recovery"
-            }
-        ),
-    );
-    let result = serde_json::json!({
-        "set_point": point_id,
-        "time": time.secs,
-        "items": record.items,
-        "service_point": config_point,
-        "ready_for_cloud_recovery": ready,
-    });
-    let failure = match state {
-        JobState::Succeeded => None,
-        _ => first_failure.or(Some((
-            Cause::SourceUnreadable,
-            "some items were backed up with warnings".into(),
-        ))),
-    };
-    Ok(SetOutcome {
-        state,
-        result,
-        failure,
-    })
 }

@@ -18,7 +18,7 @@ use std::path::{Component, Path, PathBuf};
 
 use crate::auth::Principal;
 use crate::error::{Error, Result};
-use crate::service::Item;
+use crate::state::Item;
 use coffer_api_types::RestoreParams;
 
 /// Checks a restore request against the rules above. `item` is the item of

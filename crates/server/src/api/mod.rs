@@ -35,12 +35,14 @@ use crate::alerts::Alert;
 use crate::auth::{self, Action, Login, Principal, Role, RoleAssignment, Token, User};
 use crate::db::now;
 use crate::error::Error;
-use crate::jobs::{Job, JobFilter, JobKind, JobState, Jobs, LogLine, NewJob};
+use crate::jobs::{Job, JobFilter, JobKind, JobState, LogLine, NewJob};
 use crate::notify::{Delivery, NewTarget, Target};
+use crate::policies::{PolicySpec, PolicyView};
 use crate::recovery::SetPointInfo;
-use crate::scheduler::{ItemSchedule, Scheduler};
-use crate::service::{Item, Maintenance, PolicySpec, PolicyView, Service, VaultInfo};
+use crate::scheduler::ItemSchedule;
+use crate::service::Service;
 use crate::sets::InfraSet;
+use crate::state::{Item, Maintenance, VaultInfo};
 use coffer_api_types::RestoreParams;
 
 mod alerts;
@@ -542,9 +544,7 @@ pub fn app(service: AppState) -> axum::Router {
 /// marked interrupted at the next start.
 pub async fn run(service: AppState) -> crate::Result<()> {
     let addr = service.config.listen;
-    tokio::spawn(Jobs::dispatch(service.clone()));
-    tokio::spawn(Scheduler::run(service.clone()));
-    tokio::spawn(Service::run_notifier(service.clone()));
+    service.start_background();
     let app = app(service.clone());
     let handle = axum_server::Handle::new();
     let shutdown = handle.clone();

@@ -23,7 +23,7 @@ use utoipa::{IntoParams, ToSchema};
 use super::{blocking, visible_item, ApiResult, AppState, Body, Caller, ErrorBody, P, Q};
 use crate::auth::Action;
 use crate::points::{Listing, LocationTest, PolicyPreview, VaultStatus};
-use crate::service::PolicySpec;
+use crate::policies::PolicySpec;
 
 #[derive(Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]

@@ -266,7 +266,7 @@ pub(super) async fn get_scheduler(
     State(s): State<AppState>,
     Caller(_p): Caller,
 ) -> ApiResult<Json<SchedulerSwitch>> {
-    let enabled = blocking(move || s.scheduler.enabled(&s)).await?;
+    let enabled = blocking(move || s.scheduler_enabled()).await?;
     Ok(Json(SchedulerSwitch { enabled }))
 }
 
@@ -280,6 +280,6 @@ pub(super) async fn set_scheduler(
 ) -> ApiResult<Json<SchedulerSwitch>> {
     p.require_admin()?;
     let on = req.enabled;
-    blocking(move || s.scheduler.set_enabled(&s, on)).await?;
+    blocking(move || s.set_scheduler_enabled(on)).await?;
     Ok(Json(SchedulerSwitch { enabled: on }))
 }
