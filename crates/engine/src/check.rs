@@ -77,12 +77,25 @@ pub fn check_cancellable(
             Err(e) => report.problems.push(e.to_string()),
         }
     }
-
     // Dictionaries were read, verified and opened when the vault was.
     let (dictionaries, unreadable) = vault.dictionary_status();
     report.dictionaries = dictionaries;
     report.problems.extend(unreadable);
 
+    let (index, indexed) = read_index(vault, &mut report)?;
+    let stored = check_packs(vault, &index, &indexed, &mut report)?;
+    check_points(vault, &index, &mut report)?;
+    drop(index);
+    read_packs(vault, &stored, &indexed, read_data, cancel, &mut report)?;
+    Ok(report)
+}
+
+/// Reads every index file: the index, and a digest of each pack's entries
+/// to compare with the pack's own trailer.
+fn read_index(
+    vault: &Vault,
+    report: &mut CheckReport,
+) -> Result<(Index, HashMap<ObjectId, [u8; 32]>)> {
     let mut records: Vec<PackRecord> = Vec::new();
     for id in vault.index_files()? {
         report.index_files += 1;
@@ -106,13 +119,22 @@ pub fn check_cancellable(
                 .count()
         })
         .sum();
-    if needing_dictionary > 0 && dictionaries == 0 {
+    if needing_dictionary > 0 && report.dictionaries == 0 {
         report.problems.push(format!(
             "{needing_dictionary} blob(s) are compressed with a dictionary, but the vault holds no readable dictionary (dicts/)"
         ));
     }
-    let index = Index::build(records);
+    Ok((Index::build(records), indexed))
+}
 
+/// Compares the packs at the location with the index and the journal:
+/// returns the packs stored.
+fn check_packs(
+    vault: &Vault,
+    index: &Index,
+    indexed: &HashMap<ObjectId, [u8; 32]>,
+    report: &mut CheckReport,
+) -> Result<HashSet<ObjectId>> {
     let stored: HashSet<ObjectId> = vault
         .storage()
         .list("packs/")?
@@ -141,8 +163,12 @@ pub fn check_cancellable(
             ));
         }
     }
+    Ok(stored)
+}
 
-    // Points and every tree they reach.
+/// Reads every point and every tree it reaches, once each, and checks that
+/// every chunk a file names is in the index.
+fn check_points(vault: &Vault, index: &Index, report: &mut CheckReport) -> Result<()> {
     let point_ids: Vec<ObjectId> = vault
         .storage()
         .list("points/")?
@@ -166,7 +192,7 @@ pub fn check_cancellable(
                 continue;
             }
             report.trees += 1;
-            let tree = match vault.read_tree(&index, &tree_id) {
+            let tree = match vault.read_tree(index, &tree_id) {
                 Ok(t) => t,
                 Err(e) => {
                     report
@@ -194,7 +220,19 @@ pub fn check_cancellable(
             }
         }
     }
+    Ok(())
+}
 
+/// Reads and verifies the packs `read_data` asks for, in parallel, with
+/// the next pack prefetched while one is verified.
+fn read_packs(
+    vault: &Vault,
+    stored: &HashSet<ObjectId>,
+    indexed: &HashMap<ObjectId, [u8; 32]>,
+    read_data: ReadData,
+    cancel: &std::sync::atomic::AtomicBool,
+    report: &mut CheckReport,
+) -> Result<()> {
     let mut to_read: Vec<ObjectId> = match read_data {
         ReadData::None => Vec::new(),
         ReadData::All => stored.iter().copied().collect(),
@@ -234,7 +272,7 @@ pub fn check_cancellable(
         .problems
         .extend(problems.into_inner().unwrap_or_default());
     report.blobs_verified = blobs.into_inner();
-    Ok(report)
+    Ok(())
 }
 
 /// An order-independent digest of a pack's blob entries.

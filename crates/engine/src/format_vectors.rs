@@ -20,6 +20,15 @@ use crate::tree::{ChunkRef, Extent, Node, NodeKind, Timestamp, Tree};
 
 fn computed() -> BTreeMap<&'static str, String> {
     let mut v = BTreeMap::new();
+    header_vectors(&mut v);
+    let keys = key_vectors(&mut v);
+    let entry = chunk_vectors(&mut v);
+    tree_and_index_vectors(&mut v, &keys, entry);
+    journal_vectors(&mut v);
+    v
+}
+
+fn header_vectors(v: &mut BTreeMap<&'static str, String>) {
     v.insert(
         "header",
         hex::encode(&Header::with_id(*b"0123456789abcdef", 1_700_000_000).bytes),
@@ -36,7 +45,10 @@ fn computed() -> BTreeMap<&'static str, String> {
         "header-v1",
         hex::encode(&Header::with_version(*b"0123456789abcdef", 1_700_000_000, 1).bytes),
     );
+}
 
+/// The key derivation, sealing and the master keys' derived values.
+fn key_vectors(v: &mut BTreeMap<&'static str, String>) -> MasterKeys {
     let kek = derive(
         &VaultKey::from_text("correct horse battery staple").unwrap(),
         &[3u8; 32],
@@ -61,7 +73,12 @@ fn computed() -> BTreeMap<&'static str, String> {
         b"plaintext",
     );
     v.insert("sealed-value", hex::encode(sealed_value));
+    keys
+}
 
+/// The chunker's cut points and the pack's blob entries; returns the
+/// entry the index vector uses.
+fn chunk_vectors(v: &mut BTreeMap<&'static str, String>) -> BlobEntry {
     let chunker = Chunker::new(&[2u8; 32]);
     let mut input = vec![0u8; 6 << 20];
     blake3::Hasher::new()
@@ -94,7 +111,14 @@ fn computed() -> BTreeMap<&'static str, String> {
     }
     .encode(&mut d);
     v.insert("blob-entry-dict", hex::encode(&d));
+    entry
+}
 
+fn tree_and_index_vectors(
+    v: &mut BTreeMap<&'static str, String>,
+    keys: &MasterKeys,
+    entry: BlobEntry,
+) {
     let tree = Tree {
         nodes: vec![Node {
             name: b"a".to_vec(),
@@ -130,12 +154,14 @@ fn computed() -> BTreeMap<&'static str, String> {
         kind: BlobKind::Data,
         entries: vec![entry],
     };
-    let sealed = encode_index(&keys, &[rec]);
+    let sealed = encode_index(keys, &[rec]);
     let payload = keys
         .open("index", b"coffer index v1", &sealed[8..])
         .unwrap();
     v.insert("index-payload", hex::encode(payload));
+}
 
+fn journal_vectors(v: &mut BTreeMap<&'static str, String>) {
     // Journal records before sealing.
     let hold = Record {
         time: 1_700_000_000,
@@ -207,7 +233,6 @@ fn computed() -> BTreeMap<&'static str, String> {
         "journal-replica",
         hex::encode(postcard::to_stdvec(&replica).unwrap()),
     );
-    v
 }
 
 #[test]

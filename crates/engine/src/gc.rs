@@ -166,15 +166,7 @@ pub(crate) fn mark(vault: &Vault, roots: Vec<ChunkId>, index: &Index) -> Result<
 /// from them had committed its point before the mark began.
 pub fn plan(vault: &Vault, state: &VaultState, opts: &GcOptions) -> Result<GcPlan> {
     let clock = now_secs();
-    let active_backups: Vec<Result<i64>> = locks::markers(vault)?
-        .into_iter()
-        .filter_map(|(path, m)| match m {
-            Ok(m) if m.activity == Activity::Backup && !m.is_stale(clock) => Some(Ok(m.started)),
-            Ok(_) => None,
-            // An unreadable marker may be a backup: it blocks deletion.
-            Err(_) => Some(Err(Error::Invalid(format!("unreadable marker {path}")))),
-        })
-        .collect();
+    let active_backups = running_backups(vault, clock)?;
 
     // Points before index files: a backup writes its index file before its
     // manifest, so every point listed here finds its blobs in the files
@@ -186,16 +178,7 @@ pub fn plan(vault: &Vault, state: &VaultState, opts: &GcOptions) -> Result<GcPla
         .map(|p| p.manifest.tree)
         .collect();
     let index_files = vault.index_files()?;
-    let mut records: BTreeMap<ObjectId, PackRecord> = BTreeMap::new();
-    for group in index_files.chunks(16) {
-        let read: Vec<Vec<PackRecord>> = group
-            .par_iter()
-            .map(|id| vault.read_index_file(id))
-            .collect::<Result<_>>()?;
-        for r in read.into_iter().flatten() {
-            records.entry(r.id).or_insert(r);
-        }
-    }
+    let records = read_records(vault, &index_files)?;
     // Points committed by backups that deduplicated against condemned packs
     // may have trees there: the mark must be able to read them.
     let condemned_records: Vec<PackRecord> = state
@@ -228,9 +211,62 @@ pub fn plan(vault: &Vault, state: &VaultState, opts: &GcOptions) -> Result<GcPla
         mark,
         ..GcPlan::default()
     };
-    for (id, rec) in &records {
+    judge_indexed(&mut plan, &records, &stored, state, opts);
+    let condemned = Condemned {
+        vault,
+        records: &records,
+        stored: &stored,
+        active_backups: &active_backups,
+        clock,
+        grace_secs: opts.grace_secs,
+    };
+    condemned.judge(&mut plan, state);
+    plan.records = records;
+    Ok(plan)
+}
+
+/// When each backup that is running now started, read from the markers.
+/// An unreadable marker may be a backup: it is kept as an error, which
+/// blocks deletion like a running backup.
+fn running_backups(vault: &Vault, clock: i64) -> Result<Vec<Result<i64>>> {
+    Ok(locks::markers(vault)?
+        .into_iter()
+        .filter_map(|(path, m)| match m {
+            Ok(m) if m.activity == Activity::Backup && !m.is_stale(clock) => Some(Ok(m.started)),
+            Ok(_) => None,
+            Err(_) => Some(Err(Error::Invalid(format!("unreadable marker {path}")))),
+        })
+        .collect())
+}
+
+/// Every pack record of the index files, 16 files read at a time; the
+/// first record of a pack wins.
+fn read_records(vault: &Vault, index_files: &[ObjectId]) -> Result<BTreeMap<ObjectId, PackRecord>> {
+    let mut records: BTreeMap<ObjectId, PackRecord> = BTreeMap::new();
+    for group in index_files.chunks(16) {
+        let read: Vec<Vec<PackRecord>> = group
+            .par_iter()
+            .map(|id| vault.read_index_file(id))
+            .collect::<Result<_>>()?;
+        for r in read.into_iter().flatten() {
+            records.entry(r.id).or_insert(r);
+        }
+    }
+    Ok(records)
+}
+
+/// Decides the packs that are not condemned yet: condemn the unused and
+/// the orphans, repack the mostly unused.
+fn judge_indexed(
+    plan: &mut GcPlan,
+    records: &BTreeMap<ObjectId, PackRecord>,
+    stored: &BTreeMap<ObjectId, u64>,
+    state: &VaultState,
+    opts: &GcOptions,
+) {
+    for (id, rec) in records {
         if state.condemned.contains_key(id) {
-            continue; // decided below, with the other condemned packs
+            continue; // decided with the other condemned packs
         }
         let size = stored.get(id).copied().unwrap_or(0);
         let total: u64 = rec.entries.iter().map(|e| e.stored_len as u64).sum();
@@ -260,7 +296,7 @@ pub fn plan(vault: &Vault, state: &VaultState, opts: &GcOptions) -> Result<GcPla
             });
         }
     }
-    for (id, size) in &stored {
+    for (id, size) in stored {
         if !records.contains_key(id) && !state.condemned.contains_key(id) {
             plan.packs.push(PackPlan {
                 pack: *id,
@@ -271,35 +307,71 @@ pub fn plan(vault: &Vault, state: &VaultState, opts: &GcOptions) -> Result<GcPla
             });
         }
     }
-    // Used blobs of a condemned pack may also live in an indexed pack (a
-    // repacked pack's blobs were copied before it was condemned): only a
-    // used blob found nowhere else reprieves a pack. Built only when some
-    // condemned pack is due, and after the mark's index is gone.
-    let current = state
-        .condemned
-        .values()
-        .any(|at| clock >= at + opts.grace_secs)
-        .then(|| {
-            Index::build_for(
-                crate::index::Purpose::Dedup,
-                records
-                    .values()
-                    .filter(|r| !state.condemned.contains_key(&r.id))
-                    .cloned(),
-            )
-        });
-    for (id, at) in &state.condemned {
-        let size = stored.get(id).copied().unwrap_or(0);
-        let due_at = at + opts.grace_secs;
-        let blocking = active_backups
+}
+
+/// What deciding the condemned packs needs.
+struct Condemned<'a> {
+    vault: &'a Vault,
+    records: &'a BTreeMap<ObjectId, PackRecord>,
+    stored: &'a BTreeMap<ObjectId, u64>,
+    active_backups: &'a [Result<i64>],
+    clock: i64,
+    grace_secs: i64,
+}
+
+impl Condemned<'_> {
+    /// Decides every condemned pack: wait, delete or reprieve.
+    fn judge(&self, plan: &mut GcPlan, state: &VaultState) {
+        // Used blobs of a condemned pack may also live in an indexed pack
+        // (a repacked pack's blobs were copied before it was condemned):
+        // only a used blob found nowhere else reprieves a pack. Built only
+        // when some condemned pack is due, and after the mark's index is
+        // gone.
+        let current = state
+            .condemned
+            .values()
+            .any(|at| self.clock >= at + self.grace_secs)
+            .then(|| {
+                Index::build_for(
+                    crate::index::Purpose::Dedup,
+                    self.records
+                        .values()
+                        .filter(|r| !state.condemned.contains_key(&r.id))
+                        .cloned(),
+                )
+            });
+        for (id, at) in &state.condemned {
+            let (action, note) = self.decide(plan, current.as_ref(), id, *at);
+            plan.packs.push(PackPlan {
+                pack: *id,
+                action,
+                size: self.stored.get(id).copied().unwrap_or(0),
+                used: 0,
+                note,
+            });
+        }
+    }
+
+    /// One condemned pack, condemned at `at`.
+    fn decide(
+        &self,
+        plan: &GcPlan,
+        current: Option<&Index>,
+        id: &ObjectId,
+        at: i64,
+    ) -> (PackAction, String) {
+        let due_at = at + self.grace_secs;
+        let blocking = self
+            .active_backups
             .iter()
-            .find(|b| b.as_ref().map_or(true, |started| started <= at));
-        let (action, note) = if clock < due_at {
-            (
+            .find(|b| b.as_ref().map_or(true, |started| *started <= at));
+        if self.clock < due_at {
+            return (
                 PackAction::Wait,
                 format!("grace period until {}", crate::vault::rfc3339(due_at)),
-            )
-        } else if let Some(b) = blocking {
+            );
+        }
+        if let Some(b) = blocking {
             let why = match b {
                 Ok(started) => format!(
                     "a backup started at {} (before the pack was condemned) is still running",
@@ -307,40 +379,32 @@ pub fn plan(vault: &Vault, state: &VaultState, opts: &GcOptions) -> Result<GcPla
                 ),
                 Err(e) => e.to_string(),
             };
-            (PackAction::Wait, why)
-        } else if !stored.contains_key(id) {
-            (PackAction::Delete, "already gone".into())
-        } else {
-            let entries = match records.get(id) {
-                Some(r) => Ok(r.clone()),
-                None => vault.read_trailer(id),
-            };
-            match entries {
-                Ok(rec)
-                    if rec.entries.iter().any(|e| {
-                        plan.marked(&e.id) && !current.as_ref().is_some_and(|c| c.contains(&e.id))
-                    }) =>
-                {
-                    (
-                        PackAction::Reprieve,
-                        "a point uses blobs found nowhere else".into(),
-                    )
-                }
-                Ok(_) => (PackAction::Delete, "unused".into()),
-                // Not ours to judge: leave it and say so.
-                Err(e) => (PackAction::Wait, format!("trailer unreadable: {e}")),
-            }
+            return (PackAction::Wait, why);
+        }
+        if !self.stored.contains_key(id) {
+            return (PackAction::Delete, "already gone".into());
+        }
+        let entries = match self.records.get(id) {
+            Some(r) => Ok(r.clone()),
+            None => self.vault.read_trailer(id),
         };
-        plan.packs.push(PackPlan {
-            pack: *id,
-            action,
-            size,
-            used: 0,
-            note,
-        });
+        match entries {
+            Ok(rec)
+                if rec
+                    .entries
+                    .iter()
+                    .any(|e| plan.marked(&e.id) && !current.is_some_and(|c| c.contains(&e.id))) =>
+            {
+                (
+                    PackAction::Reprieve,
+                    "a point uses blobs found nowhere else".into(),
+                )
+            }
+            Ok(_) => (PackAction::Delete, "unused".into()),
+            // Not ours to judge: leave it and say so.
+            Err(e) => (PackAction::Wait, format!("trailer unreadable: {e}")),
+        }
     }
-    plan.records = records;
-    Ok(plan)
 }
 
 /// What `execute` did.

@@ -291,13 +291,12 @@ pub fn resolve(location: &str, creds: &Credentials) -> Result<Resolved> {
         return fs(location, root);
     }
     let url = url::Url::parse(location).map_err(|e| bad(location, e.to_string()))?;
-    let display = location.to_string();
     let built = |operator: std::result::Result<Operator, opendal::Error>, scheme| {
         operator
             .map(|operator| Resolved {
                 operator,
                 scheme,
-                display: display.clone(),
+                display: location.to_string(),
                 local_root: None,
             })
             .map_err(|e| bad(location, creds.redact(&e.to_string())))
@@ -312,150 +311,12 @@ pub fn resolve(location: &str, creds: &Credentials) -> Result<Resolved> {
                 .map_err(|_| bad(location, "file:// URL does not name an absolute path"))?;
             fs(location, root)
         }
-        "s3" => {
-            refuse_password(location, &url, "AWS_SECRET_ACCESS_KEY")?;
-            let opts = options(location, &url, &["endpoint", "region", "virtual-host-style"])?;
-            let (bucket, root) = bucket_and_root(location, &url, "bucket")?;
-            let mut b = opendal::services::S3::default()
-                .bucket(&bucket)
-                .root(&root)
-                // A custom endpoint without a region is a local S3-compatible
-                // server; they accept any region in signatures.
-                .region(opts.get("region").map_or("us-east-1", String::as_str));
-            if let Some(e) = opts.get("endpoint") {
-                b = b.endpoint(e);
-            }
-            if let Some(v) = opts.get("virtual-host-style") {
-                if truthy(location, "virtual-host-style", v)? {
-                    b = b.enable_virtual_host_style();
-                }
-            }
-            match (creds.get("AWS_ACCESS_KEY_ID"), creds.get("AWS_SECRET_ACCESS_KEY")) {
-                (Some(id), Some(secret)) => {
-                    b = b.access_key_id(id).secret_access_key(secret);
-                    if let Some(t) = creds.get("AWS_SESSION_TOKEN") {
-                        b = b.session_token(t);
-                    }
-                }
-                (None, None) => {}
-                _ => {
-                    return Err(bad(
-                        location,
-                        "AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY must be given together",
-                    ))
-                }
-            }
-            built(Operator::new(b), Scheme::S3)
-        }
-        "azblob" => {
-            refuse_password(location, &url, "AZURE_STORAGE_ACCOUNT_KEY")?;
-            let opts = options(location, &url, &["account", "endpoint"])?;
-            let (container, root) = bucket_and_root(location, &url, "container")?;
-            let account = opts
-                .get("account")
-                .cloned()
-                .ok_or_else(|| bad(location, "the storage account is missing (?account=NAME)"))?;
-            let endpoint = opts
-                .get("endpoint")
-                .cloned()
-                .unwrap_or_else(|| format!("https://{account}.blob.core.windows.net"));
-            let mut b = opendal::services::Azblob::default()
-                .container(&container)
-                .root(&root)
-                .endpoint(&endpoint)
-                .account_name(&account);
-            if let Some(k) = creds.get("AZURE_STORAGE_ACCOUNT_KEY").or(creds.get("AZURE_STORAGE_KEY")) {
-                b = b.account_key(k);
-            }
-            if let Some(s) = creds.get("AZURE_STORAGE_SAS_TOKEN") {
-                b = b.sas_token(s);
-            }
-            built(Operator::new(b), Scheme::AzBlob)
-        }
-        "gcs" => {
-            refuse_password(location, &url, "GOOGLE_APPLICATION_CREDENTIALS")?;
-            let opts = options(location, &url, &["endpoint", "anonymous"])?;
-            let (bucket, root) = bucket_and_root(location, &url, "bucket")?;
-            let mut b = opendal::services::Gcs::default().bucket(&bucket).root(&root);
-            if let Some(e) = opts.get("endpoint") {
-                b = b.endpoint(e);
-            }
-            if let Some(path) = creds.get("GOOGLE_APPLICATION_CREDENTIALS") {
-                b = b.credential_path(path);
-            }
-            if let Some(t) = creds.get("COFFER_GCS_TOKEN") {
-                b = b.token(t.to_string());
-            }
-            if let Some(v) = opts.get("anonymous") {
-                if truthy(location, "anonymous", v)? {
-                    // A local emulator, or a public bucket: no metadata
-                    // server, no ambient credentials.
-                    b = b.skip_signature().disable_vm_metadata().disable_config_load();
-                }
-            }
-            built(Operator::new(b), Scheme::Gcs)
-        }
-        "sftp" => {
-            refuse_password(location, &url, "COFFER_SFTP_KEY_FILE (SFTP logs in with a key)")?;
-            let opts = options(location, &url, &["known-hosts"])?;
-            let host = url
-                .host_str()
-                .filter(|h| !h.is_empty())
-                .ok_or_else(|| bad(location, "the host is missing (sftp://user@host:port/path)"))?;
-            let endpoint = match url.port() {
-                Some(p) => format!("ssh://{host}:{p}"),
-                None => format!("ssh://{host}"),
-            };
-            let mut b = opendal::services::Sftp::default()
-                .endpoint(&endpoint)
-                .root(&root_of(&url))
-                .known_hosts_strategy(match opts.get("known-hosts").map(String::as_str) {
-                    None | Some("strict") => "strict",
-                    Some("accept-new") => "add",
-                    Some(other) => {
-                        return Err(bad(
-                            location,
-                            format!("known-hosts must be strict or accept-new, not {other:?}"),
-                        ))
-                    }
-                });
-            if !url.username().is_empty() {
-                b = b.user(url.username());
-            }
-            if let Some(k) = creds.get("COFFER_SFTP_KEY_FILE") {
-                b = b.key(k);
-            }
-            built(Operator::new(b), Scheme::Sftp)
-        }
+        "s3" => built(Operator::new(s3(location, &url, creds)?), Scheme::S3),
+        "azblob" => built(Operator::new(azblob(location, &url, creds)?), Scheme::AzBlob),
+        "gcs" => built(Operator::new(gcs(location, &url, creds)?), Scheme::Gcs),
+        "sftp" => built(Operator::new(sftp(location, &url, creds)?), Scheme::Sftp),
         "webdav" | "webdav+http" => {
-            refuse_password(location, &url, "COFFER_WEBDAV_PASSWORD")?;
-            options(location, &url, &[])?;
-            let host = url
-                .host_str()
-                .filter(|h| !h.is_empty())
-                .ok_or_else(|| bad(location, "the host is missing (webdav://host/path)"))?;
-            // webdav:// is HTTPS; plain HTTP must be asked for by name.
-            let http = if url.scheme() == "webdav" { "https" } else { "http" };
-            let endpoint = match url.port() {
-                Some(p) => format!("{http}://{host}:{p}"),
-                None => format!("{http}://{host}"),
-            };
-            let mut b = opendal::services::Webdav::default()
-                .endpoint(&endpoint)
-                .root(&root_of(&url));
-            let user = creds
-                .get("COFFER_WEBDAV_USERNAME")
-                .or((!url.username().is_empty()).then(|| url.username()));
-            if let Some(u) = user {
-                b = b.username(u);
-            }
-            if let Some(p) = creds.get("COFFER_WEBDAV_PASSWORD") {
-                b = b.password(p);
-            }
-            if let Some(t) = creds.get("COFFER_WEBDAV_TOKEN") {
-                b = b.token(t);
-            }
-            built(Operator::new(b), Scheme::WebDav)
+            built(Operator::new(webdav(location, &url, creds)?), Scheme::WebDav)
         }
         other => Err(bad(
             location,
@@ -464,6 +325,188 @@ pub fn resolve(location: &str, creds: &Credentials) -> Result<Resolved> {
             ),
         )),
     }
+}
+
+/// The builder for an S3 bucket (or an S3-compatible server).
+fn s3(location: &str, url: &url::Url, creds: &Credentials) -> Result<opendal::services::S3> {
+    refuse_password(location, url, "AWS_SECRET_ACCESS_KEY")?;
+    let opts = options(location, url, &["endpoint", "region", "virtual-host-style"])?;
+    let (bucket, root) = bucket_and_root(location, url, "bucket")?;
+    let mut b = opendal::services::S3::default()
+        .bucket(&bucket)
+        .root(&root)
+        // A custom endpoint without a region is a local S3-compatible
+        // server; they accept any region in signatures.
+        .region(opts.get("region").map_or("us-east-1", String::as_str));
+    if let Some(e) = opts.get("endpoint") {
+        b = b.endpoint(e);
+    }
+    if let Some(v) = opts.get("virtual-host-style") {
+        if truthy(location, "virtual-host-style", v)? {
+            b = b.enable_virtual_host_style();
+        }
+    }
+    match (
+        creds.get("AWS_ACCESS_KEY_ID"),
+        creds.get("AWS_SECRET_ACCESS_KEY"),
+    ) {
+        (Some(id), Some(secret)) => {
+            b = b.access_key_id(id).secret_access_key(secret);
+            if let Some(t) = creds.get("AWS_SESSION_TOKEN") {
+                b = b.session_token(t);
+            }
+        }
+        (None, None) => {}
+        _ => {
+            return Err(bad(
+                location,
+                "AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY must be given together",
+            ))
+        }
+    }
+    Ok(b)
+}
+
+/// The builder for an Azure Blob Storage container.
+fn azblob(
+    location: &str,
+    url: &url::Url,
+    creds: &Credentials,
+) -> Result<opendal::services::Azblob> {
+    refuse_password(location, url, "AZURE_STORAGE_ACCOUNT_KEY")?;
+    let opts = options(location, url, &["account", "endpoint"])?;
+    let (container, root) = bucket_and_root(location, url, "container")?;
+    let account = opts
+        .get("account")
+        .cloned()
+        .ok_or_else(|| bad(location, "the storage account is missing (?account=NAME)"))?;
+    let endpoint = opts
+        .get("endpoint")
+        .cloned()
+        .unwrap_or_else(|| format!("https://{account}.blob.core.windows.net"));
+    let mut b = opendal::services::Azblob::default()
+        .container(&container)
+        .root(&root)
+        .endpoint(&endpoint)
+        .account_name(&account);
+    if let Some(k) = creds
+        .get("AZURE_STORAGE_ACCOUNT_KEY")
+        .or(creds.get("AZURE_STORAGE_KEY"))
+    {
+        b = b.account_key(k);
+    }
+    if let Some(s) = creds.get("AZURE_STORAGE_SAS_TOKEN") {
+        b = b.sas_token(s);
+    }
+    Ok(b)
+}
+
+/// The builder for a Google Cloud Storage bucket.
+fn gcs(location: &str, url: &url::Url, creds: &Credentials) -> Result<opendal::services::Gcs> {
+    refuse_password(location, url, "GOOGLE_APPLICATION_CREDENTIALS")?;
+    let opts = options(location, url, &["endpoint", "anonymous"])?;
+    let (bucket, root) = bucket_and_root(location, url, "bucket")?;
+    let mut b = opendal::services::Gcs::default()
+        .bucket(&bucket)
+        .root(&root);
+    if let Some(e) = opts.get("endpoint") {
+        b = b.endpoint(e);
+    }
+    if let Some(path) = creds.get("GOOGLE_APPLICATION_CREDENTIALS") {
+        b = b.credential_path(path);
+    }
+    if let Some(t) = creds.get("COFFER_GCS_TOKEN") {
+        b = b.token(t.to_string());
+    }
+    if let Some(v) = opts.get("anonymous") {
+        if truthy(location, "anonymous", v)? {
+            // A local emulator, or a public bucket: no metadata
+            // server, no ambient credentials.
+            b = b
+                .skip_signature()
+                .disable_vm_metadata()
+                .disable_config_load();
+        }
+    }
+    Ok(b)
+}
+
+/// The builder for a directory on an SFTP server.
+fn sftp(location: &str, url: &url::Url, creds: &Credentials) -> Result<opendal::services::Sftp> {
+    refuse_password(
+        location,
+        url,
+        "COFFER_SFTP_KEY_FILE (SFTP logs in with a key)",
+    )?;
+    let opts = options(location, url, &["known-hosts"])?;
+    let host = url
+        .host_str()
+        .filter(|h| !h.is_empty())
+        .ok_or_else(|| bad(location, "the host is missing (sftp://user@host:port/path)"))?;
+    let endpoint = match url.port() {
+        Some(p) => format!("ssh://{host}:{p}"),
+        None => format!("ssh://{host}"),
+    };
+    let mut b = opendal::services::Sftp::default()
+        .endpoint(&endpoint)
+        .root(&root_of(url))
+        .known_hosts_strategy(match opts.get("known-hosts").map(String::as_str) {
+            None | Some("strict") => "strict",
+            Some("accept-new") => "add",
+            Some(other) => {
+                return Err(bad(
+                    location,
+                    format!("known-hosts must be strict or accept-new, not {other:?}"),
+                ))
+            }
+        });
+    if !url.username().is_empty() {
+        b = b.user(url.username());
+    }
+    if let Some(k) = creds.get("COFFER_SFTP_KEY_FILE") {
+        b = b.key(k);
+    }
+    Ok(b)
+}
+
+/// The builder for a WebDAV collection.
+fn webdav(
+    location: &str,
+    url: &url::Url,
+    creds: &Credentials,
+) -> Result<opendal::services::Webdav> {
+    refuse_password(location, url, "COFFER_WEBDAV_PASSWORD")?;
+    options(location, url, &[])?;
+    let host = url
+        .host_str()
+        .filter(|h| !h.is_empty())
+        .ok_or_else(|| bad(location, "the host is missing (webdav://host/path)"))?;
+    // webdav:// is HTTPS; plain HTTP must be asked for by name.
+    let http = if url.scheme() == "webdav" {
+        "https"
+    } else {
+        "http"
+    };
+    let endpoint = match url.port() {
+        Some(p) => format!("{http}://{host}:{p}"),
+        None => format!("{http}://{host}"),
+    };
+    let mut b = opendal::services::Webdav::default()
+        .endpoint(&endpoint)
+        .root(&root_of(url));
+    let user = creds
+        .get("COFFER_WEBDAV_USERNAME")
+        .or((!url.username().is_empty()).then(|| url.username()));
+    if let Some(u) = user {
+        b = b.username(u);
+    }
+    if let Some(p) = creds.get("COFFER_WEBDAV_PASSWORD") {
+        b = b.password(p);
+    }
+    if let Some(t) = creds.get("COFFER_WEBDAV_TOKEN") {
+        b = b.token(t);
+    }
+    Ok(b)
 }
 
 /// Directory inside a local vault where objects are staged before an

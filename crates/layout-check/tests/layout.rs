@@ -14,33 +14,7 @@ const MAX_FUNCTION_LINES: usize = 150;
 const MAX_FILE_LINES: usize = 1000;
 
 /// Findings that are known and explained: (finding, reason).
-const KNOWN: &[(&str, &str)] = &[
-    (
-        "function engine/src/check.rs check_cancellable",
-        "not yet split (issue 21)",
-    ),
-    (
-        "function engine/src/format_vectors.rs computed",
-        "not yet split (issue 21)",
-    ),
-    ("function engine/src/gc.rs plan", "not yet split (issue 21)"),
-    (
-        "function engine/src/location.rs resolve",
-        "not yet split (issue 21)",
-    ),
-    (
-        "function server/src/metrics.rs render",
-        "not yet split (issue 21)",
-    ),
-    (
-        "function server/src/recovery.rs import",
-        "not yet split (issue 21)",
-    ),
-    (
-        "function server/src/scheduler.rs tick",
-        "not yet split (issue 21)",
-    ),
-];
+const KNOWN: &[(&str, &str)] = &[];
 
 fn workspace_crates() -> Vec<PathBuf> {
     let crates = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");

@@ -6,6 +6,8 @@
 
 use std::fmt::Write;
 
+use rusqlite::Connection;
+
 use crate::db::Db;
 use crate::error::Result;
 use crate::jobs::JobKind;
@@ -44,7 +46,14 @@ pub fn render(db: &Db) -> Result<String> {
     let mut out = String::new();
     let conn = db.conn();
     let mut f = Family { out: &mut out };
+    job_families(&conn, &mut f)?;
+    item_families(&conn, &mut f)?;
+    vault_and_alert_families(&conn, &mut f)?;
+    Ok(out)
+}
 
+/// Jobs by kind and state, and the run time and bytes of ended jobs.
+fn job_families(conn: &Connection, f: &mut Family<'_>) -> Result<()> {
     f.header(
         "coffer_jobs",
         "gauge",
@@ -111,7 +120,11 @@ pub fn render(db: &Db) -> Result<String> {
             bytes as f64,
         );
     }
+    Ok(())
+}
 
+/// Each item's last success and the bytes its backups stored.
+fn item_families(conn: &Connection, f: &mut Family<'_>) -> Result<()> {
     f.header(
         "coffer_item_last_success_timestamp_seconds",
         "gauge",
@@ -160,7 +173,11 @@ pub fn render(db: &Db) -> Result<String> {
             bytes as f64,
         );
     }
+    Ok(())
+}
 
+/// Each vault's size at its location, and the open alerts.
+fn vault_and_alert_families(conn: &Connection, f: &mut Family<'_>) -> Result<()> {
     f.header(
         "coffer_vault_size_bytes",
         "gauge",
@@ -198,7 +215,7 @@ pub fn render(db: &Db) -> Result<String> {
             n as f64,
         );
     }
-    Ok(out)
+    Ok(())
 }
 
 #[cfg(test)]

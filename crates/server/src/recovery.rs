@@ -550,51 +550,103 @@ pub fn import(
     let mut notes = Vec::new();
     let mut conn = service.db.conn();
     let tx = conn.transaction()?;
-    for v in &scope.vaults {
-        let (sealed_key, sealed_creds, fingerprint) = if v.vault_id == vault_id {
-            let key = VaultKey::from_text(key_text)?;
-            (
-                service.seal_key(&v.name, key_text.trim()),
-                service.seal_credentials(&v.name, credentials)?,
-                key.fingerprint(),
-            )
-        } else {
-            notes.push(format!(
-                "vault {} at {} needs its key again (PUT /vaults/{}/key) and its credentials ({})",
-                v.name,
-                v.location,
-                v.name,
-                if v.credential_names.is_empty() {
-                    "none".to_string()
-                } else {
-                    v.credential_names.join(", ")
-                }
-            ));
-            (
-                Vec::new(),
-                service.seal_credentials(&v.name, &BTreeMap::new())?,
-                String::new(),
-            )
-        };
+    let recovered = Recovered {
+        key_text,
+        credentials,
+        vault_id,
+    };
+    recovered.insert_vaults(&tx, service, &scope, &mut notes)?;
+    insert_items_and_sets(&tx, &scope)?;
+    insert_users(&tx, export, &scope, &mut notes)?;
+    insert_targets(&tx, export, &mut notes)?;
+    if scope.fresh {
+        // The same setting `State::set_scheduler_enabled` writes (this
+        // wrote another key before, which nothing read).
         tx.execute(
-            "INSERT INTO vaults (name, location, vault_id, sealed_key, sealed_credentials, key_fingerprint, created,
-             prune_schedule, check_schedule, check_percent, schedule_time_zone)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
-            params![
-                v.name,
-                v.location,
-                v.vault_id,
-                sealed_key,
-                sealed_creds,
-                fingerprint,
-                v.created,
-                v.maintenance.prune_schedule,
-                v.maintenance.check_schedule,
-                v.maintenance.check_percent,
-                v.maintenance.time_zone
+            "INSERT INTO settings (key, value) VALUES (?1, ?2)
+             ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+            [
+                SCHEDULER_ENABLED_SETTING,
+                if export.scheduler_enabled {
+                    "true"
+                } else {
+                    "false"
+                },
             ],
         )?;
     }
+    tx.commit()?;
+    Ok(notes)
+}
+
+/// The vault a recovery opened, with what opened it.
+struct Recovered<'a> {
+    key_text: &'a str,
+    credentials: &'a BTreeMap<String, String>,
+    vault_id: &'a str,
+}
+
+impl Recovered<'_> {
+    /// Registers the vaults in scope: the recovered one with its key and
+    /// credentials, the others waiting for theirs.
+    fn insert_vaults(
+        &self,
+        tx: &rusqlite::Transaction<'_>,
+        service: &State,
+        scope: &Scope<'_>,
+        notes: &mut Vec<String>,
+    ) -> Result<()> {
+        let (vault_id, key_text, credentials) = (self.vault_id, self.key_text, self.credentials);
+        for v in &scope.vaults {
+            let (sealed_key, sealed_creds, fingerprint) = if v.vault_id == vault_id {
+                let key = VaultKey::from_text(key_text)?;
+                (
+                    service.seal_key(&v.name, key_text.trim()),
+                    service.seal_credentials(&v.name, credentials)?,
+                    key.fingerprint(),
+                )
+            } else {
+                notes.push(format!(
+                    "vault {} at {} needs its key again (PUT /vaults/{}/key) and its credentials ({})",
+                    v.name,
+                    v.location,
+                    v.name,
+                    if v.credential_names.is_empty() {
+                        "none".to_string()
+                    } else {
+                        v.credential_names.join(", ")
+                    }
+                ));
+                (
+                    Vec::new(),
+                    service.seal_credentials(&v.name, &BTreeMap::new())?,
+                    String::new(),
+                )
+            };
+            tx.execute(
+                "INSERT INTO vaults (name, location, vault_id, sealed_key, sealed_credentials, key_fingerprint, created,
+                 prune_schedule, check_schedule, check_percent, schedule_time_zone)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+                params![
+                    v.name,
+                    v.location,
+                    v.vault_id,
+                    sealed_key,
+                    sealed_creds,
+                    fingerprint,
+                    v.created,
+                    v.maintenance.prune_schedule,
+                    v.maintenance.check_schedule,
+                    v.maintenance.check_percent,
+                    v.maintenance.time_zone
+                ],
+            )?;
+        }
+        Ok(())
+    }
+}
+
+fn insert_items_and_sets(tx: &rusqlite::Transaction<'_>, scope: &Scope<'_>) -> Result<()> {
     for it in &scope.items {
         tx.execute(
             "INSERT INTO items (name, vault, kind, paths, excludes, enabled, retry_attempts, retry_delay_secs, created, spec)
@@ -630,6 +682,16 @@ pub fn import(
             ],
         )?;
     }
+    Ok(())
+}
+
+/// Users the service lacks, with their roles and tokens.
+fn insert_users(
+    tx: &rusqlite::Transaction<'_>,
+    export: &ServiceExport,
+    scope: &Scope<'_>,
+    notes: &mut Vec<String>,
+) -> Result<()> {
     // Users the service has already keep their password and tokens.
     let mut added = Vec::new();
     for u in &export.users {
@@ -668,6 +730,14 @@ pub fn import(
             params![t.user, t.name, hash, t.created, t.expires],
         )?;
     }
+    Ok(())
+}
+
+fn insert_targets(
+    tx: &rusqlite::Transaction<'_>,
+    export: &ServiceExport,
+    notes: &mut Vec<String>,
+) -> Result<()> {
     for t in &export.notification_targets {
         // Without its secret a target would send unsigned or fail to log
         // in: it stays off until it is added again with the secret.
@@ -684,24 +754,7 @@ pub fn import(
             ));
         }
     }
-    if scope.fresh {
-        // The same setting `State::set_scheduler_enabled` writes (this
-        // wrote another key before, which nothing read).
-        tx.execute(
-            "INSERT INTO settings (key, value) VALUES (?1, ?2)
-             ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-            [
-                SCHEDULER_ENABLED_SETTING,
-                if export.scheduler_enabled {
-                    "true"
-                } else {
-                    "false"
-                },
-            ],
-        )?;
-    }
-    tx.commit()?;
-    Ok(notes)
+    Ok(())
 }
 
 /// Opens the vault at a location with a key, for recovery.

@@ -26,6 +26,7 @@ use crate::alerts;
 use crate::db::now;
 use crate::error::{Error, Result};
 use crate::jobs::{JobKind, Jobs};
+use crate::sets::InfraSet;
 use crate::state::State;
 
 /// How long a vault's journal state is reused before it is read again.
@@ -129,11 +130,26 @@ impl Scheduler {
         }
         let t = now();
         let sets = service.sets(None)?;
+        self.tick_items(service, jobs, &sets, t, &mut queued)?;
+        tick_sets(service, jobs, &sets, t, &mut queued)?;
+        tick_vaults(service, jobs, t, &mut queued)?;
+        Ok(queued)
+    }
+
+    /// Queues the items' own backups that are due (not those of items in a
+    /// set: they run with their set, on the set's schedule).
+    fn tick_items(
+        &self,
+        service: &State,
+        jobs: &Jobs,
+        sets: &[InfraSet],
+        t: i64,
+        queued: &mut Vec<i64>,
+    ) -> Result<()> {
         let in_sets: std::collections::HashSet<&str> = sets
             .iter()
             .flat_map(|s| s.items.iter().map(String::as_str))
             .collect();
-        // Items of a set run with their set, on the set's schedule.
         for item in service
             .items(None)?
             .into_iter()
@@ -180,113 +196,7 @@ impl Scheduler {
                 Err(e) => return Err(e),
             }
         }
-        for set in sets.iter().filter(|s| s.enabled) {
-            for (kind, text, column) in [
-                (JobKind::SetBackup, Some(&set.schedule), "last_slot"),
-                (JobKind::Drill, set.drill_schedule.as_ref(), "drill_slot"),
-            ] {
-                let Some(text) = text else { continue };
-                let schedule =
-                    match coffer_engine::policy::Schedule::parse(text, set.time_zone.clone()) {
-                        Ok(s) => s,
-                        Err(e) => {
-                            tracing::warn!(set = %set.name, "{kind} schedule: {e}");
-                            continue;
-                        }
-                    };
-                let Some(last) = service.set_slot(&set.name, column)? else {
-                    service.set_set_slot(&set.name, column, t)?;
-                    continue;
-                };
-                let (slot, missed) = due_slots(&schedule, last, t);
-                if missed == 0 {
-                    continue;
-                }
-                service.set_set_slot(&set.name, column, slot)?;
-                let job = crate::jobs::NewJob {
-                    kind,
-                    vault: &set.vault,
-                    item: Some(&set.name),
-                    params: None,
-                    trigger: "schedule",
-                    requested_by: None,
-                    attempt: 1,
-                    not_before: 0,
-                };
-                match jobs.enqueue(service, job) {
-                    Ok(job) => {
-                        note_missed(service, jobs, job.id, missed)?;
-                        queued.push(job.id);
-                    }
-                    Err(Error::Conflict(message)) => {
-                        tracing::warn!(set = %set.name, "scheduled {kind} skipped: {message}");
-                    }
-                    Err(e) => return Err(e),
-                }
-            }
-        }
-        for vault in service.list_vaults()? {
-            let m = &vault.maintenance;
-            let percent = m.check_percent;
-            for (kind, text, column, params) in [
-                (JobKind::Prune, &m.prune_schedule, "prune_slot", None),
-                (
-                    JobKind::Check,
-                    &m.check_schedule,
-                    "check_slot",
-                    Some(serde_json::json!({"read_data_percent": percent})),
-                ),
-            ] {
-                let Some(text) = text else { continue };
-                let schedule =
-                    match coffer_engine::policy::Schedule::parse(text, m.time_zone.clone()) {
-                        Ok(s) => s,
-                        Err(e) => {
-                            tracing::warn!(vault = %vault.name, "{kind} schedule: {e}");
-                            continue;
-                        }
-                    };
-                let last: Option<i64> = service.db.conn().query_row(
-                    &format!("SELECT {column} FROM vaults WHERE name = ?1"),
-                    [&vault.name],
-                    |r| r.get(0),
-                )?;
-                let set = |slot: i64| -> Result<()> {
-                    service.db.conn().execute(
-                        &format!("UPDATE vaults SET {column} = ?1 WHERE name = ?2"),
-                        params![slot, vault.name],
-                    )?;
-                    Ok(())
-                };
-                let Some(last) = last else {
-                    set(t)?;
-                    continue;
-                };
-                let (slot, missed) = due_slots(&schedule, last, t);
-                if missed == 0 {
-                    continue;
-                }
-                set(slot)?;
-                let job = crate::jobs::NewJob {
-                    kind,
-                    vault: &vault.name,
-                    item: None,
-                    params,
-                    trigger: "schedule",
-                    requested_by: None,
-                    attempt: 1,
-                    not_before: 0,
-                };
-                match jobs.enqueue(service, job) {
-                    Ok(job) => queued.push(job.id),
-                    Err(Error::Conflict(message)) => {
-                        tracing::warn!(vault = %vault.name, "scheduled {kind} skipped: {message}");
-                    }
-                    Err(e) => return Err(e),
-                }
-            }
-        }
-        Ok(queued)
+        Ok(())
     }
 
     /// The schedule of one item, with its next and last runs.
@@ -406,6 +316,127 @@ impl Scheduler {
             tokio::time::sleep(tick).await;
         }
     }
+}
+
+/// Queues the set backups and drills that are due.
+fn tick_sets(
+    service: &State,
+    jobs: &Jobs,
+    sets: &[InfraSet],
+    t: i64,
+    queued: &mut Vec<i64>,
+) -> Result<()> {
+    for set in sets.iter().filter(|s| s.enabled) {
+        for (kind, text, column) in [
+            (JobKind::SetBackup, Some(&set.schedule), "last_slot"),
+            (JobKind::Drill, set.drill_schedule.as_ref(), "drill_slot"),
+        ] {
+            let Some(text) = text else { continue };
+            let schedule = match coffer_engine::policy::Schedule::parse(text, set.time_zone.clone())
+            {
+                Ok(s) => s,
+                Err(e) => {
+                    tracing::warn!(set = %set.name, "{kind} schedule: {e}");
+                    continue;
+                }
+            };
+            let Some(last) = service.set_slot(&set.name, column)? else {
+                service.set_set_slot(&set.name, column, t)?;
+                continue;
+            };
+            let (slot, missed) = due_slots(&schedule, last, t);
+            if missed == 0 {
+                continue;
+            }
+            service.set_set_slot(&set.name, column, slot)?;
+            let job = crate::jobs::NewJob {
+                kind,
+                vault: &set.vault,
+                item: Some(&set.name),
+                params: None,
+                trigger: "schedule",
+                requested_by: None,
+                attempt: 1,
+                not_before: 0,
+            };
+            match jobs.enqueue(service, job) {
+                Ok(job) => {
+                    note_missed(service, jobs, job.id, missed)?;
+                    queued.push(job.id);
+                }
+                Err(Error::Conflict(message)) => {
+                    tracing::warn!(set = %set.name, "scheduled {kind} skipped: {message}");
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Queues the vaults' prunes and checks that are due.
+fn tick_vaults(service: &State, jobs: &Jobs, t: i64, queued: &mut Vec<i64>) -> Result<()> {
+    for vault in service.list_vaults()? {
+        let m = &vault.maintenance;
+        let percent = m.check_percent;
+        for (kind, text, column, params) in [
+            (JobKind::Prune, &m.prune_schedule, "prune_slot", None),
+            (
+                JobKind::Check,
+                &m.check_schedule,
+                "check_slot",
+                Some(serde_json::json!({"read_data_percent": percent})),
+            ),
+        ] {
+            let Some(text) = text else { continue };
+            let schedule = match coffer_engine::policy::Schedule::parse(text, m.time_zone.clone()) {
+                Ok(s) => s,
+                Err(e) => {
+                    tracing::warn!(vault = %vault.name, "{kind} schedule: {e}");
+                    continue;
+                }
+            };
+            let last: Option<i64> = service.db.conn().query_row(
+                &format!("SELECT {column} FROM vaults WHERE name = ?1"),
+                [&vault.name],
+                |r| r.get(0),
+            )?;
+            let set = |slot: i64| -> Result<()> {
+                service.db.conn().execute(
+                    &format!("UPDATE vaults SET {column} = ?1 WHERE name = ?2"),
+                    params![slot, vault.name],
+                )?;
+                Ok(())
+            };
+            let Some(last) = last else {
+                set(t)?;
+                continue;
+            };
+            let (slot, missed) = due_slots(&schedule, last, t);
+            if missed == 0 {
+                continue;
+            }
+            set(slot)?;
+            let job = crate::jobs::NewJob {
+                kind,
+                vault: &vault.name,
+                item: None,
+                params,
+                trigger: "schedule",
+                requested_by: None,
+                attempt: 1,
+                not_before: 0,
+            };
+            match jobs.enqueue(service, job) {
+                Ok(job) => queued.push(job.id),
+                Err(Error::Conflict(message)) => {
+                    tracing::warn!(vault = %vault.name, "scheduled {kind} skipped: {message}");
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+    Ok(())
 }
 
 /// The latest slot of `schedule` after `last` and not after `now`, and how
