@@ -103,3 +103,95 @@ mod tests {
         assert!(e.contains("defrag") && e.contains("set-backup"), "{e}");
     }
 }
+
+/// Where a job is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub enum JobState {
+    Queued,
+    Running,
+    Succeeded,
+    PartialSucceeded,
+    Failed,
+    Cancelled,
+}
+
+impl JobState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            JobState::Queued => "Queued",
+            JobState::Running => "Running",
+            JobState::Succeeded => "Succeeded",
+            JobState::PartialSucceeded => "PartialSucceeded",
+            JobState::Failed => "Failed",
+            JobState::Cancelled => "Cancelled",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<JobState> {
+        [
+            JobState::Queued,
+            JobState::Running,
+            JobState::Succeeded,
+            JobState::PartialSucceeded,
+            JobState::Failed,
+            JobState::Cancelled,
+        ]
+        .into_iter()
+        .find(|s| s.as_str() == text)
+    }
+}
+
+/// Live counters of a running job (or the last ones of a finished job).
+#[derive(Debug, Clone, Default, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct JobProgress {
+    pub files: u64,
+    pub bytes_read: u64,
+    /// Restores: bytes written so far, of `bytes_total` found so far.
+    pub bytes_written: u64,
+    pub bytes_total: u64,
+    pub bytes_new: u64,
+    pub bytes_stored: u64,
+    pub errors: u64,
+    pub elapsed_secs: f64,
+    /// Bytes read per second so far.
+    pub rate_bytes_per_sec: f64,
+}
+
+/// A job as the API shows it.
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct Job {
+    pub id: i64,
+    pub kind: JobKind,
+    /// What the job was asked to do (a restore's point and target, a
+    /// check's share).
+    #[schema(value_type = Option<Object>)]
+    pub params: Option<serde_json::Value>,
+    pub vault: Option<String>,
+    pub item: Option<String>,
+    pub state: JobState,
+    /// `on_demand`, `schedule` or `retry`.
+    pub trigger: String,
+    pub requested_by: Option<String>,
+    /// 1 for the first try, then counting retries.
+    pub attempt: u32,
+    pub created: i64,
+    /// A retry does not start before this time.
+    pub not_before: i64,
+    pub started: Option<i64>,
+    pub finished: Option<i64>,
+    pub progress: Option<JobProgress>,
+    /// What the job produced (for a backup: the point and its statistics).
+    #[schema(value_type = Option<Object>)]
+    pub result: Option<serde_json::Value>,
+    pub error: Option<String>,
+    pub cause: Option<crate::alert::Cause>,
+}
+
+/// One line of a job's log.
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct LogLine {
+    pub seq: i64,
+    pub time: i64,
+    pub level: String,
+    pub message: String,
+}

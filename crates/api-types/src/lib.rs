@@ -8,12 +8,17 @@
 
 #![forbid(unsafe_code)]
 
+pub mod access;
+pub mod alert;
 pub mod backup;
 pub mod error;
+pub mod item;
 pub mod job;
 pub mod point;
 pub mod policy;
 pub mod restore;
+pub mod set;
+pub mod vault;
 
 pub use backup::{BackupSummary, PointStats};
 pub use error::{exit, Audience, ErrorCode, StorageFailure};

@@ -48,6 +48,14 @@ pub fn size(bytes: u64) -> String {
     }
 }
 
+/// One value as one line of JSON (for streams such as a job's log).
+pub fn print_json_line<T: serde::Serialize + ?Sized>(value: &T) {
+    match serde_json::to_string(value) {
+        Ok(text) => println!("{text}"),
+        Err(e) => eprintln!("error: the answer cannot be written as JSON: {e}"),
+    }
+}
+
 /// Prints `value` as pretty JSON: every `--json` answer, local or remote,
 /// goes through here, from the shared types where there is one.
 pub fn print_json<T: serde::Serialize + ?Sized>(value: &T) {

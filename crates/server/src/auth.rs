@@ -13,6 +13,7 @@
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use argon2::Argon2;
 use base64::Engine as _;
+pub use coffer_api_types::access::Token;
 use rand::RngCore;
 use rusqlite::{params, OptionalExtension};
 use serde::{Deserialize, Serialize};
@@ -523,17 +524,6 @@ pub fn end_session(db: &Db, secret: &str) -> Result<()> {
         [secret_hash(secret)],
     )?;
     Ok(())
-}
-
-/// An API token as the API shows it (never its secret).
-#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
-pub struct Token {
-    pub id: i64,
-    pub user: String,
-    pub name: String,
-    pub created: i64,
-    pub expires: Option<i64>,
-    pub last_used: Option<i64>,
 }
 
 /// Creates a token for `user_id`; the secret is returned once.

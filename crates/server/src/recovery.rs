@@ -19,6 +19,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
+pub use coffer_api_types::set::{ItemStatus, SetPointInfo};
 use rusqlite::params;
 use serde::{Deserialize, Serialize};
 
@@ -37,32 +38,6 @@ pub const CONFIG_FILE: &str = "service.json";
 pub const EXPORT_FORMAT: u32 = 2;
 /// The purpose the password and token hashes are sealed for.
 const SECRETS_PURPOSE: &str = "service secrets";
-
-/// What happened to one item of a set point.
-#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
-pub struct ItemStatus {
-    pub item: String,
-    pub kind: String,
-    /// `Succeeded`, `PartialSucceeded` or `Failed`.
-    pub status: String,
-    /// The item's recovery point, when one was made.
-    pub point: Option<String>,
-    pub consistency: Option<String>,
-    pub message: Option<String>,
-}
-
-impl ItemStatus {
-    pub fn failed(item: &str, kind: &str, message: String) -> Self {
-        ItemStatus {
-            item: item.to_string(),
-            kind: kind.to_string(),
-            status: "Failed".into(),
-            point: None,
-            consistency: None,
-            message: Some(message),
-        }
-    }
-}
 
 /// One set point, as its configuration point records it.
 #[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
@@ -330,23 +305,6 @@ pub fn read_export(vault: &Vault, point: &Point) -> Result<ServiceExport> {
     })?;
     unseal_secrets(vault, &mut export)?;
     Ok(export)
-}
-
-/// A set point found in a vault.
-#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
-pub struct SetPointInfo {
-    pub set: String,
-    pub id: String,
-    pub time: i64,
-    /// Per item, from the configuration point; items whose point is gone
-    /// (deleted since) show as missing.
-    pub items: Vec<ItemStatus>,
-    /// The point holding the service's configuration.
-    pub service_point: Option<String>,
-    /// The configuration and every item's point are there.
-    pub ready_for_cloud_recovery: bool,
-    /// Why it is not ready.
-    pub not_ready_because: Option<String>,
 }
 
 fn tag_value<'a>(point: &'a Point, prefix: &str) -> Option<&'a str> {

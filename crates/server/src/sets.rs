@@ -14,8 +14,8 @@
 //! items and to its configuration item. Items of a set are not scheduled on
 //! their own; the set's schedule runs them.
 
+pub use coffer_api_types::set::{InfraSet, DEFAULT_RETENTION_DAYS, DEFAULT_SCHEDULE};
 use rusqlite::{params, OptionalExtension};
-use serde::{Deserialize, Serialize};
 
 use coffer_engine::policy::Schedule;
 
@@ -28,31 +28,6 @@ use crate::state::{validate_name, State, SERVICE_ITEM_PREFIX};
 pub const SET_TAG: &str = "coffer:set=";
 /// The tag carrying the set point's id.
 pub const SET_POINT_TAG: &str = "coffer:set-point=";
-/// Azure Stack's defaults: a backup every 12 hours, kept 7 days.
-pub const DEFAULT_SCHEDULE: &str = "every 12 h from 00:00";
-pub const DEFAULT_RETENTION_DAYS: u32 = 7;
-
-/// An infrastructure set.
-#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
-pub struct InfraSet {
-    pub name: String,
-    pub vault: String,
-    /// The items, backed up in this order.
-    pub items: Vec<String>,
-    /// `every N h from HH:MM`, `daily HH:MM` or `weekly mon,thu HH:MM`.
-    pub schedule: String,
-    /// IANA time zone of the schedules.
-    pub time_zone: String,
-    /// Points are kept this many days (1–3650).
-    pub retention_days: u32,
-    /// Whether scheduled runs happen.
-    pub enabled: bool,
-    /// When a recovery drill of the newest set point runs on its own.
-    #[serde(default)]
-    pub drill_schedule: Option<String>,
-    pub created: i64,
-}
-
 /// The vault policy of a set.
 pub fn policy_name(set: &str) -> String {
     format!("set.{set}")

@@ -23,6 +23,8 @@ use coffer_engine::vault::JournalLocations;
 use coffer_engine::{Storage, Vault, VaultKey};
 use coffer_sources::{CommandSpec, Hook, ItemDef, Kind, PostgresSpec};
 
+pub use coffer_api_types::vault::{Maintenance, VaultInfo};
+
 use crate::alerts::Cause;
 use crate::auth;
 use crate::config::ServiceConfig;
@@ -39,44 +41,6 @@ pub struct State {
     /// scheduler keeps a vault's journal state cached and re-reads it when
     /// this moves.
     policy_changes: Mutex<HashMap<String, u64>>,
-}
-
-/// A vault as the API shows it: never its key or credentials.
-#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
-pub struct VaultInfo {
-    pub name: String,
-    pub location: String,
-    /// The vault's own id (from its header).
-    pub vault_id: String,
-    /// Identifies the key the service holds, without revealing it.
-    pub key_fingerprint: String,
-    /// Names of the stored credentials (their values are write-only).
-    pub credential_names: Vec<String>,
-    pub created: i64,
-    /// When prune and check run on their own, and how much check reads.
-    pub maintenance: Maintenance,
-    /// Bytes at the location, as measured after the last backup or prune.
-    pub usage_bytes: Option<u64>,
-}
-
-/// A vault's own scheduled jobs.
-#[derive(Debug, Clone, Default, Serialize, Deserialize, utoipa::ToSchema)]
-pub struct Maintenance {
-    /// When prune runs (`daily 03:00`, `weekly sun 04:00`, `every 12 h from
-    /// 00:00`); absent: only on request.
-    pub prune_schedule: Option<String>,
-    /// When `check --read-data-subset` runs.
-    pub check_schedule: Option<String>,
-    /// The share of pack data each scheduled check reads (percent).
-    #[serde(default = "five")]
-    pub check_percent: f64,
-    /// Time zone of both schedules (default UTC).
-    #[serde(default = "utc")]
-    pub time_zone: String,
-}
-
-fn five() -> f64 {
-    5.0
 }
 
 /// A registered vault with its sealed key and sealed credentials.
@@ -364,8 +328,8 @@ impl State {
             credential_names: credentials.keys().cloned().collect(),
             created: now(),
             maintenance: Maintenance {
-                check_percent: five(),
-                time_zone: utc(),
+                check_percent: coffer_api_types::vault::DEFAULT_CHECK_PERCENT,
+                time_zone: "UTC".into(),
                 ..Default::default()
             },
             usage_bytes: None,
@@ -824,10 +788,6 @@ fn validate_item(item: &Item) -> Result<()> {
         return Err(Error::invalid("retry_attempts", "at most 10"));
     }
     Ok(())
-}
-
-fn utc() -> String {
-    "UTC".into()
 }
 
 pub(crate) fn to_credentials(map: &BTreeMap<String, String>) -> Credentials {

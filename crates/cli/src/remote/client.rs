@@ -99,6 +99,15 @@ impl Client {
         self.typed(reqwest::Method::GET, path, None::<&()>)
     }
 
+    /// A POST with a typed body and a typed answer.
+    pub(crate) fn post_as<T: DeserializeOwned>(
+        &self,
+        path: &str,
+        body: &impl Serialize,
+    ) -> Result<T> {
+        self.typed(reqwest::Method::POST, path, Some(body))
+    }
+
     pub(crate) fn post(&self, path: &str, body: Value) -> Result<Value> {
         self.call(reqwest::Method::POST, path, Some(body))
     }

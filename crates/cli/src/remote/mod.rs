@@ -15,7 +15,16 @@ use std::process::ExitCode;
 
 use anyhow::{anyhow, bail, Context, Result};
 use clap::{Parser, Subcommand};
-use serde_json::{json, Value};
+use serde_json::json;
+
+use coffer_api_types::access::{CreatedToken, NewToken, Token};
+use coffer_api_types::alert::Alert;
+use coffer_api_types::item::ItemSchedule;
+use coffer_api_types::job::{Job, JobState, LogLine};
+use coffer_api_types::set::{
+    InfraSet, NewSet, SetPointInfo, DEFAULT_RETENTION_DAYS, DEFAULT_SCHEDULE,
+};
+use coffer_api_types::vault::{KeyRequest, NewVault, VaultInfo, VaultWithKey};
 
 use crate::output::time_secs;
 
@@ -289,11 +298,11 @@ pub fn requested() -> bool {
             .any(|a| a == "--server" || a.to_string_lossy().starts_with("--server="))
 }
 
-fn time(v: &Value) -> String {
-    v.as_i64().map(time_secs).unwrap_or_else(|| "-".into())
+fn time(t: Option<i64>) -> String {
+    t.map(time_secs).unwrap_or_else(|| "-".into())
 }
 
-fn print(json: bool, value: &Value, human: impl FnOnce(&Value)) {
+fn print<T: serde::Serialize + ?Sized>(json: bool, value: &T, human: impl FnOnce(&T)) {
     if json {
         crate::output::print_json(value);
     } else {
@@ -355,15 +364,12 @@ pub fn run() -> Result<ExitCode> {
 /// Starts a job by POSTing to `path`; with `wait`, follows it to its end
 /// and exits with its outcome.
 fn start_job(client: &Client, json: bool, path: &str, what: &str, wait: bool) -> Result<ExitCode> {
-    let job = client.post(path, json!({}))?;
-    let id = job["id"].as_i64().unwrap_or_default();
+    let job: Job = client.post_as(path, &json!({}))?;
     if !wait {
-        print(json, &job, |j| {
-            println!("job {} queued for {what}", j["id"])
-        });
+        print(json, &job, |j| println!("job {} queued for {what}", j.id));
         return Ok(ExitCode::SUCCESS);
     }
-    let done = wait_job(client, id)?;
+    let done = wait_job(client, job.id)?;
     print(json, &done, show_job);
     Ok(job_exit(&done))
 }
@@ -371,31 +377,23 @@ fn start_job(client: &Client, json: bool, path: &str, what: &str, wait: bool) ->
 fn set_cmd(client: &Client, json: bool, cmd: SetCmd) -> Result<ExitCode> {
     match cmd {
         SetCmd::List => {
-            let v = client.get("/sets")?;
-            print(json, &v, |v| {
-                for x in v.as_array().into_iter().flatten() {
-                    let items: Vec<&str> = x["items"]
-                        .as_array()
-                        .into_iter()
-                        .flatten()
-                        .filter_map(Value::as_str)
-                        .collect();
+            let sets: Vec<InfraSet> = client.get_as("/sets")?;
+            print(json, &sets, |sets| {
+                for x in sets {
                     println!(
                         "{:<20} vault {:<16} {:<24} kept {} days  items {}",
-                        x["name"].as_str().unwrap_or(""),
-                        x["vault"].as_str().unwrap_or(""),
-                        x["schedule"].as_str().unwrap_or(""),
-                        x["retention_days"],
-                        items.join(", ")
+                        x.name,
+                        x.vault,
+                        x.schedule,
+                        x.retention_days,
+                        x.items.join(", ")
                     );
                 }
             });
         }
         SetCmd::Show { name } => {
-            let v = client.get(&format!("/sets/{}", path_segment(&name)))?;
-            print(json, &v, |v| {
-                println!("{}", serde_json::to_string_pretty(v).unwrap_or_default())
-            });
+            let set: InfraSet = client.get_as(&format!("/sets/{}", path_segment(&name)))?;
+            crate::output::print_json(&set);
         }
         SetCmd::Add {
             name,
@@ -405,22 +403,21 @@ fn set_cmd(client: &Client, json: bool, cmd: SetCmd) -> Result<ExitCode> {
             retention_days,
             drill_schedule,
         } => {
-            let mut body = json!({"name": name, "vault": vault, "items": items});
-            if let Some(s) = schedule {
-                body["schedule"] = json!(s);
-            }
-            if let Some(d) = retention_days {
-                body["retention_days"] = json!(d);
-            }
-            if let Some(d) = drill_schedule {
-                body["drill_schedule"] = json!(d);
-            }
-            let v = client.post("/sets", body)?;
-            print(json, &v, |v| {
+            let body = NewSet {
+                name: name.clone(),
+                vault,
+                items,
+                schedule: schedule.unwrap_or_else(|| DEFAULT_SCHEDULE.into()),
+                time_zone: "UTC".into(),
+                retention_days: retention_days.unwrap_or(DEFAULT_RETENTION_DAYS),
+                enabled: true,
+                drill_schedule,
+            };
+            let set: InfraSet = client.post_as("/sets", &body)?;
+            print(json, &set, |set| {
                 println!(
                     "set {name} added: {}, kept {} days",
-                    v["schedule"].as_str().unwrap_or(""),
-                    v["retention_days"]
+                    set.schedule, set.retention_days
                 )
             });
         }
@@ -443,52 +440,50 @@ fn set_cmd(client: &Client, json: bool, cmd: SetCmd) -> Result<ExitCode> {
             return start_job(client, json, &path, &name, wait);
         }
         SetCmd::Points { vault } => {
-            let v = client.get(&format!("/vaults/{}/set-points", path_segment(&vault)))?;
-            print(json, &v, |v| {
-                for p in v.as_array().into_iter().flatten() {
-                    let ready = if p["ready_for_cloud_recovery"] == true {
-                        "ready for cloud recovery".to_string()
-                    } else {
-                        format!(
-                            "NOT ready: {}",
-                            p["not_ready_because"].as_str().unwrap_or("")
-                        )
-                    };
-                    println!(
-                        "{}  set {}  {}  {ready}",
-                        p["id"].as_str().unwrap_or(""),
-                        p["set"].as_str().unwrap_or(""),
-                        crate::output::time_secs(p["time"].as_i64().unwrap_or(0))
-                    );
-                    for s in p["items"].as_array().into_iter().flatten() {
-                        println!(
-                            "    {:<24} {:<10} {}",
-                            s["item"].as_str().unwrap_or(""),
-                            s["kind"].as_str().unwrap_or(""),
-                            s["status"].as_str().unwrap_or("")
-                        );
-                    }
-                }
+            let points: Vec<SetPointInfo> =
+                client.get_as(&format!("/vaults/{}/set-points", path_segment(&vault)))?;
+            print(json, &points, |points| {
+                points.iter().for_each(show_set_point)
             });
         }
     }
     Ok(ExitCode::SUCCESS)
 }
 
-fn wait_job(client: &Client, id: i64) -> Result<Value> {
+fn show_set_point(p: &SetPointInfo) {
+    let ready = if p.ready_for_cloud_recovery {
+        "ready for cloud recovery".to_string()
+    } else {
+        format!(
+            "NOT ready: {}",
+            p.not_ready_because.as_deref().unwrap_or("")
+        )
+    };
+    println!("{}  set {}  {}  {ready}", p.id, p.set, time_secs(p.time));
+    for s in &p.items {
+        println!("    {:<24} {:<10} {}", s.item, s.kind, s.status);
+    }
+}
+
+/// Whether a job is still to end.
+fn pending(job: &Job) -> bool {
+    matches!(job.state, JobState::Queued | JobState::Running)
+}
+
+pub(crate) fn wait_job(client: &Client, id: i64) -> Result<Job> {
     loop {
-        let job = client.get(&format!("/jobs/{id}"))?;
-        if !matches!(job["state"].as_str(), Some("Queued") | Some("Running")) {
+        let job: Job = client.get_as(&format!("/jobs/{id}"))?;
+        if !pending(&job) {
             return Ok(job);
         }
         std::thread::sleep(std::time::Duration::from_millis(500));
     }
 }
 
-fn job_exit(job: &Value) -> ExitCode {
-    match job["state"].as_str() {
-        Some("Succeeded") => ExitCode::SUCCESS,
-        Some("PartialSucceeded") => ExitCode::from(crate::exit::PARTIAL),
+pub(crate) fn job_exit(job: &Job) -> ExitCode {
+    match job.state {
+        JobState::Succeeded => ExitCode::SUCCESS,
+        JobState::PartialSucceeded => ExitCode::from(crate::exit::PARTIAL),
         _ => ExitCode::from(crate::exit::ERROR),
     }
 }
@@ -496,23 +491,19 @@ fn job_exit(job: &Value) -> ExitCode {
 fn vault(client: &Client, json: bool, cmd: VaultCmd) -> Result<ExitCode> {
     match cmd {
         VaultCmd::List => {
-            let v = client.get("/vaults")?;
-            print(json, &v, |v| {
-                for x in v.as_array().into_iter().flatten() {
+            let vaults: Vec<VaultInfo> = client.get_as("/vaults")?;
+            print(json, &vaults, |vaults| {
+                for x in vaults {
                     println!(
                         "{:<20} {:<50} key {}",
-                        x["name"].as_str().unwrap_or(""),
-                        x["location"].as_str().unwrap_or(""),
-                        x["key_fingerprint"].as_str().unwrap_or("")
+                        x.name, x.location, x.key_fingerprint
                     );
                 }
             });
         }
         VaultCmd::Show { name } => {
-            let v = client.get(&format!("/vaults/{}", path_segment(&name)))?;
-            print(json, &v, |v| {
-                println!("{}", serde_json::to_string_pretty(v).unwrap_or_default())
-            });
+            let vault: VaultInfo = client.get_as(&format!("/vaults/{}", path_segment(&name)))?;
+            crate::output::print_json(&vault);
         }
         VaultCmd::Create {
             name,
@@ -531,33 +522,30 @@ fn vault(client: &Client, json: bool, cmd: VaultCmd) -> Result<ExitCode> {
             if attach && key.is_none() {
                 bail!("--attach needs the vault's key in COFFER_KEY");
             }
-            let v = client.post(
-                "/vaults",
-                json!({"name": name, "location": location, "credentials": creds, "key": key, "create": !attach}),
-            )?;
-            print(json, &v, |v| {
-                println!(
-                    "vault {} at {}",
-                    v["vault"]["name"].as_str().unwrap_or(""),
-                    v["vault"]["location"].as_str().unwrap_or("")
-                );
-                if let Some(k) = v["generated_key"].as_str() {
+            let body = NewVault {
+                name,
+                location,
+                credentials: creds,
+                key,
+                create: !attach,
+            };
+            let made: VaultWithKey = client.post_as("/vaults", &body)?;
+            print(json, &made, |made| {
+                println!("vault {} at {}", made.vault.name, made.vault.location);
+                if let Some(k) = &made.generated_key {
                     println!("\nThe service generated this vault key. It is shown once; store it apart from the service, it is needed to recover elsewhere:\n\n    {k}\n");
                 }
             });
         }
         VaultCmd::RotateKey { name } => {
             let key = std::env::var("COFFER_KEY").ok().filter(|k| !k.is_empty());
-            let v = client.post(
+            let rotated: VaultWithKey = client.post_as(
                 &format!("/vaults/{}/key/rotate", path_segment(&name)),
-                json!({"key": key}),
+                &KeyRequest { key },
             )?;
-            print(json, &v, |v| {
-                println!(
-                    "rotated; key fingerprint {}",
-                    v["vault"]["key_fingerprint"].as_str().unwrap_or("")
-                );
-                if let Some(k) = v["generated_key"].as_str() {
+            print(json, &rotated, |rotated| {
+                println!("rotated; key fingerprint {}", rotated.vault.key_fingerprint);
+                if let Some(k) = &rotated.generated_key {
                     println!("\nThe new vault key, shown once:\n\n    {k}\n");
                 }
             });
@@ -604,7 +592,9 @@ fn item(client: &Client, json: bool, cmd: ItemCmd) -> Result<ExitCode> {
         }
         ItemCmd::Show { name } => {
             let mut v = client.get(&format!("/items/{}", path_segment(&name)))?;
-            v["schedule"] = client.get(&format!("/items/{}/schedule", path_segment(&name)))?;
+            let schedule: ItemSchedule =
+                client.get_as(&format!("/items/{}/schedule", path_segment(&name)))?;
+            v["schedule"] = serde_json::to_value(&schedule)?;
             print(json, &v, |v| {
                 println!(
                     "{}: {} in vault {}",
@@ -612,18 +602,13 @@ fn item(client: &Client, json: bool, cmd: ItemCmd) -> Result<ExitCode> {
                     v["kind"].as_str().unwrap_or(""),
                     v["vault"].as_str().unwrap_or("")
                 );
-                let s = &v["schedule"];
-                println!(
-                    "policy {}: {}",
-                    s["policy"].as_str().unwrap_or(""),
-                    s["schedule"].as_str().unwrap_or("")
-                );
+                println!("policy {}: {}", schedule.policy, schedule.schedule);
                 println!(
                     "next run {}; last run {} ({}); last success {}",
-                    time(&s["next_run"]),
-                    time(&s["last_run"]),
-                    s["last_state"].as_str().unwrap_or("-"),
-                    time(&s["last_success"])
+                    time(schedule.next_run),
+                    time(schedule.last_run),
+                    schedule.last_state.as_deref().unwrap_or("-"),
+                    time(schedule.last_success)
                 );
             });
         }
@@ -696,36 +681,39 @@ fn item(client: &Client, json: bool, cmd: ItemCmd) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn show_job(j: &Value) {
+fn show_job(j: &Job) {
     println!(
         "job {} {} {} of {}: {} (attempt {}, {}), started {}, ended {}",
-        j["id"],
-        j["kind"].as_str().unwrap_or(""),
-        j["trigger"].as_str().unwrap_or(""),
-        j["item"].as_str().unwrap_or("-"),
-        j["state"].as_str().unwrap_or(""),
-        j["attempt"],
-        j["requested_by"].as_str().unwrap_or("scheduler"),
-        time(&j["started"]),
-        time(&j["finished"])
+        j.id,
+        j.kind,
+        j.trigger,
+        j.item.as_deref().unwrap_or("-"),
+        j.state.as_str(),
+        j.attempt,
+        j.requested_by.as_deref().unwrap_or("scheduler"),
+        time(j.started),
+        time(j.finished)
     );
-    let p = &j["progress"];
-    if p.is_object() {
+    if let Some(p) = &j.progress {
         println!(
             "  {} files, {} bytes read, {} new, {} stored, {:.1} MB/s",
-            p["files"],
-            p["bytes_read"],
-            p["bytes_new"],
-            p["bytes_stored"],
-            p["rate_bytes_per_sec"].as_f64().unwrap_or(0.0) / 1e6
+            p.files,
+            p.bytes_read,
+            p.bytes_new,
+            p.bytes_stored,
+            p.rate_bytes_per_sec / 1e6
         );
     }
-    if let Some(e) = j["error"].as_str() {
+    if let Some(e) = &j.error {
         println!(
             "  error ({}): {e}",
-            j["cause"].as_str().unwrap_or("general_fault")
+            j.cause.map_or("general_fault", |c| c.as_str())
         );
     }
+}
+
+fn show_log_line(l: &LogLine) {
+    println!("{} {:<5} {}", time_secs(l.time), l.level, l.message);
 }
 
 fn job(client: &Client, json: bool, cmd: JobCmd) -> Result<ExitCode> {
@@ -738,93 +726,76 @@ fn job(client: &Client, json: bool, cmd: JobCmd) -> Result<ExitCode> {
             if let Some(s) = state {
                 query.push_str(&format!("&state={}", path_segment(&s)));
             }
-            let v = client.get(&format!("/jobs{query}"))?;
-            print(json, &v, |v| {
-                v.as_array().into_iter().flatten().for_each(show_job)
-            });
+            let jobs: Vec<Job> = client.get_as(&format!("/jobs{query}"))?;
+            print(json, &jobs, |jobs| jobs.iter().for_each(show_job));
         }
         JobCmd::Show { id } => {
-            let v = client.get(&format!("/jobs/{id}"))?;
-            print(json, &v, show_job);
+            let job: Job = client.get_as(&format!("/jobs/{id}"))?;
+            print(json, &job, show_job);
         }
         JobCmd::Logs { id, follow } => {
             let mut after = 0;
             loop {
-                let lines = client.get(&format!("/jobs/{id}/logs?after={after}"))?;
-                for l in lines.as_array().into_iter().flatten() {
-                    after = l["seq"].as_i64().unwrap_or(after);
+                let lines: Vec<LogLine> =
+                    client.get_as(&format!("/jobs/{id}/logs?after={after}"))?;
+                for l in &lines {
+                    after = l.seq;
                     if json {
-                        println!("{l}");
+                        crate::output::print_json_line(l);
                     } else {
-                        println!(
-                            "{} {:<5} {}",
-                            time(&l["time"]),
-                            l["level"].as_str().unwrap_or(""),
-                            l["message"].as_str().unwrap_or("")
-                        );
+                        show_log_line(l);
                     }
                 }
                 if !follow {
                     break;
                 }
-                let j = client.get(&format!("/jobs/{id}"))?;
-                if !matches!(j["state"].as_str(), Some("Queued") | Some("Running")) {
+                let job: Job = client.get_as(&format!("/jobs/{id}"))?;
+                if !pending(&job) {
                     // One more read for the lines written as it ended.
-                    let lines = client.get(&format!("/jobs/{id}/logs?after={after}"))?;
-                    for l in lines.as_array().into_iter().flatten() {
-                        println!(
-                            "{} {:<5} {}",
-                            time(&l["time"]),
-                            l["level"].as_str().unwrap_or(""),
-                            l["message"].as_str().unwrap_or("")
-                        );
-                    }
-                    return Ok(job_exit(&j));
+                    let lines: Vec<LogLine> =
+                        client.get_as(&format!("/jobs/{id}/logs?after={after}"))?;
+                    lines.iter().for_each(show_log_line);
+                    return Ok(job_exit(&job));
                 }
                 std::thread::sleep(std::time::Duration::from_millis(500));
             }
         }
         JobCmd::Cancel { id } => {
-            let v = client.post(&format!("/jobs/{id}/cancel"), json!({}))?;
-            print(json, &v, |_| println!("job {id}: cancel requested"));
+            let job: Job = client.post_as(&format!("/jobs/{id}/cancel"), &json!({}))?;
+            print(json, &job, |_| println!("job {id}: cancel requested"));
         }
     }
     Ok(ExitCode::SUCCESS)
 }
 
+fn show_alert(a: &Alert) {
+    println!(
+        "alert {} [{}] {} ({}x, {}{}): {}",
+        a.id,
+        a.severity.as_str(),
+        a.title,
+        a.occurrences,
+        a.state,
+        a.item
+            .as_deref()
+            .map(|i| format!(", item {i}"))
+            .unwrap_or_default(),
+        a.detail
+    );
+    for (i, step) in a.remediation.iter().enumerate() {
+        println!("    {}. {step}", i + 1);
+    }
+}
+
 fn alert(client: &Client, json: bool, cmd: AlertCmd) -> Result<ExitCode> {
     match cmd {
         AlertCmd::List { all } => {
-            let v = client.get(&format!("/alerts?open={}", !all))?;
-            print(json, &v, |v| {
-                for a in v.as_array().into_iter().flatten() {
-                    println!(
-                        "alert {} [{}] {} ({}x, {}{}): {}",
-                        a["id"],
-                        a["severity"].as_str().unwrap_or(""),
-                        a["title"].as_str().unwrap_or(""),
-                        a["occurrences"],
-                        a["state"].as_str().unwrap_or(""),
-                        a["item"]
-                            .as_str()
-                            .map(|i| format!(", item {i}"))
-                            .unwrap_or_default(),
-                        a["detail"].as_str().unwrap_or("")
-                    );
-                    for (i, step) in a["remediation"]
-                        .as_array()
-                        .into_iter()
-                        .flatten()
-                        .enumerate()
-                    {
-                        println!("    {}. {}", i + 1, step.as_str().unwrap_or(""));
-                    }
-                }
-            });
+            let alerts: Vec<Alert> = client.get_as(&format!("/alerts?open={}", !all))?;
+            print(json, &alerts, |alerts| alerts.iter().for_each(show_alert));
         }
         AlertCmd::Resolve { id } => {
-            let v = client.post(&format!("/alerts/{id}/resolve"), json!({}))?;
-            print(json, &v, |_| println!("alert {id} resolved"));
+            let alert: Alert = client.post_as(&format!("/alerts/{id}/resolve"), &json!({}))?;
+            print(json, &alert, |_| println!("alert {id} resolved"));
         }
     }
     Ok(ExitCode::SUCCESS)
@@ -833,16 +804,16 @@ fn alert(client: &Client, json: bool, cmd: AlertCmd) -> Result<ExitCode> {
 fn token_cmd(client: &Client, json: bool, cmd: TokenCmd) -> Result<ExitCode> {
     match cmd {
         TokenCmd::List => {
-            let v = client.get("/tokens")?;
-            print(json, &v, |v| {
-                for t in v.as_array().into_iter().flatten() {
+            let tokens: Vec<Token> = client.get_as("/tokens")?;
+            print(json, &tokens, |tokens| {
+                for t in tokens {
                     println!(
                         "{} {} (user {}), created {}, last used {}",
-                        t["id"],
-                        t["name"].as_str().unwrap_or(""),
-                        t["user"].as_str().unwrap_or(""),
-                        time(&t["created"]),
-                        time(&t["last_used"])
+                        t.id,
+                        t.name,
+                        t.user,
+                        time_secs(t.created),
+                        time(t.last_used)
                     );
                 }
             });
@@ -851,15 +822,17 @@ fn token_cmd(client: &Client, json: bool, cmd: TokenCmd) -> Result<ExitCode> {
             name,
             expires_in_days,
         } => {
-            let v = client.post(
+            let made: CreatedToken = client.post_as(
                 "/tokens",
-                json!({"name": name, "expires_in_days": expires_in_days}),
+                &NewToken {
+                    name,
+                    expires_in_days,
+                },
             )?;
-            print(json, &v, |v| {
+            print(json, &made, |made| {
                 println!(
                     "token {} created; its secret, shown once:\n\n    {}\n",
-                    v["token"]["id"],
-                    v["secret"].as_str().unwrap_or("")
+                    made.token.id, made.secret
                 )
             });
         }

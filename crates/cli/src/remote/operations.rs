@@ -10,8 +10,10 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use anyhow::{bail, Context, Result};
+use anyhow::{bail, Result};
 use clap::{Args, Subcommand};
+use coffer_api_types::job::{Job, JobState};
+use coffer_api_types::vault::CheckRequest;
 use coffer_api_types::{BackupSummary, Listing, PointSummary, RestoreParams, RestoreSummary};
 use serde::de::DeserializeOwned;
 use serde_json::{json, Value};
@@ -143,9 +145,9 @@ pub(crate) fn restore(client: &Client, json: bool, args: RestoreArgs) -> Result<
         includes: args.includes.iter().map(text).collect(),
         overwrite: args.overwrite,
     };
-    let job = client.post(
+    let job: Job = client.post_as(
         &format!("/vaults/{}/restore", path_segment(&args.vault)),
-        serde_json::to_value(&params).context("the request cannot be written as JSON")?,
+        &params,
     )?;
     finish::<RestoreSummary>(client, json, &job, print_restore_summary)
 }
@@ -181,9 +183,9 @@ pub(crate) fn backup(client: &Client, json: bool, args: BackupArgs) -> Result<Ex
             );
         }
     }
-    let job = client.post(
+    let job: Job = client.post_as(
         &format!("/items/{}/backup", path_segment(&args.item)),
-        json!({}),
+        &json!({}),
     )?;
     finish::<BackupSummary>(client, json, &job, print_backup_summary)
 }
@@ -194,17 +196,19 @@ pub(crate) fn check(client: &Client, json: bool, args: CheckArgs) -> Result<Exit
         (false, Some(p)) => p,
         (false, None) => 0.0,
     };
-    let job = client.post(
+    let job: Job = client.post_as(
         &format!("/vaults/{}/check", path_segment(&args.vault)),
-        json!({"read_data_percent": percent}),
+        &CheckRequest {
+            read_data_percent: percent,
+        },
     )?;
     finish_job(client, json, &job)
 }
 
 pub(crate) fn prune(client: &Client, json: bool, args: PruneArgs) -> Result<ExitCode> {
-    let job = client.post(
+    let job: Job = client.post_as(
         &format!("/vaults/{}/prune", path_segment(&args.vault)),
-        json!({}),
+        &json!({}),
     )?;
     finish_job(client, json, &job)
 }
@@ -215,21 +219,25 @@ pub(crate) fn prune(client: &Client, json: bool, args: PruneArgs) -> Result<Exit
 fn finish<T: DeserializeOwned>(
     client: &Client,
     json: bool,
-    job: &Value,
+    job: &Job,
     print: impl FnOnce(bool, &T) -> ExitCode,
 ) -> Result<ExitCode> {
-    let done = wait_for(client, job)?;
+    let done = wait_job(client, job.id)?;
     let outcome = job_exit(&done);
-    match serde_json::from_value::<T>(done["result"].clone()) {
-        Ok(result) if !done["result"].is_null() => {
+    let result = done
+        .result
+        .clone()
+        .and_then(|r| serde_json::from_value::<T>(r).ok());
+    match result {
+        Some(result) => {
             let printed = print(json, &result);
-            Ok(if done["state"] == "Succeeded" {
+            Ok(if done.state == JobState::Succeeded {
                 printed
             } else {
                 outcome
             })
         }
-        _ => {
+        None => {
             print_job(json, &done);
             Ok(outcome)
         }
@@ -237,20 +245,13 @@ fn finish<T: DeserializeOwned>(
 }
 
 /// Waits for the job to end, prints it and exits with its outcome.
-fn finish_job(client: &Client, json: bool, job: &Value) -> Result<ExitCode> {
-    let done = wait_for(client, job)?;
+fn finish_job(client: &Client, json: bool, job: &Job) -> Result<ExitCode> {
+    let done = wait_job(client, job.id)?;
     print_job(json, &done);
     Ok(job_exit(&done))
 }
 
-fn wait_for(client: &Client, job: &Value) -> Result<Value> {
-    let id = job["id"]
-        .as_i64()
-        .context("the service did not answer with a job")?;
-    wait_job(client, id)
-}
-
-fn print_job(json: bool, job: &Value) {
+fn print_job(json: bool, job: &Job) {
     if json {
         crate::output::print_json(job);
     } else {

@@ -27,7 +27,7 @@ pub struct NewItem {
     /// Script run after each backup.
     #[serde(default)]
     pub post: Option<coffer_sources::Hook>,
-    #[serde(default = "yes")]
+    #[serde(default = "coffer_api_types::vault::yes")]
     pub enabled: bool,
     #[serde(default = "two")]
     pub retry_attempts: u32,

@@ -2,37 +2,7 @@
 //! and recovery drills.
 
 use super::*;
-
-#[derive(Deserialize, ToSchema)]
-pub struct NewSet {
-    pub name: String,
-    pub vault: String,
-    /// Items of the vault, backed up in this order.
-    pub items: Vec<String>,
-    /// Default `every 12 h from 00:00`.
-    #[serde(default = "set_schedule")]
-    pub schedule: String,
-    #[serde(default = "utc_zone")]
-    pub time_zone: String,
-    /// Default 7.
-    #[serde(default = "seven")]
-    pub retention_days: u32,
-    #[serde(default = "yes")]
-    pub enabled: bool,
-    /// When a recovery drill runs on its own (absent: only on request).
-    #[serde(default)]
-    pub drill_schedule: Option<String>,
-}
-
-pub(super) fn set_schedule() -> String {
-    crate::sets::DEFAULT_SCHEDULE.into()
-}
-pub(super) fn utc_zone() -> String {
-    "UTC".into()
-}
-pub(super) fn seven() -> u32 {
-    crate::sets::DEFAULT_RETENTION_DAYS
-}
+pub use coffer_api_types::set::NewSet;
 
 #[derive(Deserialize, ToSchema)]
 pub struct SetChanges {

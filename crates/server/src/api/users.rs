@@ -2,6 +2,7 @@
 //! and what each may do there.
 
 use super::*;
+pub use coffer_api_types::access::{CreatedToken, NewToken};
 
 #[derive(Deserialize, ToSchema)]
 pub struct NewUser {
@@ -85,20 +86,6 @@ pub(super) async fn set_password(
     })
     .await?;
     Ok(StatusCode::NO_CONTENT)
-}
-
-#[derive(Deserialize, ToSchema)]
-pub struct NewToken {
-    pub name: String,
-    /// Days until it expires; without it, it does not.
-    pub expires_in_days: Option<u32>,
-}
-
-#[derive(Serialize, ToSchema)]
-pub struct CreatedToken {
-    pub token: Token,
-    /// The secret, shown this once: only its hash is kept.
-    pub secret: String,
 }
 
 /// The caller's tokens (every token for an administrator).

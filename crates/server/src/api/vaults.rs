@@ -3,34 +3,7 @@
 //! restore).
 
 use super::*;
-
-#[derive(Deserialize, ToSchema)]
-pub struct NewVault {
-    pub name: String,
-    /// A directory path or a storage URL (s3://, azblob://, gcs://, sftp://, webdav://).
-    pub location: String,
-    /// Storage secrets by name (for example AWS_SECRET_ACCESS_KEY). Write-only.
-    #[serde(default)]
-    pub credentials: BTreeMap<String, String>,
-    /// The vault key. Write-only. Without it, `create` generates one.
-    pub key: Option<String>,
-    /// Create a new vault at the location (true) or attach an existing one.
-    #[serde(default = "yes")]
-    pub create: bool,
-}
-
-pub(super) fn yes() -> bool {
-    true
-}
-
-#[derive(Serialize, ToSchema)]
-pub struct VaultWithKey {
-    pub vault: VaultInfo,
-    /// A key the service generated, shown this once. Store it apart from
-    /// the service: it is needed to recover on another machine.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub generated_key: Option<String>,
-}
+pub use coffer_api_types::vault::{CheckRequest, KeyRequest, NewVault, VaultWithKey};
 
 /// Vaults the caller has a role on.
 #[utoipa::path(get, path = "/vaults", tag = "vaults", responses((status = 200, body = [VaultInfo]), (status = 401, body = ErrorBody)))]
@@ -114,12 +87,6 @@ pub(super) async fn set_credentials(
     p.require(&name, Action::ManageVault)?;
     blocking(move || s.set_credentials(&name, req.credentials)).await?;
     Ok(StatusCode::NO_CONTENT)
-}
-
-#[derive(Deserialize, ToSchema)]
-pub struct KeyRequest {
-    /// The key; for a rotation without it, one is generated and shown once.
-    pub key: Option<String>,
 }
 
 /// Rotates the vault's key: a new key slot, the old one removed. Raises a
@@ -260,14 +227,6 @@ pub(super) async fn replicate_now(
     let job =
         blocking(move || queue_vault_job(&s, &name, JobKind::Replicate, None, &p.name)).await?;
     Ok((StatusCode::ACCEPTED, Json(job)))
-}
-
-#[derive(Deserialize, ToSchema)]
-pub struct CheckRequest {
-    /// Share of pack data to read and verify, in percent (0: structure
-    /// only; 100: everything).
-    #[serde(default)]
-    pub read_data_percent: f64,
 }
 
 /// Checks the vault now. Returns the job.
