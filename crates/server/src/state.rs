@@ -23,6 +23,7 @@ use coffer_engine::vault::JournalLocations;
 use coffer_engine::{Storage, Vault, VaultKey};
 use coffer_sources::{CommandSpec, Hook, ItemDef, Kind, PostgresSpec};
 
+pub use coffer_api_types::item::Item;
 pub use coffer_api_types::vault::{Maintenance, VaultInfo};
 
 use crate::alerts::Cause;
@@ -45,39 +46,6 @@ pub struct State {
 
 /// A registered vault with its sealed key and sealed credentials.
 type VaultRow = (VaultInfo, Vec<u8>, Vec<u8>);
-
-/// A protected item.
-#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
-pub struct Item {
-    pub name: String,
-    pub vault: String,
-    /// What is protected: `directory`, `sqlite`, `postgresql` or `command`.
-    pub kind: String,
-    /// `directory`: absolute paths backed up together; `sqlite`: the one
-    /// database file.
-    pub paths: Vec<String>,
-    /// Glob patterns left out (`directory`).
-    pub excludes: Vec<String>,
-    /// How to reach the server (`postgresql`).
-    #[serde(default)]
-    pub postgresql: Option<PostgresSpec>,
-    /// The commands (`command`).
-    #[serde(default)]
-    pub command: Option<CommandSpec>,
-    /// Script run before the backup (quiesce the application).
-    #[serde(default)]
-    pub pre: Option<Hook>,
-    /// Script run after the backup, whatever happened.
-    #[serde(default)]
-    pub post: Option<Hook>,
-    /// Whether scheduled backups run.
-    pub enabled: bool,
-    /// How often a failed backup is tried again.
-    pub retry_attempts: u32,
-    /// Seconds before a retry.
-    pub retry_delay_secs: u64,
-    pub created: i64,
-}
 
 /// Names for vaults and items appear in URLs, logs and the vault's journal.
 pub fn validate_name(field: &str, name: &str) -> Result<()> {

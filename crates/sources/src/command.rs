@@ -5,40 +5,18 @@
 
 use std::path::Path;
 
-use serde::{Deserialize, Serialize};
-
 use coffer_engine::backup::{BackupOptions, BackupReport, Progress};
 use coffer_engine::point::Consistency;
 use coffer_engine::restore::RestoreProgress;
 use coffer_engine::{Point, Vault};
+
+pub use coffer_api_types::item::CommandSpec;
 
 use crate::process::{run_fed, shell};
 use crate::{
     capture_output, invalid, open_dir, single_stream, stream_to_dir, Destination, Error, ItemDef,
     Protector, Result,
 };
-
-/// A command item's settings.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
-pub struct CommandSpec {
-    /// Shell command line whose standard output is backed up.
-    pub backup: String,
-    /// Shell command line that reads a point's stream on its standard input.
-    /// Without it, restore writes the stream as a file under the target.
-    #[serde(default)]
-    pub restore: Option<String>,
-    /// The stream's file name in the point.
-    #[serde(default = "default_file_name")]
-    pub file_name: String,
-    /// The command itself produces a consistent state (a database's own
-    /// snapshot tool), so its points are application-consistent.
-    #[serde(default)]
-    pub application_consistent: bool,
-}
-
-fn default_file_name() -> String {
-    "output".into()
-}
 
 pub struct Command;
 

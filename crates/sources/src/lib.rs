@@ -227,7 +227,7 @@ pub fn back_up(
     let mut warnings = Vec::new();
     let mut consistency = protector.own_consistency(item);
     if let Some(pre) = &item.pre {
-        match pre.run(&item.name, "pre") {
+        match hooks::run(pre, &item.name, "pre") {
             Ok(()) => consistency = Consistency::ApplicationConsistent,
             Err(e) if pre.continue_on_failure => warnings.push(format!(
                 "the pre script failed, so the point is {}: {e}",
@@ -236,7 +236,7 @@ pub fn back_up(
             Err(e) => {
                 // The script may have half-quiesced the application.
                 if let Some(post) = &item.post {
-                    if let Err(pe) = post.run(&item.name, "post") {
+                    if let Err(pe) = hooks::run(post, &item.name, "post") {
                         tracing::warn!(item = %item.name, "post script failed: {pe}");
                     }
                 }
@@ -250,7 +250,7 @@ pub fn back_up(
     opts.tags.push(format!("{KIND_TAG}{}", item.kind.as_str()));
     let captured = protector.capture(vault, item, &opts, progress);
     if let Some(post) = &item.post {
-        if let Err(e) = post.run(&item.name, "post") {
+        if let Err(e) = hooks::run(post, &item.name, "post") {
             warnings.push(format!("the post script failed: {e}"));
         }
     }

@@ -12,46 +12,18 @@
 
 use std::path::{Path, PathBuf};
 
-use serde::{Deserialize, Serialize};
-
 use coffer_engine::backup::{BackupOptions, BackupReport, Progress};
 use coffer_engine::point::Consistency;
 use coffer_engine::restore::RestoreProgress;
 use coffer_engine::{Point, Vault};
+
+pub use coffer_api_types::item::{PostgresMode, PostgresSpec};
 
 use crate::process::run_fed;
 use crate::{
     capture_output, invalid, open_dir, single_stream, stream_to_dir, Destination, Error, ItemDef,
     Protector, Result,
 };
-
-/// What of a server an item protects.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
-#[serde(rename_all = "lowercase")]
-pub enum PostgresMode {
-    /// One database, as a logical dump (`pg_dump`).
-    #[default]
-    Database,
-    /// The whole cluster, as a base backup (`pg_basebackup`).
-    Cluster,
-}
-
-/// How to reach the server.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
-pub struct PostgresSpec {
-    /// A libpq connection string without a password, for example
-    /// `host=/run/postgresql port=5432 user=backup`.
-    pub connection: String,
-    /// The database (mode `database`).
-    #[serde(default)]
-    pub database: Option<String>,
-    #[serde(default)]
-    pub mode: PostgresMode,
-    /// Directory of the client tools, when they are not on the PATH
-    /// (for example `/usr/lib/postgresql/15/bin`).
-    #[serde(default)]
-    pub bin_dir: Option<String>,
-}
 
 pub struct Postgresql;
 

@@ -91,10 +91,6 @@ impl Client {
         })
     }
 
-    pub(crate) fn get(&self, path: &str) -> Result<Value> {
-        self.call(reqwest::Method::GET, path, None)
-    }
-
     pub(crate) fn get_as<T: DeserializeOwned>(&self, path: &str) -> Result<T> {
         self.typed(reqwest::Method::GET, path, None::<&()>)
     }
@@ -106,10 +102,6 @@ impl Client {
         body: &impl Serialize,
     ) -> Result<T> {
         self.typed(reqwest::Method::POST, path, Some(body))
-    }
-
-    pub(crate) fn post(&self, path: &str, body: Value) -> Result<Value> {
-        self.call(reqwest::Method::POST, path, Some(body))
     }
 }
 

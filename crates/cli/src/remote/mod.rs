@@ -15,11 +15,13 @@ use std::process::ExitCode;
 
 use anyhow::{anyhow, bail, Context, Result};
 use clap::{Parser, Subcommand};
-use serde_json::json;
+use serde_json::{json, Value};
 
 use coffer_api_types::access::{CreatedToken, NewToken, Token};
 use coffer_api_types::alert::Alert;
-use coffer_api_types::item::ItemSchedule;
+use coffer_api_types::item::{
+    CommandSpec, Hook, Item, ItemSchedule, NewItem, PolicyAssignment, PostgresMode, PostgresSpec,
+};
 use coffer_api_types::job::{Job, JobState, LogLine};
 use coffer_api_types::set::{
     InfraSet, NewSet, SetPointInfo, DEFAULT_RETENTION_DAYS, DEFAULT_SCHEDULE,
@@ -564,44 +566,38 @@ fn vault(client: &Client, json: bool, cmd: VaultCmd) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// An item with its schedule, as `item show` prints it.
+#[derive(serde::Serialize)]
+struct ItemWithSchedule {
+    #[serde(flatten)]
+    item: Item,
+    schedule: ItemSchedule,
+}
+
 fn item(client: &Client, json: bool, cmd: ItemCmd) -> Result<ExitCode> {
     match cmd {
         ItemCmd::List => {
-            let v = client.get("/items")?;
-            print(json, &v, |v| {
-                for x in v.as_array().into_iter().flatten() {
+            let items: Vec<Item> = client.get_as("/items")?;
+            print(json, &items, |items| {
+                for x in items {
                     println!(
                         "{:<24} vault {:<16} {} {}",
-                        x["name"].as_str().unwrap_or(""),
-                        x["vault"].as_str().unwrap_or(""),
-                        if x["enabled"] == true {
-                            "enabled "
-                        } else {
-                            "disabled"
-                        },
-                        x["paths"]
-                            .as_array()
-                            .into_iter()
-                            .flatten()
-                            .filter_map(|p| p.as_str())
-                            .collect::<Vec<_>>()
-                            .join(" ")
+                        x.name,
+                        x.vault,
+                        if x.enabled { "enabled " } else { "disabled" },
+                        x.paths.join(" ")
                     );
                 }
             });
         }
         ItemCmd::Show { name } => {
-            let mut v = client.get(&format!("/items/{}", path_segment(&name)))?;
+            let item: Item = client.get_as(&format!("/items/{}", path_segment(&name)))?;
             let schedule: ItemSchedule =
                 client.get_as(&format!("/items/{}/schedule", path_segment(&name)))?;
-            v["schedule"] = serde_json::to_value(&schedule)?;
-            print(json, &v, |v| {
-                println!(
-                    "{}: {} in vault {}",
-                    name,
-                    v["kind"].as_str().unwrap_or(""),
-                    v["vault"].as_str().unwrap_or("")
-                );
+            let shown = ItemWithSchedule { item, schedule };
+            print(json, &shown, |shown| {
+                let (item, schedule) = (&shown.item, &shown.schedule);
+                println!("{}: {} in vault {}", name, item.kind, item.vault);
                 println!("policy {}: {}", schedule.policy, schedule.schedule);
                 println!(
                     "next run {}; last run {} ({}); last success {}",
@@ -628,34 +624,48 @@ fn item(client: &Client, json: bool, cmd: ItemCmd) -> Result<ExitCode> {
             policy,
             retries,
         } => {
-            let mut body = json!({"name": name, "vault": vault, "kind": kind, "paths": paths,
-                                  "excludes": excludes, "retry_attempts": retries});
-            if let Some(connection) = pg_connection {
-                let mode = if pg_database.is_some() {
-                    "database"
+            let postgresql = pg_connection.map(|connection| PostgresSpec {
+                mode: if pg_database.is_some() {
+                    PostgresMode::Database
                 } else {
-                    "cluster"
-                };
-                body["postgresql"] = json!({"connection": connection, "database": pg_database,
-                                            "mode": mode, "bin_dir": pg_bin_dir});
-            }
-            if let Some(backup) = backup_command {
-                body["command"] = json!({"backup": backup, "restore": restore_command});
-            }
-            for (field, script) in [("pre", pre), ("post", post)] {
-                if let Some(command) = script {
-                    body[field] = json!({"command": command});
-                }
-            }
-            let v = client.post("/items", body)?;
+                    PostgresMode::Cluster
+                },
+                connection,
+                database: pg_database,
+                bin_dir: pg_bin_dir,
+            });
+            let command = backup_command.map(|backup| CommandSpec {
+                backup,
+                restore: restore_command,
+                file_name: CommandSpec::DEFAULT_FILE_NAME.into(),
+                application_consistent: false,
+            });
+            let body = NewItem {
+                name: name.clone(),
+                vault: vault.clone(),
+                kind,
+                paths,
+                excludes,
+                postgresql,
+                command,
+                pre: pre.map(Hook::new),
+                post: post.map(Hook::new),
+                enabled: true,
+                retry_attempts: retries,
+                retry_delay_secs: NewItem::DEFAULT_RETRY_DELAY_SECS,
+                policy: None,
+            };
+            let added: Item = client.post_as("/items", &body)?;
             if let Some(p) = policy {
-                client.call(
+                client.typed::<Value>(
                     reqwest::Method::PUT,
                     &format!("/items/{}/policy", path_segment(&name)),
-                    Some(json!({"policy": p})),
+                    Some(&PolicyAssignment { policy: p }),
                 )?;
             }
-            print(json, &v, |_| println!("item {name} added to vault {vault}"));
+            print(json, &added, |_| {
+                println!("item {name} added to vault {vault}")
+            });
         }
         ItemCmd::Remove { name } => {
             client.call(
@@ -671,7 +681,9 @@ fn item(client: &Client, json: bool, cmd: ItemCmd) -> Result<ExitCode> {
             client.call(
                 reqwest::Method::PUT,
                 &format!("/items/{}/policy", path_segment(&name)),
-                Some(json!({"policy": policy})),
+                Some(serde_json::to_value(PolicyAssignment {
+                    policy: policy.clone(),
+                })?),
             )?;
             if !json {
                 println!("item {name} follows policy {policy}");

@@ -12,11 +12,12 @@ use std::process::ExitCode;
 
 use anyhow::{bail, Result};
 use clap::{Args, Subcommand};
+use coffer_api_types::item::Item;
 use coffer_api_types::job::{Job, JobState};
 use coffer_api_types::vault::CheckRequest;
 use coffer_api_types::{BackupSummary, Listing, PointSummary, RestoreParams, RestoreSummary};
 use serde::de::DeserializeOwned;
-use serde_json::{json, Value};
+use serde_json::json;
 
 use super::client::{path_segment, Client};
 use super::{job_exit, show_job, wait_job};
@@ -153,35 +154,18 @@ pub(crate) fn restore(client: &Client, json: bool, args: RestoreArgs) -> Result<
 }
 
 pub(crate) fn backup(client: &Client, json: bool, args: BackupArgs) -> Result<ExitCode> {
-    let item = client.get(&format!("/items/{}", path_segment(&args.item)))?;
+    let item: Item = client.get_as(&format!("/items/{}", path_segment(&args.item)))?;
     if let Some(vault) = &args.vault {
-        if item["vault"].as_str() != Some(vault.as_str()) {
-            bail!(
-                "item {} is in vault {}, not {vault}",
-                args.item,
-                item["vault"].as_str().unwrap_or("?")
-            );
+        if &item.vault != vault {
+            bail!("item {} is in vault {}, not {vault}", args.item, item.vault);
         }
     }
-    if !args.paths.is_empty() {
-        let own: Vec<&str> = item["paths"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter_map(Value::as_str)
-            .collect();
-        if args
-            .paths
-            .iter()
-            .map(String::as_str)
-            .ne(own.iter().copied())
-        {
-            bail!(
-                "through a service, item {} backs up its own paths ({}); leave the paths out, or back other paths up in local mode (without --server)",
-                args.item,
-                own.join(" ")
-            );
-        }
+    if !args.paths.is_empty() && args.paths != item.paths {
+        bail!(
+            "through a service, item {} backs up its own paths ({}); leave the paths out, or back other paths up in local mode (without --server)",
+            args.item,
+            item.paths.join(" ")
+        );
     }
     let job: Job = client.post_as(
         &format!("/items/{}/backup", path_segment(&args.item)),

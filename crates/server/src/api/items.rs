@@ -2,63 +2,7 @@
 //! backups.
 
 use super::*;
-
-#[derive(Deserialize, ToSchema)]
-pub struct NewItem {
-    pub name: String,
-    pub vault: String,
-    /// `directory` (the default), `sqlite`, `postgresql` or `command`.
-    #[serde(default = "directory")]
-    pub kind: String,
-    /// `directory`: the trees; `sqlite`: the one database file.
-    #[serde(default)]
-    pub paths: Vec<String>,
-    #[serde(default)]
-    pub excludes: Vec<String>,
-    /// `postgresql`: how to reach the server.
-    #[serde(default)]
-    pub postgresql: Option<coffer_sources::PostgresSpec>,
-    /// `command`: the backup and restore commands.
-    #[serde(default)]
-    pub command: Option<coffer_sources::CommandSpec>,
-    /// Script run before each backup.
-    #[serde(default)]
-    pub pre: Option<coffer_sources::Hook>,
-    /// Script run after each backup.
-    #[serde(default)]
-    pub post: Option<coffer_sources::Hook>,
-    #[serde(default = "coffer_api_types::vault::yes")]
-    pub enabled: bool,
-    #[serde(default = "two")]
-    pub retry_attempts: u32,
-    #[serde(default = "five_minutes")]
-    pub retry_delay_secs: u64,
-    /// A policy of the vault to follow (default: DefaultPolicy).
-    pub policy: Option<String>,
-}
-
-pub(super) fn directory() -> String {
-    "directory".into()
-}
-pub(super) fn two() -> u32 {
-    2
-}
-pub(super) fn five_minutes() -> u64 {
-    300
-}
-
-#[derive(Deserialize, ToSchema)]
-pub struct ItemChanges {
-    pub paths: Option<Vec<String>>,
-    pub excludes: Option<Vec<String>>,
-    pub postgresql: Option<coffer_sources::PostgresSpec>,
-    pub command: Option<coffer_sources::CommandSpec>,
-    pub pre: Option<coffer_sources::Hook>,
-    pub post: Option<coffer_sources::Hook>,
-    pub enabled: Option<bool>,
-    pub retry_attempts: Option<u32>,
-    pub retry_delay_secs: Option<u64>,
-}
+pub use coffer_api_types::item::{ItemChanges, NewItem, PolicyAssignment};
 
 /// Protected items on the vaults the caller can see.
 #[utoipa::path(get, path = "/items", tag = "items", responses((status = 200, body = [Item]), (status = 401, body = ErrorBody)))]
@@ -225,11 +169,6 @@ pub(super) async fn delete_item(
     })
     .await?;
     Ok(StatusCode::NO_CONTENT)
-}
-
-#[derive(Deserialize, ToSchema)]
-pub struct PolicyAssignment {
-    pub policy: String,
 }
 
 /// Assigns a policy to an item; a shorter retention raises a security alert.
