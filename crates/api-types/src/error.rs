@@ -13,6 +13,9 @@
 
 use std::fmt;
 
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
 /// Exit codes of `coffer`, documented in the README.
 pub mod exit {
     /// Everything worked.
@@ -381,4 +384,25 @@ mod tests {
             ErrorCode::Internal
         );
     }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct ErrorBody {
+    pub error: ErrorDetail,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct ErrorDetail {
+    /// A stable code: invalid, unauthenticated, forbidden, not_found,
+    /// conflict, immutable, too_many_requests, storage, wrong_key, internal.
+    pub code: String,
+    pub message: String,
+    /// The request field that is wrong.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub field: Option<String>,
+    /// What to do about it.
+    pub hint: String,
+    /// Whether the same request, unchanged, can succeed later (the service
+    /// was busy, the storage unreachable).
+    pub retryable: bool,
 }

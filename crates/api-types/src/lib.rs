@@ -14,9 +14,12 @@ pub mod backup;
 pub mod error;
 pub mod item;
 pub mod job;
+pub mod location;
+pub mod notification;
 pub mod point;
 pub mod policy;
 pub mod restore;
+pub mod service;
 pub mod set;
 pub mod vault;
 

@@ -88,3 +88,31 @@ impl PolicyView {
         }
     }
 }
+
+/// One point's fate under a policy not yet saved.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct PreviewPoint {
+    pub id: String,
+    pub item: String,
+    pub time: i64,
+    /// `keep`, `expire` (soft-deleted at the next prune), or
+    /// `soft-deleted` (already).
+    pub fate: String,
+    /// The rule that decides it.
+    pub rule: String,
+    /// Until when the rule keeps it (Unix seconds).
+    pub until: Option<i64>,
+    /// The fate under the policy as it is saved now, when different.
+    pub now: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct PolicyPreview {
+    pub policy: String,
+    /// The items the preview applies the policy to.
+    pub items: Vec<String>,
+    pub keep: usize,
+    pub expire: usize,
+    /// Oldest first.
+    pub points: Vec<PreviewPoint>,
+}

@@ -102,3 +102,38 @@ pub struct SetPointInfo {
     /// Why it is not ready.
     pub not_ready_because: Option<String>,
 }
+
+#[derive(Debug, Clone, Deserialize, Serialize, ToSchema)]
+pub struct SetChanges {
+    pub items: Option<Vec<String>>,
+    pub schedule: Option<String>,
+    pub time_zone: Option<String>,
+    pub retention_days: Option<u32>,
+    pub enabled: Option<bool>,
+    /// An empty string switches scheduled drills off.
+    pub drill_schedule: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize, ToSchema, Default)]
+pub struct DrillRequest {
+    /// A set point id or a unique prefix (default: the set's newest).
+    #[serde(default)]
+    pub point: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct SchedulerSwitch {
+    /// Whether scheduled runs start. Off keeps every schedule.
+    pub enabled: bool,
+}
+
+/// One set point, as its configuration point records it.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct SetRecord {
+    pub set: String,
+    pub id: String,
+    /// Unix seconds; every item's point carries the same time.
+    pub time: i64,
+    pub vault: String,
+    pub items: Vec<ItemStatus>,
+}

@@ -95,3 +95,70 @@ pub struct CheckRequest {
     #[serde(default)]
     pub read_data_percent: f64,
 }
+
+#[derive(Debug, Clone, Deserialize, Serialize, ToSchema)]
+pub struct NewCredentials {
+    pub credentials: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct ImmutabilitySetting {
+    /// disabled, enabled or locked (locked cannot be undone).
+    pub immutability: String,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize, ToSchema)]
+pub struct DeletePoints {
+    /// Point ids (or unique prefixes).
+    pub points: Vec<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct Deleted {
+    pub deleted: usize,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize, ToSchema)]
+pub struct UndeletePoints {
+    /// Point ids (or unique prefixes) of soft-deleted points.
+    pub points: Vec<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct Undeleted {
+    pub undeleted: usize,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize, ToSchema)]
+pub struct StopProtection {
+    /// false: keep every point forever ("retain data"); true: soft-delete
+    /// them all ("delete data").
+    pub delete_data: bool,
+}
+
+/// What a vault's journal says about its safety.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct VaultStatus {
+    /// `disabled`, `enabled` or `locked`.
+    pub immutability: String,
+    /// How long a deleted point stays recoverable.
+    pub soft_delete_days: u32,
+    pub points: usize,
+    pub soft_deleted_points: usize,
+    pub replicas: Vec<ReplicaInfo>,
+}
+
+/// A replica location of a vault, as its journal records it.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct ReplicaInfo {
+    pub location: String,
+    /// `sync` (every write reaches it before a point is committed) or
+    /// `async` (a replication run fills it).
+    pub mode: String,
+    pub added: i64,
+    /// Everything committed before this time is on the replica, verified.
+    pub synced_as_of: Option<i64>,
+    /// How far it is behind, in seconds: 0 for a synchronous replica,
+    /// absent when an asynchronous one never completed a run.
+    pub lag_secs: Option<i64>,
+}

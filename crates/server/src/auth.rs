@@ -14,6 +14,7 @@ use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, Salt
 use argon2::Argon2;
 use base64::Engine as _;
 pub use coffer_api_types::access::Token;
+pub use coffer_api_types::access::User;
 use rand::RngCore;
 use rusqlite::{params, OptionalExtension};
 use serde::{Deserialize, Serialize};
@@ -231,15 +232,6 @@ pub fn random_secret(prefix: &str) -> String {
 
 fn secret_hash(secret: &str) -> Vec<u8> {
     blake3::hash(secret.as_bytes()).as_bytes().to_vec()
-}
-
-/// A user as the API shows it.
-#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
-pub struct User {
-    pub id: i64,
-    pub name: String,
-    pub is_admin: bool,
-    pub created: i64,
 }
 
 pub fn create_user(db: &Db, name: &str, password: &str, is_admin: bool) -> Result<User> {

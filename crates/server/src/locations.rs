@@ -9,22 +9,15 @@
 //! with the credentials given here; the others are left alone, and backups
 //! and replication say so.
 
+pub use coffer_api_types::location::VaultLocation;
 use std::collections::BTreeMap;
 
 use coffer_engine::location::Credentials;
 use rusqlite::params;
-use serde::Serialize;
 use zeroize::Zeroizing;
 
 use crate::error::{Error, Result};
 use crate::state::{to_credentials, State};
-
-/// A location as listed: never its credentials, only their names.
-#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
-pub struct VaultLocation {
-    pub location: String,
-    pub credential_names: Vec<String>,
-}
 
 fn purpose(vault: &str, location: &str) -> String {
     format!("vault-location:{vault}:{location}")

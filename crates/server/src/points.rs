@@ -9,6 +9,9 @@
 //! preview runs the prune planner on the vault's state with the candidate
 //! policy folded in, so it cannot disagree with the prune that follows.
 
+pub use coffer_api_types::location::{LocationTest, ProbeStep};
+pub use coffer_api_types::policy::{PolicyPreview, PreviewPoint};
+pub use coffer_api_types::vault::{ReplicaInfo, VaultStatus};
 use std::collections::BTreeMap;
 use std::path::Path;
 
@@ -21,7 +24,6 @@ use coffer_engine::restore;
 use coffer_engine::tree::{Node, NodeKind};
 use coffer_engine::vault::{Point, Vault};
 use coffer_engine::Storage;
-use serde::Serialize;
 
 use crate::alerts::Cause;
 use crate::db::now;
@@ -41,87 +43,6 @@ pub struct FileToSend {
     pub path: String,
     pub name: String,
     pub size: u64,
-}
-
-/// One point's fate under a policy not yet saved.
-#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
-pub struct PreviewPoint {
-    pub id: String,
-    pub item: String,
-    pub time: i64,
-    /// `keep`, `expire` (soft-deleted at the next prune), or
-    /// `soft-deleted` (already).
-    pub fate: String,
-    /// The rule that decides it.
-    pub rule: String,
-    /// Until when the rule keeps it (Unix seconds).
-    pub until: Option<i64>,
-    /// The fate under the policy as it is saved now, when different.
-    pub now: Option<String>,
-}
-
-#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
-pub struct PolicyPreview {
-    pub policy: String,
-    /// The items the preview applies the policy to.
-    pub items: Vec<String>,
-    pub keep: usize,
-    pub expire: usize,
-    /// Oldest first.
-    pub points: Vec<PreviewPoint>,
-}
-
-/// What a vault's journal says about its safety.
-#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
-pub struct VaultStatus {
-    /// `disabled`, `enabled` or `locked`.
-    pub immutability: String,
-    /// How long a deleted point stays recoverable.
-    pub soft_delete_days: u32,
-    pub points: usize,
-    pub soft_deleted_points: usize,
-    pub replicas: Vec<ReplicaInfo>,
-}
-
-/// A replica location of a vault, as its journal records it.
-#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
-pub struct ReplicaInfo {
-    pub location: String,
-    /// `sync` (every write reaches it before a point is committed) or
-    /// `async` (a replication run fills it).
-    pub mode: String,
-    pub added: i64,
-    /// Everything committed before this time is on the replica, verified.
-    pub synced_as_of: Option<i64>,
-    /// How far it is behind, in seconds: 0 for a synchronous replica,
-    /// absent when an asynchronous one never completed a run.
-    pub lag_secs: Option<i64>,
-}
-
-/// One step of the location test.
-#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
-pub struct ProbeStep {
-    pub name: String,
-    pub ok: bool,
-    pub detail: String,
-    pub millis: u64,
-}
-
-/// The location test's answer.
-#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
-pub struct LocationTest {
-    pub ok: bool,
-    pub location: String,
-    /// The kind of storage (`fs`, `s3`, `azblob` …).
-    pub kind: String,
-    pub steps: Vec<ProbeStep>,
-    /// Why it failed, when it did: a classified cause and what to do.
-    pub failure: Option<String>,
-    pub remedy: Option<String>,
-    pub free_bytes: Option<u64>,
-    /// A Coffer vault is already there: attach it with its key instead of
-    /// creating one.
-    pub holds_vault: bool,
 }
 
 fn point_field_error(field: &str, e: coffer_engine::Error) -> Error {

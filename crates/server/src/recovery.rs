@@ -15,6 +15,7 @@
 //! not this one), and puts every item back through its kind. A drill does
 //! the same into a scratch area and measures it.
 
+pub use coffer_api_types::set::SetRecord;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -38,17 +39,6 @@ pub const CONFIG_FILE: &str = "service.json";
 pub const EXPORT_FORMAT: u32 = 2;
 /// The purpose the password and token hashes are sealed for.
 const SECRETS_PURPOSE: &str = "service secrets";
-
-/// One set point, as its configuration point records it.
-#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
-pub struct SetRecord {
-    pub set: String,
-    pub id: String,
-    /// Unix seconds; every item's point carries the same time.
-    pub time: i64,
-    pub vault: String,
-    pub items: Vec<ItemStatus>,
-}
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct VaultExport {

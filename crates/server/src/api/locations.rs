@@ -3,31 +3,15 @@
 //! the service reach a host or write a local path, so only administrators
 //! add or remove one; whoever may read the vault sees which are allowed.
 
-use std::collections::BTreeMap;
+pub use coffer_api_types::location::{LocationName, NewLocation};
 
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
-use serde::Deserialize;
-use utoipa::ToSchema;
 
 use super::{blocking, ApiResult, AppState, Body, Caller, ErrorBody, P};
 use crate::auth::Action;
 use crate::locations::VaultLocation;
-
-#[derive(Deserialize, ToSchema)]
-pub struct NewLocation {
-    /// The location exactly as the vault's journal names it.
-    pub location: String,
-    /// Its own storage secrets by name. Write-only.
-    #[serde(default)]
-    pub credentials: BTreeMap<String, String>,
-}
-
-#[derive(Deserialize, ToSchema)]
-pub struct LocationName {
-    pub location: String,
-}
 
 /// The replica and tier locations the service opens for this vault.
 #[utoipa::path(get, path = "/vaults/{name}/locations", tag = "vaults", params(("name" = String, Path)),

@@ -16,7 +16,9 @@
 //! of its own: `users`, `vaults`, `points`, `locations`, `items`, `sets`,
 //! `jobs`, `alerts`, `notifications`.
 
-use std::collections::BTreeMap;
+pub use coffer_api_types::access::{LoginRequest, LoginResponse};
+pub use coffer_api_types::error::{ErrorBody, ErrorDetail};
+pub use coffer_api_types::service::Health;
 use std::sync::Arc;
 
 use axum::extract::{FromRequest, FromRequestParts, State};
@@ -81,27 +83,6 @@ impl From<coffer_engine::Error> for ApiError {
     fn from(e: coffer_engine::Error) -> Self {
         ApiError(Error::Engine(e))
     }
-}
-
-#[derive(Serialize, ToSchema)]
-pub struct ErrorBody {
-    pub error: ErrorDetail,
-}
-
-#[derive(Serialize, ToSchema)]
-pub struct ErrorDetail {
-    /// A stable code: invalid, unauthenticated, forbidden, not_found,
-    /// conflict, immutable, too_many_requests, storage, wrong_key, internal.
-    pub code: String,
-    pub message: String,
-    /// The request field that is wrong.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub field: Option<String>,
-    /// What to do about it.
-    pub hint: String,
-    /// Whether the same request, unchanged, can succeed later (the service
-    /// was busy, the storage unreachable).
-    pub retryable: bool,
 }
 
 impl IntoResponse for ApiError {
@@ -272,19 +253,6 @@ impl FromRequestParts<AppState> for Caller {
 
 // ---- authentication -------------------------------------------------------
 
-#[derive(Deserialize, ToSchema)]
-pub struct LoginRequest {
-    pub name: String,
-    pub password: String,
-}
-
-#[derive(Serialize, ToSchema)]
-pub struct LoginResponse {
-    /// The session itself is only in the `coffer_session` cookie (HttpOnly),
-    /// never in a body a script could read.
-    pub user: User,
-}
-
 /// Logs in with a password and starts a console session (the cookie).
 #[utoipa::path(post, path = "/auth/login", tag = "auth", security(()), request_body = LoginRequest,
     responses((status = 200, body = LoginResponse), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 429, body = ErrorBody), (status = 400, body = ErrorBody)))]
@@ -390,12 +358,6 @@ async fn me(Caller(p): Caller) -> Json<Me> {
 }
 
 // ---- the router -----------------------------------------------------------
-
-#[derive(Serialize, ToSchema)]
-pub struct Health {
-    pub status: String,
-    pub version: String,
-}
 
 /// Whether the service is up (no authentication).
 #[utoipa::path(get, path = "/health", tag = "service", security(()), responses((status = 200, body = Health)))]

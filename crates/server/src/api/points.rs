@@ -10,7 +10,8 @@
 //! that fails to verify afterwards aborts the response, so a client never
 //! takes a truncated file for a whole one.
 
-use std::collections::BTreeMap;
+pub use coffer_api_types::location::LocationToTest;
+pub use coffer_api_types::vault::{StopProtection, UndeletePoints, Undeleted};
 
 use axum::body::Bytes;
 use axum::extract::State;
@@ -18,7 +19,7 @@ use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::Deserialize;
-use utoipa::{IntoParams, ToSchema};
+use utoipa::IntoParams;
 
 use super::{blocking, visible_item, ApiResult, AppState, Body, Caller, ErrorBody, P, Q};
 use crate::auth::Action;
@@ -134,17 +135,6 @@ pub(super) async fn point_file(
         .into_response())
 }
 
-#[derive(Deserialize, ToSchema)]
-pub struct UndeletePoints {
-    /// Point ids (or unique prefixes) of soft-deleted points.
-    pub points: Vec<String>,
-}
-
-#[derive(serde::Serialize, ToSchema)]
-pub struct Undeleted {
-    pub undeleted: usize,
-}
-
 /// Brings soft-deleted points back (they come back on hold).
 #[utoipa::path(post, path = "/vaults/{name}/points/undelete", tag = "points", params(("name" = String, Path)), request_body = UndeletePoints,
     responses((status = 200, body = Undeleted), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 401, body = ErrorBody), (status = 502, body = ErrorBody)))]
@@ -197,15 +187,6 @@ pub(super) async fn vault_status(
     Ok(Json(blocking(move || s.vault_status(&name)).await?))
 }
 
-#[derive(Deserialize, ToSchema)]
-pub struct LocationToTest {
-    /// A directory path or a storage URL.
-    pub location: String,
-    /// Storage secrets by name. Write-only; not kept.
-    #[serde(default)]
-    pub credentials: BTreeMap<String, String>,
-}
-
 /// The location test: list, write, read back, delete a probe object, and
 /// report free space and whether a vault is already there. Nothing is kept.
 #[utoipa::path(post, path = "/locations/test", tag = "vaults", request_body = LocationToTest,
@@ -219,13 +200,6 @@ pub(super) async fn test_location(
     Ok(Json(
         blocking(move || crate::points::test_location(&req.location, &req.credentials)).await?,
     ))
-}
-
-#[derive(Deserialize, ToSchema)]
-pub struct StopProtection {
-    /// false: keep every point forever ("retain data"); true: soft-delete
-    /// them all ("delete data").
-    pub delete_data: bool,
 }
 
 /// Stops protecting an item: no more scheduled backups; its points are

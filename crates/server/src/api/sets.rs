@@ -3,17 +3,7 @@
 
 use super::*;
 pub use coffer_api_types::set::NewSet;
-
-#[derive(Deserialize, ToSchema)]
-pub struct SetChanges {
-    pub items: Option<Vec<String>>,
-    pub schedule: Option<String>,
-    pub time_zone: Option<String>,
-    pub retention_days: Option<u32>,
-    pub enabled: Option<bool>,
-    /// An empty string switches scheduled drills off.
-    pub drill_schedule: Option<String>,
-}
+pub use coffer_api_types::set::{DrillRequest, SchedulerSwitch, SetChanges};
 
 pub(super) fn visible_set(
     s: &Service,
@@ -167,13 +157,6 @@ pub(super) async fn backup_set_now(
     Ok((StatusCode::ACCEPTED, Json(job)))
 }
 
-#[derive(Deserialize, ToSchema, Default)]
-pub struct DrillRequest {
-    /// A set point id or a unique prefix (default: the set's newest).
-    #[serde(default)]
-    pub point: Option<String>,
-}
-
 /// Runs a recovery drill now: the set point restored into a scratch area,
 /// checked, timed and removed. Returns the job; its result holds the
 /// measured recovery time.
@@ -222,12 +205,6 @@ pub(super) async fn list_set_points(
         })
         .await?,
     ))
-}
-
-#[derive(Serialize, Deserialize, ToSchema)]
-pub struct SchedulerSwitch {
-    /// Whether scheduled runs start. Off keeps every schedule.
-    pub enabled: bool,
 }
 
 /// Whether the scheduler runs.

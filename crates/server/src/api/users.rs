@@ -3,14 +3,7 @@
 
 use super::*;
 pub use coffer_api_types::access::{CreatedToken, NewToken};
-
-#[derive(Deserialize, ToSchema)]
-pub struct NewUser {
-    pub name: String,
-    pub password: String,
-    #[serde(default)]
-    pub is_admin: bool,
-}
+pub use coffer_api_types::access::{NewPassword, NewUser};
 
 /// Lists users (administrators only).
 #[utoipa::path(get, path = "/users", tag = "access", responses((status = 200, body = [User]), (status = 401, body = ErrorBody)))]
@@ -47,15 +40,6 @@ pub(super) async fn delete_user(
     p.require_admin()?;
     blocking(move || auth::delete_user(&s.db, &name)).await?;
     Ok(StatusCode::NO_CONTENT)
-}
-
-#[derive(Deserialize, ToSchema)]
-pub struct NewPassword {
-    pub password: String,
-    /// The caller's current password: required to change one's own, so a
-    /// session left open cannot be turned into the account.
-    #[serde(default)]
-    pub current_password: Option<String>,
 }
 
 /// Sets a password: one's own (with the current one), or anyone's for an

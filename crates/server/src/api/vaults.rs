@@ -4,6 +4,7 @@
 
 use super::*;
 pub use coffer_api_types::vault::{CheckRequest, KeyRequest, NewVault, VaultWithKey};
+pub use coffer_api_types::vault::{DeletePoints, Deleted, ImmutabilitySetting, NewCredentials};
 
 /// Vaults the caller has a role on.
 #[utoipa::path(get, path = "/vaults", tag = "vaults", responses((status = 200, body = [VaultInfo]), (status = 401, body = ErrorBody)))]
@@ -68,11 +69,6 @@ pub(super) async fn delete_vault(
     p.require(&name, Action::DeleteData)?;
     blocking(move || s.remove_vault(&name)).await?;
     Ok(StatusCode::NO_CONTENT)
-}
-
-#[derive(Deserialize, ToSchema)]
-pub struct NewCredentials {
-    pub credentials: BTreeMap<String, String>,
 }
 
 /// Replaces the vault's storage credentials (tried before they are kept).
@@ -358,12 +354,6 @@ pub(super) async fn delete_policy(
     Ok(StatusCode::NO_CONTENT)
 }
 
-#[derive(Serialize, Deserialize, ToSchema)]
-pub struct ImmutabilitySetting {
-    /// disabled, enabled or locked (locked cannot be undone).
-    pub immutability: String,
-}
-
 /// Changes the vault's immutability (owners only); raises a security alert.
 #[utoipa::path(put, path = "/vaults/{name}/immutability", tag = "vaults", params(("name" = String, Path)), request_body = ImmutabilitySetting,
     responses((status = 200, body = ImmutabilitySetting), (status = 403, body = ErrorBody), (status = 409, body = ErrorBody), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody), (status = 401, body = ErrorBody), (status = 502, body = ErrorBody)))]
@@ -377,17 +367,6 @@ pub(super) async fn set_immutability(
     let by = p.name.clone();
     let immutability = blocking(move || s.set_immutability(&name, &req.immutability, &by)).await?;
     Ok(Json(ImmutabilitySetting { immutability }))
-}
-
-#[derive(Deserialize, ToSchema)]
-pub struct DeletePoints {
-    /// Point ids (or unique prefixes).
-    pub points: Vec<String>,
-}
-
-#[derive(Serialize, ToSchema)]
-pub struct Deleted {
-    pub deleted: usize,
 }
 
 /// Soft-deletes recovery points (they can be undeleted while soft-deleted);
