@@ -16,6 +16,7 @@ pub mod item;
 pub mod job;
 pub mod location;
 pub mod notification;
+pub mod outcome;
 pub mod point;
 pub mod policy;
 pub mod restore;

@@ -8,6 +8,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
+use coffer_api_types::outcome::{
+    CheckResult, DrillParams, ItemRestoreResult, PruneResult, ReplicaRun, ReplicateResult,
+};
+use coffer_api_types::vault::CheckRequest;
 use coffer_api_types::RestoreParams;
 use coffer_engine::backup::{BackupOptions, Progress};
 use coffer_engine::restore::RestoreProgress;
@@ -38,6 +42,11 @@ fn cancelled() -> Ending {
         result: None,
         failure: None,
     }
+}
+
+/// A job's result as the JSON the job table stores.
+fn to_json(result: &impl serde::Serialize) -> Option<serde_json::Value> {
+    serde_json::to_value(result).ok()
 }
 
 fn engine_failure(e: Error) -> (Cause, String) {
@@ -201,7 +210,7 @@ fn run_set(ctx: &JobContext<'_>, job: &Job, progress: &Arc<Progress>) -> Ending 
     match crate::set_backup::run_set_backup(ctx, &log, job.id, &set, progress) {
         Ok(o) => Ending {
             state: o.state,
-            result: Some(o.result),
+            result: to_json(&o.result),
             failure: o.failure,
         },
         Err(_) if progress.cancel.load(Ordering::Relaxed) => {
@@ -225,10 +234,9 @@ fn run_drill(ctx: &JobContext<'_>, job: &Job) -> Ending {
     let set = job.item.clone().unwrap_or_default();
     let wanted = job
         .params
-        .as_ref()
-        .and_then(|p| p.get("point"))
-        .and_then(|p| p.as_str())
-        .map(str::to_string);
+        .clone()
+        .and_then(|p| serde_json::from_value::<DrillParams>(p).ok())
+        .and_then(|p| p.point);
     let outcome = (|| -> Result<crate::recovery::RecoverReport> {
         let info = ctx.set(&set)?;
         let vault = ctx.open_vault(&info.vault)?;
@@ -475,7 +483,7 @@ fn restore_through_kind(
             let _ = ctx.jobs.log(&ctx.db, job.id, "info", &message);
             Ending {
                 state: JobState::Succeeded,
-                result: Some(serde_json::json!({ "message": message })),
+                result: to_json(&ItemRestoreResult { message }),
                 failure: None,
             }
         }
@@ -516,11 +524,14 @@ fn run_prune(ctx: &JobContext<'_>, job: &Job) -> Ending {
             let _ = ctx.jobs.log(&ctx.db, job.id, "info", &message);
             Ending {
                 state: JobState::Succeeded,
-                result: Some(serde_json::json!({
-                    "points_soft_deleted": points.soft_deleted, "points_purged": points.purged,
-                    "packs_condemned": packs.condemned, "packs_repacked": packs.repacked,
-                    "packs_deleted": packs.deleted, "bytes_deleted": packs.bytes_deleted,
-                })),
+                result: to_json(&PruneResult {
+                    points_soft_deleted: points.soft_deleted,
+                    points_purged: points.purged,
+                    packs_condemned: packs.condemned,
+                    packs_repacked: packs.repacked,
+                    packs_deleted: packs.deleted,
+                    bytes_deleted: packs.bytes_deleted,
+                }),
                 failure: None,
             }
         }
@@ -568,16 +579,29 @@ fn run_replicate(ctx: &JobContext<'_>, job: &Job) -> Ending {
                         r.copied, r.copied_bytes, r.deleted, r.as_of
                     ),
                 );
-                results.push(serde_json::json!({
-                    "location": location, "copied": r.copied, "copied_bytes": r.copied_bytes,
-                    "verified": r.verified, "deleted": r.deleted, "as_of": r.as_of,
-                }));
+                results.push(ReplicaRun {
+                    location: location.to_string(),
+                    copied: Some(r.copied),
+                    copied_bytes: Some(r.copied_bytes),
+                    verified: Some(r.verified),
+                    deleted: Some(r.deleted),
+                    as_of: Some(r.as_of),
+                    error: None,
+                });
             }
             Err(e) => {
                 let (cause, message) = engine_failure(Error::Engine(e));
                 let message = format!("replica {location}: {message}");
                 let _ = ctx.jobs.log(&ctx.db, job.id, "error", &message);
-                results.push(serde_json::json!({"location": location, "error": message}));
+                results.push(ReplicaRun {
+                    location: location.to_string(),
+                    copied: None,
+                    copied_bytes: None,
+                    verified: None,
+                    deleted: None,
+                    as_of: None,
+                    error: Some(message.clone()),
+                });
                 first_failure.get_or_insert((cause, message));
             }
         }
@@ -585,12 +609,12 @@ fn run_replicate(ctx: &JobContext<'_>, job: &Job) -> Ending {
     match first_failure {
         None => Ending {
             state: JobState::Succeeded,
-            result: Some(serde_json::json!({ "replicas": results })),
+            result: to_json(&ReplicateResult { replicas: results }),
             failure: None,
         },
         Some((cause, message)) => Ending {
             state: JobState::Failed,
-            result: Some(serde_json::json!({ "replicas": results })),
+            result: to_json(&ReplicateResult { replicas: results }),
             failure: Some((cause, message)),
         },
     }
@@ -600,9 +624,9 @@ fn run_check(ctx: &JobContext<'_>, job: &Job, cancel: &AtomicBool) -> Ending {
     let vault_name = job.vault.clone().unwrap_or_default();
     let percent = job
         .params
-        .as_ref()
-        .and_then(|p| p["read_data_percent"].as_f64())
-        .unwrap_or(0.0);
+        .clone()
+        .and_then(|p| serde_json::from_value::<CheckRequest>(p).ok())
+        .map_or(0.0, |p| p.read_data_percent);
     let read = if percent >= 100.0 {
         coffer_engine::check::ReadData::All
     } else if percent > 0.0 {
@@ -627,9 +651,12 @@ fn run_check(ctx: &JobContext<'_>, job: &Job, cancel: &AtomicBool) -> Ending {
             for p in report.problems.iter().take(100) {
                 let _ = ctx.jobs.log(&ctx.db, job.id, "error", p);
             }
-            let result = serde_json::json!({
-                "problems": report.problems.len(), "packs": report.packs, "packs_read": report.packs_read,
-                "blobs_verified": report.blobs_verified, "points": report.points,
+            let result = to_json(&CheckResult {
+                problems: report.problems.len(),
+                packs: report.packs,
+                packs_read: report.packs_read,
+                blobs_verified: report.blobs_verified,
+                points: report.points,
             });
             if report.ok() {
                 let _ = ctx.jobs.log(
@@ -643,13 +670,13 @@ fn run_check(ctx: &JobContext<'_>, job: &Job, cancel: &AtomicBool) -> Ending {
                 );
                 Ending {
                     state: JobState::Succeeded,
-                    result: Some(result),
+                    result,
                     failure: None,
                 }
             } else {
                 Ending {
                     state: JobState::Failed,
-                    result: Some(result),
+                    result,
                     failure: Some((
                         Cause::DataCorruption,
                         format!(

@@ -362,7 +362,10 @@ fn tick_vaults(service: &State, jobs: &Jobs, t: i64, queued: &mut Vec<i64>) -> R
                 JobKind::Check,
                 &m.check_schedule,
                 "check_slot",
-                Some(serde_json::json!({"read_data_percent": percent})),
+                serde_json::to_value(coffer_api_types::vault::CheckRequest {
+                    read_data_percent: percent,
+                })
+                .ok(),
             ),
         ] {
             let Some(text) = text else { continue };

@@ -10,6 +10,8 @@ use std::sync::atomic::Ordering;
 use coffer_engine::backup::{backup_streams, now, BackupOptions, NamedStream, Progress};
 use coffer_engine::Vault;
 
+use coffer_api_types::outcome::SetBackupResult;
+
 use crate::alerts::{self, Cause};
 use crate::error::{Error, Result};
 use crate::jobs::JobState;
@@ -20,7 +22,7 @@ use crate::state::{item_def, State};
 /// How a set job ended.
 pub struct SetOutcome {
     pub state: JobState,
-    pub result: serde_json::Value,
+    pub result: SetBackupResult,
     pub failure: Option<(Cause, String)>,
 }
 
@@ -289,13 +291,13 @@ fn conclude(
             }
         ),
     );
-    let result = serde_json::json!({
-        "set_point": record.id,
-        "time": record.time,
-        "items": record.items,
-        "service_point": config_point,
-        "ready_for_cloud_recovery": ready,
-    });
+    let result = SetBackupResult {
+        set_point: record.id,
+        time: record.time,
+        items: record.items,
+        service_point: config_point,
+        ready_for_cloud_recovery: ready,
+    };
     let failure = match state {
         JobState::Succeeded => None,
         _ => first_failure.or(Some((

@@ -176,7 +176,15 @@ pub(super) async fn drill_now(
                 kind: JobKind::Drill,
                 vault: &set.vault,
                 item: Some(&set.name),
-                params: req.point.map(|pt| serde_json::json!({ "point": pt })),
+                params: req
+                    .point
+                    .map(|point| {
+                        serde_json::to_value(coffer_api_types::outcome::DrillParams {
+                            point: Some(point),
+                        })
+                    })
+                    .transpose()
+                    .map_err(|e| Error::Internal(e.to_string()))?,
                 trigger: "on_demand",
                 requested_by: Some(&p.name),
                 attempt: 1,

@@ -238,7 +238,7 @@ pub(super) async fn check_now(
     if !(0.0..=100.0).contains(&req.read_data_percent) {
         return Err(ApiError(Error::invalid("read_data_percent", "0 to 100")));
     }
-    let params = serde_json::json!({"read_data_percent": req.read_data_percent});
+    let params = serde_json::to_value(&req).map_err(|e| Error::Internal(e.to_string()))?;
     let job =
         blocking(move || queue_vault_job(&s, &name, JobKind::Check, Some(params), &p.name)).await?;
     Ok((StatusCode::ACCEPTED, Json(job)))
