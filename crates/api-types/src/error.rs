@@ -130,6 +130,8 @@ pub enum ErrorCode {
     Conflict,
     // The vault.
     WrongKey,
+    /// A write-only credential was given for what needs a vault key.
+    WriteOnly,
     NoVault,
     VaultExists,
     UnsupportedVersion,
@@ -163,6 +165,7 @@ impl ErrorCode {
             NotFound,
             Conflict,
             WrongKey,
+            WriteOnly,
             NoVault,
             VaultExists,
             UnsupportedVersion,
@@ -192,7 +195,7 @@ impl ErrorCode {
         match self {
             Invalid => "invalid",
             Unauthenticated => "unauthenticated",
-            Forbidden => "forbidden",
+            Forbidden | WriteOnly => "forbidden",
             TooManyRequests => "too_many_requests",
             NotFound | PointNotFound => "not_found",
             Conflict | NeedsUpgrade => "conflict",
@@ -244,7 +247,7 @@ impl ErrorCode {
     pub fn exit_code(self) -> u8 {
         use ErrorCode::*;
         match self {
-            WrongKey => exit::WRONG_KEY,
+            WrongKey | WriteOnly => exit::WRONG_KEY,
             Damaged => exit::DAMAGED,
             NoVault | PointNotFound | AmbiguousPoint | NotFound => exit::NOT_FOUND,
             _ => exit::ERROR,
@@ -288,6 +291,9 @@ impl ErrorCode {
             }
             (WrongKey, Service) => {
                 "the key the service holds does not open the vault: give it the current key (PUT /api/v1/vaults/{name}/key)"
+            }
+            (WriteOnly, _) => {
+                "a write-only credential only adds backups (`coffer backup`): reading, restoring, checking and changing the vault need one of its vault keys"
             }
             (NoVault, _) => {
                 "check the location, or create a vault there with `coffer vault init --location LOC`"

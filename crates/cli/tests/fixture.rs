@@ -8,6 +8,9 @@ use common::*;
 use std::path::{Path, PathBuf};
 use std::process::Output;
 
+/// The format `vault upgrade` brings every fixture to.
+const FORMAT: u16 = coffer_engine::FORMAT_VERSION;
+
 fn fixtures() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures")
 }
@@ -233,10 +236,13 @@ fn journal_fixture_keeps_its_state(version: u32) {
 
     // Upgraded to the current format, the journal reads on as it was.
     let out = run(&["vault", "upgrade", "--vault", &v]);
-    if version < 4 {
-        assert!(String::from_utf8_lossy(&out.stdout).contains("from format 3 to 4"));
-    }
-    assert_eq!(vault_info(&env, &key)["format_version"], 4);
+    assert!(
+        String::from_utf8_lossy(&out.stdout)
+            .contains(&format!("from format {version} to {FORMAT}")),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    assert_eq!(vault_info(&env, &key)["format_version"], FORMAT);
     assert_checks_clean(&env, &key);
     let after = json(&run(&["points", "list", "--vault", &v, "--json"]));
     assert_eq!(&after.as_array().unwrap()[..], points, "{after}");
@@ -273,8 +279,8 @@ fn a_v2_vault_needs_and_survives_an_upgrade_for_policies() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    assert!(String::from_utf8_lossy(&out.stdout).contains("from format 2 to 4"));
-    assert_eq!(vault_info(&env, &key)["format_version"], 4);
+    assert!(String::from_utf8_lossy(&out.stdout).contains(&format!("from format 2 to {FORMAT}")));
+    assert_eq!(vault_info(&env, &key)["format_version"], FORMAT);
     let out = run(&["policy", "create", "P", "--daily", "3", "--vault", &v]);
     assert!(
         out.status.success(),

@@ -48,6 +48,18 @@ impl MasterKeys {
         keys
     }
 
+    /// The keys of one write-only session (`crate::writer`), standing in
+    /// for the master secrets for every object that session writes: the
+    /// session key seals, the writer's own keys name and cut chunks. Code
+    /// that seals or opens objects works on either without knowing which.
+    pub(crate) fn of_session(seal: &[u8; 32], chunk_id: &[u8; 32], chunker: &[u8; 32]) -> Self {
+        MasterKeys {
+            encryption: *seal,
+            chunk_id: *chunk_id,
+            chunker: *chunker,
+        }
+    }
+
     pub(crate) fn to_bytes(&self) -> zeroize::Zeroizing<Vec<u8>> {
         let mut out = zeroize::Zeroizing::new(Vec::with_capacity(Self::LEN));
         out.extend_from_slice(&self.encryption);

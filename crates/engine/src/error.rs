@@ -17,6 +17,10 @@ pub enum Error {
     #[error("the key does not open this vault (tried {slots} key slot(s))")]
     WrongKey { slots: usize },
 
+    /// A write-only credential was given where a vault key is needed.
+    #[error("this is a write-only credential, not a vault key: it cannot {action}")]
+    WriteOnly { action: String },
+
     /// The location holds no vault.
     #[error("no vault found at {location}")]
     NoVault { location: String },
@@ -69,9 +73,14 @@ pub enum Error {
     #[error("{count} file(s) already exist under the target, for example {example}")]
     TargetExists { count: usize, example: PathBuf },
 
-    /// The operation needs the journal of format 3.
-    #[error("this vault is format {version}; policies, holds and prune need format 3 (run `coffer vault upgrade`; older coffers can then no longer open it)")]
-    NeedsUpgrade { version: u16 },
+    /// The operation needs a newer format: the journal of format 3, or the
+    /// write-only credentials of format 5.
+    #[error("this vault is format {version}; {feature} need format {needed} (run `coffer vault upgrade`; older coffers can then no longer open it)")]
+    NeedsUpgrade {
+        version: u16,
+        needed: u16,
+        feature: &'static str,
+    },
 
     /// Refused by the vault's immutability setting.
     #[error("refused: the vault is immutable ({setting}), and {what}")]
@@ -96,6 +105,7 @@ impl Error {
     pub fn code(&self) -> ErrorCode {
         match self {
             Error::WrongKey { .. } => ErrorCode::WrongKey,
+            Error::WriteOnly { .. } => ErrorCode::WriteOnly,
             Error::NoVault { .. } => ErrorCode::NoVault,
             Error::VaultExists { .. } => ErrorCode::VaultExists,
             Error::UnsupportedVersion { .. } => ErrorCode::UnsupportedVersion,

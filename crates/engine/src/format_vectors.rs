@@ -17,6 +17,7 @@ use crate::policy::{
     YearlyRule,
 };
 use crate::tree::{ChunkRef, Extent, Node, NodeKind, Timestamp, Tree};
+use crate::writer::{vault_keypair, WriterCredential, WriterSecret, WriterSession};
 
 fn computed() -> BTreeMap<&'static str, String> {
     let mut v = BTreeMap::new();
@@ -25,13 +26,59 @@ fn computed() -> BTreeMap<&'static str, String> {
     let entry = chunk_vectors(&mut v);
     tree_and_index_vectors(&mut v, &keys, entry);
     journal_vectors(&mut v);
+    writer_vectors(&mut v, &keys);
     v
+}
+
+/// A random source that always gives the same byte: the ephemeral key of
+/// the session vector must be fixed.
+struct FixedRng(u8);
+
+impl rand::RngCore for FixedRng {
+    fn next_u32(&mut self) -> u32 {
+        u32::from_le_bytes([self.0; 4])
+    }
+    fn next_u64(&mut self) -> u64 {
+        u64::from_le_bytes([self.0; 8])
+    }
+    fn fill_bytes(&mut self, dest: &mut [u8]) {
+        dest.fill(self.0);
+    }
+    fn try_fill_bytes(&mut self, dest: &mut [u8]) -> Result<(), rand::Error> {
+        dest.fill(self.0);
+        Ok(())
+    }
+}
+
+impl rand::CryptoRng for FixedRng {}
+
+/// The vault's key pair, a credential, its derived keys and one session.
+fn writer_vectors(v: &mut BTreeMap<&'static str, String>, keys: &MasterKeys) {
+    let (_, public) = vault_keypair(keys);
+    v.insert("vault-public-key", hex::encode(public));
+    let secret = WriterSecret::from_bytes([6u8; 32]);
+    v.insert("writer-fingerprint", hex::encode(secret.fingerprint()));
+    v.insert("writer-chunk-id", secret.chunk_id(b"coffer").to_hex());
+    let credential = WriterCredential {
+        vault_id: *b"0123456789abcdef",
+        slot: [0x0a; 8],
+        secret,
+        vault_public: public,
+    };
+    v.insert("writer-credential", credential.to_text().to_string());
+    let session = WriterSession::start_with(&credential, &mut FixedRng(9)).unwrap();
+    v.insert("writer-session-header", hex::encode(session.header.0));
+    v.insert("writer-session-key", hex::encode(*session.key));
 }
 
 fn header_vectors(v: &mut BTreeMap<&'static str, String>) {
     v.insert(
         "header",
         hex::encode(&Header::with_id(*b"0123456789abcdef", 1_700_000_000).bytes),
+    );
+    v.insert(
+        "header-v4",
+        hex::encode(&Header::with_version(*b"0123456789abcdef", 1_700_000_000, 4).bytes),
     );
     v.insert(
         "header-v3",

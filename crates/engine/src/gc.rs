@@ -32,7 +32,7 @@ use crate::ids::{ChunkId, ObjectId};
 use crate::index::{Index, PackRecord};
 use crate::journal::{Event, VaultState};
 use crate::locks::{self, Activity};
-use crate::pack::{pack_path, BlobKind, PackBuilder, SealedBlob, DATA_PACK_TARGET};
+use crate::pack::{pack_path, BlobKind, PackBuilder, SealedBlob, DATA_PACK_TARGET, PACK_MAGIC};
 use crate::tree::NodeKind;
 use crate::vault::{now_secs, Vault};
 
@@ -433,7 +433,8 @@ pub fn execute(vault: &Vault, plan: &GcPlan) -> Result<GcOutcome> {
         if ObjectId::of(&bytes) != p.pack {
             return Err(Error::corrupt(pack_path(&p.pack), "content does not match its name; not repacking it (run `coffer check --read-data`)"));
         }
-        let mut builder = PackBuilder::with_capacity(rec.kind, DATA_PACK_TARGET + (1 << 20));
+        let mut builder =
+            PackBuilder::with_capacity(rec.kind, DATA_PACK_TARGET + (1 << 20), PACK_MAGIC);
         for e in rec.entries.iter().filter(|e| plan.marked(&e.id)) {
             let start = e.offset as usize;
             let end = start + e.stored_len as usize;
@@ -451,7 +452,11 @@ pub fn execute(vault: &Vault, plan: &GcPlan) -> Result<GcOutcome> {
                     vault,
                     std::mem::replace(
                         &mut builder,
-                        PackBuilder::with_capacity(rec.kind, DATA_PACK_TARGET + (1 << 20)),
+                        PackBuilder::with_capacity(
+                            rec.kind,
+                            DATA_PACK_TARGET + (1 << 20),
+                            PACK_MAGIC,
+                        ),
                     ),
                 )?);
             }

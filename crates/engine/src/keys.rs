@@ -19,9 +19,11 @@ use crate::error::{Error, Result};
 pub const HEADER_MAGIC: &[u8; 8] = b"COFFERVT";
 pub const SLOT_MAGIC: &[u8; 8] = b"COFFERKS";
 /// The newest vault format this build reads and writes. Version 2 added
-/// compression dictionaries, version 3 the journal (policies, point states);
-/// older vaults are read and written as they are until `coffer vault upgrade`.
-pub const FORMAT_VERSION: u16 = 4;
+/// compression dictionaries, version 3 the journal (policies, point states),
+/// version 4 bound journal records to their names, version 5 added
+/// write-only credentials; older vaults are read and written as they are
+/// until `coffer vault upgrade`.
+pub const FORMAT_VERSION: u16 = 5;
 /// Layout version of a key slot, unchanged since format 1.
 const SLOT_VERSION: u16 = 1;
 pub const HEADER_LEN: usize = 68;
@@ -55,6 +57,11 @@ impl VaultKey {
         let trimmed = text.trim();
         if trimmed.is_empty() {
             return Err(Error::Invalid("the vault key is empty".into()));
+        }
+        if crate::writer::WriterCredential::looks_like(trimmed) {
+            return Err(Error::WriteOnly {
+                action: "open the vault to read or change it".into(),
+            });
         }
         Ok(VaultKey(Zeroizing::new(trimmed.as_bytes().to_vec())))
     }

@@ -67,6 +67,7 @@ pub mod tree;
 pub mod vault;
 pub mod views;
 pub mod witness;
+pub mod writer;
 
 pub use error::{Error, Result};
 pub use ids::{ChunkId, ObjectId};

@@ -426,14 +426,16 @@ pub struct FinishedPack {
 
 impl PackBuilder {
     pub fn new(kind: BlobKind) -> Self {
-        Self::with_capacity(kind, 1 << 20)
+        Self::with_capacity(kind, 1 << 20, PACK_MAGIC)
     }
 
     /// A builder whose buffer never has to grow (and be copied) below
     /// `capacity` bytes; untouched capacity costs address space, not memory.
-    pub fn with_capacity(kind: BlobKind, capacity: usize) -> Self {
+    /// The pack starts with `prefix`: the magic, and for a write-only
+    /// writer's pack its session header (FORMAT.md §5a).
+    pub fn with_capacity(kind: BlobKind, capacity: usize, prefix: &[u8]) -> Self {
         let mut buf = Vec::with_capacity(capacity);
-        buf.extend_from_slice(PACK_MAGIC);
+        buf.extend_from_slice(prefix);
         PackBuilder {
             kind,
             buf,
@@ -442,9 +444,9 @@ impl PackBuilder {
     }
 
     /// A builder that fills `buf` after clearing it, keeping its capacity.
-    pub fn with_buffer(kind: BlobKind, mut buf: Vec<u8>) -> Self {
+    pub fn with_buffer(kind: BlobKind, mut buf: Vec<u8>, prefix: &[u8]) -> Self {
         buf.clear();
-        buf.extend_from_slice(PACK_MAGIC);
+        buf.extend_from_slice(prefix);
         PackBuilder {
             kind,
             buf,
@@ -608,7 +610,7 @@ mod tests {
     #[test]
     fn finished_len_predicts_the_finished_pack_and_sealed_blobs_open() {
         let keys = MasterKeys::random();
-        let mut pack = PackBuilder::with_capacity(BlobKind::Data, 0);
+        let mut pack = PackBuilder::with_capacity(BlobKind::Data, 0, PACK_MAGIC);
         let text = b"a line of text that zstd will shrink ".repeat(200);
         let mut noise = vec![0u8; 5000];
         rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut noise);

@@ -71,7 +71,7 @@ fn a_journal_record_copied_under_a_later_name_is_left_out_and_stops_prune() {
         n
     };
     let deletion = names(&storage).pop().unwrap();
-    assert_eq!(vault.header().version, 4);
+    assert_eq!(vault.header().version, crate::keys::FORMAT_VERSION);
     std::thread::sleep(std::time::Duration::from_millis(1100));
     crate::changes::undelete(&vault, &[point.id]).unwrap();
     assert!(vault.state().unwrap().soft_deleted.is_empty());
@@ -132,12 +132,12 @@ fn an_upgraded_format_3_journal_reads_on_and_refuses_old_style_copies() {
     let mut vault = reopen();
     assert_eq!(vault.upgrade().unwrap(), 3);
     let mut vault = reopen();
-    assert_eq!(vault.header().version, 4);
+    assert_eq!(vault.header().version, crate::keys::FORMAT_VERSION);
     let state = vault.state().unwrap();
     assert!(state.unreadable.is_empty(), "{:?}", state.unreadable);
     assert!(state.holds.contains(&point) && state.soft_delete_days == 20);
     // Upgrading again changes nothing.
-    assert_eq!(vault.upgrade().unwrap(), 4);
+    assert_eq!(vault.upgrade().unwrap(), crate::keys::FORMAT_VERSION);
     assert_eq!(vault.state().unwrap().records, 3);
 
     // A format 3 record copied within its second, now: left out.

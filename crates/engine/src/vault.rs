@@ -133,6 +133,9 @@ pub enum JournalLocations {
 pub struct Point {
     pub id: ObjectId,
     pub manifest: Manifest,
+    /// The slot id of the write-only credential that wrote it; `None` for
+    /// a point a key holder wrote.
+    pub writer: Option<String>,
 }
 
 impl Vault {
@@ -214,12 +217,21 @@ impl Vault {
         }
     }
 
-    /// Every key slot; damaged slots are returned as errors beside the good ones.
+    /// Every vault key slot; damaged slots are returned as errors beside
+    /// the good ones. Write-only credentials' slots and their revocation
+    /// notices are not vault key slots (`Vault::writer_slots`).
     pub fn read_slots(storage: &Storage) -> Result<Vec<Result<KeySlot>>> {
         let mut slots = Vec::new();
         for obj in storage.list("keys/")? {
             let id = obj.path.trim_start_matches("keys/").to_string();
-            slots.push(storage.get(&obj.path).and_then(|b| KeySlot::parse(&id, &b)));
+            if id.ends_with(crate::writer::slot::REVOKED_SUFFIX) {
+                continue;
+            }
+            match storage.get(&obj.path) {
+                Ok(b) if crate::writer::WriterSlot::is_writer_slot(&b) => {}
+                Ok(b) => slots.push(KeySlot::parse(&id, &b)),
+                Err(e) => slots.push(Err(e)),
+            }
         }
         Ok(slots)
     }
@@ -530,6 +542,7 @@ impl Vault {
         Ok(Point {
             id: *id,
             manifest: Manifest::decode(&self.keys, &path, &bytes)?,
+            writer: None,
         })
     }
 
@@ -665,6 +678,8 @@ impl Vault {
         } else {
             Err(Error::NeedsUpgrade {
                 version: self.header.version,
+                needed: 3,
+                feature: "policies, holds and prune",
             })
         }
     }
@@ -828,7 +843,9 @@ impl Vault {
                 _ => None,
             })
             .collect();
-        if old == FORMAT_VERSION && accepted.is_empty() {
+        // From format 4 on every record is sealed the named way: only a
+        // vault that was format 3 (and lacks its `Upgraded` record) needs one.
+        if old >= 4 && accepted.is_empty() {
             return Ok(());
         }
         self.record(Event::Upgraded {

@@ -38,7 +38,7 @@ pub fn classify(e: &coffer_engine::Error) -> Cause {
             StorageFailure::Other => Cause::GeneralFault,
         },
         ErrorCode::NoVault => Cause::PathNotFound,
-        ErrorCode::WrongKey => Cause::WrongKey,
+        ErrorCode::WrongKey | ErrorCode::WriteOnly => Cause::WrongKey,
         ErrorCode::Damaged => Cause::DataCorruption,
         ErrorCode::LocalDiskFull => Cause::OutOfCapacity,
         ErrorCode::LocalIo | ErrorCode::SourceFailed => Cause::SourceUnreadable,

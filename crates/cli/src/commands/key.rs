@@ -17,12 +17,19 @@ use crate::output::{print_json, time_secs};
 pub(crate) enum KeyCommand {
     /// Print a new random 256-bit vault key (base64), once.
     Generate,
-    /// Add a key slot for another key (COFFER_NEW_KEY, --new-key-file, or a generated one).
+    /// Add a key slot for another key (COFFER_NEW_KEY, --new-key-file, or a generated one),
+    /// or with --write-only a credential that can add backups but not read or delete them.
     Add {
         #[command(flatten)]
         vault: VaultArg,
-        #[arg(long, value_name = "FILE")]
+        #[arg(long, value_name = "FILE", conflicts_with = "write_only")]
         new_key_file: Option<PathBuf>,
+        /// Print a write-only credential for one host (format 5 vaults).
+        #[arg(long)]
+        write_only: bool,
+        /// The write-only credential's name, for example the host's (default writer-N).
+        #[arg(long, value_name = "NAME", requires = "write_only")]
+        name: Option<String>,
     },
     /// Replace the key in use by a new one; the old slot goes only after the new one is verified.
     Rotate {
@@ -58,7 +65,14 @@ pub(crate) fn run(ctx: &Ctx, cmd: KeyCommand) -> Result<ExitCode> {
         }
         KeyCommand::Add {
             vault,
+            write_only: true,
+            name,
+            ..
+        } => add_writer(ctx, &vault, name),
+        KeyCommand::Add {
+            vault,
             new_key_file,
+            ..
         } => {
             let v = ctx.open(&vault.vault)?;
             let (key, _) = new_key(&new_key_file)?;
@@ -88,12 +102,20 @@ pub(crate) fn run(ctx: &Ctx, cmd: KeyCommand) -> Result<ExitCode> {
         KeyCommand::List { vault } => {
             let v = ctx.open(&vault.vault)?;
             let slots = Vault::read_slots(v.storage())?;
+            let writers = Vault::writer_slots(v.storage())?;
             let mut rows = Vec::new();
             for s in &slots {
                 match s {
-                    Ok(s) => rows.push(json!({"slot": s.id, "created": time_secs(s.created), "kdf": "argon2id",
+                    Ok(s) => rows.push(json!({"slot": s.id, "kind": "vault key", "created": time_secs(s.created), "kdf": "argon2id",
                         "memory_kib": s.kdf.memory_kib, "iterations": s.kdf.iterations, "parallelism": s.kdf.parallelism,
                         "in_use": s.id == v.current_slot()})),
+                    Err(e) => rows.push(json!({"error": e.to_string()})),
+                }
+            }
+            for w in &writers {
+                match w {
+                    Ok(w) => rows.push(json!({"slot": w.slot.id, "kind": "write-only", "name": w.slot.name,
+                        "fingerprint": w.slot.fingerprint_hex(), "created": time_secs(w.slot.created), "revoked": w.revoked})),
                     Err(e) => rows.push(json!({"error": e.to_string()})),
                 }
             }
@@ -118,6 +140,19 @@ pub(crate) fn run(ctx: &Ctx, cmd: KeyCommand) -> Result<ExitCode> {
                         Err(e) => println!("damaged slot: {e}"),
                     }
                 }
+                for w in writers {
+                    match w {
+                        Ok(w) => println!(
+                            "{}  created {}  write-only {}  fingerprint {}{}",
+                            w.slot.id,
+                            time_secs(w.slot.created),
+                            w.slot.name,
+                            w.slot.fingerprint_hex(),
+                            if w.revoked { "  (revoked)" } else { "" }
+                        ),
+                        Err(e) => println!("damaged write-only slot: {e}"),
+                    }
+                }
             }
             Ok(ExitCode::SUCCESS)
         }
@@ -128,6 +163,34 @@ pub(crate) fn run(ctx: &Ctx, cmd: KeyCommand) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
     }
+}
+
+/// Adds a write-only credential and prints it, once.
+fn add_writer(ctx: &Ctx, vault: &VaultArg, name: Option<String>) -> Result<ExitCode> {
+    let v = ctx.open(&vault.vault)?;
+    let name = match name {
+        Some(n) => n,
+        None => {
+            let taken: Vec<String> = Vault::writer_slots(v.storage())?
+                .into_iter()
+                .flatten()
+                .map(|e| e.slot.name)
+                .collect();
+            (1..)
+                .map(|n| format!("writer-{n}"))
+                .find(|n| !taken.contains(n))
+                .unwrap_or_default()
+        }
+    };
+    let (slot, credential) = v.add_writer(&name)?;
+    eprintln!(
+        "added the write-only credential {name} (slot {}, fingerprint {}). It is shown once, now.",
+        slot.id,
+        slot.fingerprint_hex()
+    );
+    eprintln!("Give it to that host as COFFER_KEY or --key-file: it adds backups, and can neither read nor delete any.");
+    println!("{}", credential.to_text().as_str());
+    Ok(ExitCode::SUCCESS)
 }
 
 fn new_key(file: &Option<PathBuf>) -> Result<(VaultKey, bool)> {

@@ -23,20 +23,21 @@ use std::sync::Mutex;
 use std::time::Instant;
 
 use crossbeam_channel::bounded;
-use rayon::prelude::*;
 
 use crate::error::{Error, Result};
 use crate::host::hostname;
 use crate::ids::{ChunkId, ObjectId};
-use crate::index::{Index, PackRecord};
-use crate::locks::Held;
+use crate::index::PackRecord;
 use crate::pack::FinishedPack;
 use crate::point::{Consistency, Manifest, Stats};
 use crate::tree::{Node, NodeKind, Timestamp};
-use crate::vault::{Point, Vault};
 
+mod destination;
 mod packer;
+mod to_vault;
 mod walker;
+
+pub use destination::{Destination, Parent, Start};
 
 pub use packer::RUN_BYTES;
 use packer::{seal_loop, upload_loop, Packer, SealJob};
@@ -158,35 +159,9 @@ pub struct NamedStream {
     pub reader: Box<dyn Read + Send>,
 }
 
-/// Reads the trailers of packs that no index lists (left by an interrupted or
-/// still-running backup) so their blobs can be reused.
-fn adopt_orphans(
-    vault: &Vault,
-    index: &Index,
-    condemned: &BTreeMap<ObjectId, i64>,
-) -> Result<Vec<PackRecord>> {
-    let orphans: Vec<ObjectId> = vault
-        .storage
-        .list("packs/")?
-        .iter()
-        .filter_map(|o| o.path.rsplit('/').next().and_then(ObjectId::parse))
-        .filter(|id| !index.has_pack(id) && !condemned.contains_key(id))
-        .collect();
-    Ok(orphans
-        .par_iter()
-        .filter_map(|id| match vault.read_trailer(id) {
-            Ok(r) => Some(r),
-            Err(e) => {
-                tracing::warn!(pack = %id, error = %e, "ignoring an unreadable unindexed pack");
-                None
-            }
-        })
-        .collect())
-}
-
 /// Backs up `paths` into the vault as one new recovery point.
 pub fn backup(
-    vault: &Vault,
+    vault: &dyn Destination,
     paths: &[PathBuf],
     opts: &BackupOptions,
     progress: &Progress,
@@ -212,7 +187,7 @@ pub fn backup(
 /// Stores streams as the files of one new recovery point, `/NAME` each. The
 /// item name is required: streams have no paths to name it after.
 pub fn backup_streams(
-    vault: &Vault,
+    vault: &dyn Destination,
     streams: Vec<NamedStream>,
     opts: &BackupOptions,
     progress: &Progress,
@@ -254,59 +229,9 @@ pub fn backup_streams(
     )
 }
 
-/// What a backup starts from: its marker, the index it deduplicates
-/// against, the packs it adopts and the point it is taken against.
-struct Start {
-    marker: Option<Held>,
-    index: Index,
-    adopted: Vec<PackRecord>,
-    parent: Option<Point>,
-}
-
-impl Start {
-    fn read(vault: &Vault, item: &str) -> Result<Start> {
-        // The marker goes up before the index is read: a prune that condemns
-        // packs after this moment waits for this backup before deleting them.
-        let marker = if vault.has_journal() {
-            Some(crate::locks::hold(vault, crate::locks::Activity::Backup)?)
-        } else {
-            None
-        };
-        // Condemned packs are neither deduplicated against nor adopted: a later
-        // prune may delete them once this backup is over. A pack condemned
-        // after this read waits for this backup (its marker is up) and is
-        // reprieved if the new point uses it.
-        let condemned = if vault.has_journal() {
-            vault.state()?.condemned
-        } else {
-            Default::default()
-        };
-        let mut index = vault.load_index_excluding(crate::index::Purpose::Dedup, &condemned)?;
-        let adopted = adopt_orphans(vault, &index, &condemned)?;
-        if !adopted.is_empty() {
-            tracing::info!(
-                packs = adopted.len(),
-                "reusing packs left by an interrupted backup"
-            );
-            index.extend(adopted.iter().cloned());
-        }
-        let parent = vault
-            .points()?
-            .into_iter()
-            .filter(|p| p.manifest.item == item)
-            .max_by_key(|p| p.manifest.time);
-        Ok(Start {
-            marker,
-            index,
-            adopted,
-            parent,
-        })
-    }
-}
-
 /// Walks `root`, stores what it holds, and commits the recovery point.
 fn write_point(
-    vault: &Vault,
+    vault: &dyn Destination,
     root_source: Source,
     abs: Vec<PathBuf>,
     opts: &BackupOptions,
@@ -324,8 +249,8 @@ fn write_point(
         index,
         adopted,
         parent,
-    } = Start::read(vault, &item)?;
-    let prev_root = parent.as_ref().map(|p| dir_stub(p.manifest.tree));
+    } = vault.start(&item)?;
+    let prev_root = parent.as_ref().map(|p| dir_stub(p.tree));
 
     // A rendezvous channel: a finished pack waits in its packer's hands until
     // an uploader is free, rather than piling up in a queue.
@@ -336,9 +261,7 @@ fn write_point(
     // the CPUs busy with chunks of other files meanwhile.
     let worker_threads = cores * 2 + 2;
     let packer = Packer::new(vault, index, progress, worker_threads + 1, tx, seal_tx);
-    let previous = parent
-        .as_ref()
-        .map(|p| (p.manifest.time, p.manifest.stats.duration_ms));
+    let previous = parent.as_ref().map(|p| (p.time, p.duration_ms));
     let walker = Walker::new(packer, excludes, opts.one_file_system, progress, previous);
     let threads = Threads {
         uploads: rx,
@@ -358,7 +281,7 @@ fn write_point(
     }
     let mut index_bytes = 0;
     if !records.is_empty() {
-        index_bytes = vault.write_index(&records)?.1;
+        index_bytes = vault.write_index(&records)?;
     }
     let walked = walker.into_walked()?;
     let stats = Stats {

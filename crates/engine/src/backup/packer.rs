@@ -23,9 +23,8 @@ use crate::pack::{
     DATA_PACK_TARGET, TREE_PACK_TARGET,
 };
 use crate::tree::{ChunkRef, Node, Tree};
-use crate::vault::Vault;
 
-use super::Progress;
+use super::{Destination, Progress};
 
 /// Each worker thread gathers sealed data blobs into a run of this size
 /// before they go into the shared pack. A pack is then a few long runs, each
@@ -61,7 +60,7 @@ pub(super) struct SealJob {
 }
 
 pub(super) struct Packer<'a> {
-    vault: &'a Vault,
+    dest: &'a dyn Destination,
     index: Index,
     pending: Vec<Mutex<HashSet<ChunkId>>>,
     data_pack: Mutex<PackBuilder>,
@@ -84,7 +83,7 @@ pub(super) struct Packer<'a> {
 impl<'a> Packer<'a> {
     /// A packer for `lanes` threads that deduplicates against `index`.
     pub(super) fn new(
-        vault: &'a Vault,
+        dest: &'a dyn Destination,
         index: Index,
         progress: &'a Progress,
         lanes: usize,
@@ -92,20 +91,20 @@ impl<'a> Packer<'a> {
         seal_jobs: Sender<SealJob>,
     ) -> Packer<'a> {
         Packer {
-            vault,
+            dest,
             index,
             pending: (0..64).map(|_| Mutex::new(HashSet::new())).collect(),
-            data_pack: Mutex::new(new_pack(BlobKind::Data)),
+            data_pack: Mutex::new(new_pack(dest, BlobKind::Data)),
             runs: (0..lanes).map(|_| Mutex::new(Run::default())).collect(),
-            tree_pack: Mutex::new(new_pack(BlobKind::Tree)),
+            tree_pack: Mutex::new(new_pack(dest, BlobKind::Tree)),
             uploads: Mutex::new(Some(uploads)),
             failed: AtomicBool::new(false),
             failure: Mutex::new(None),
             progress,
             seal_jobs: Mutex::new(Some(seal_jobs)),
-            sampler: Mutex::new(if !vault.writes_dictionaries() {
+            sampler: Mutex::new(if !dest.writes_dictionaries() {
                 Sampler::Off
-            } else if let Some(dict) = vault.writing_dictionary() {
+            } else if let Some(dict) = dest.writing_dictionary() {
                 Sampler::Using(dict)
             } else {
                 Sampler::Collecting(Samples::default())
@@ -114,8 +113,8 @@ impl<'a> Packer<'a> {
         }
     }
 
-    pub(super) fn vault(&self) -> &'a Vault {
-        self.vault
+    pub(super) fn dest(&self) -> &'a dyn Destination {
+        self.dest
     }
 
     pub(super) fn index(&self) -> &Index {
@@ -131,7 +130,7 @@ impl<'a> Packer<'a> {
 
     /// Stores one blob unless the vault (or this run) has it already.
     pub(super) fn store(&self, kind: BlobKind, data: &[u8]) -> Result<ChunkRef> {
-        let keys = &self.vault.keys;
+        let keys = self.dest.keys();
         let id = keys.chunk_id(data);
         let chunk = ChunkRef {
             id,
@@ -210,7 +209,7 @@ impl<'a> Packer<'a> {
     /// when it pays, then seals those chunks and the ones held meanwhile.
     pub(super) fn train_and_seal(&self, samples: Samples, last: bool) -> Result<()> {
         let dict = match dict::train(&samples, last) {
-            Some(bytes) => self.vault.add_dictionary(&bytes)?,
+            Some(bytes) => self.dest.add_dictionary(&bytes)?,
             None => None,
         };
         let held = self
@@ -219,7 +218,7 @@ impl<'a> Packer<'a> {
             .map_err(|_| Error::Cancelled)?
             .trained(dict.clone());
         for (id, data) in samples.chunks().chain(held.chunks()) {
-            self.push_data(seal_blob(&self.vault.keys, id, data, dict.as_deref()))?;
+            self.push_data(seal_blob(self.dest.keys(), id, data, dict.as_deref()))?;
         }
         Ok(())
     }
@@ -266,7 +265,7 @@ impl<'a> Packer<'a> {
         if builder.is_empty() {
             return Ok(());
         }
-        let pack = builder.finish(&self.vault.keys);
+        let pack = builder.finish(self.dest.keys());
         let sender = open_sender(&self.uploads)?;
         sender.send(pack).map_err(|_| {
             self.failure
@@ -285,8 +284,8 @@ impl<'a> Packer<'a> {
             BlobKind::Tree => None,
         };
         match spare {
-            Some(buf) => PackBuilder::with_buffer(kind, buf),
-            None => new_pack(kind),
+            Some(buf) => PackBuilder::with_buffer(kind, buf, self.dest.pack_prefix()),
+            None => new_pack(self.dest, kind),
         }
     }
 
@@ -299,8 +298,10 @@ impl<'a> Packer<'a> {
     }
 
     pub(super) fn store_tree(&self, nodes: Vec<Node>) -> Result<ChunkId> {
-        let tree = Tree { nodes };
-        Ok(self.store(BlobKind::Tree, &tree.encode())?.id)
+        let plain = Tree { nodes }.encode();
+        let id = self.store(BlobKind::Tree, &plain)?.id;
+        self.dest.keep_tree(id, &plain);
+        Ok(id)
     }
 
     /// Hands a batch of one file's chunks to the sealing threads.
@@ -337,7 +338,10 @@ impl<'a> Packer<'a> {
                 let mut b = builder.lock().map_err(|_| Error::Cancelled)?;
                 let kind = b.kind;
                 // Nothing is added after this: no room to reserve.
-                std::mem::replace(&mut *b, PackBuilder::with_capacity(kind, 0))
+                std::mem::replace(
+                    &mut *b,
+                    PackBuilder::with_capacity(kind, 0, self.dest.pack_prefix()),
+                )
             };
             self.ship(last)?;
         }
@@ -405,7 +409,7 @@ pub(super) fn upload_loop(
     written: &Mutex<Vec<PackRecord>>,
     rx: crossbeam_channel::Receiver<FinishedPack>,
 ) {
-    let vault = packer.vault;
+    let dest = packer.dest;
     for pack in rx.iter() {
         if packer.failed.load(Ordering::SeqCst) {
             continue; // drain so that senders never block on a dead queue
@@ -413,9 +417,9 @@ pub(super) fn upload_loop(
         let path = pack_path(&pack.id);
         let len = pack.bytes.len() as u64;
         if pack.kind == BlobKind::Tree {
-            vault.cache.keep(&path, &pack.bytes);
+            dest.keep_tree_pack(&path, &pack.bytes);
         }
-        match vault.storage.put_reclaiming(&path, pack.bytes) {
+        match dest.storage().put_reclaiming(&path, pack.bytes) {
             Ok(Some(buf)) if pack.kind == BlobKind::Data => packer.reclaim_pack_buffer(buf),
             Ok(_) => {}
             Err(e) => {
@@ -441,10 +445,10 @@ pub(super) fn upload_loop(
 }
 
 /// An empty pack with room for its target (`add_to_pack` keeps it there).
-fn new_pack(kind: BlobKind) -> PackBuilder {
+fn new_pack(dest: &dyn Destination, kind: BlobKind) -> PackBuilder {
     let target = match kind {
         BlobKind::Data => DATA_PACK_TARGET,
         BlobKind::Tree => TREE_PACK_TARGET,
     };
-    PackBuilder::with_capacity(kind, target)
+    PackBuilder::with_capacity(kind, target, dest.pack_prefix())
 }

@@ -317,7 +317,7 @@ impl<'a> Walker<'a> {
     fn prev_tree(&self, prev: Option<&Node>) -> Option<Tree> {
         match prev.map(|n| &n.kind) {
             Some(NodeKind::Dir { tree }) => {
-                match self.packer.vault().read_tree(self.packer.index(), tree) {
+                match self.packer.dest().previous_tree(self.packer.index(), tree) {
                     Ok(t) => Some(t),
                     Err(e) => {
                         tracing::warn!(error = %e, "previous tree unreadable; reading this directory in full");
@@ -602,8 +602,8 @@ impl<'a> Walker<'a> {
         };
         let read =
             self.packer
-                .vault()
-                .chunker
+                .dest()
+                .chunker()
                 .split_with_buffer(reader.by_ref(), len, buffer, |chunk| {
                     batch_bytes += chunk.len();
                     batch.push(chunk);
