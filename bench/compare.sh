@@ -10,7 +10,8 @@
 #
 # Settings (environment):
 #   RUNS=3                 runs per tool; the report takes the median
-#   TOOLS="coffer restic borg rustic"
+#   TOOLS="coffer restic borg rustic"   (also: coffer-wo, Coffer backing up with
+#                          a write-only credential; restore and check use the vault key)
 #   BENCH_DIR=/var/tmp/coffer-bench   scratch space (needs about 4x the dataset)
 #   COLD=1                 drop the page cache before every timed step (needs root;
 #                          skipped with a warning otherwise)
@@ -53,7 +54,7 @@ fi
 active=()
 for t in $TOOLS; do
     case $t in
-        coffer) active+=(coffer) ;;
+        coffer|coffer-wo) active+=("$t") ;;
         rustic)
             if command -v rustic >/dev/null; then active+=(rustic)
             else log "rustic not installed; skipping it (cargo install rustic-rs --no-default-features --locked)"; fi ;;
@@ -114,8 +115,14 @@ repo_of() { echo "$BENCH_DIR/repo-$1"; }
 tool_init() {
     local run=$1 t=$2 r; r=$(repo_of "$t"); rm -rf "$r"
     case $t in
-        coffer) COFFER_KEY="$("$COFFER" key generate)"; export COFFER_KEY
-                measure "$run" "$t" init "$r" -- "$COFFER" vault init --location "$r" ;;
+        coffer|coffer-wo)
+                "$COFFER" key generate > "$BENCH_DIR/key-$t" 2>/dev/null
+                measure "$run" "$t" init "$r" -- "$COFFER" --key-file "$BENCH_DIR/key-$t" vault init --location "$r"
+                # The backups of coffer-wo use a write-only credential, as a host would.
+                if [ "$t" = coffer-wo ]; then
+                    "$COFFER" --key-file "$BENCH_DIR/key-$t" key add --write-only --name bench --vault "$r" \
+                        > "$BENCH_DIR/writer-$t" 2>/dev/null
+                fi ;;
         restic) measure "$run" "$t" init "$r" -- restic init --repository-version 2 -r "$r" ;;
         borg)   measure "$run" "$t" init "$r" -- borg init -e repokey-blake2 "$r" ;;
         rustic) measure "$run" "$t" init "$r" -- rustic -r "$r" init ;;
@@ -125,7 +132,8 @@ tool_init() {
 tool_backup() {
     local run=$1 t=$2 step=$3 r; r=$(repo_of "$t")
     case $t in
-        coffer) measure "$run" "$t" "$step" "$r" -- "$COFFER" backup --vault "$r" "$src" ;;
+        coffer) measure "$run" "$t" "$step" "$r" -- "$COFFER" --key-file "$BENCH_DIR/key-$t" backup --vault "$r" "$src" ;;
+        coffer-wo) measure "$run" "$t" "$step" "$r" -- "$COFFER" --key-file "$BENCH_DIR/writer-$t" backup --vault "$r" "$src" ;;
         restic) measure "$run" "$t" "$step" "$r" -- restic -r "$r" backup "$src" ;;
         borg)   measure "$run" "$t" "$step" "$r" -- borg create --compression zstd,3 "$r::$step" "$src" ;;
         rustic) measure "$run" "$t" "$step" "$r" -- rustic -r "$r" backup "$src" ;;
@@ -136,7 +144,7 @@ tool_restore() {
     local run=$1 t=$2 r dest; r=$(repo_of "$t"); dest="$BENCH_DIR/restore-$t"
     rm -rf "$dest"; mkdir -p "$dest"
     case $t in
-        coffer) measure "$run" "$t" restore "" -- "$COFFER" restore --vault "$r" latest --target "$dest" ;;
+        coffer|coffer-wo) measure "$run" "$t" restore "" -- "$COFFER" --key-file "$BENCH_DIR/key-$t" restore --vault "$r" latest --target "$dest" ;;
         restic) measure "$run" "$t" restore "" -- restic -r "$r" restore latest --target "$dest" ;;
         borg)   (cd "$dest" && measure "$run" "$t" restore "" -- borg extract "$r::changed") ;;
         rustic) measure "$run" "$t" restore "" -- rustic -r "$r" restore latest "$dest" ;;
@@ -148,7 +156,7 @@ tool_restore() {
     fi
     local torture; torture="$(dirname "$repo_root")/shared/torture_tree.py"
     # Coffer must bring back every piece of metadata, not just the bytes.
-    if [ "$t" = coffer ] && [ -f "$torture" ] && ! python3 "$torture" compare "$src" "$got" > "$BENCH_DIR/meta-$t.txt" 2>&1; then
+    if [[ "$t" == coffer* ]] && [ -f "$torture" ] && ! python3 "$torture" compare "$src" "$got" > "$BENCH_DIR/meta-$t.txt" 2>&1; then
         echo "RESTORE METADATA MISMATCH: coffer (see $BENCH_DIR/meta-$t.txt)" >&2; exit 1
     fi
     rm -rf "$dest"
@@ -157,7 +165,7 @@ tool_restore() {
 tool_check() {
     local run=$1 t=$2 r; r=$(repo_of "$t")
     case $t in
-        coffer) measure "$run" "$t" check "$r" -- "$COFFER" check --vault "$r" --read-data ;;
+        coffer|coffer-wo) measure "$run" "$t" check "$r" -- "$COFFER" --key-file "$BENCH_DIR/key-$t" check --vault "$r" --read-data ;;
         restic) measure "$run" "$t" check "$r" -- restic -r "$r" check --read-data ;;
         borg)   measure "$run" "$t" check "$r" -- borg check --verify-data "$r" ;;
         rustic) measure "$run" "$t" check "$r" -- rustic -r "$r" check --read-data ;;

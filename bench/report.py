@@ -1,6 +1,8 @@
 #!/usr/bin/env python3
 """Summarise bench/compare.sh measurements: the median of every step per tool,
-and Coffer's ratio to each peer (below 1 means Coffer is faster or smaller).
+and Coffer's ratio to each peer (below 1 means Coffer is faster or smaller);
+coffer-wo (backups with a write-only credential) is shown as a peer, and as
+its own ratio to coffer.
 
   report.py RESULTS.tsv
 """
@@ -10,7 +12,7 @@ import sys
 from collections import defaultdict
 
 STEPS = ["init", "first", "unchanged", "changed", "restore", "check"]
-PEERS = ["restic", "borg", "rustic"]
+PEERS = ["coffer-wo", "restic", "borg", "rustic"]
 
 
 def main(path):
@@ -53,6 +55,15 @@ def main(path):
             peers = [v for v in vals[1:] if v]
             cells.append(f"{vals[0] / min(peers):.2f}" if vals[0] is not None and peers else "–")
             print("| " + " | ".join(cells) + " |")
+        print()
+    if any(k[0] == "coffer-wo" for k in rows):
+        print("### A write-only credential against the vault key (coffer-wo / coffer, wall)\n")
+        print("| step | ratio |")
+        print("|---|---|")
+        for step in ["first", "unchanged", "changed"]:
+            w, c = med("coffer-wo", step, "wall_s"), med("coffer", step, "wall_s")
+            if w and c:
+                print(f"| {step} | {w / c:.2f} |")
         print()
     base = {s: med("machine", s, "wall_s") for s in ["read", "stat", "copy"]}
     if any(base.values()):

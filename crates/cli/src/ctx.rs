@@ -8,7 +8,10 @@ use std::path::PathBuf;
 
 use anyhow::{bail, Context, Result};
 use clap::Args;
+use coffer_engine::backup::Destination;
+use coffer_engine::credential::WriterCredential;
 use coffer_engine::storage::Credentials;
+use coffer_engine::writer::WriteOnlyVault;
 use coffer_engine::{Storage, Vault, VaultKey};
 
 // The options every command accepts (`global`: before or after the command).
@@ -128,6 +131,31 @@ impl Ctx {
     pub(crate) fn storage(&self, loc: &str) -> Result<Storage> {
         Ok(Storage::open_with(loc, &self.credentials()?)?
             .with_limits(self.limit_upload, self.limit_download))
+    }
+
+    /// Opens what a backup writes to: the vault, with a vault key, or the
+    /// vault seen through a write-only credential.
+    pub(crate) fn open_destination(&self, loc: &str) -> Result<Box<dyn Destination>> {
+        let text = self.key_text()?;
+        if !WriterCredential::looks_like(&text) {
+            return Ok(Box::new(self.open(loc)?));
+        }
+        if self.from_replica.is_some() {
+            bail!("--from-replica is for reading; a write-only credential writes to the vault's primary location");
+        }
+        let credential = WriterCredential::parse(&text)?;
+        let vault =
+            WriteOnlyVault::open(self.storage(loc)?, credential, self.cache_root().as_deref())
+                .with_context(|| {
+                    format!("cannot open the vault at {loc} with the write-only credential")
+                })?;
+        Ok(Box::new(vault))
+    }
+
+    /// Whether the key given is a write-only credential.
+    pub(crate) fn has_write_only_credential(&self) -> bool {
+        self.key_text()
+            .is_ok_and(|t| WriterCredential::looks_like(&t))
     }
 
     /// Opens a vault for a command that may change it.

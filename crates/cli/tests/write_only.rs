@@ -132,3 +132,155 @@ fn an_older_vault_needs_an_upgrade_before_it_takes_a_credential() {
     let out = env.run_with_key(key, &["key", "add", "--write-only", "--vault", &v]);
     assert!(out.status.success(), "{}", stderr(&out));
 }
+
+/// A second machine: its own home and cache, and only the credential.
+struct Host<'a> {
+    env: &'a Env,
+    name: &'static str,
+    credential: String,
+}
+
+impl Host<'_> {
+    fn cache(&self) -> std::path::PathBuf {
+        self.env.path(&format!("{}-cache", self.name))
+    }
+
+    fn run(&self, args: &[&str]) -> std::process::Output {
+        let home = self.env.path(self.name);
+        std::fs::create_dir_all(&home).unwrap();
+        std::process::Command::new(BIN)
+            .env_clear()
+            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+            .env("HOME", &home)
+            .env("COFFER_KEY", &self.credential)
+            .env("COFFER_CACHE_DIR", self.cache())
+            .args(args)
+            .output()
+            .unwrap()
+    }
+
+    fn backup(&self, src: &std::path::Path) -> serde_json::Value {
+        let v = self.env.vault_str();
+        let out = self.run(&[
+            "backup",
+            "--json",
+            "--vault",
+            &v,
+            "--item",
+            "host-files",
+            src.to_str().unwrap(),
+        ]);
+        assert!(out.status.success(), "{}", stderr(&out));
+        summary(&out)
+    }
+}
+
+fn add_credential(env: &Env, name: &str) -> String {
+    let v = env.vault_str();
+    let out = env.ok(&["key", "add", "--write-only", "--name", name, "--vault", &v]);
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+/// Restores `point` as the key holder and compares it with `src`.
+fn assert_restores_as(env: &Env, point: &str, src: &std::path::Path, scratch: &str) {
+    let target = env.path(scratch);
+    let out = env.restore(point, &target, &[]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let cmp = std::process::Command::new("python3")
+        .arg(shared_dir().join("torture_tree.py"))
+        .arg("compare")
+        .arg(src)
+        .arg(under(&target, src))
+        .output()
+        .unwrap();
+    let report = String::from_utf8_lossy(&cmp.stdout);
+    assert!(
+        cmp.status.success() && report.contains(" 0 differences"),
+        "{report}"
+    );
+}
+
+#[test]
+fn a_host_with_only_a_credential_backs_up_incrementally_and_the_key_holder_restores_every_point() {
+    let env = Env::new();
+    let host = Host {
+        env: &env,
+        name: "host-b",
+        credential: add_credential(&env, "host-b"),
+    };
+    let src = env.path("src");
+    let made = std::process::Command::new("python3")
+        .arg(shared_dir().join("torture_tree.py"))
+        .arg("make")
+        .arg(&src)
+        .output()
+        .unwrap();
+    assert!(
+        made.status.success(),
+        "{}",
+        String::from_utf8_lossy(&made.stderr)
+    );
+    std::thread::sleep(std::time::Duration::from_millis(2100));
+
+    let first = host.backup(&src);
+    assert_eq!(first["errors"].as_array().unwrap().len(), 0, "{first}");
+    assert!(first["files_new"].as_u64().unwrap() > 20000, "{first}");
+    let first_point = first["point"].as_str().unwrap().to_string();
+    assert_restores_as(&env, &first_point, &src, "restore-1");
+
+    // Changes: one file rewritten, one added, one removed.
+    std::fs::write(src.join("sizes/f4096"), vec![7u8; 4096]).unwrap();
+    std::fs::write(src.join("added-by-host"), b"new on the host\n").unwrap();
+    std::fs::remove_file(src.join("sizes/f0")).unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(2100));
+    let second = host.backup(&src);
+    // Incremental from the writer's own cache: only what changed is read.
+    assert_eq!(second["bytes_read"], 4096 + 16, "{second}");
+    assert_eq!(second["files_new"], 1, "{second}");
+    let second_point = second["point"].as_str().unwrap().to_string();
+    assert_restores_as(&env, &second_point, &src, "restore-2");
+
+    std::fs::write(src.join("added-by-host"), b"changed again on the host\n").unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(2100));
+    let third = host.backup(&src);
+    assert_eq!(third["bytes_read"], 26, "{third}");
+    let third_point = third["point"].as_str().unwrap().to_string();
+    assert_restores_as(&env, &third_point, &src, "restore-3");
+
+    // The key holder sees the three points, checks them with their data.
+    let v = env.vault_str();
+    let listed = env.ok(&["--json", "points", "list", "--vault", &v]);
+    let points: serde_json::Value = serde_json::from_slice(&listed.stdout).unwrap();
+    let ids: Vec<&str> = points
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["id"].as_str().unwrap())
+        .collect();
+    for p in [&first_point, &second_point, &third_point] {
+        assert!(ids.contains(&p.as_str()), "{points}");
+    }
+    let check = env.check(&["--read-data"]);
+    assert!(
+        check.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&check.stdout),
+        stderr(&check)
+    );
+
+    // The host's cache lost: every file is read again, and what is
+    // uploaded is at most the trees of the directories above the source
+    // (this test and others add entries to them): no chunk of data.
+    std::fs::remove_dir_all(host.cache()).unwrap();
+    let fourth = host.backup(&src);
+    let read_first = first["bytes_read"].as_u64().unwrap();
+    assert_eq!(
+        fourth["bytes_read"].as_u64().unwrap(),
+        read_first + 26,
+        "{fourth}"
+    );
+    assert_eq!(fourth["files_new"], fourth["files"], "{fourth}");
+    assert!(fourth["bytes_new"].as_u64().unwrap() < 4096, "{fourth}");
+    assert!(fourth["packs_written"].as_u64().unwrap() <= 1, "{fourth}");
+    assert_restores_as(&env, fourth["point"].as_str().unwrap(), &src, "restore-4");
+}

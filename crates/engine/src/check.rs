@@ -17,7 +17,7 @@ use rayon::prelude::*;
 use crate::error::{Error, Result};
 use crate::ids::{ChunkId, ObjectId};
 use crate::index::{Index, PackRecord};
-use crate::pack::{pack_path, parse_trailer, BlobEntry, Compression};
+use crate::pack::{pack_path, BlobEntry, Compression};
 use crate::tree::NodeKind;
 use crate::vault::Vault;
 
@@ -396,7 +396,7 @@ fn read_damaged_pack(vault: &Vault, id: &ObjectId, first: crate::error::Error) -
             "damaged object {path}: content does not match its name (hash mismatch)"
         )];
     }
-    match parse_trailer(vault.keys(), id, bytes.len() as u64, &bytes) {
+    match vault.trailer_of(id, bytes.len() as u64, &bytes, Some(&bytes)) {
         Ok(_) => vec![first.to_string()],
         Err(e) => vec![e.to_string()],
     }

@@ -127,6 +127,7 @@ impl<'a> Crafted<'a> {
                 id: pack.id,
                 kind: pack.kind,
                 entries: pack.entries,
+                session: None,
             });
         }
         self.vault.write_index(&records)?;

@@ -48,7 +48,7 @@ impl MasterKeys {
         keys
     }
 
-    /// The keys of one write-only session (`crate::writer`), standing in
+    /// The keys of one write-only session (`crate::credential`), standing in
     /// for the master secrets for every object that session writes: the
     /// session key seals, the writer's own keys name and cut chunks. Code
     /// that seals or opens objects works on either without knowing which.

@@ -6,6 +6,7 @@
 use std::collections::BTreeMap;
 
 use crate::chunker::Chunker;
+use crate::credential::{vault_keypair, WriterCredential, WriterSecret, WriterSession};
 use crate::crypto::{seal_with_nonce, MasterKeys};
 use crate::ids::{ChunkId, ObjectId};
 use crate::index::{encode_index, PackRecord};
@@ -17,7 +18,6 @@ use crate::policy::{
     YearlyRule,
 };
 use crate::tree::{ChunkRef, Extent, Node, NodeKind, Timestamp, Tree};
-use crate::writer::{vault_keypair, WriterCredential, WriterSecret, WriterSession};
 
 fn computed() -> BTreeMap<&'static str, String> {
     let mut v = BTreeMap::new();
@@ -200,6 +200,7 @@ fn tree_and_index_vectors(
         id: ObjectId([0xcd; 32]),
         kind: BlobKind::Data,
         entries: vec![entry],
+        session: None,
     };
     let sealed = encode_index(keys, &[rec]);
     let payload = keys

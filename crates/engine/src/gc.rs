@@ -29,7 +29,7 @@ use rayon::prelude::*;
 
 use crate::error::{Error, Result};
 use crate::ids::{ChunkId, ObjectId};
-use crate::index::{Index, PackRecord};
+use crate::index::{Index, IndexName, PackRecord};
 use crate::journal::{Event, VaultState};
 use crate::locks::{self, Activity};
 use crate::pack::{pack_path, BlobKind, PackBuilder, SealedBlob, DATA_PACK_TARGET, PACK_MAGIC};
@@ -89,7 +89,7 @@ pub struct GcPlan {
     pub packs: Vec<PackPlan>,
     pub packs_total: usize,
     pub reachable_chunks: usize,
-    pub index_files: Vec<ObjectId>,
+    pub index_files: Vec<IndexName>,
     /// Every pack the index files list, by id (deduplicated).
     records: BTreeMap<ObjectId, PackRecord>,
     mark: Vec<u64>,
@@ -241,7 +241,10 @@ fn running_backups(vault: &Vault, clock: i64) -> Result<Vec<Result<i64>>> {
 
 /// Every pack record of the index files, 16 files read at a time; the
 /// first record of a pack wins.
-fn read_records(vault: &Vault, index_files: &[ObjectId]) -> Result<BTreeMap<ObjectId, PackRecord>> {
+fn read_records(
+    vault: &Vault,
+    index_files: &[IndexName],
+) -> Result<BTreeMap<ObjectId, PackRecord>> {
     let mut records: BTreeMap<ObjectId, PackRecord> = BTreeMap::new();
     for group in index_files.chunks(16) {
         let read: Vec<Vec<PackRecord>> = group
@@ -267,6 +270,12 @@ fn judge_indexed(
     for (id, rec) in records {
         if state.condemned.contains_key(id) {
             continue; // decided with the other condemned packs
+        }
+        if rec.session.is_some() {
+            // A write-only writer's pack: the writer deduplicates against it
+            // without reading the journal, so it would not learn that it was
+            // condemned. Kept until garbage collection can tell the writer.
+            continue;
         }
         let size = stored.get(id).copied().unwrap_or(0);
         let total: u64 = rec.entries.iter().map(|e| e.stored_len as u64).sum();
@@ -513,17 +522,19 @@ pub fn execute(vault: &Vault, plan: &GcPlan) -> Result<GcOutcome> {
         // The index loses them first: one file listing every other pack
         // replaces the files that were read (files running backups wrote
         // since are not touched), then the packs go.
+        // Writers' index files are theirs to read back: left as they are,
+        // with the packs they list (never condemned, see `judge_indexed`).
         let gone: HashSet<ObjectId> = due.iter().map(|p| p.pack).collect();
         if gone.iter().any(|id| plan.records.contains_key(id)) {
             let kept: Vec<PackRecord> = plan
                 .records
                 .values()
-                .filter(|r| !gone.contains(&r.id))
+                .filter(|r| !gone.contains(&r.id) && r.session.is_none())
                 .cloned()
                 .collect();
             vault.write_index(&kept)?;
-            for f in &plan.index_files {
-                vault.storage().delete(&format!("index/{}", f.to_hex()))?;
+            for f in plan.index_files.iter().filter(|f| f.writer.is_none()) {
+                vault.storage().delete(&f.path())?;
             }
         }
         for p in &due {
@@ -552,6 +563,7 @@ fn ship(vault: &Vault, builder: PackBuilder) -> Result<PackRecord> {
         id: pack.id,
         kind: pack.kind,
         entries: pack.entries,
+        session: None,
     })
 }
 

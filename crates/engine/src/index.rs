@@ -12,13 +12,17 @@
 
 use std::collections::HashMap;
 
-use crate::crypto::MasterKeys;
+use crate::credential::objects::WRITER_INDEX_MAGIC;
+use crate::credential::secret::WriterSecret;
+use crate::credential::session::{SessionHeader, SESSION_HEADER_LEN};
+use crate::crypto::{open_with, seal_with, MasterKeys};
 use crate::error::{Error, Result};
 use crate::ids::{ChunkId, ObjectId};
 use crate::pack::{BlobEntry, BlobKind, Compression, ENTRY_LEN};
 
 pub const INDEX_MAGIC: &[u8; 8] = b"COFFERIX";
 const INDEX_AAD: &[u8] = b"coffer index v1";
+const WRITER_INDEX_AAD: &[u8] = b"coffer writer index v5";
 
 /// The packs one index file describes.
 #[derive(Debug, Clone)]
@@ -26,14 +30,22 @@ pub struct PackRecord {
     pub id: ObjectId,
     pub kind: BlobKind,
     pub entries: Vec<BlobEntry>,
+    /// The session header of a pack a write-only writer stored (its blobs
+    /// open under that session's keys); `None` for a key holder's pack.
+    pub session: Option<SessionHeader>,
 }
 
-/// Encodes an index file.
-pub fn encode_index(keys: &MasterKeys, packs: &[PackRecord]) -> Vec<u8> {
+/// An index payload (FORMAT.md §6): per pack its name, for a write-only
+/// writer's index file its session header, kind and entries sorted by id.
+pub(crate) fn encode_payload(packs: &[PackRecord], with_sessions: bool) -> Vec<u8> {
     let mut payload = Vec::new();
     payload.extend_from_slice(&(packs.len() as u32).to_le_bytes());
     for p in packs {
         payload.extend_from_slice(&p.id.0);
+        if with_sessions {
+            let header = p.session.map(|h| h.0).unwrap_or([0; SESSION_HEADER_LEN]);
+            payload.extend_from_slice(&header);
+        }
         payload.push(p.kind as u8);
         payload.extend_from_slice(&(p.entries.len() as u32).to_le_bytes());
         let mut entries = p.entries.clone();
@@ -42,9 +54,70 @@ pub fn encode_index(keys: &MasterKeys, packs: &[PackRecord]) -> Vec<u8> {
             e.encode(&mut payload);
         }
     }
+    payload
+}
+
+/// Encodes an index file.
+pub fn encode_index(keys: &MasterKeys, packs: &[PackRecord]) -> Vec<u8> {
     let mut out = INDEX_MAGIC.to_vec();
-    out.extend_from_slice(&keys.seal(INDEX_AAD, &payload));
+    out.extend_from_slice(&keys.seal(INDEX_AAD, &encode_payload(packs, false)));
     out
+}
+
+fn writer_index_aad(vault_id: &[u8; 16], slot: &[u8; 8]) -> Vec<u8> {
+    [WRITER_INDEX_AAD, vault_id.as_slice(), slot.as_slice()].concat()
+}
+
+/// A writer's index file: every record must carry its session header.
+pub fn encode_writer_index(
+    secret: &WriterSecret,
+    vault_id: &[u8; 16],
+    slot: &[u8; 8],
+    packs: &[PackRecord],
+) -> Vec<u8> {
+    let payload = encode_payload(packs, true);
+    let mut out = WRITER_INDEX_MAGIC.to_vec();
+    out.extend_from_slice(&seal_with(
+        &secret.index_key(),
+        &writer_index_aad(vault_id, slot),
+        &payload,
+    ));
+    out
+}
+
+/// Decodes a writer's index file; `object` names it in errors.
+pub fn decode_writer_index(
+    secret: &WriterSecret,
+    vault_id: &[u8; 16],
+    slot: &[u8; 8],
+    object: &str,
+    bytes: &[u8],
+) -> Result<Vec<PackRecord>> {
+    if !bytes.starts_with(WRITER_INDEX_MAGIC) {
+        return Err(Error::corrupt(
+            object,
+            "not a write-only writer's index file (bad magic)",
+        ));
+    }
+    let payload = open_with(
+        &secret.index_key(),
+        &writer_index_aad(vault_id, slot),
+        &bytes[8..],
+    )
+    .ok_or_else(|| {
+        Error::corrupt(
+            object,
+            "authentication failed (data altered, damaged, or another credential's)",
+        )
+    })?;
+    let records = decode_payload(object, &payload, true)?;
+    if records
+        .iter()
+        .any(|r| r.session.map(|s| s.slot()) != Some(*slot))
+    {
+        return Err(Error::corrupt(object, "lists a pack of another credential"));
+    }
+    Ok(records)
 }
 
 /// Decodes an index file; `object` names it in errors.
@@ -61,7 +134,16 @@ pub fn decode_index(
     }
     let sealed = &mut bytes[8..];
     let plain = keys.open_in_place(object, INDEX_AAD, sealed)?;
-    let payload = &sealed[plain];
+    decode_payload(object, &sealed[plain], false)
+}
+
+/// Decodes what `encode_payload` made.
+pub(crate) fn decode_payload(
+    object: &str,
+    payload: &[u8],
+    with_sessions: bool,
+) -> Result<Vec<PackRecord>> {
+    let bad = |r: &str| Error::corrupt(object, r);
     let mut pos = 0usize;
     let mut take = |n: usize| -> Result<&[u8]> {
         let s = payload.get(pos..pos + n).ok_or_else(|| bad("truncated"))?;
@@ -74,6 +156,11 @@ pub fn decode_index(
     for _ in 0..count {
         let mut id = [0u8; 32];
         id.copy_from_slice(take(32)?);
+        let session = if with_sessions {
+            Some(SessionHeader::read(object, take(SESSION_HEADER_LEN)?)?)
+        } else {
+            None
+        };
         let kind = BlobKind::from_u8(take(1)?[0]).ok_or_else(|| bad("unknown pack kind"))?;
         let n = u32_of(take(4)?) as usize;
         let raw = take(n.checked_mul(ENTRY_LEN).ok_or_else(|| bad("entry count"))?)?;
@@ -86,12 +173,51 @@ pub fn decode_index(
             id: ObjectId(id),
             kind,
             entries,
+            session,
         });
     }
     if pos != payload.len() {
         return Err(bad("trailing bytes"));
     }
     Ok(packs)
+}
+
+/// An index file's name: the hash of its bytes, and for a write-only
+/// writer's, the slot whose folder it is in (`index/<slot id>/<hash>`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct IndexName {
+    pub id: ObjectId,
+    pub writer: Option<[u8; 8]>,
+}
+
+impl IndexName {
+    /// The key holder's index file `id`.
+    pub fn own(id: ObjectId) -> Self {
+        IndexName { id, writer: None }
+    }
+
+    pub fn path(&self) -> String {
+        match &self.writer {
+            None => format!("index/{}", self.id.to_hex()),
+            Some(slot) => crate::credential::objects::index_path(&hex::encode(slot), &self.id),
+        }
+    }
+
+    /// The name of the object at `path`, if it is an index file.
+    pub fn parse(path: &str) -> Option<Self> {
+        let rest = path.strip_prefix("index/")?;
+        match rest.split_once('/') {
+            None => ObjectId::parse(rest).map(Self::own),
+            Some((slot, id)) => {
+                let mut writer = [0u8; 8];
+                hex::decode_to_slice(slot, &mut writer).ok()?;
+                Some(IndexName {
+                    id: ObjectId::parse(id)?,
+                    writer: Some(writer),
+                })
+            }
+        }
+    }
 }
 
 /// Where a blob is, as held in memory.
@@ -272,6 +398,7 @@ mod tests {
             id: ObjectId([1; 32]),
             kind: BlobKind::Data,
             entries: vec![e(5), e(2), e(9)],
+            session: None,
         };
         let bytes = encode_index(&keys, std::slice::from_ref(&rec));
         let back = decode_index(&keys, "index/x", bytes.clone()).unwrap();
@@ -286,6 +413,7 @@ mod tests {
             id: ObjectId([2; 32]),
             kind: BlobKind::Tree,
             entries: vec![e(7)],
+            session: None,
         };
         let dedup = Index::build_for(Purpose::Dedup, [rec.clone(), tree]);
         assert!(dedup.contains(&ChunkId([5; 32])) && dedup.contains(&ChunkId([7; 32])));

@@ -18,6 +18,9 @@ use crate::error::{Error, Result};
 
 pub const HEADER_MAGIC: &[u8; 8] = b"COFFERVT";
 pub const SLOT_MAGIC: &[u8; 8] = b"COFFERKS";
+/// How every write-only credential's text starts (FORMAT.md §3a): names
+/// what it is for whoever finds it, and tells it apart from a vault key.
+pub const WRITER_CREDENTIAL_PREFIX: &str = "coffer-writer-1-";
 /// The newest vault format this build reads and writes. Version 2 added
 /// compression dictionaries, version 3 the journal (policies, point states),
 /// version 4 bound journal records to their names, version 5 added
@@ -58,7 +61,7 @@ impl VaultKey {
         if trimmed.is_empty() {
             return Err(Error::Invalid("the vault key is empty".into()));
         }
-        if crate::writer::WriterCredential::looks_like(trimmed) {
+        if trimmed.starts_with(WRITER_CREDENTIAL_PREFIX) {
             return Err(Error::WriteOnly {
                 action: "open the vault to read or change it".into(),
             });

@@ -39,6 +39,7 @@ pub mod changes;
 pub mod check;
 pub mod chunker;
 pub mod confine;
+pub mod credential;
 pub mod crypto;
 pub mod dict;
 pub mod error;

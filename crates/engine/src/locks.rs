@@ -18,13 +18,14 @@ use std::thread::JoinHandle;
 use rand::RngCore;
 use serde::{Deserialize, Serialize};
 
+use crate::credential::objects::{open_session_object, session_of, WRITER_MARKER_MAGIC};
 use crate::crypto::{open_object, seal_object, MasterKeys};
 use crate::error::{Error, Result};
 use crate::storage::Storage;
 use crate::vault::{now_secs, Vault};
 
 pub const MARKER_MAGIC: &[u8; 8] = b"COFFERLK";
-const MARKER_AAD: &[u8] = b"coffer marker v3";
+pub(crate) const MARKER_AAD: &[u8] = b"coffer marker v3";
 /// How often a running process rewrites its marker.
 pub const REFRESH_SECS: i64 = 60;
 /// A marker not refreshed for this long belongs to a process that died.
@@ -113,7 +114,13 @@ pub fn markers(vault: &Vault) -> Result<Vec<(String, Result<Marker>)>> {
     for obj in vault.storage().list("locks/")? {
         match vault.storage().get(&obj.path) {
             Ok(bytes) => {
-                let m = Marker::decode(vault.keys(), &obj.path, &bytes);
+                let m = match session_of(WRITER_MARKER_MAGIC, &obj.path, &bytes) {
+                    Ok(None) => Marker::decode(vault.keys(), &obj.path, &bytes),
+                    Ok(Some(session)) => vault.session_keys(&session).and_then(|keys| {
+                        open_session_object(&keys, MARKER_AAD, &obj.path, "activity marker", &bytes)
+                    }),
+                    Err(e) => Err(e),
+                };
                 out.push((obj.path, m));
             }
             Err(Error::Missing { .. }) => {}
@@ -170,8 +177,21 @@ impl Drop for Held {
     }
 }
 
+/// How a marker is sealed: with the vault's keys, or a write-only session's.
+pub(crate) type MarkerSeal = Arc<dyn Fn(&Marker) -> Vec<u8> + Send + Sync>;
+
 /// Writes a marker for `activity` and keeps it fresh until dropped.
 pub fn hold(vault: &Vault, activity: Activity) -> Result<Held> {
+    let keys = vault.keys().clone();
+    hold_sealed(
+        vault.storage(),
+        activity,
+        Arc::new(move |m| m.encode(&keys)),
+    )
+}
+
+/// Writes a marker sealed by `seal` and keeps it fresh until dropped.
+pub(crate) fn hold_sealed(storage: &Storage, activity: Activity, seal: MarkerSeal) -> Result<Held> {
     let mut random = [0u8; 8];
     rand::rngs::OsRng.fill_bytes(&mut random);
     let path = format!("locks/{}-{}", activity.prefix(), hex::encode(random));
@@ -184,15 +204,15 @@ pub fn hold(vault: &Vault, activity: Activity) -> Result<Held> {
         pid: std::process::id(),
         pid_namespace: pid_namespace(),
     };
-    vault.storage().put(&path, marker.encode(vault.keys()))?;
+    storage.put(&path, seal(&marker))?;
     let stop = Arc::new(AtomicBool::new(false));
     let last_refresh = Arc::new(AtomicI64::new(now));
     let thread = {
-        let (stop, last, storage, keys, path, marker) = (
+        let (stop, last, storage, seal, path, marker) = (
             stop.clone(),
             last_refresh.clone(),
-            vault.storage().clone(),
-            vault.keys().clone(),
+            storage.clone(),
+            seal.clone(),
             path.clone(),
             marker.clone(),
         );
@@ -206,7 +226,7 @@ pub fn hold(vault: &Vault, activity: Activity) -> Result<Held> {
                         break;
                     }
                     marker.refreshed = now_secs();
-                    match storage.put(&path, marker.encode(&keys)) {
+                    match storage.put(&path, seal(&marker)) {
                         Ok(()) => last.store(marker.refreshed, Ordering::SeqCst),
                         Err(e) => tracing::warn!(marker = %path, error = %e, "could not refresh the activity marker"),
                     }
@@ -216,7 +236,7 @@ pub fn hold(vault: &Vault, activity: Activity) -> Result<Held> {
     };
     Ok(Held {
         path,
-        storage: vault.storage().clone(),
+        storage: storage.clone(),
         stop,
         last_refresh,
         thread: Some(thread),

@@ -13,6 +13,7 @@ use std::sync::{Mutex, OnceLock};
 
 use zstd::zstd_safe::{CCtx, DCtx};
 
+use crate::credential::session::SessionHeader;
 use crate::crypto::MasterKeys;
 use crate::dict::{Dictionaries, Dictionary};
 use crate::error::{Error, Result};
@@ -422,6 +423,8 @@ pub struct FinishedPack {
     pub kind: BlobKind,
     pub bytes: Vec<u8>,
     pub entries: Vec<BlobEntry>,
+    /// The session of the write-only writer that sealed it, if one did.
+    pub session: Option<SessionHeader>,
 }
 
 impl PackBuilder {
@@ -496,17 +499,21 @@ impl PackBuilder {
             kind: self.kind,
             bytes: self.buf,
             entries: self.entries,
+            session: None,
         }
     }
 }
 
 /// Parses a pack's trailer. `tail` must be the last `tail.len()` bytes of a
 /// pack of `pack_len` bytes and contain the whole sealed trailer.
+/// Blobs start at `blobs_start` (after the magic, and for a write-only
+/// writer's pack its session header).
 pub fn parse_trailer(
     keys: &MasterKeys,
     pack: &ObjectId,
     pack_len: u64,
     tail: &[u8],
+    blobs_start: u64,
 ) -> Result<(BlobKind, Vec<BlobEntry>)> {
     let object = pack_path(pack);
     let bad = |r: &str| Error::corrupt(object.clone(), r);
@@ -537,9 +544,7 @@ pub fn parse_trailer(
     let mut entries = Vec::with_capacity(count);
     for raw in plain[5..].chunks_exact(ENTRY_LEN) {
         let e = BlobEntry::decode(raw).ok_or_else(|| bad("bad trailer entry"))?;
-        if (e.offset as u64) < PACK_MAGIC.len() as u64
-            || e.offset as u64 + e.stored_len as u64 > blobs_end
-        {
+        if (e.offset as u64) < blobs_start || e.offset as u64 + e.stored_len as u64 > blobs_end {
             return Err(bad("trailer entry points outside the pack"));
         }
         entries.push(e);

@@ -95,6 +95,9 @@ pub struct Manifest {
     pub software: String,
 }
 
+use crate::credential::objects::{open_session_object, seal_session_object, WRITER_POINT_MAGIC};
+use crate::credential::session::SessionHeader;
+
 pub fn point_path(id: &ObjectId) -> String {
     format!("points/{}", id.to_hex())
 }
@@ -113,5 +116,16 @@ impl Manifest {
             "recovery point",
             bytes,
         )
+    }
+
+    /// A manifest as a write-only writer stores it: its magic and session
+    /// header, sealed under that session's keys (FORMAT.md §5a).
+    pub fn encode_written(&self, keys: &MasterKeys, session: &SessionHeader) -> Vec<u8> {
+        seal_session_object(keys, WRITER_POINT_MAGIC, session, POINT_AAD, self)
+    }
+
+    /// Opens what `encode_written` made, with that session's keys.
+    pub fn decode_written(keys: &MasterKeys, object: &str, bytes: &[u8]) -> Result<Self> {
+        open_session_object(keys, POINT_AAD, object, "recovery point", bytes)
     }
 }

@@ -69,7 +69,10 @@ pub(crate) fn run(ctx: &Ctx, args: BackupArgs) -> Result<ExitCode> {
         )?),
         None => None,
     };
-    let v = ctx.open(&vault.vault)?;
+    if expire_at.is_some() && ctx.has_write_only_credential() {
+        bail!("--expire-in changes the vault's journal, which a write-only credential cannot: back up without it, or with a vault key");
+    }
+    let v = ctx.open_destination(&vault.vault)?;
     let progress = Arc::new(Progress::default());
     let opts = BackupOptions {
         item,
@@ -88,7 +91,7 @@ pub(crate) fn run(ctx: &Ctx, args: BackupArgs) -> Result<ExitCode> {
             bytes: p.bytes_read.load(Ordering::Relaxed),
             total_bytes: None,
         });
-        coffer_engine::backup::backup(&v, &paths, &opts, &progress).context("backup failed")?
+        coffer_engine::backup::backup(&*v, &paths, &opts, &progress).context("backup failed")?
     };
     Ok(print_backup_summary(ctx.json, &report.summary()))
 }

@@ -9,6 +9,7 @@
 use std::sync::Arc;
 
 use crate::chunker::Chunker;
+use crate::credential::session::SessionHeader;
 use crate::crypto::MasterKeys;
 use crate::dict::Dictionary;
 use crate::error::Result;
@@ -45,6 +46,8 @@ pub trait Destination: Sync {
     fn storage(&self) -> &crate::storage::Storage;
     /// What every pack of this backup starts with.
     fn pack_prefix(&self) -> &[u8];
+    /// The write-only session this backup seals under, if it is one.
+    fn session(&self) -> Option<SessionHeader>;
     fn writes_dictionaries(&self) -> bool;
     /// The dictionary new small chunks are compressed with, if any.
     fn writing_dictionary(&self) -> Option<Arc<Dictionary>>;

@@ -265,7 +265,8 @@ impl<'a> Packer<'a> {
         if builder.is_empty() {
             return Ok(());
         }
-        let pack = builder.finish(self.dest.keys());
+        let mut pack = builder.finish(self.dest.keys());
+        pack.session = self.dest.session();
         let sender = open_sender(&self.uploads)?;
         sender.send(pack).map_err(|_| {
             self.failure
@@ -439,6 +440,7 @@ pub(super) fn upload_loop(
                 id: pack.id,
                 kind: pack.kind,
                 entries: pack.entries,
+                session: pack.session,
             });
         }
     }

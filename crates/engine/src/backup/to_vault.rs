@@ -35,6 +35,10 @@ impl Destination for Vault {
         PACK_MAGIC
     }
 
+    fn session(&self) -> Option<crate::credential::SessionHeader> {
+        None
+    }
+
     fn writes_dictionaries(&self) -> bool {
         Vault::writes_dictionaries(self)
     }

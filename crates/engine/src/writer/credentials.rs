@@ -1,12 +1,12 @@
 //! The key holder's side of write-only credentials: adding them, listing
 //! them, and the secrets of their slots for opening what they wrote.
 
+use crate::credential::session::vault_keypair;
+use crate::credential::slot::{WriterSlot, REVOKED_SUFFIX, WRITER_FORMAT};
+use crate::credential::{WriterCredential, WriterSecret};
 use crate::error::{Error, Result};
 use crate::storage::Storage;
 use crate::vault::{now_secs, Vault};
-use crate::writer::session::vault_keypair;
-use crate::writer::slot::{WriterSlot, REVOKED_SUFFIX, WRITER_FORMAT};
-use crate::writer::{WriterCredential, WriterSecret};
 
 /// A credential's slot as `key list` shows it.
 #[derive(Debug, Clone)]

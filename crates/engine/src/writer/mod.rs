@@ -1,19 +1,11 @@
-//! Write-only credentials (format 5): hosts that add recovery points to a
-//! vault they can neither read nor destroy.
-//!
-//! [`secret`] is what the host holds and the keys derived from it,
-//! [`slot`] is how the vault remembers a credential, and [`session`] is
-//! how a writer seals objects that only key holders open. docs/SECURITY.md
-//! has the threat model, docs/FORMAT.md §3a and §4a the bytes.
+//! Write-only credentials in use: a key holder adding and listing them
+//! ([`credentials`]), and a host backing up with one ([`target`], with
+//! what it keeps between backups in [`cache`]). The credential itself and
+//! the sealing are in `crate::credential`.
 
+pub mod cache;
 pub mod credentials;
-pub mod secret;
-pub mod session;
-pub mod slot;
+pub mod target;
 
 pub use credentials::WriterEntry;
-pub use secret::{WriterCredential, WriterSecret, CREDENTIAL_PREFIX};
-pub use session::{
-    session_key, session_object_keys, vault_keypair, SessionHeader, VaultPrivateKey, WriterSession,
-};
-pub use slot::{WriterSlot, WRITER_FORMAT};
+pub use target::WriteOnlyVault;

@@ -17,9 +17,7 @@ use zeroize::{Zeroize, ZeroizeOnDrop, Zeroizing};
 use crate::error::{Error, Result};
 use crate::ids::ChunkId;
 
-/// How every credential's text starts: names what it is for whoever finds
-/// it, and lets a command tell it from a vault key.
-pub const CREDENTIAL_PREFIX: &str = "coffer-writer-1-";
+use crate::keys::WRITER_CREDENTIAL_PREFIX as CREDENTIAL_PREFIX;
 /// Bytes behind the prefix: vault id, slot id, writer secret, vault public key.
 const CREDENTIAL_LEN: usize = 16 + 8 + 32 + 32;
 
@@ -58,7 +56,7 @@ impl WriterSecret {
     }
 
     /// Seeds this writer's chunker.
-    pub(crate) fn chunker_secret(&self) -> Zeroizing<[u8; 32]> {
+    pub fn chunker_secret(&self) -> Zeroizing<[u8; 32]> {
         self.derive("coffer writer chunker v5")
     }
 

@@ -21,9 +21,9 @@ use hpke::kem::X25519HkdfSha256;
 use hpke::{Deserializable, Kem, OpModeR, OpModeS, PskBundle, Serializable};
 use zeroize::Zeroizing;
 
+use crate::credential::secret::{WriterCredential, WriterSecret};
 use crate::crypto::MasterKeys;
 use crate::error::{Error, Result};
-use crate::writer::secret::{WriterCredential, WriterSecret};
 
 /// Bytes of a session header: slot id (8) and encapsulated key (32).
 pub const SESSION_HEADER_LEN: usize = 40;

@@ -12,10 +12,10 @@
 use rand::RngCore;
 use zeroize::Zeroizing;
 
+use crate::credential::secret::WriterSecret;
 use crate::crypto::{open_with, seal_with, MasterKeys, SEAL_OVERHEAD};
 use crate::error::{Error, Result};
 use crate::keys::Header;
-use crate::writer::secret::WriterSecret;
 
 pub const WRITER_SLOT_MAGIC: &[u8; 8] = b"COFFERKW";
 const WRITER_SLOT_VERSION: u16 = 1;

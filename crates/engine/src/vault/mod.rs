@@ -19,16 +19,23 @@ use crate::crypto::MasterKeys;
 use crate::dict::{decode_object, dict_path, encode_object, Dictionaries, Dictionary};
 use crate::error::{Error, Result};
 use crate::ids::{ChunkId, ObjectId};
-use crate::index::{decode_index, encode_index, Index, PackRecord, Purpose};
+use crate::index::{decode_index, encode_index, Index, IndexName, PackRecord, Purpose};
 use crate::journal::{record_path, Event, Record, RecordSeal, VaultState};
 use crate::keys::{Header, KdfParams, KeySlot, VaultKey, FORMAT_VERSION};
 use crate::location::Credentials;
 use crate::pack::{
     open_blob, pack_path, parse_trailer, trailer_guess, trailer_span, BlobEntry, BlobKind,
+    PACK_MAGIC,
 };
 use crate::point::{point_path, Manifest};
 use crate::storage::Storage;
 use crate::tree::Tree;
+mod writers;
+
+use crate::credential::objects::{
+    session_of, WRITER_PACK_MAGIC, WRITER_PACK_PREFIX_LEN, WRITER_POINT_MAGIC,
+};
+use writers::Writers;
 
 const HEADER_PATH: &str = "vault";
 const TREE_PACK_MEMORY: usize = 32 << 20;
@@ -110,6 +117,8 @@ pub struct Vault {
     journal_locations: JournalLocations,
     /// Locations the journal names that were left alone, and why.
     unattached: Mutex<Vec<String>>,
+    /// What opening write-only writers' objects needs.
+    pub(crate) writers: Writers,
 }
 
 /// How a vault opens the other locations its journal names (replicas and
@@ -160,13 +169,55 @@ impl Vault {
         if span > tail.len() as u64 {
             tail = self.storage.get_range(&path, size - span, span)?;
         }
-        let (kind, entries) = parse_trailer(&self.keys, id, size, &tail)?;
-        let record = PackRecord {
+        let record = self.trailer_of(id, size, &tail, None)?;
+        Ok((record, size))
+    }
+
+    /// The record of a pack of `size` bytes from its `tail` (which holds the
+    /// whole sealed trailer), sealed by the key holder or by a write-only
+    /// writer. A writer's pack names its session in its first bytes:
+    /// `head` when the caller has them, else they are read.
+    pub(crate) fn trailer_of(
+        &self,
+        id: &ObjectId,
+        size: u64,
+        tail: &[u8],
+        head: Option<&[u8]>,
+    ) -> Result<PackRecord> {
+        let own = parse_trailer(&self.keys, id, size, tail, PACK_MAGIC.len() as u64);
+        let first = match own {
+            Ok((kind, entries)) => {
+                return Ok(PackRecord {
+                    id: *id,
+                    kind,
+                    entries,
+                    session: None,
+                })
+            }
+            Err(e) => e,
+        };
+        let path = pack_path(id);
+        let read;
+        let head = match head {
+            Some(h) => h,
+            None => {
+                read = self
+                    .storage
+                    .get_range(&path, 0, WRITER_PACK_PREFIX_LEN as u64)?;
+                &read
+            }
+        };
+        let Some(session) = session_of(WRITER_PACK_MAGIC, &path, head)? else {
+            return Err(first);
+        };
+        let keys = self.session_keys(&session)?;
+        let (kind, entries) = parse_trailer(&keys, id, size, tail, WRITER_PACK_PREFIX_LEN as u64)?;
+        Ok(PackRecord {
             id: *id,
             kind,
             entries,
-        };
-        Ok((record, size))
+            session: Some(session),
+        })
     }
 
     /// Creates a vault at an empty location and returns its header.
@@ -224,11 +275,11 @@ impl Vault {
         let mut slots = Vec::new();
         for obj in storage.list("keys/")? {
             let id = obj.path.trim_start_matches("keys/").to_string();
-            if id.ends_with(crate::writer::slot::REVOKED_SUFFIX) {
+            if id.ends_with(crate::credential::slot::REVOKED_SUFFIX) {
                 continue;
             }
             match storage.get(&obj.path) {
-                Ok(b) if crate::writer::WriterSlot::is_writer_slot(&b) => {}
+                Ok(b) if crate::credential::WriterSlot::is_writer_slot(&b) => {}
                 Ok(b) => slots.push(KeySlot::parse(&id, &b)),
                 Err(e) => slots.push(Err(e)),
             }
@@ -268,6 +319,7 @@ impl Vault {
                 let chunker = Chunker::new(&keys.chunker);
                 let cache = Cache::new(cache_root, &header.vault_id_hex());
                 let dicts = RwLock::new(load_dictionaries(&storage, &keys)?);
+                let writers = Writers::new(&keys);
                 let vault = Vault {
                     storage,
                     header,
@@ -280,6 +332,7 @@ impl Vault {
                     replicas: Mutex::new(Vec::new()),
                     journal_locations: journal_locations.clone(),
                     unattached: Mutex::new(Vec::new()),
+                    writers,
                 };
                 vault.attach_sync_replicas()?;
                 return Ok(vault);
@@ -419,21 +472,35 @@ impl Vault {
         self.storage.delete(&format!("keys/{slot_id}"))
     }
 
-    /// Names of all index files.
-    pub fn index_files(&self) -> Result<Vec<ObjectId>> {
+    /// Names of all index files, the key holder's and the writers'.
+    pub fn index_files(&self) -> Result<Vec<IndexName>> {
         Ok(self
             .storage
             .list("index/")?
             .iter()
-            .filter_map(|o| ObjectId::parse(o.path.trim_start_matches("index/")))
+            .filter_map(|o| IndexName::parse(&o.path))
             .collect())
     }
 
-    /// Reads one index file.
-    pub fn read_index_file(&self, id: &ObjectId) -> Result<Vec<PackRecord>> {
-        let path = format!("index/{}", id.to_hex());
-        let bytes = self.cache.fetch(&self.storage, &path, id)?;
-        decode_index(&self.keys, &path, bytes)
+    /// Reads one index file, and learns which keys its packs open under.
+    pub fn read_index_file(&self, name: &IndexName) -> Result<Vec<PackRecord>> {
+        let path = name.path();
+        let bytes = self.cache.fetch(&self.storage, &path, &name.id)?;
+        let records = match &name.writer {
+            None => decode_index(&self.keys, &path, bytes)?,
+            Some(slot) => {
+                let secret = self.writer_secret(*slot)?;
+                crate::index::decode_writer_index(
+                    &secret,
+                    &self.header.vault_id,
+                    slot,
+                    &path,
+                    &bytes,
+                )?
+            }
+        };
+        self.learn_packs(&records)?;
+        Ok(records)
     }
 
     /// Loads and merges every index file.
@@ -539,6 +606,14 @@ impl Vault {
     pub fn read_point(&self, id: &ObjectId) -> Result<Point> {
         let path = point_path(id);
         let bytes = self.cache.fetch(&self.storage, &path, id)?;
+        if let Some(session) = session_of(WRITER_POINT_MAGIC, &path, &bytes)? {
+            let keys = self.session_keys(&session)?;
+            return Ok(Point {
+                id: *id,
+                manifest: Manifest::decode_written(&keys, &path, &bytes)?,
+                writer: Some(session.slot_id()),
+            });
+        }
         Ok(Point {
             id: *id,
             manifest: Manifest::decode(&self.keys, &path, &bytes)?,
@@ -620,7 +695,18 @@ impl Vault {
     /// Opens one stored blob of `pack` and proves it is the chunk it claims to be.
     pub fn open_blob(&self, pack: &ObjectId, entry: &BlobEntry, stored: &[u8]) -> Result<Vec<u8>> {
         let dicts = self.dicts.read().unwrap_or_else(|p| p.into_inner());
-        open_blob(&self.keys, &dicts, pack, entry, stored)
+        let claims = self.pack_keys(pack);
+        if claims.is_empty() {
+            return open_blob(&self.keys, &dicts, pack, entry, stored);
+        }
+        let mut failure = None;
+        for keys in claims {
+            match open_blob(&keys, &dicts, pack, entry, stored) {
+                Ok(plain) => return Ok(plain),
+                Err(e) => failure = Some(e),
+            }
+        }
+        Err(failure.unwrap_or_else(|| Error::corrupt(pack_path(pack), "no keys to open it")))
     }
 
     /// Whether new blobs may use compression dictionaries: a format 1 vault
