@@ -284,3 +284,269 @@ fn a_host_with_only_a_credential_backs_up_incrementally_and_the_key_holder_resto
     assert!(fourth["packs_written"].as_u64().unwrap() <= 1, "{fourth}");
     assert_restores_as(&env, fourth["point"].as_str().unwrap(), &src, "restore-4");
 }
+
+/// Every file under `dir`, with its bytes.
+fn every_object(dir: &std::path::Path) -> Vec<(std::path::PathBuf, Vec<u8>)> {
+    let mut out = Vec::new();
+    let mut todo = vec![dir.to_path_buf()];
+    while let Some(d) = todo.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let e = e.unwrap();
+            if e.file_type().unwrap().is_dir() {
+                todo.push(e.path());
+            } else {
+                out.push((e.path(), std::fs::read(e.path()).unwrap()));
+            }
+        }
+    }
+    out
+}
+
+fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    haystack.windows(needle.len()).any(|w| w == needle)
+}
+
+#[test]
+fn a_stolen_credential_with_the_storage_opens_nothing_of_anyones() {
+    let env = Env::new();
+    let v = env.vault_str();
+    let tree = |dir: &str, name: &str, content: &str| {
+        let src = env.path(dir);
+        std::fs::create_dir_all(src.join(format!("{name}-folder"))).unwrap();
+        std::fs::write(
+            src.join(format!("{name}-folder/{name}-file.txt")),
+            content.repeat(2000),
+        )
+        .unwrap();
+        src
+    };
+    // The key holder's data and journal, another host's, and the thief's own.
+    let holder = tree(
+        "holder-tree",
+        "keyholdersecretname",
+        "KEYHOLDER-SECRET-CONTENT ",
+    );
+    env.backup(&["--item", "keyholderitem"], &[&holder]);
+    env.ok(&[
+        "policy",
+        "create",
+        "KeyholderSecretPolicy",
+        "--daily",
+        "3",
+        "--vault",
+        &v,
+    ]);
+    let host_a = Host {
+        env: &env,
+        name: "host-a",
+        credential: add_credential(&env, "host-a"),
+    };
+    let a_src = tree("hosta-tree", "hostasecretname", "HOSTA-SECRET-CONTENT ");
+    host_a.backup(&a_src);
+    let thief = Host {
+        env: &env,
+        name: "thief",
+        credential: add_credential(&env, "stolen"),
+    };
+    let t_src = tree("thief-tree", "thiefownname", "THIEF-OWN-CONTENT ");
+    let own = thief.backup(&t_src);
+
+    // Everything at the location, as read access gives it: no name, no
+    // content, no item, policy or path in the clear.
+    let needles: [&[u8]; 10] = [
+        b"keyholdersecretname",
+        b"KEYHOLDER-SECRET",
+        b"keyholderitem",
+        b"KeyholderSecretPolicy",
+        b"hostasecretname",
+        b"HOSTA-SECRET",
+        b"hosta-tree",
+        b"thiefownname",
+        b"THIEF-OWN",
+        b"host-files",
+    ];
+    let objects = every_object(&env.vault());
+    assert!(objects.len() > 10);
+    for (path, bytes) in &objects {
+        for n in needles {
+            assert!(
+                !contains(bytes, n),
+                "{} shows {:?}",
+                path.display(),
+                String::from_utf8_lossy(n)
+            );
+        }
+    }
+
+    // With the credential: its index key opens its own index files and no
+    // one else's, and those hold chunk ids and sizes only.
+    let credential = coffer_engine::credential::WriterCredential::parse(&thief.credential).unwrap();
+    let mut opened = 0;
+    for (path, bytes) in &objects {
+        let rel = path
+            .strip_prefix(env.vault())
+            .unwrap()
+            .to_string_lossy()
+            .into_owned();
+        if !rel.starts_with("index/") {
+            continue;
+        }
+        let decoded = coffer_engine::index::decode_writer_index(
+            &credential.secret,
+            &credential.vault_id,
+            &credential.slot,
+            &rel,
+            bytes,
+        );
+        let mine = rel.starts_with(&format!("index/{}/", credential.slot_id()));
+        assert_eq!(decoded.is_ok(), mine, "{rel}");
+        if let Ok(records) = decoded {
+            opened += 1;
+            let shown = format!("{records:?}");
+            for n in needles {
+                assert!(!shown.contains(&*String::from_utf8_lossy(n)));
+            }
+        }
+    }
+    assert_eq!(opened, 1);
+
+    // Its own point is as closed to it as the others: the session key is
+    // gone, and a key pair of its own making recomputes nothing.
+    let own_point = std::fs::read(
+        env.vault()
+            .join("points")
+            .join(own["point"].as_str().unwrap()),
+    )
+    .unwrap();
+    let header = coffer_engine::credential::SessionHeader::read("point", &own_point[8..]).unwrap();
+    let (guess, _) =
+        coffer_engine::credential::vault_keypair(&coffer_engine::crypto::MasterKeys::random());
+    let key = coffer_engine::credential::session_key(
+        &header,
+        &guess,
+        &credential.vault_id,
+        &credential.secret,
+    )
+    .unwrap();
+    let keys = coffer_engine::credential::session_object_keys(&key, &credential.secret);
+    assert!(coffer_engine::point::Manifest::decode_written(&keys, "point", &own_point).is_err());
+
+    // And the command line refuses it everything but backing up.
+    for args in [
+        vec![
+            "restore",
+            "--vault",
+            &v,
+            "latest",
+            "--target",
+            "/var/tmp/never",
+        ],
+        vec!["ls", "latest", "--vault", &v],
+        vec!["points", "show", "latest", "--vault", &v],
+        vec!["points", "delete", "latest", "--vault", &v],
+        vec!["prune", "--vault", &v],
+    ] {
+        let out = thief.run(&args);
+        assert!(!out.status.success(), "{args:?}");
+        assert!(
+            stderr(&out).contains("write-only credential"),
+            "{args:?}: {}",
+            stderr(&out)
+        );
+    }
+    assert!(!std::path::Path::new("/var/tmp/never").exists());
+}
+
+#[test]
+fn a_revoked_credential_is_refused_and_check_names_what_it_wrote_afterwards() {
+    let env = Env::new();
+    let v = env.vault_str();
+    let host = Host {
+        env: &env,
+        name: "host-r",
+        credential: add_credential(&env, "host-r"),
+    };
+    let src = env.path("r-src");
+    std::fs::create_dir_all(&src).unwrap();
+    std::fs::write(src.join("f"), b"before the revocation\n").unwrap();
+    let before = host.backup(&src);
+
+    let listed = env.ok(&["--json", "key", "list", "--vault", &v]);
+    let rows: serde_json::Value = serde_json::from_slice(&listed.stdout).unwrap();
+    let slot = rows
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["name"] == "host-r")
+        .unwrap()["slot"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let out = env.ok(&["key", "remove", &slot, "--vault", &v]);
+    assert!(
+        stderr(&out).contains("revoked the write-only credential host-r"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(stderr(&out).contains("1 point(s)"), "{}", stderr(&out));
+    let again = env.run(&["key", "remove", &slot, "--vault", &v]);
+    assert!(!again.status.success());
+    assert!(
+        stderr(&again).contains("revoked already"),
+        "{}",
+        stderr(&again)
+    );
+    let listed = env.ok(&["--json", "key", "list", "--vault", &v]);
+    let rows: serde_json::Value = serde_json::from_slice(&listed.stdout).unwrap();
+    assert!(
+        rows.as_array()
+            .unwrap()
+            .iter()
+            .any(|r| r["slot"] == slot.as_str() && r["revoked"] == true),
+        "{rows}"
+    );
+
+    // The host is refused at once, saying so.
+    let out = host.run(&[
+        "backup",
+        "--vault",
+        &v,
+        "--item",
+        "host-files",
+        src.to_str().unwrap(),
+    ]);
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("was revoked"), "{}", stderr(&out));
+    // The point it wrote before stays, restorable and clean in check.
+    assert!(env.check(&[]).status.success());
+    assert_restores_as_bytes(
+        &env,
+        before["point"].as_str().unwrap(),
+        &src.join("f"),
+        b"before the revocation\n",
+    );
+
+    // Whoever removes the notice at the storage gets the host writing
+    // again: check names what it wrote after the revocation, and fails.
+    std::fs::remove_file(env.vault().join(format!("keys/{slot}.revoked"))).unwrap();
+    std::fs::write(src.join("f"), b"after the revocation\n").unwrap();
+    let after = host.backup(&src);
+    let out = env.check(&[]);
+    assert!(!out.status.success());
+    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), stderr(&out));
+    let after_id = &after["point"].as_str().unwrap()[..16];
+    let before_id = &before["point"].as_str().unwrap()[..16];
+    assert!(
+        text.contains(after_id) && text.contains("after it was revoked"),
+        "{text}"
+    );
+    assert!(!text.contains(before_id), "{text}");
+}
+
+/// Restores `point` as the key holder and compares one file's bytes.
+fn assert_restores_as_bytes(env: &Env, point: &str, file: &std::path::Path, expected: &[u8]) {
+    let target = env.path(&format!("restore-{}", &point[..8]));
+    let out = env.restore(point, &target, &[]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(std::fs::read(under(&target, file)).unwrap(), expected);
+}

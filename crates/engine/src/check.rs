@@ -85,9 +85,45 @@ pub fn check_cancellable(
     let (index, indexed) = read_index(vault, &mut report)?;
     let stored = check_packs(vault, &index, &indexed, &mut report)?;
     check_points(vault, &index, &mut report)?;
+    check_revoked(vault, &mut report)?;
     drop(index);
     read_packs(vault, &stored, &indexed, read_data, cancel, &mut report)?;
     Ok(report)
+}
+
+/// Names every point a write-only credential wrote after its revocation:
+/// whoever holds it now is not that host, as far as anyone knows.
+fn check_revoked(vault: &Vault, report: &mut CheckReport) -> Result<()> {
+    if !vault.has_journal() {
+        return Ok(());
+    }
+    let state = vault.state()?;
+    if state.revoked.is_empty() {
+        return Ok(());
+    }
+    let names: HashMap<String, String> = Vault::writer_slots(vault.storage())?
+        .into_iter()
+        .flatten()
+        .map(|e| (e.slot.id, e.slot.name))
+        .collect();
+    for p in vault.points()? {
+        let Some(slot) = &p.writer else { continue };
+        let Some(revocation) = state.revoked.get(slot) else {
+            continue;
+        };
+        if !revocation.points.contains(&p.id) {
+            let id = p.id.to_hex();
+            report.problems.push(format!(
+                "point {} (item {}) was written with the write-only credential {} after it was revoked at {}: do not trust it; once you know what it holds, delete it (`coffer points delete {}`)",
+                &id[..16],
+                p.manifest.item,
+                names.get(slot).map_or(slot.as_str(), |n| n.as_str()),
+                crate::vault::rfc3339(revocation.at),
+                &id[..16],
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// Reads every index file: the index, and a digest of each pack's entries

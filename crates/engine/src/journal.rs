@@ -141,6 +141,21 @@ pub enum Event {
         from: u16,
         records: Vec<String>,
     },
+    /// A write-only credential revoked (format 5): `points` are the points
+    /// it had written then; any other point it wrote came after.
+    WriterRevoked {
+        slot: [u8; 8],
+        points: Vec<ObjectId>,
+    },
+}
+
+/// A revoked write-only credential.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Revocation {
+    /// When (Unix seconds).
+    pub at: i64,
+    /// The points it had written by then.
+    pub points: HashSet<ObjectId>,
 }
 
 /// How records are sealed, by vault format.
@@ -234,6 +249,9 @@ pub struct VaultState {
     pub replicas: BTreeMap<String, Replica>,
     /// The local tier and how many days of points it keeps.
     pub local_tier: Option<(String, u32)>,
+    /// Revoked write-only credentials by slot id: when, and the points
+    /// each had written by then.
+    pub revoked: BTreeMap<String, Revocation>,
     /// Records that could not be read (damaged or from a newer coffer).
     pub unreadable: Vec<String>,
     /// Records folded.
@@ -256,6 +274,7 @@ impl Default for VaultState {
             condemned: BTreeMap::new(),
             replicas: BTreeMap::new(),
             local_tier: None,
+            revoked: BTreeMap::new(),
             unreadable: Vec::new(),
             records: 0,
         }
@@ -269,6 +288,11 @@ impl VaultState {
         if let Event::ReplicaAdded { location, .. } = &record.event {
             if let Some(r) = self.replicas.get_mut(location) {
                 r.added = record.time;
+            }
+        }
+        if let Event::WriterRevoked { slot, .. } = &record.event {
+            if let Some(r) = self.revoked.get_mut(&hex::encode(slot)) {
+                r.at = r.at.min(record.time);
             }
         }
     }
@@ -293,6 +317,16 @@ impl VaultState {
             }
             Event::TierRemoved => self.local_tier = None,
             Event::Upgraded { .. } => {}
+            Event::WriterRevoked { slot, points } => {
+                // The first revocation counts: a later one cannot pardon
+                // the points written in between.
+                self.revoked
+                    .entry(hex::encode(slot))
+                    .or_insert_with(|| Revocation {
+                        at: i64::MAX,
+                        points: points.iter().copied().collect(),
+                    });
+            }
             Event::ReplicaSynced { location, as_of } => {
                 if let Some(r) = self.replicas.get_mut(location) {
                     r.synced_as_of = Some(r.synced_as_of.map_or(*as_of, |t| t.max(*as_of)));

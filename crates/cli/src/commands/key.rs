@@ -43,7 +43,7 @@ pub(crate) enum KeyCommand {
         #[command(flatten)]
         vault: VaultArg,
     },
-    /// Remove a key slot (never the last one).
+    /// Remove a key slot (never the last one), or revoke a write-only credential.
     Remove {
         #[command(flatten)]
         vault: VaultArg,
@@ -158,8 +158,20 @@ pub(crate) fn run(ctx: &Ctx, cmd: KeyCommand) -> Result<ExitCode> {
         }
         KeyCommand::Remove { vault, slot } => {
             let v = ctx.open(&vault.vault)?;
-            v.remove_key(&slot)?;
-            eprintln!("removed key slot {slot}");
+            let writer = Vault::writer_slots(v.storage())?
+                .into_iter()
+                .flatten()
+                .any(|e| e.slot.id == slot);
+            if writer {
+                let (revoked, points) = v.revoke_writer(&slot)?;
+                eprintln!(
+                    "revoked the write-only credential {} (slot {slot}): it is refused from now on. The {points} point(s) it wrote stay; `coffer check` names any it writes later.",
+                    revoked.name
+                );
+            } else {
+                v.remove_key(&slot)?;
+                eprintln!("removed key slot {slot}");
+            }
             Ok(ExitCode::SUCCESS)
         }
     }

@@ -28,6 +28,10 @@ const FIXED_LEN: usize = 8 + 2 + 2 + 8 + 8 + 1;
 const SEALED_LEN: usize = 32 + SEAL_OVERHEAD;
 /// What a slot's revocation notice is called beside it.
 pub const REVOKED_SUFFIX: &str = ".revoked";
+/// A revocation notice: this magic, then the time of revocation (`i64`
+/// Unix seconds). It only tells the writer to stop; the journal's record
+/// is what the key holder goes by.
+pub const REVOKED_MAGIC: &[u8; 8] = b"COFFERKR";
 
 /// One writer slot as stored.
 #[derive(Debug, Clone)]

@@ -2,9 +2,11 @@
 //! them, and the secrets of their slots for opening what they wrote.
 
 use crate::credential::session::vault_keypair;
-use crate::credential::slot::{WriterSlot, REVOKED_SUFFIX, WRITER_FORMAT};
+use crate::credential::slot::{WriterSlot, REVOKED_MAGIC, REVOKED_SUFFIX, WRITER_FORMAT};
 use crate::credential::{WriterCredential, WriterSecret};
 use crate::error::{Error, Result};
+use crate::ids::ObjectId;
+use crate::journal::Event;
 use crate::storage::Storage;
 use crate::vault::{now_secs, Vault};
 
@@ -40,6 +42,46 @@ impl Vault {
             out.push(WriterSlot::parse(id, &bytes).map(|slot| WriterEntry { slot, revoked }));
         }
         Ok(out)
+    }
+
+    /// Revokes the write-only credential in slot `slot_id`: journals the
+    /// revocation with the points it has written so far, then puts the
+    /// notice beside its slot that the writer checks before every backup.
+    /// The slot stays, so that those points stay readable. Returns the
+    /// slot and how many points it had written.
+    pub fn revoke_writer(&self, slot_id: &str) -> Result<(WriterSlot, usize)> {
+        self.require_journal()?;
+        let entry = Self::writer_slots(&self.storage)?
+            .into_iter()
+            .flatten()
+            .find(|e| e.slot.id == slot_id)
+            .ok_or_else(|| {
+                Error::Invalid(format!(
+                    "no write-only credential has the slot {slot_id:?}: `coffer key list` shows them"
+                ))
+            })?;
+        if entry.revoked || self.state()?.revoked.contains_key(slot_id) {
+            return Err(Error::Invalid(format!(
+                "the write-only credential {} is revoked already",
+                entry.slot.name
+            )));
+        }
+        let mut slot = [0u8; 8];
+        hex::decode_to_slice(slot_id, &mut slot)
+            .map_err(|_| Error::Invalid(format!("{slot_id:?} is not a slot id")))?;
+        let points: Vec<ObjectId> = self
+            .points()?
+            .into_iter()
+            .filter(|p| p.writer.as_deref() == Some(slot_id))
+            .map(|p| p.id)
+            .collect();
+        let count = points.len();
+        self.record(Event::WriterRevoked { slot, points })?;
+        let mut notice = REVOKED_MAGIC.to_vec();
+        notice.extend_from_slice(&now_secs().to_le_bytes());
+        self.storage
+            .put(&format!("keys/{slot_id}{REVOKED_SUFFIX}"), notice)?;
+        Ok((entry.slot, count))
     }
 
     /// Adds a write-only credential called `name` and returns it: the only
