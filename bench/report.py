@@ -52,7 +52,8 @@ def main(path):
             cells = [step] + [fmt(v) for v in vals]
             for v in vals[1:]:
                 cells.append(f"{vals[0] / v:.2f}" if vals[0] is not None and v else "–")
-            peers = [v for v in vals[1:] if v]
+            # Coffer's own write-only mode is not a peer to beat.
+            peers = [v for t, v in zip(tools[1:], vals[1:]) if v and t != "coffer-wo"]
             cells.append(f"{vals[0] / min(peers):.2f}" if vals[0] is not None and peers else "–")
             print("| " + " | ".join(cells) + " |")
         print()

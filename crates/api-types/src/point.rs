@@ -45,6 +45,13 @@ pub struct PointSummary {
     pub on_demand_until: Option<i64>,
     #[serde(default)]
     pub stats: PointStats,
+    /// Points written with a write-only credential: its slot id
+    /// (`coffer key list` names it); none for a key holder's point.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub written_by: Option<String>,
+    /// Written with a credential after it was revoked: not to be trusted.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub after_revocation: bool,
 }
 
 /// One entry of a directory in a recovery point.

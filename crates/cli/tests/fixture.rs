@@ -296,3 +296,53 @@ fn a_v2_vault_needs_and_survives_an_upgrade_for_policies() {
         "tmp/coffer-fixture-v2-src",
     );
 }
+
+#[test]
+fn the_committed_v5_vault_reads_what_its_write_only_credential_wrote() {
+    let env = Env::without_vault();
+    let key = copy_of(&env, "vault-v5");
+    let run = |args: &[&str]| env.run_with_key(&key, args);
+    let v = env.vault_str();
+    assert_checks_clean(&env, &key);
+    assert_eq!(vault_info(&env, &key)["format_version"], 5);
+
+    let points = json(&run(&["points", "list", "--vault", &v, "--json"]));
+    let points = points.as_array().unwrap();
+    assert_eq!(points.len(), 3, "{points:?}");
+    assert!(points[0]["written_by"].is_null(), "{points:?}");
+    let slot = points[1]["written_by"].as_str().unwrap();
+    assert_eq!(points[2]["written_by"], slot);
+    assert_eq!(points[2]["parent"], points[1]["id"], "{points:?}");
+
+    let keys = json(&run(&["key", "list", "--vault", &v, "--json"]));
+    let writers: Vec<(&str, bool)> = keys
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|k| k["kind"] == "write-only")
+        .map(|k| (k["name"].as_str().unwrap(), k["revoked"].as_bool().unwrap()))
+        .collect();
+    assert_eq!(writers.len(), 2, "{keys}");
+    assert!(writers.contains(&("fixture-host", false)) && writers.contains(&("retired", true)));
+
+    // The write-only point restores byte-exactly with the vault key.
+    let target = env.path("restored-v5");
+    let id = points[2]["id"].as_str().unwrap();
+    let out = run(&[
+        "restore",
+        "--vault",
+        &v,
+        &id[..8],
+        "--target",
+        target.to_str().unwrap(),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_same_tree(
+        &fixtures().join("vault-v5-source"),
+        &target.join("tmp/coffer-fixture-v5-src"),
+    );
+}

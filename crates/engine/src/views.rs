@@ -46,6 +46,12 @@ pub fn point_summary(point: &Point, state: &VaultState) -> PointSummary {
         parent: m.parent.map(|p| p.to_hex()),
         on_demand_until: state.on_demand.get(&point.id).copied(),
         stats: (&m.stats).into(),
+        written_by: point.writer.clone(),
+        after_revocation: point
+            .writer
+            .as_ref()
+            .and_then(|slot| state.revoked.get(slot))
+            .is_some_and(|r| !r.points.contains(&point.id)),
     }
 }
 

@@ -77,7 +77,9 @@ fn list(ctx: &Ctx, vault: VaultArg, item: Option<String>) -> Result<ExitCode> {
 
 /// What the vault's journal says of a point, in a few words.
 fn status(p: &PointSummary) -> String {
-    if let Some(at) = p.deleted_at {
+    if p.after_revocation {
+        "UNTRUSTED: written after its write-only credential was revoked".into()
+    } else if let Some(at) = p.deleted_at {
         format!("soft-deleted {}", time_secs(at))
     } else if p.hold {
         "on hold".into()
@@ -119,6 +121,12 @@ pub(crate) fn print_point_list(json: bool, mut list: Vec<PointSummary>, item: Op
             tags,
             status(p)
         );
+        if let Some(slot) = &p.written_by {
+            println!(
+                "{:<12}  written with the write-only credential of slot {slot}",
+                ""
+            );
+        }
     }
     println!("{} point(s)", list.len());
 }
@@ -126,7 +134,7 @@ pub(crate) fn print_point_list(json: bool, mut list: Vec<PointSummary>, item: Op
 fn point_row_json(p: &PointSummary) -> serde_json::Value {
     json!({"id": p.id, "time": time_secs(p.time), "host": p.host, "item": p.item,
         "paths": p.paths, "tags": p.tags, "parent": p.parent, "consistency": p.consistency,
-        "stats": p.stats, "status": status(p)})
+        "stats": p.stats, "status": status(p), "written_by": p.written_by})
 }
 
 fn show(ctx: &Ctx, vault: VaultArg, point: String) -> Result<ExitCode> {
@@ -141,6 +149,9 @@ fn show(ctx: &Ctx, vault: VaultArg, point: String) -> Result<ExitCode> {
         println!("time         {}", time(m.time));
         println!("host         {}", m.host);
         println!("item         {}", m.item);
+        if let Some(slot) = &p.writer {
+            println!("written by   the write-only credential of slot {slot}");
+        }
         for path in &m.paths {
             println!("path         {}", String::from_utf8_lossy(path));
         }
@@ -222,7 +233,7 @@ fn point_json(p: &coffer_engine::Point, full: bool) -> serde_json::Value {
     let mut v = json!({"id": p.id.to_hex(), "time": time(m.time), "host": m.host, "item": m.item,
         "paths": m.paths.iter().map(|x| String::from_utf8_lossy(x).into_owned()).collect::<Vec<_>>(),
         "tags": m.tags, "parent": m.parent.map(|x| x.to_hex()), "consistency": m.consistency.as_str(),
-        "stats": stats_json(&m.stats)});
+        "stats": stats_json(&m.stats), "written_by": p.writer});
     if full {
         v["tree"] = json!(m.tree.to_hex());
         v["software"] = json!(m.software);
