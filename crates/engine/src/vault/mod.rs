@@ -4,8 +4,12 @@
 //!
 //! Layout of a vault at its location:
 //! `vault` (header) · `keys/<slot>` · `packs/<xx>/<hash>` · `index/<hash>` ·
-//! `points/<hash>` · `dicts/<hash>` · `journal/<time>-<random>` ·
-//! `locks/<activity>-<random>` · `.staging/` (OpenDAL's atomic-write area).
+//! `index/<writer slot>/<hash>` · `points/<hash>` · `dicts/<hash>` ·
+//! `journal/<time>-<random>` · `locks/<activity>-<random>` · `.staging/`
+//! (OpenDAL's atomic-write area). What write-only writers stored is opened
+//! with the help of [`writers`].
+
+mod writers;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::Path;
@@ -15,6 +19,9 @@ use rayon::prelude::*;
 
 use crate::cache::Cache;
 use crate::chunker::Chunker;
+use crate::credential::objects::{
+    session_of, WRITER_PACK_MAGIC, WRITER_PACK_PREFIX_LEN, WRITER_POINT_MAGIC,
+};
 use crate::crypto::MasterKeys;
 use crate::dict::{decode_object, dict_path, encode_object, Dictionaries, Dictionary};
 use crate::error::{Error, Result};
@@ -30,11 +37,6 @@ use crate::pack::{
 use crate::point::{point_path, Manifest};
 use crate::storage::Storage;
 use crate::tree::Tree;
-mod writers;
-
-use crate::credential::objects::{
-    session_of, WRITER_PACK_MAGIC, WRITER_PACK_PREFIX_LEN, WRITER_POINT_MAGIC,
-};
 use writers::Writers;
 
 const HEADER_PATH: &str = "vault";
