@@ -126,26 +126,33 @@ fn check_revoked(vault: &Vault, report: &mut CheckReport) -> Result<()> {
     Ok(())
 }
 
+/// Each index file's word on a pack: the file, and a digest of the entries
+/// it lists for the pack.
+type Claims = HashMap<ObjectId, Vec<(String, [u8; 32])>>;
+
 /// Reads every index file: the index, and a digest of each pack's entries
-/// to compare with the pack's own trailer.
-fn read_index(
-    vault: &Vault,
-    report: &mut CheckReport,
-) -> Result<(Index, HashMap<ObjectId, [u8; 32]>)> {
+/// in each file that lists it, to compare with the pack's own trailer (a
+/// write-only writer may list someone else's pack falsely).
+fn read_index(vault: &Vault, report: &mut CheckReport) -> Result<(Index, Claims)> {
     let mut records: Vec<PackRecord> = Vec::new();
+    // A digest per pack rather than a copy of its entries: the index is
+    // already the largest thing in memory.
+    let mut indexed: Claims = HashMap::new();
     for id in vault.index_files()? {
         report.index_files += 1;
         match vault.read_index_file(&id) {
-            Ok(r) => records.extend(r),
+            Ok(r) => {
+                for rec in &r {
+                    indexed
+                        .entry(rec.id)
+                        .or_default()
+                        .push((id.path(), entries_digest(&rec.entries)));
+                }
+                records.extend(r);
+            }
             Err(e) => report.problems.push(e.to_string()),
         }
     }
-    // A digest per pack rather than a copy of its entries: the index is
-    // already the largest thing in memory.
-    let indexed: HashMap<ObjectId, [u8; 32]> = records
-        .iter()
-        .map(|r| (r.id, entries_digest(&r.entries)))
-        .collect();
     let needing_dictionary: usize = records
         .iter()
         .map(|r| {
@@ -168,7 +175,7 @@ fn read_index(
 fn check_packs(
     vault: &Vault,
     index: &Index,
-    indexed: &HashMap<ObjectId, [u8; 32]>,
+    indexed: &Claims,
     report: &mut CheckReport,
 ) -> Result<HashSet<ObjectId>> {
     let stored: HashSet<ObjectId> = vault
@@ -264,7 +271,7 @@ fn check_points(vault: &Vault, index: &Index, report: &mut CheckReport) -> Resul
 fn read_packs(
     vault: &Vault,
     stored: &HashSet<ObjectId>,
-    indexed: &HashMap<ObjectId, [u8; 32]>,
+    indexed: &Claims,
     read_data: ReadData,
     cancel: &std::sync::atomic::AtomicBool,
     report: &mut CheckReport,
@@ -296,7 +303,7 @@ fn read_packs(
         if let Some(next) = to_read.get(i + 1) {
             vault.storage().prefetch(&pack_path(next), 0, 0);
         }
-        let found = read_pack(vault, id, indexed.get(id), &blobs);
+        let found = read_pack(vault, id, indexed.get(id).map_or(&[], |c| c), &blobs);
         if let Ok(mut p) = problems.lock() {
             p.extend(found);
         }
@@ -334,7 +341,7 @@ const CHECK_RANGE: u64 = 2 << 20;
 fn read_pack(
     vault: &Vault,
     id: &ObjectId,
-    indexed: Option<&[u8; 32]>,
+    claims: &[(String, [u8; 32])],
     blobs: &std::sync::atomic::AtomicU64,
 ) -> Vec<String> {
     let path = pack_path(id);
@@ -344,9 +351,10 @@ fn read_pack(
         Err(e) => return read_damaged_pack(vault, id, e),
     };
     let mut problems = Vec::new();
-    if indexed.is_some_and(|d| *d != entries_digest(&record.entries)) {
+    let own = entries_digest(&record.entries);
+    for (file, _) in claims.iter().filter(|(_, d)| *d != own) {
         problems.push(format!(
-            "index entries for {path} do not match the pack's own trailer"
+            "index entries for {path} do not match the pack's own trailer (listed so by {file})"
         ));
     }
     let mut entries = record.entries;

@@ -69,6 +69,25 @@ fn writer_vectors(v: &mut BTreeMap<&'static str, String>, keys: &MasterKeys) {
     let session = WriterSession::start_with(&credential, &mut FixedRng(9)).unwrap();
     v.insert("writer-session-header", hex::encode(session.header.0));
     v.insert("writer-session-key", hex::encode(*session.key));
+    // A writer's index payload with its one pack withdrawn.
+    let pack = ObjectId([0xcd; 32]);
+    let rec = PackRecord {
+        id: pack,
+        kind: BlobKind::Data,
+        entries: vec![BlobEntry {
+            id: ChunkId([0xab; 32]),
+            compression: Compression::Zstd,
+            offset: 48,
+            stored_len: 0x1234,
+            raw_len: 0x10000,
+        }],
+        session: Some(session.header),
+    };
+    let withdrawn = std::collections::HashSet::from([pack]);
+    v.insert(
+        "writer-index-payload",
+        hex::encode(crate::index::encode_payload(&[rec], true, &withdrawn)),
+    );
 }
 
 fn header_vectors(v: &mut BTreeMap<&'static str, String>) {

@@ -10,7 +10,7 @@
 //! locations only for the few tree blobs: the dedup set costs 32 bytes per
 //! chunk, a billion chunks (about a petabyte of data) in 32 GB.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use crate::credential::objects::WRITER_INDEX_MAGIC;
 use crate::credential::secret::WriterSecret;
@@ -23,6 +23,10 @@ use crate::pack::{BlobEntry, BlobKind, Compression, ENTRY_LEN};
 pub const INDEX_MAGIC: &[u8; 8] = b"COFFERIX";
 const INDEX_AAD: &[u8] = b"coffer index v1";
 const WRITER_INDEX_AAD: &[u8] = b"coffer writer index v5";
+/// In a writer's index file, this bit of a pack's kind byte says the pack
+/// is withdrawn: a key holder's prune condemned it, so its writer no longer
+/// deduplicates against it (FORMAT.md §5a).
+const WITHDRAWN_BIT: u8 = 0x80;
 
 /// The packs one index file describes.
 #[derive(Debug, Clone)]
@@ -35,18 +39,35 @@ pub struct PackRecord {
     pub session: Option<SessionHeader>,
 }
 
+/// A write-only writer's index file, decoded: its packs, and those of them
+/// a key holder's prune withdrew from its deduplication.
+#[derive(Debug, Clone, Default)]
+pub struct WriterIndex {
+    pub records: Vec<PackRecord>,
+    pub withdrawn: HashSet<ObjectId>,
+}
+
 /// An index payload (FORMAT.md §6): per pack its name, for a write-only
-/// writer's index file its session header, kind and entries sorted by id.
-pub(crate) fn encode_payload(packs: &[PackRecord], with_sessions: bool) -> Vec<u8> {
+/// writer's index file its session header (and `withdrawn` packs flagged
+/// in their kind byte), kind and entries sorted by id.
+pub(crate) fn encode_payload(
+    packs: &[PackRecord],
+    with_sessions: bool,
+    withdrawn: &HashSet<ObjectId>,
+) -> Vec<u8> {
     let mut payload = Vec::new();
     payload.extend_from_slice(&(packs.len() as u32).to_le_bytes());
     for p in packs {
         payload.extend_from_slice(&p.id.0);
+        let mut kind = p.kind as u8;
         if with_sessions {
             let header = p.session.map(|h| h.0).unwrap_or([0; SESSION_HEADER_LEN]);
             payload.extend_from_slice(&header);
+            if withdrawn.contains(&p.id) {
+                kind |= WITHDRAWN_BIT;
+            }
         }
-        payload.push(p.kind as u8);
+        payload.push(kind);
         payload.extend_from_slice(&(p.entries.len() as u32).to_le_bytes());
         let mut entries = p.entries.clone();
         entries.sort_unstable_by_key(|e| e.id);
@@ -60,7 +81,7 @@ pub(crate) fn encode_payload(packs: &[PackRecord], with_sessions: bool) -> Vec<u
 /// Encodes an index file.
 pub fn encode_index(keys: &MasterKeys, packs: &[PackRecord]) -> Vec<u8> {
     let mut out = INDEX_MAGIC.to_vec();
-    out.extend_from_slice(&keys.seal(INDEX_AAD, &encode_payload(packs, false)));
+    out.extend_from_slice(&keys.seal(INDEX_AAD, &encode_payload(packs, false, &HashSet::new())));
     out
 }
 
@@ -73,9 +94,9 @@ pub fn encode_writer_index(
     secret: &WriterSecret,
     vault_id: &[u8; 16],
     slot: &[u8; 8],
-    packs: &[PackRecord],
+    index: &WriterIndex,
 ) -> Vec<u8> {
-    let payload = encode_payload(packs, true);
+    let payload = encode_payload(&index.records, true, &index.withdrawn);
     let mut out = WRITER_INDEX_MAGIC.to_vec();
     out.extend_from_slice(&seal_with(
         &secret.index_key(),
@@ -92,7 +113,7 @@ pub fn decode_writer_index(
     slot: &[u8; 8],
     object: &str,
     bytes: &[u8],
-) -> Result<Vec<PackRecord>> {
+) -> Result<WriterIndex> {
     if !bytes.starts_with(WRITER_INDEX_MAGIC) {
         return Err(Error::corrupt(
             object,
@@ -110,14 +131,14 @@ pub fn decode_writer_index(
             "authentication failed (data altered, damaged, or another credential's)",
         )
     })?;
-    let records = decode_payload(object, &payload, true)?;
+    let (records, withdrawn) = decode_payload(object, &payload, true)?;
     if records
         .iter()
         .any(|r| r.session.map(|s| s.slot()) != Some(*slot))
     {
         return Err(Error::corrupt(object, "lists a pack of another credential"));
     }
-    Ok(records)
+    Ok(WriterIndex { records, withdrawn })
 }
 
 /// Decodes an index file; `object` names it in errors.
@@ -134,15 +155,16 @@ pub fn decode_index(
     }
     let sealed = &mut bytes[8..];
     let plain = keys.open_in_place(object, INDEX_AAD, sealed)?;
-    decode_payload(object, &sealed[plain], false)
+    Ok(decode_payload(object, &sealed[plain], false)?.0)
 }
 
-/// Decodes what `encode_payload` made.
+/// Decodes what `encode_payload` made: the records, and the packs flagged
+/// as withdrawn (only a writer's index file may flag one).
 pub(crate) fn decode_payload(
     object: &str,
     payload: &[u8],
     with_sessions: bool,
-) -> Result<Vec<PackRecord>> {
+) -> Result<(Vec<PackRecord>, HashSet<ObjectId>)> {
     let bad = |r: &str| Error::corrupt(object, r);
     let mut pos = 0usize;
     let mut take = |n: usize| -> Result<&[u8]> {
@@ -153,6 +175,7 @@ pub(crate) fn decode_payload(
     let u32_of = |s: &[u8]| u32::from_le_bytes([s[0], s[1], s[2], s[3]]);
     let count = u32_of(take(4)?) as usize;
     let mut packs = Vec::with_capacity(count.min(1 << 20));
+    let mut withdrawn = HashSet::new();
     for _ in 0..count {
         let mut id = [0u8; 32];
         id.copy_from_slice(take(32)?);
@@ -161,7 +184,12 @@ pub(crate) fn decode_payload(
         } else {
             None
         };
-        let kind = BlobKind::from_u8(take(1)?[0]).ok_or_else(|| bad("unknown pack kind"))?;
+        let mut kind = take(1)?[0];
+        if with_sessions && kind & WITHDRAWN_BIT != 0 {
+            withdrawn.insert(ObjectId(id));
+            kind &= !WITHDRAWN_BIT;
+        }
+        let kind = BlobKind::from_u8(kind).ok_or_else(|| bad("unknown pack kind"))?;
         let n = u32_of(take(4)?) as usize;
         let raw = take(n.checked_mul(ENTRY_LEN).ok_or_else(|| bad("entry count"))?)?;
         let entries = raw
@@ -179,7 +207,7 @@ pub(crate) fn decode_payload(
     if pos != payload.len() {
         return Err(bad("trailing bytes"));
     }
-    Ok(packs)
+    Ok((packs, withdrawn))
 }
 
 /// An index file's name: the hash of its bytes, and for a write-only
@@ -253,7 +281,9 @@ pub enum Purpose {
 pub struct Index {
     purpose: Purpose,
     packs: Vec<(ObjectId, BlobKind)>,
-    pack_numbers: HashMap<ObjectId, u32>,
+    /// By pack and kind: a write-only writer may claim someone else's pack
+    /// as of the other kind, and must not change what the true claim says.
+    pack_numbers: HashMap<(ObjectId, BlobKind), u32>,
     slots: Vec<Slot>,
     /// Data chunk ids of a `Purpose::Dedup` index, sorted.
     data_ids: Vec<ChunkId>,
@@ -294,12 +324,18 @@ impl Index {
 
     /// Adds records without sorting; `seal` must follow before lookups.
     pub(crate) fn add_unsorted(&mut self, r: PackRecord) {
-        if self.pack_numbers.contains_key(&r.id) {
-            return;
-        }
-        let number = self.packs.len() as u32;
-        self.packs.push((r.id, r.kind));
-        self.pack_numbers.insert(r.id, number);
+        // A pack listed again keeps its number and adds its entries: the
+        // first file to list it may be a writer's false claim, and the true
+        // one must still be found (`seal` keeps one location per blob).
+        let number = match self.pack_numbers.get(&(r.id, r.kind)) {
+            Some(n) => *n,
+            None => {
+                let n = self.packs.len() as u32;
+                self.packs.push((r.id, r.kind));
+                self.pack_numbers.insert((r.id, r.kind), n);
+                n
+            }
+        };
         if self.purpose == Purpose::Dedup && r.kind == BlobKind::Data {
             self.data_ids.extend(r.entries.iter().map(|e| e.id));
             return;
@@ -359,7 +395,8 @@ impl Index {
     }
 
     pub fn has_pack(&self, id: &ObjectId) -> bool {
-        self.pack_numbers.contains_key(id)
+        self.pack_numbers.contains_key(&(*id, BlobKind::Data))
+            || self.pack_numbers.contains_key(&(*id, BlobKind::Tree))
     }
 
     pub fn packs(&self) -> impl Iterator<Item = &(ObjectId, BlobKind)> {

@@ -10,6 +10,10 @@
 //! it commits, rather than commit a point whose packs a prune may have
 //! judged unused. Markers are the one kind of object that is rewritten
 //! in place (a refresh replaces it); they hold no vault data.
+//!
+//! A write-only writer may lack the right to delete: when its backup ends
+//! it rewrites its marker as expired instead (refreshed `STALE_SECS` ago),
+//! and the next prune removes every stale marker, whoever left it.
 
 use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::Arc;
@@ -106,22 +110,43 @@ fn process_exists(pid: u32) -> bool {
     )
 }
 
+/// One marker as read from the vault.
+pub struct Found {
+    pub path: String,
+    /// The slot of the write-only credential whose session sealed it.
+    pub writer: Option<String>,
+    pub marker: Result<Marker>,
+}
+
 /// Every marker of the vault. A marker that vanished between listing and
 /// reading (its process finished) is left out; an unreadable one is kept as
 /// an error, which garbage collection must treat as a running backup.
-pub fn markers(vault: &Vault) -> Result<Vec<(String, Result<Marker>)>> {
+pub fn markers(vault: &Vault) -> Result<Vec<Found>> {
     let mut out = Vec::new();
     for obj in vault.storage().list("locks/")? {
         match vault.storage().get(&obj.path) {
             Ok(bytes) => {
-                let m = match session_of(WRITER_MARKER_MAGIC, &obj.path, &bytes) {
-                    Ok(None) => Marker::decode(vault.keys(), &obj.path, &bytes),
-                    Ok(Some(session)) => vault.session_keys(&session).and_then(|keys| {
-                        open_session_object(&keys, MARKER_AAD, &obj.path, "activity marker", &bytes)
-                    }),
-                    Err(e) => Err(e),
+                let (writer, marker) = match session_of(WRITER_MARKER_MAGIC, &obj.path, &bytes) {
+                    Ok(None) => (None, Marker::decode(vault.keys(), &obj.path, &bytes)),
+                    Ok(Some(session)) => (
+                        Some(session.slot_id()),
+                        vault.session_keys(&session).and_then(|keys| {
+                            open_session_object(
+                                &keys,
+                                MARKER_AAD,
+                                &obj.path,
+                                "activity marker",
+                                &bytes,
+                            )
+                        }),
+                    ),
+                    Err(e) => (None, Err(e)),
                 };
-                out.push((obj.path, m));
+                out.push(Found {
+                    path: obj.path,
+                    writer,
+                    marker,
+                });
             }
             Err(Error::Missing { .. }) => {}
             Err(e) => return Err(e),
@@ -130,12 +155,46 @@ pub fn markers(vault: &Vault) -> Result<Vec<(String, Result<Marker>)>> {
     Ok(out)
 }
 
-/// A marker this process holds; dropping it stops the refreshes and deletes it.
+/// Deletes the markers of processes that are gone (and of writers that
+/// ended without the right to delete theirs, see [`Release::Expire`]).
+/// Unreadable markers stay: they may belong to a running backup.
+pub fn remove_stale(vault: &Vault) -> Result<usize> {
+    let now = now_secs();
+    let mut removed = 0;
+    for found in markers(vault)? {
+        if found.marker.as_ref().is_ok_and(|m| m.is_stale(now)) {
+            match vault.storage().delete(&found.path) {
+                Ok(()) | Err(Error::Missing { .. }) => removed += 1,
+                Err(e) => return Err(e),
+            }
+        }
+    }
+    Ok(removed)
+}
+
+/// What happens to a held marker when its activity ends.
+#[derive(Clone)]
+pub(crate) enum Release {
+    /// It is deleted.
+    Delete,
+    /// It is rewritten as expired, for a writer that may not delete; the
+    /// next prune removes it.
+    Expire,
+}
+
+/// A marker this process holds; dropping it stops the refreshes and
+/// deletes it (or expires it, see [`Release`]).
 pub struct Held {
     path: String,
     storage: Storage,
+    seal: MarkerSeal,
+    release: Release,
     stop: Arc<AtomicBool>,
     last_refresh: Arc<AtomicI64>,
+    /// Some refresh came only after the marker had looked dead for a
+    /// while: a prune may have judged this process gone meanwhile, even if
+    /// the marker is fresh again now.
+    lapsed: Arc<AtomicBool>,
     thread: Option<JoinHandle<()>>,
     pub marker: Marker,
 }
@@ -145,12 +204,12 @@ impl Held {
     /// a prune may then have taken this process for dead.
     pub fn ensure_fresh(&self) -> Result<()> {
         let age = now_secs() - self.last_refresh.load(Ordering::SeqCst);
-        if age * 2 >= STALE_SECS {
+        if age * 2 >= STALE_SECS || self.lapsed.load(Ordering::SeqCst) {
             return Err(Error::Storage {
                 path: self.path.clone(),
                 failure: crate::location::StorageFailure::Other,
                 message: format!(
-                    "the {} marker could not be refreshed for {age} s, so a concurrent prune may have judged this {} dead; not committing",
+                    "the {} marker could not be refreshed for {age} s (or once went that long without a refresh), so a concurrent prune may have judged this {} dead; not committing",
                     self.marker.activity.prefix(),
                     self.marker.activity.prefix()
                 ),
@@ -171,8 +230,16 @@ impl Drop for Held {
             t.thread().unpark();
             let _ = t.join();
         }
-        if let Err(e) = self.storage.delete(&self.path) {
-            tracing::warn!(marker = %self.path, error = %e, "could not remove the activity marker; it goes stale on its own");
+        let result = match self.release {
+            Release::Delete => self.storage.delete(&self.path),
+            Release::Expire => {
+                let mut expired = self.marker.clone();
+                expired.refreshed = now_secs() - STALE_SECS;
+                self.storage.put(&self.path, (self.seal)(&expired))
+            }
+        };
+        if let Err(e) = result {
+            tracing::warn!(marker = %self.path, error = %e, "could not release the activity marker; it goes stale on its own");
         }
     }
 }
@@ -187,11 +254,17 @@ pub fn hold(vault: &Vault, activity: Activity) -> Result<Held> {
         vault.storage(),
         activity,
         Arc::new(move |m| m.encode(&keys)),
+        Release::Delete,
     )
 }
 
 /// Writes a marker sealed by `seal` and keeps it fresh until dropped.
-pub(crate) fn hold_sealed(storage: &Storage, activity: Activity, seal: MarkerSeal) -> Result<Held> {
+pub(crate) fn hold_sealed(
+    storage: &Storage,
+    activity: Activity,
+    seal: MarkerSeal,
+    release: Release,
+) -> Result<Held> {
     let mut random = [0u8; 8];
     rand::rngs::OsRng.fill_bytes(&mut random);
     let path = format!("locks/{}-{}", activity.prefix(), hex::encode(random));
@@ -207,10 +280,12 @@ pub(crate) fn hold_sealed(storage: &Storage, activity: Activity, seal: MarkerSea
     storage.put(&path, seal(&marker))?;
     let stop = Arc::new(AtomicBool::new(false));
     let last_refresh = Arc::new(AtomicI64::new(now));
+    let lapsed = Arc::new(AtomicBool::new(false));
     let thread = {
-        let (stop, last, storage, seal, path, marker) = (
+        let (stop, last, lapse, storage, seal, path, marker) = (
             stop.clone(),
             last_refresh.clone(),
+            lapsed.clone(),
             storage.clone(),
             seal.clone(),
             path.clone(),
@@ -227,7 +302,13 @@ pub(crate) fn hold_sealed(storage: &Storage, activity: Activity, seal: MarkerSea
                     }
                     marker.refreshed = now_secs();
                     match storage.put(&path, seal(&marker)) {
-                        Ok(()) => last.store(marker.refreshed, Ordering::SeqCst),
+                        Ok(()) => {
+                            let gap = marker.refreshed - last.load(Ordering::SeqCst);
+                            if gap * 2 >= STALE_SECS {
+                                lapse.store(true, Ordering::SeqCst);
+                            }
+                            last.store(marker.refreshed, Ordering::SeqCst);
+                        }
                         Err(e) => tracing::warn!(marker = %path, error = %e, "could not refresh the activity marker"),
                     }
                 }
@@ -237,8 +318,11 @@ pub(crate) fn hold_sealed(storage: &Storage, activity: Activity, seal: MarkerSea
     Ok(Held {
         path,
         storage: storage.clone(),
+        seal,
+        release,
         stop,
         last_refresh,
+        lapsed,
         thread: Some(thread),
         marker,
     })
@@ -249,7 +333,7 @@ pub(crate) fn hold_sealed(storage: &Storage, activity: Activity, seal: MarkerSea
 pub fn hold_prune(vault: &Vault) -> Result<Held> {
     let held = hold(vault, Activity::Prune)?;
     let now = now_secs();
-    for (path, marker) in markers(vault)? {
+    for Found { path, marker, .. } in markers(vault)? {
         if path == held.path {
             continue;
         }

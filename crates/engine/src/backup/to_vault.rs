@@ -138,6 +138,9 @@ fn adopt_orphans(
     Ok(orphans
         .par_iter()
         .filter_map(|id| match vault.read_trailer(id) {
+            // Indexed as the key holder's, its blobs would be opened under
+            // the vault's keys and no longer under its session's.
+            Ok(r) if r.session.is_some() => None,
             Ok(r) => Some(r),
             Err(e) => {
                 tracing::warn!(pack = %id, error = %e, "ignoring an unreadable unindexed pack");

@@ -26,7 +26,9 @@ use crate::crypto::MasterKeys;
 use crate::dict::{decode_object, dict_path, encode_object, Dictionaries, Dictionary};
 use crate::error::{Error, Result};
 use crate::ids::{ChunkId, ObjectId};
-use crate::index::{decode_index, encode_index, Index, IndexName, PackRecord, Purpose};
+use crate::index::{
+    decode_index, encode_index, Index, IndexName, PackRecord, Purpose, WriterIndex,
+};
 use crate::journal::{record_path, Event, Record, RecordSeal, VaultState};
 use crate::keys::{Header, KdfParams, KeySlot, VaultKey, FORMAT_VERSION};
 use crate::location::Credentials;
@@ -486,10 +488,20 @@ impl Vault {
 
     /// Reads one index file, and learns which keys its packs open under.
     pub fn read_index_file(&self, name: &IndexName) -> Result<Vec<PackRecord>> {
+        Ok(self.read_index_file_flagged(name)?.records)
+    }
+
+    /// Reads one index file with the packs a writer's file flags as
+    /// withdrawn (none for the key holder's files). The key holder's own
+    /// view of condemned packs is the journal; the flags are for writers.
+    pub fn read_index_file_flagged(&self, name: &IndexName) -> Result<WriterIndex> {
         let path = name.path();
         let bytes = self.cache.fetch(&self.storage, &path, &name.id)?;
-        let records = match &name.writer {
-            None => decode_index(&self.keys, &path, bytes)?,
+        let index = match &name.writer {
+            None => WriterIndex {
+                records: decode_index(&self.keys, &path, bytes)?,
+                withdrawn: Default::default(),
+            },
             Some(slot) => {
                 let secret = self.writer_secret(*slot)?;
                 crate::index::decode_writer_index(
@@ -501,8 +513,8 @@ impl Vault {
                 )?
             }
         };
-        self.learn_packs(&records)?;
-        Ok(records)
+        self.learn_packs(&index.records)?;
+        Ok(index)
     }
 
     /// Loads and merges every index file.

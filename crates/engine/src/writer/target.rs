@@ -9,7 +9,7 @@
 //! trees from its cache, and compresses without dictionaries (they are
 //! trained on other hosts' data). See docs/SECURITY.md for why.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 
@@ -24,9 +24,9 @@ use crate::crypto::MasterKeys;
 use crate::dict::Dictionary;
 use crate::error::{Error, Result};
 use crate::ids::{ChunkId, ObjectId};
-use crate::index::{Index, PackRecord, Purpose};
+use crate::index::{Index, PackRecord, Purpose, WriterIndex};
 use crate::keys::Header;
-use crate::locks::{hold_sealed, Activity, MARKER_AAD};
+use crate::locks::{hold_sealed, Activity, Release, MARKER_AAD};
 use crate::point::{point_path, Manifest};
 use crate::storage::Storage;
 use crate::tree::Tree;
@@ -129,23 +129,58 @@ impl WriteOnlyVault {
         &self.header
     }
 
-    /// Everything this credential's index files list.
+    /// Everything this credential's index files list but the packs a key
+    /// holder's prune withdrew. A file that does not open (damaged, or put
+    /// there by someone else) is skipped with a warning: it costs only
+    /// deduplication, never a wrong point.
     fn own_records(&self) -> Result<Vec<PackRecord>> {
+        // A prune replaces a writer's index files (it writes the new one
+        // before it deletes the old), so a file gone after the listing means
+        // a fresh listing finds its replacement.
+        let mut attempt: u32 = 0;
+        loop {
+            attempt += 1;
+            match self.try_own_records() {
+                Err(Error::Missing { object }) if attempt < 10 => {
+                    tracing::debug!(%object, attempt, "index file replaced while loading; listing again");
+                    std::thread::sleep(std::time::Duration::from_millis(
+                        (20u64 << attempt).min(1000),
+                    ));
+                }
+                other => return other,
+            }
+        }
+    }
+
+    fn try_own_records(&self) -> Result<Vec<PackRecord>> {
         let slot_id = self.credential.slot_id();
         let mut records = Vec::new();
+        let mut withdrawn = HashSet::new();
         for obj in self.storage.list(&objects::index_folder(&slot_id))? {
             let Some(id) = obj.path.rsplit('/').next().and_then(ObjectId::parse) else {
                 continue;
             };
             let bytes = self.index_cache.fetch(&self.storage, &obj.path, &id)?;
-            records.extend(crate::index::decode_writer_index(
+            match crate::index::decode_writer_index(
                 &self.credential.secret,
                 &self.header.vault_id,
                 &self.credential.slot,
                 &obj.path,
                 &bytes,
-            )?);
+            ) {
+                Ok(index) => {
+                    records.extend(index.records);
+                    withdrawn.extend(index.withdrawn);
+                }
+                Err(e @ Error::Corrupt { .. }) => {
+                    tracing::warn!(error = %e, "skipping an index file that does not open; what it lists is stored again if needed");
+                }
+                Err(e) => return Err(e),
+            }
         }
+        // Withdrawn in any file is withdrawn: a prune writes the flagged
+        // file before it deletes the one it replaces.
+        records.retain(|r| !withdrawn.contains(&r.id));
         Ok(records)
     }
 }
@@ -212,6 +247,8 @@ impl Destination for WriteOnlyVault {
             Arc::new(move |m| {
                 seal_session_object(&keys, WRITER_MARKER_MAGIC, &header, MARKER_AAD, m)
             }),
+            // A writer deletes nothing; the next prune removes it.
+            Release::Expire,
         )?;
         let index = Index::build_for(Purpose::Dedup, self.own_records()?);
         let parent = match self.cache.last_point(item, &self.credential.secret) {
@@ -239,7 +276,10 @@ impl Destination for WriteOnlyVault {
             &self.credential.secret,
             &self.header.vault_id,
             &self.credential.slot,
-            records,
+            &WriterIndex {
+                records: records.to_vec(),
+                withdrawn: HashSet::new(),
+            },
         );
         let id = ObjectId::of(&bytes);
         let path = objects::index_path(&self.credential.slot_id(), &id);
