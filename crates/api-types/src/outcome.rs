@@ -35,6 +35,13 @@ pub struct PruneResult {
     pub packs_repacked: usize,
     pub packs_deleted: usize,
     pub bytes_deleted: u64,
+    /// Write-only writers' index files replaced to tell them what was
+    /// condemned, reprieved or deleted.
+    #[serde(default)]
+    pub writer_index_files_rewritten: usize,
+    /// Activity markers of finished or dead processes removed.
+    #[serde(default)]
+    pub stale_markers_removed: usize,
 }
 
 /// What a replicate job did, replica by replica.

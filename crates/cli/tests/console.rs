@@ -643,6 +643,72 @@ fn enable_back_up_browse_restore_and_rotate_the_key_in_the_browser() {
         click(&c, "button[aria-label^='Undelete docs of']").await;
         wait_text(&c, "#notice", "is back, on hold").await;
 
+        // A host with a write-only credential adds a point: the table says
+        // which credential wrote it.
+        let cli = |secret: &str, args: &[&str]| {
+            let out = Command::new(BIN)
+                .args(args)
+                .env("COFFER_KEY", secret)
+                .env("COFFER_CACHE_DIR", dir.path().join("host-cache"))
+                .output()
+                .unwrap();
+            assert!(
+                out.status.success(),
+                "{args:?}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            String::from_utf8_lossy(&out.stdout).trim().to_string()
+        };
+        let credential = cli(
+            &key,
+            &[
+                "key",
+                "add",
+                "--write-only",
+                "--name",
+                "web-1",
+                "--vault",
+                &vault_loc,
+            ],
+        );
+        cli(
+            &credential,
+            &[
+                "backup",
+                "--vault",
+                &vault_loc,
+                "--item",
+                "web",
+                src.to_str().unwrap(),
+            ],
+        );
+        let slot = cli(&key, &["key", "list", "--vault", &vault_loc]);
+        // Away and back: opening the page it shows does not reload it.
+        open(&c, &root, "#/items", "Items and sets").await;
+        open(&c, &root, "#/vault/main", "Vault main").await;
+        let points = wait_text(
+            &c,
+            "section[aria-labelledby=vault-points]",
+            "write-only credential",
+        )
+        .await;
+        let written = points
+            .lines()
+            .find(|l| l.contains("write-only credential"))
+            .unwrap_or_default();
+        let slot_id: String = written
+            .split("write-only credential ")
+            .nth(1)
+            .unwrap_or_default()
+            .chars()
+            .take(16)
+            .collect();
+        assert!(
+            written.starts_with("web") && slot_id.len() == 16 && slot.contains(&slot_id),
+            "{points}\n{slot}"
+        );
+        assert!(points.contains("vault key"), "{points}");
+
         // A webhook target, so that the security alerts below are sent.
         open(&c, &root, "#/notifications", "Notifications").await;
         fill(&c, "target-name", "hook").await;

@@ -570,3 +570,149 @@ fn assert_restores_as_bytes(env: &Env, point: &str, file: &std::path::Path, expe
     assert!(out.status.success(), "{}", stderr(&out));
     assert_eq!(std::fs::read(under(&target, file)).unwrap(), expected);
 }
+
+/// The JSON a `--json` command printed.
+fn json_of(out: &std::process::Output) -> serde_json::Value {
+    assert!(out.status.success(), "{}", stderr(out));
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+#[test]
+fn a_writer_whose_storage_cannot_delete_backs_up_and_the_key_holder_prunes_what_it_wrote() {
+    use coffer_testservers::{azure_sas, http, Kind, Server, AZURITE_ACCOUNT};
+    let env = Env::without_vault();
+    let az = Server::start(Kind::AzBlob);
+    let loc = az.location.clone();
+    // The key holder has the account key; the host a SAS token that may
+    // read, create, write and list, but not delete.
+    let holder = |args: &[&str]| {
+        let mut cmd = env.command();
+        az.apply_env(&mut cmd);
+        let out = cmd.args(args).output().unwrap();
+        assert!(out.status.success(), "{args:?}: {}", stderr(&out));
+        out
+    };
+    holder(&["vault", "init", "--location", &loc]);
+    let out = holder(&[
+        "key",
+        "add",
+        "--write-only",
+        "--name",
+        "web-1",
+        "--vault",
+        &loc,
+    ]);
+    let credential = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    let sas = azure_sas("rcwl");
+    let host = |args: &[&str]| {
+        let out = env
+            .command()
+            .env("COFFER_KEY", &credential)
+            .env("COFFER_CACHE_DIR", env.path("host-cache"))
+            .env("AZURE_STORAGE_SAS_TOKEN", &sas)
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{args:?}: {}", stderr(&out));
+        // It never tried to delete anything (a refused delete would warn).
+        assert!(!stderr(&out).contains("could not"), "{}", stderr(&out));
+        summary(&out)
+    };
+    let src = env.path("src");
+    std::fs::create_dir_all(&src).unwrap();
+    let backup = |generation: u8| {
+        random_file(&src.join("kept.bin"), 300_000, 1);
+        random_file(&src.join("changing.bin"), 200_000, generation);
+        std::thread::sleep(std::time::Duration::from_millis(2100));
+        let s = host(&[
+            "backup",
+            "--json",
+            "--vault",
+            &loc,
+            "--item",
+            "web",
+            src.to_str().unwrap(),
+        ]);
+        s["point"].as_str().unwrap().to_string()
+    };
+    let first = backup(1);
+    let second = backup(2);
+
+    // The token really cannot delete: the storage refuses it.
+    let container_path = loc
+        .strip_prefix("azblob://")
+        .and_then(|l| l.split_once('?'))
+        .unwrap()
+        .0;
+    let status = http(
+        az.port,
+        "DELETE",
+        &format!("/{AZURITE_ACCOUNT}/{container_path}/vault?{sas}"),
+        &[],
+    );
+    assert_eq!(status, 403, "a delete with the host's token");
+
+    // The key holder deletes the first point and prunes twice, 15 days on:
+    // the first repacks what the second point still uses out of the first
+    // point's data pack, the second deletes that pack.
+    let p = holder(&["--json", "points", "list", "--vault", &loc]);
+    let listed: serde_json::Value = serde_json::from_slice(&p.stdout).unwrap();
+    assert_eq!(listed.as_array().unwrap().len(), 2, "{listed}");
+    holder(&["points", "delete", &first, "--vault", &loc]);
+    let later = jiff::Timestamp::now()
+        .checked_add(jiff::SignedDuration::from_hours(15 * 24))
+        .unwrap()
+        .to_string();
+    let prune = |label: &str| {
+        let mut cmd = env.command();
+        az.apply_env(&mut cmd);
+        let out = cmd
+            .args([
+                "--json",
+                "prune",
+                "--grace",
+                "0s",
+                "--repack-below",
+                "90",
+                "--now",
+                &later,
+                "--vault",
+                &loc,
+            ])
+            .output()
+            .unwrap();
+        let j = json_of(&out);
+        eprintln!("{label}: {}", j["done"]);
+        j["done"].clone()
+    };
+    let condemned = prune("first");
+    assert!(condemned["condemned"].as_u64().unwrap() >= 2, "{condemned}");
+    assert!(condemned["repacked"].as_u64().unwrap() >= 1, "{condemned}");
+    let deleted = prune("second");
+    assert!(deleted["deleted"].as_u64().unwrap() >= 1, "{deleted}");
+    assert!(
+        deleted["bytes_deleted"].as_u64().unwrap() >= 200_000,
+        "{deleted}"
+    );
+
+    // The host backs up on, and every point left restores whole.
+    let third = backup(3);
+    for (point, generation) in [(&second, 2u8), (&third, 3)] {
+        let target = env.path(&format!("restore-{generation}"));
+        holder(&[
+            "restore",
+            point,
+            "--vault",
+            &loc,
+            "--target",
+            target.to_str().unwrap(),
+        ]);
+        let expect = env.path("expect");
+        random_file(&expect, 200_000, generation);
+        assert_eq!(
+            std::fs::read(under(&target, &src).join("changing.bin")).unwrap(),
+            std::fs::read(&expect).unwrap()
+        );
+    }
+    holder(&["check", "--read-data", "--vault", &loc]);
+}

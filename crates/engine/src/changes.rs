@@ -30,6 +30,23 @@ pub fn items(state: &VaultState, points: &[Point]) -> Vec<String> {
     items
 }
 
+/// The groups retention judges apart: each item's points by who wrote
+/// them (the key holders, or one write-only credential). A credential's
+/// points, whatever times they claim, then never push another writer's
+/// (or the key holders') points of the item out of a count or a bucket;
+/// each group keeps its own latest point. The item's policy and
+/// protection apply to every group of it.
+pub fn retention_groups(state: &VaultState, points: &[Point]) -> Vec<(String, Option<String>)> {
+    let mut groups: Vec<(String, Option<String>)> = points
+        .iter()
+        .map(|p| (p.manifest.item.clone(), p.writer.clone()))
+        .chain(items(state, &[]).into_iter().map(|i| (i, None)))
+        .collect();
+    groups.sort();
+    groups.dedup();
+    groups
+}
+
 /// What retention needs about a point, from the manifest and the journal.
 pub fn facts(state: &VaultState, p: &Point) -> PointFacts {
     PointFacts {
@@ -131,6 +148,7 @@ fn unexpired(state: &VaultState, points: &[Point], target: &Point, now: i64) -> 
         .iter()
         .filter(|p| {
             &p.manifest.item == item
+                && p.writer == target.writer
                 && !state.soft_deleted.contains_key(&p.id)
                 && !state.purged.contains(&p.id)
         })

@@ -7,7 +7,7 @@
 //! soft-deleted points keep every chunk alive, and space comes back only
 //! through garbage collection of packs.
 
-use crate::changes::{facts, items};
+use crate::changes::{facts, retention_groups};
 use crate::error::{Error, Result};
 use crate::gc::{GcOptions, GcOutcome, GcPlan};
 use crate::ids::ObjectId;
@@ -58,8 +58,11 @@ pub fn plan(vault: &Vault, state: &VaultState, now: i64) -> Result<Plan> {
     let points = vault.points()?;
     let purge_after = state.soft_delete_days as i64 * 86_400;
     let mut out = Vec::with_capacity(points.len());
-    for item in items(state, &points) {
-        let mine: Vec<_> = points.iter().filter(|p| p.manifest.item == item).collect();
+    for (item, writer) in retention_groups(state, &points) {
+        let mine: Vec<_> = points
+            .iter()
+            .filter(|p| p.manifest.item == item && p.writer == writer)
+            .collect();
         let live: Vec<PointFacts> = mine
             .iter()
             .filter(|p| !state.soft_deleted.contains_key(&p.id) && !state.purged.contains(&p.id))
@@ -289,6 +292,62 @@ mod tests {
         assert_eq!(out.purged, 10);
         let left: Vec<ObjectId> = vault.points().unwrap().iter().map(|p| p.id).collect();
         assert!(!left.contains(&ids[0]) && left.contains(&ids[3]) && left.contains(&on_demand));
+    }
+
+    #[test]
+    fn a_credentials_points_do_not_crowd_out_the_key_holders_or_another_credentials() {
+        let dir = tempfile::tempdir().unwrap();
+        let src = tempfile::tempdir().unwrap();
+        let (vault, _) = new_vault(dir.path(), false);
+        let mut keep2 = crate::policy::Policy::default_policy();
+        keep2.name = "Keep2".into();
+        keep2.retention = crate::policy::Retention {
+            keep_last: Some(2),
+            ..crate::policy::Retention::default()
+        };
+        changes::set_policy(&vault, keep2).unwrap();
+        changes::assign(&vault, "Keep2", "item").unwrap();
+        let own: Vec<ObjectId> = (0..3)
+            .map(|d| back_up_at(&vault, src.path(), T0 + d * DAY, None))
+            .collect();
+        let location = dir.path().to_str().unwrap().to_string();
+        let writer = |name: &str| {
+            let (_, credential) = vault.add_writer(name).unwrap();
+            let cache = tempfile::tempdir().unwrap();
+            let location = location.clone();
+            let src = src.path().to_path_buf();
+            move |secs: i64| {
+                let w = crate::writer::WriteOnlyVault::open(
+                    crate::storage::Storage::open(&location).unwrap(),
+                    credential.clone(),
+                    Some(cache.path()),
+                )
+                .unwrap();
+                let opts = BackupOptions {
+                    item: Some("item".into()),
+                    time: Some(Timestamp { secs, nanos: 0 }),
+                    ..BackupOptions::default()
+                };
+                backup(&w, std::slice::from_ref(&src), &opts, &Progress::default())
+                    .unwrap()
+                    .point
+            }
+        };
+        let honest_host = writer("host");
+        let honest: Vec<ObjectId> = (0..2).map(|d| honest_host(T0 + d * DAY + 60)).collect();
+        // A thief with another credential claims ten newer points.
+        let thief_host = writer("thief");
+        let thief: Vec<ObjectId> = (0..10).map(|d| thief_host(T0 + (5 + d) * DAY)).collect();
+
+        let state = vault.state().unwrap();
+        let p = plan(&vault, &state, T0 + 20 * DAY).unwrap();
+        assert_eq!(action_of(&p, &own[0]), PointAction::SoftDelete);
+        for id in own[1..].iter().chain(&honest).chain(&thief[8..]) {
+            assert_eq!(action_of(&p, id), PointAction::Keep);
+        }
+        for id in &thief[..8] {
+            assert_eq!(action_of(&p, id), PointAction::SoftDelete);
+        }
     }
 
     #[test]

@@ -1,7 +1,8 @@
 //! One pass over a crate's `src/`: per file its module path, its length
 //! without test items, its functions, and the crate-internal paths it names.
 //!
-//! Test items (`#[cfg(test)]`, `#[test]`) are skipped whole: their lines do
+//! Test items (`#[cfg(test)]`, `#[test]`, and files that begin with
+//! `#![cfg(test)]`) are skipped whole: their lines do
 //! not count, their functions are not measured and their imports are not
 //! edges, because a test module reaching across the crate is not a design
 //! dependency.
@@ -70,7 +71,13 @@ pub fn scan_crate(crate_dir: &Path) -> Result<CrateLayout, LayoutError> {
             functions: Vec::new(),
             references: Vec::new(),
         };
-        visitor.visit_file(&syntax);
+        // A file that says `#![cfg(test)]` (a test module kept in a file
+        // of its own) is test code whole.
+        if is_test_only(&syntax.attrs) {
+            visitor.test_lines = text.lines().count();
+        } else {
+            visitor.visit_file(&syntax);
+        }
         files.push(SourceFile {
             path,
             module,

@@ -515,8 +515,18 @@ async function vaultsPage() {
       "No vault yet."));
 }
 
+// Who wrote a point: a key holder, or the write-only credential of a slot
+// (`coffer key list` names it); one written after its revocation is flagged.
+function writtenBy(p) {
+  if (!p.written_by) return "vault key";
+  const who = `write-only credential ${p.written_by}`;
+  return p.after_revocation
+    ? h("strong", { class: "untrusted" }, `${who}, after its revocation: untrusted`)
+    : who;
+}
+
 function pointsTable(vault, points, after) {
-  return table(`Recovery points of ${vault}`, ["Item", "Taken", "Files", "Size", "Consistency", "State", "Actions"],
+  return table(`Recovery points of ${vault}`, ["Item", "Taken", "Files", "Size", "Consistency", "Written by", "State", "Actions"],
     points.map((p) => {
       const label = `${p.item} of ${when(p.time)}`;
       const actions = p.state === "soft-deleted"
@@ -537,6 +547,7 @@ function pointsTable(vault, points, after) {
       return h("tr", { class: p.state === "soft-deleted" ? "deleted" : null },
         h("td", {}, p.item), h("td", {}, when(p.time)), h("td", {}, String(p.files)),
         h("td", {}, size(p.bytes_total)), h("td", {}, p.consistency),
+        h("td", {}, writtenBy(p)),
         h("td", {}, p.state === "soft-deleted" ? `soft-deleted ${when(p.deleted_at)}, purged ${when(p.purge_at)}` : (p.hold ? "active, on hold" : "active")),
         h("td", {}, actions));
     }),

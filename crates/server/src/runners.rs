@@ -531,6 +531,8 @@ fn run_prune(ctx: &JobContext<'_>, job: &Job) -> Ending {
                     packs_repacked: packs.repacked,
                     packs_deleted: packs.deleted,
                     bytes_deleted: packs.bytes_deleted,
+                    writer_index_files_rewritten: packs.writer_files_rewritten,
+                    stale_markers_removed: packs.stale_markers_removed,
                 }),
                 failure: None,
             }

@@ -117,7 +117,8 @@ fn prune(
         if let Some((o, g)) = &report.done {
             j["done"] = json!({"soft_deleted": o.soft_deleted, "purged": o.purged, "condemned": g.condemned,
                 "repacked": g.repacked, "new_packs": g.new_packs, "deleted": g.deleted, "reprieved": g.reprieved,
-                "bytes_deleted": g.bytes_deleted});
+                "bytes_deleted": g.bytes_deleted, "writer_index_files_rewritten": g.writer_files_rewritten,
+                "stale_markers_removed": g.stale_markers_removed});
         }
         print_json(&j);
         return Ok(ExitCode::SUCCESS);
@@ -187,6 +188,12 @@ fn prune(
             crate::output::size(g.bytes_deleted),
             g.reprieved
         );
+        if g.writer_files_rewritten + g.stale_markers_removed > 0 {
+            println!(
+                "write-only writers told of it in {} index file(s); {} stale marker(s) removed",
+                g.writer_files_rewritten, g.stale_markers_removed
+            );
+        }
         // The local tier follows: packs only older points use leave it.
         if v.state()?.local_tier.is_some() {
             let t = coffer_engine::tier::sync(&v)?;

@@ -48,17 +48,30 @@ pub fn execute(vault: &Vault, plan: &GcPlan) -> Result<GcOutcome> {
     let repacked = repack_all(vault, plan, &mut out)?;
     let mut leaving = with(&[PackAction::Condemn, PackAction::CondemnOrphan]);
     leaving.extend(repacked.done.iter().copied());
+    let claims = writers::Claims {
+        chosen: &plan.records,
+        others: &plan.other_claims,
+        made: repacked
+            .for_writers
+            .values()
+            .flatten()
+            .map(|r| (r.id, r.clone()))
+            .collect(),
+    };
 
     // Writers first learn of every condemnation (and get the packs their
     // blobs were repacked into): a flag that reaches a writer before the
     // journal does only costs it deduplication.
     let mut condemned = with(&[PackAction::Wait, PackAction::Delete, PackAction::Reprieve]);
     condemned.extend(leaving.iter().copied());
-    out.writer_files_rewritten += writers::update(vault, &mut writer_files, |slot, f| {
-        let mut next = writers::with_records(f, repacked.for_writers.get(slot).map_or(&[], |v| v));
+    out.writer_files_rewritten += writers::update(vault, &claims, &mut writer_files, |slot, f| {
+        let mut next = f.clone();
+        if let Some(made) = repacked.for_writers.get(slot) {
+            next.packs.extend(made.iter().map(|r| r.id));
+        }
         next.withdrawn = next
-            .records
-            .keys()
+            .packs
+            .iter()
             .filter(|id| condemned.contains(id))
             .copied()
             .collect();
@@ -83,13 +96,13 @@ pub fn execute(vault: &Vault, plan: &GcPlan) -> Result<GcOutcome> {
             packs: reprieved.iter().copied().collect(),
         })?;
         out.writer_files_rewritten +=
-            writers::update(vault, &mut writer_files, |_, f| SlotFiles {
+            writers::update(vault, &claims, &mut writer_files, |_, f| SlotFiles {
                 withdrawn: f.withdrawn.difference(&reprieved).copied().collect(),
                 ..f.clone()
             })?;
     }
 
-    out.writer_files_rewritten += delete_due(vault, plan, &mut writer_files, &mut out)?;
+    out.writer_files_rewritten += delete_due(vault, plan, &claims, &mut writer_files, &mut out)?;
     out.stale_markers_removed = crate::locks::remove_stale(vault)?;
     Ok(out)
 }
@@ -195,6 +208,7 @@ fn repack(vault: &Vault, plan: &GcPlan, rec: &PackRecord) -> Result<Option<Vec<P
 fn delete_due(
     vault: &Vault,
     plan: &GcPlan,
+    claims: &writers::Claims,
     writer_files: &mut writers::WriterFiles,
     out: &mut GcOutcome,
 ) -> Result<usize> {
@@ -223,9 +237,9 @@ fn delete_due(
             vault.storage().delete(&f.path())?;
         }
     }
-    let rewritten = writers::update(vault, writer_files, |_, f| {
+    let rewritten = writers::update(vault, claims, writer_files, |_, f| {
         let mut next = f.clone();
-        next.records.retain(|id, _| !gone.contains(id));
+        next.packs.retain(|id| !gone.contains(id));
         next
     })?;
     for p in &due {

@@ -91,6 +91,9 @@ pub struct GcPlan {
     pub index_files: Vec<IndexName>,
     /// Every pack the index files list, by id (deduplicated).
     records: BTreeMap<ObjectId, PackRecord>,
+    /// The claims on packs beyond `records` (only where a writer lists a
+    /// pack that is not its own).
+    other_claims: Vec<PackRecord>,
     /// Each writer's index files as read, for telling it what was condemned.
     writers: WriterFiles,
     mark: Vec<u64>,
@@ -173,7 +176,7 @@ pub fn plan(vault: &Vault, state: &VaultState, opts: &GcOptions) -> Result<GcPla
     // manifest, so every point listed here finds its blobs in the files
     // listed next.
     let roots: Vec<ChunkId> = vault
-        .points()?
+        .points_strict()?
         .into_iter()
         .filter(|p| !state.purged.contains(&p.id))
         .map(|p| p.manifest.tree)
@@ -185,6 +188,7 @@ pub fn plan(vault: &Vault, state: &VaultState, opts: &GcOptions) -> Result<GcPla
         contested,
         writers,
     } = read_records(vault, &index_files)?;
+    let claims_kept = other_claims.clone();
     // Points committed by backups that deduplicated against condemned packs
     // may have trees there: the mark must be able to read them.
     let condemned_records: Vec<PackRecord> = state
@@ -234,6 +238,7 @@ pub fn plan(vault: &Vault, state: &VaultState, opts: &GcOptions) -> Result<GcPla
     };
     condemned.judge(&mut plan, state);
     plan.records = records;
+    plan.other_claims = claims_kept;
     plan.writers = writers;
     Ok(plan)
 }
@@ -279,11 +284,22 @@ fn read_records(vault: &Vault, index_files: &[IndexName]) -> Result<Records> {
     let mut out = Records::default();
     let mut claimed_by: BTreeMap<ObjectId, [u8; 8]> = BTreeMap::new();
     for group in index_files.chunks(16) {
-        let read: Vec<(IndexName, WriterIndex)> = group
+        let read: Vec<Option<(IndexName, WriterIndex)>> = group
             .par_iter()
-            .map(|name| vault.read_index_file_flagged(name).map(|i| (*name, i)))
+            .map(|name| match vault.read_index_file_flagged(name) {
+                Ok(index) => Ok(Some((*name, index))),
+                // A writer's file that does not open is left out (and left
+                // in place): the packs it lists look unindexed and are
+                // condemned, and a pack a point uses is reprieved by its
+                // own trailer before it could be deleted.
+                Err(e @ Error::Corrupt { .. }) if name.writer.is_some() => {
+                    tracing::warn!(error = %e, "leaving out a write-only writer's index file that does not open (`coffer check` names it)");
+                    Ok(None)
+                }
+                Err(e) => Err(e),
+            })
             .collect::<Result<_>>()?;
-        for (name, index) in read {
+        for (name, index) in read.into_iter().flatten() {
             if let Some(slot) = name.writer {
                 out.writers.entry(slot).or_default().add(name, &index);
             }

@@ -1,5 +1,6 @@
 //! Garbage collection tests: concurrent backups and prunes, repacking, and
 //! the packs of write-only writers.
+#![cfg(test)]
 
 use std::path::Path;
 
@@ -294,6 +295,18 @@ impl Host {
     }
 }
 
+/// A new vault with one write-only credential, "web-1", and its host.
+fn vault_with_host(dir: &Path) -> (Vault, VaultKey, Host) {
+    let (vault, key) = new_vault(dir, false);
+    let (_, credential) = vault.add_writer("web-1").unwrap();
+    let host = Host {
+        location: dir.to_str().unwrap().into(),
+        credential,
+        cache: tempfile::tempdir().unwrap(),
+    };
+    (vault, key, host)
+}
+
 /// What one writer's index files say: every pack listed, and the flagged.
 fn writer_view(vault: &Vault) -> (HashSet<ObjectId>, HashSet<ObjectId>) {
     let mut listed = HashSet::new();
@@ -312,13 +325,7 @@ fn writer_view(vault: &Vault) -> (HashSet<ObjectId>, HashSet<ObjectId>) {
 fn a_writers_packs_are_withdrawn_from_it_then_deleted_and_its_points_stay_whole() {
     let dir = tempfile::tempdir().unwrap();
     let src = tempfile::tempdir().unwrap();
-    let (vault, key) = new_vault(dir.path(), false);
-    let (_, credential) = vault.add_writer("web-1").unwrap();
-    let host = Host {
-        location: dir.path().to_str().unwrap().into(),
-        credential,
-        cache: tempfile::tempdir().unwrap(),
-    };
+    let (vault, key, host) = vault_with_host(dir.path());
     let mut points = Vec::new();
     for generation in 1..=3 {
         write_generation(src.path(), generation);
@@ -382,19 +389,27 @@ fn a_writers_packs_are_withdrawn_from_it_then_deleted_and_its_points_stay_whole(
     assert_eq!(restored_generation(&vault, &again.point, src.path()), 1);
     assert_eq!(restored_generation(&vault, &after, src.path()), 2);
     check_read_data(dir.path(), &key);
+
+    // A replica receives the writer's rewritten index files with the rest,
+    // and its points restore from there alone.
+    let replica_dir = tempfile::tempdir().unwrap();
+    let replica = Storage::open(replica_dir.path().to_str().unwrap()).unwrap();
+    crate::replica::replicate(&vault, &replica, "replica").unwrap();
+    let copy = Vault::open(replica, &key, None).unwrap();
+    assert_eq!(
+        copy.read_point(&after).unwrap().writer,
+        Some(host.credential.slot_id())
+    );
+    assert_eq!(restored_generation(&copy, &after, src.path()), 2);
+    assert_eq!(restored_generation(&copy, &again.point, src.path()), 1);
+    check_read_data(replica_dir.path(), &key);
 }
 
 #[test]
 fn a_key_holders_backup_adopts_no_pack_of_a_writer() {
     let dir = tempfile::tempdir().unwrap();
     let src = tempfile::tempdir().unwrap();
-    let (vault, _) = new_vault(dir.path(), false);
-    let (_, credential) = vault.add_writer("web-1").unwrap();
-    let host = Host {
-        location: dir.path().to_str().unwrap().into(),
-        credential,
-        cache: tempfile::tempdir().unwrap(),
-    };
+    let (vault, _, host) = vault_with_host(dir.path());
     write_generation(src.path(), 1);
     host.back_up(src.path(), "w");
     // As if the writer were still running: its packs, but no index file yet.
@@ -506,4 +521,70 @@ fn a_writer_that_claims_anothers_pack_gets_it_neither_condemned_nor_deleted() {
             "{report:?}"
         );
     }
+}
+
+#[test]
+fn objects_that_do_not_open_stop_nothing_but_the_judging_of_packs() {
+    let dir = tempfile::tempdir().unwrap();
+    let src = tempfile::tempdir().unwrap();
+    let (vault, key, host) = vault_with_host(dir.path());
+    write_generation(src.path(), 1);
+    let written = host.back_up(src.path(), "w").point;
+    let own = back_up_item(&vault, src.path(), "own");
+    // Garbage where a writer may create objects: a point, and an index
+    // file in the writer's folder, each named by its hash as they should be.
+    let garbage_point = b"COFFERWT not a point at all".to_vec();
+    let point_id = ObjectId::of(&garbage_point);
+    vault
+        .storage()
+        .put(&crate::point::point_path(&point_id), garbage_point)
+        .unwrap();
+    let garbage_index = b"COFFERWX not an index file".to_vec();
+    let name = IndexName {
+        id: ObjectId::of(&garbage_index),
+        writer: Some(host.credential.slot),
+    };
+    vault.storage().put(&name.path(), garbage_index).unwrap();
+
+    // Listing, restoring and backing up go on, for the key holder and the
+    // writer alike.
+    let listed: Vec<ObjectId> = vault.points().unwrap().iter().map(|p| p.id).collect();
+    assert_eq!(listed.len(), 2);
+    assert!(listed.contains(&written) && listed.contains(&own));
+    assert_eq!(restored_generation(&vault, &written, src.path()), 1);
+    write_generation(src.path(), 2);
+    let again = host.back_up(src.path(), "w");
+    assert!(
+        again.manifest.stats.bytes_new < 500_000,
+        "{:?}",
+        again.manifest.stats
+    );
+    back_up_item(&vault, src.path(), "own");
+
+    // `check` names both objects.
+    let mut v = Vault::open(vault.storage().clone(), &key, None).unwrap();
+    let report = check(&mut v, ReadData::None).unwrap();
+    assert_eq!(report.problems.len(), 2, "{report:?}");
+    assert!(report
+        .problems
+        .iter()
+        .any(|p| p.contains(&point_id.to_hex())));
+    assert!(report.problems.iter().any(|p| p.contains(&name.path())));
+
+    // Prune refuses to judge packs while a point does not open, and says
+    // what to do; without it, the index file alone stops nothing.
+    let e = prune::run(&vault, &opts(0), false, now_secs())
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(
+        e.contains(&format!("remove the object points/{point_id}")),
+        "{e}"
+    );
+    vault
+        .storage()
+        .delete(&crate::point::point_path(&point_id))
+        .unwrap();
+    prune::run(&vault, &opts(0), false, now_secs()).unwrap();
+    assert_eq!(restored_generation(&vault, &again.point, src.path()), 2);
 }

@@ -17,29 +17,29 @@
 //! condemnation's time and holds the deletion off until it ends; if its
 //! new point then uses the pack, the next prune reprieves it.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 
 use crate::error::{Error, Result};
 use crate::ids::ObjectId;
 use crate::index::{encode_writer_index, IndexName, PackRecord, WriterIndex};
 use crate::vault::Vault;
 
-/// One writer's index files as garbage collection read them.
+/// One writer's index files as garbage collection read them. Only pack
+/// names are kept here; the records are the plan's (a writer-heavy vault
+/// would otherwise hold every writer's records twice while it prunes).
 #[derive(Debug, Default, Clone)]
 pub(crate) struct SlotFiles {
-    /// The files whose content `records` and `withdrawn` stand for.
+    /// The files whose content `packs` and `withdrawn` stand for.
     pub files: Vec<IndexName>,
-    /// Its claims, one record per pack.
-    pub records: BTreeMap<ObjectId, PackRecord>,
+    /// The packs it claims.
+    pub packs: BTreeSet<ObjectId>,
     pub withdrawn: HashSet<ObjectId>,
 }
 
 impl SlotFiles {
     pub(crate) fn add(&mut self, name: IndexName, index: &WriterIndex) {
         self.files.push(name);
-        for r in &index.records {
-            self.records.entry(r.id).or_insert_with(|| r.clone());
-        }
+        self.packs.extend(index.records.iter().map(|r| r.id));
         self.withdrawn.extend(index.withdrawn.iter().copied());
     }
 }
@@ -47,22 +47,44 @@ impl SlotFiles {
 /// Every writer's files, by slot.
 pub(crate) type WriterFiles = BTreeMap<[u8; 8], SlotFiles>;
 
-/// Brings every writer's files to what `change` makes of each: records are
+/// Where a writer's claims are found when its file is written anew: the
+/// plan's records (a pack's chosen record, and the other claims), and the
+/// packs this run's repacking made.
+pub(crate) struct Claims<'a> {
+    pub chosen: &'a BTreeMap<ObjectId, PackRecord>,
+    pub others: &'a [PackRecord],
+    pub made: BTreeMap<ObjectId, PackRecord>,
+}
+
+impl Claims<'_> {
+    /// The record that `slot`'s files give for `pack`.
+    fn of(&self, slot: &[u8; 8], pack: &ObjectId) -> Option<&PackRecord> {
+        let mine = |r: &&PackRecord| r.session.is_some_and(|s| s.slot() == *slot);
+        self.made
+            .get(pack)
+            .filter(mine)
+            .or_else(|| self.chosen.get(pack).filter(mine))
+            .or_else(|| self.others.iter().filter(|r| r.id == *pack).find(mine))
+    }
+}
+
+/// Brings every writer's files to what `change` makes of each: packs are
 /// added or dropped, flags set or cleared. A slot whose content would not
 /// change is left alone.
 pub(crate) fn update(
     vault: &Vault,
+    claims: &Claims,
     writers: &mut WriterFiles,
     change: impl Fn(&[u8; 8], &SlotFiles) -> SlotFiles,
 ) -> Result<usize> {
     let mut rewritten = 0;
     for (slot, files) in writers.iter_mut() {
         let mut next = change(slot, files);
-        next.withdrawn.retain(|id| next.records.contains_key(id));
-        if next.records.keys().eq(files.records.keys()) && next.withdrawn == files.withdrawn {
+        next.withdrawn.retain(|id| next.packs.contains(id));
+        if next.packs == files.packs && next.withdrawn == files.withdrawn {
             continue;
         }
-        replace(vault, slot, files, next)?;
+        replace(vault, claims, slot, files, next)?;
         rewritten += 1;
     }
     Ok(rewritten)
@@ -70,16 +92,34 @@ pub(crate) fn update(
 
 /// Writes `next` as the slot's one index file, then deletes the files read
 /// before (an empty slot keeps no file).
-fn replace(vault: &Vault, slot: &[u8; 8], files: &mut SlotFiles, next: SlotFiles) -> Result<()> {
+fn replace(
+    vault: &Vault,
+    claims: &Claims,
+    slot: &[u8; 8],
+    files: &mut SlotFiles,
+    next: SlotFiles,
+) -> Result<()> {
     let secret = vault.writer_secret(*slot)?;
+    let records: Vec<PackRecord> = next
+        .packs
+        .iter()
+        .map(|id| {
+            claims.of(slot, id).cloned().ok_or_else(|| {
+                Error::Invalid(format!(
+                    "internal: no record of pack {id} for write-only slot {}",
+                    hex::encode(slot)
+                ))
+            })
+        })
+        .collect::<Result<_>>()?;
     let mut written = Vec::new();
-    if !next.records.is_empty() {
+    if !records.is_empty() {
         let bytes = encode_writer_index(
             &secret,
             &vault.header().vault_id,
             slot,
             &WriterIndex {
-                records: next.records.values().cloned().collect(),
+                records,
                 withdrawn: next.withdrawn.clone(),
             },
         );
@@ -101,13 +141,4 @@ fn replace(vault: &Vault, slot: &[u8; 8], files: &mut SlotFiles, next: SlotFiles
         ..next
     };
     Ok(())
-}
-
-/// The slot's files with `new` records added (unflagged).
-pub(crate) fn with_records(files: &SlotFiles, new: &[PackRecord]) -> SlotFiles {
-    let mut next = files.clone();
-    for r in new {
-        next.records.insert(r.id, r.clone());
-    }
-    next
 }

@@ -9,6 +9,7 @@
 //! (OpenDAL's atomic-write area). What write-only writers stored is opened
 //! with the help of [`writers`].
 
+mod points;
 mod writers;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -19,9 +20,7 @@ use rayon::prelude::*;
 
 use crate::cache::Cache;
 use crate::chunker::Chunker;
-use crate::credential::objects::{
-    session_of, WRITER_PACK_MAGIC, WRITER_PACK_PREFIX_LEN, WRITER_POINT_MAGIC,
-};
+use crate::credential::objects::{session_of, WRITER_PACK_MAGIC, WRITER_PACK_PREFIX_LEN};
 use crate::crypto::MasterKeys;
 use crate::dict::{decode_object, dict_path, encode_object, Dictionaries, Dictionary};
 use crate::error::{Error, Result};
@@ -36,7 +35,7 @@ use crate::pack::{
     open_blob, pack_path, parse_trailer, trailer_guess, trailer_span, BlobEntry, BlobKind,
     PACK_MAGIC,
 };
-use crate::point::{point_path, Manifest};
+use crate::point::Manifest;
 use crate::storage::Storage;
 use crate::tree::Tree;
 use writers::Writers;
@@ -103,6 +102,9 @@ fn not_configured(location: &str) -> String {
 /// A journal record as read: opened, or the error and (when it was
 /// read) its bytes, for a second look with another seal.
 type JournalEntry = std::result::Result<Record, (Error, Option<Vec<u8>>)>;
+
+/// Objects that did not open, with why.
+type Damaged = Vec<(ObjectId, Error)>;
 
 /// An unlocked vault.
 pub struct Vault {
@@ -565,7 +567,17 @@ impl Vault {
         for group in files.chunks(16) {
             let records: Vec<Vec<PackRecord>> = group
                 .par_iter()
-                .map(|id| self.read_index_file(id))
+                .map(|name| match self.read_index_file(name) {
+                    // Anyone who may write to the storage can put garbage
+                    // in a writer's folder; it must not stop restores and
+                    // backups. What a damaged file listed is missing then,
+                    // and reported as such by whoever needs it.
+                    Err(e @ Error::Corrupt { .. }) if name.writer.is_some() => {
+                        tracing::warn!(error = %e, "leaving out a write-only writer's index file that does not open (`coffer check` names it)");
+                        Ok(Vec::new())
+                    }
+                    other => other,
+                })
                 .collect::<Result<_>>()?;
             let records: Vec<PackRecord> = records
                 .into_iter()
@@ -590,102 +602,6 @@ impl Vault {
         self.cache.keep(&path, &bytes);
         self.storage.put(&path, bytes)?;
         Ok((id, len))
-    }
-
-    /// Every recovery point, oldest first.
-    /// The ids of the points whose manifests are stored, unread.
-    pub fn point_ids(&self) -> Result<Vec<ObjectId>> {
-        Ok(self
-            .storage
-            .list("points/")?
-            .iter()
-            .filter_map(|o| ObjectId::parse(o.path.trim_start_matches("points/")))
-            .collect())
-    }
-
-    pub fn points(&self) -> Result<Vec<Point>> {
-        let ids = self.point_ids()?;
-        // A point purged between the listing and the read is simply gone.
-        let mut points: Vec<Point> = ids
-            .par_iter()
-            .filter_map(|id| match self.read_point(id) {
-                Err(Error::Missing { .. }) => None,
-                other => Some(other),
-            })
-            .collect::<Result<_>>()?;
-        points.sort_by_key(|p| (p.manifest.time, p.id));
-        Ok(points)
-    }
-
-    pub fn read_point(&self, id: &ObjectId) -> Result<Point> {
-        let path = point_path(id);
-        let bytes = self.cache.fetch(&self.storage, &path, id)?;
-        if let Some(session) = session_of(WRITER_POINT_MAGIC, &path, &bytes)? {
-            let keys = self.session_keys(&session)?;
-            return Ok(Point {
-                id: *id,
-                manifest: Manifest::decode_written(&keys, &path, &bytes)?,
-                writer: Some(session.slot_id()),
-            });
-        }
-        Ok(Point {
-            id: *id,
-            manifest: Manifest::decode(&self.keys, &path, &bytes)?,
-            writer: None,
-        })
-    }
-
-    /// Commits a recovery point. An on-demand expiry is journalled first, so
-    /// that no moment exists at which the point is visible under the policy.
-    pub fn write_point(
-        &self,
-        manifest: &Manifest,
-        on_demand_until: Option<i64>,
-    ) -> Result<ObjectId> {
-        let bytes = manifest.encode(&self.keys);
-        let id = ObjectId::of(&bytes);
-        if let Some(until) = on_demand_until {
-            self.require_journal()?;
-            self.record(Event::OnDemand { point: id, until })?;
-        }
-        let path = point_path(&id);
-        self.cache.keep(&path, &bytes);
-        self.storage.put(&path, bytes)?;
-        Ok(id)
-    }
-
-    /// Finds a point by full id, unique id prefix, or `latest` (optionally of
-    /// one item).
-    pub fn resolve_point(&self, spec: &str, item: Option<&str>) -> Result<Point> {
-        let points = self.points()?;
-        let candidates: Vec<Point> = points
-            .into_iter()
-            .filter(|p| item.is_none_or(|i| p.manifest.item == i))
-            .collect();
-        if spec == "latest" {
-            return candidates
-                .into_iter()
-                .next_back()
-                .ok_or_else(|| Error::PointNotFound(spec.to_string()));
-        }
-        let prefix = spec.to_ascii_lowercase();
-        if prefix.is_empty() || !prefix.chars().all(|c| c.is_ascii_hexdigit()) {
-            return Err(Error::Invalid(format!(
-                "{spec:?} is not a point id: give a hexadecimal id, a unique prefix of one, or 'latest'"
-            )));
-        }
-        let mut matching: Vec<Point> = candidates
-            .into_iter()
-            .filter(|p| p.id.to_hex().starts_with(&prefix))
-            .collect();
-        match matching.len() {
-            0 => Err(Error::PointNotFound(spec.to_string())),
-            1 => Ok(matching.remove(0)),
-            count => Err(Error::AmbiguousPoint {
-                prefix: spec.to_string(),
-                count,
-            }),
-        }
     }
 
     /// Reads and verifies one blob.
