@@ -716,3 +716,34 @@ fn a_writer_whose_storage_cannot_delete_backs_up_and_the_key_holder_prunes_what_
     }
     holder(&["check", "--read-data", "--vault", &loc]);
 }
+
+#[test]
+fn a_writer_says_so_when_its_previous_point_was_deleted_at_the_storage() {
+    let env = Env::new();
+    let host = Host {
+        env: &env,
+        name: "host-c",
+        credential: add_credential(&env, "host-c"),
+    };
+    let src = env.path("src");
+    random_file(&src.join("a.bin"), 100_000, 1);
+    let first = host.backup(&src);
+    let point = first["point"].as_str().unwrap();
+    std::fs::remove_file(env.vault().join("points").join(point)).unwrap();
+    let v = env.vault_str();
+    let out = host.run(&[
+        "backup",
+        "--vault",
+        &v,
+        "--item",
+        "host-files",
+        src.to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let said = stderr(&out);
+    assert!(
+        said.contains("previous point of the item is gone from the vault"),
+        "{said}"
+    );
+    assert!(said.contains(point), "{said}");
+}

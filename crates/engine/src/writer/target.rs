@@ -185,6 +185,23 @@ impl WriteOnlyVault {
     }
 }
 
+impl WriteOnlyVault {
+    /// Says so when this host's previous point of the item is no longer
+    /// in the vault: the writer cannot list points, but it knows its own
+    /// last one, and no key holder may have seen it before it went.
+    fn notice_if_gone(&self, last: &LastPoint) {
+        match self.storage.size(&point_path(&last.id)) {
+            Ok(Some(_)) => {}
+            Ok(None) => tracing::warn!(
+                item = %last.item,
+                point = %last.id,
+                "this host's previous point of the item is gone from the vault: a key holder deleted it, or someone deleted it at the storage; tell the vault's administrators"
+            ),
+            Err(e) => tracing::debug!(error = %e, "could not look for the previous point"),
+        }
+    }
+}
+
 impl Destination for WriteOnlyVault {
     fn keys(&self) -> &MasterKeys {
         &self.keys
@@ -253,6 +270,7 @@ impl Destination for WriteOnlyVault {
         let index = Index::build_for(Purpose::Dedup, self.own_records()?);
         let parent = match self.cache.last_point(item, &self.credential.secret) {
             Some((last, trees)) => {
+                self.notice_if_gone(&last);
                 *self.previous.lock().map_err(|_| Error::Cancelled)? = trees;
                 Some(Parent {
                     id: last.id,
