@@ -210,6 +210,27 @@ pub(crate) fn decode_payload(
     Ok((packs, withdrawn))
 }
 
+/// Runs `load` (which lists index files and reads them) again when a file
+/// it listed was gone by the time it read it. A prune replaces index files
+/// by writing the new one before it deletes the old, so a fresh listing
+/// finds the replacement. The pause grows so that a load racing a busy
+/// prune is not beaten every time (prunes back to back beat five immediate
+/// retries in a soak test).
+pub(crate) fn relisting_replaced_files<T>(mut load: impl FnMut() -> Result<T>) -> Result<T> {
+    let mut attempt: u32 = 0;
+    loop {
+        attempt += 1;
+        match load() {
+            Err(Error::Missing { object }) if object.starts_with("index/") && attempt < 10 => {
+                tracing::debug!(%object, attempt, "index file replaced while loading; listing again");
+                let pause_ms = (20u64 << attempt).min(1000);
+                std::thread::sleep(std::time::Duration::from_millis(pause_ms));
+            }
+            other => return other,
+        }
+    }
+}
+
 /// An index file's name: the hash of its bytes, and for a write-only
 /// writer's, the slot whose folder it is in (`index/<slot id>/<hash>`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]

@@ -188,7 +188,6 @@ pub fn plan(vault: &Vault, state: &VaultState, opts: &GcOptions) -> Result<GcPla
         contested,
         writers,
     } = read_records(vault, &index_files)?;
-    let claims_kept = other_claims.clone();
     // Points committed by backups that deduplicated against condemned packs
     // may have trees there: the mark must be able to read them.
     let condemned_records: Vec<PackRecord> = state
@@ -201,7 +200,7 @@ pub fn plan(vault: &Vault, state: &VaultState, opts: &GcOptions) -> Result<GcPla
         records
             .values()
             .cloned()
-            .chain(other_claims)
+            .chain(other_claims.iter().cloned())
             .chain(condemned_records),
     );
     let mark = mark(vault, roots, &index)?;
@@ -238,7 +237,7 @@ pub fn plan(vault: &Vault, state: &VaultState, opts: &GcOptions) -> Result<GcPla
     };
     condemned.judge(&mut plan, state);
     plan.records = records;
-    plan.other_claims = claims_kept;
+    plan.other_claims = other_claims;
     plan.writers = writers;
     Ok(plan)
 }
@@ -284,20 +283,13 @@ fn read_records(vault: &Vault, index_files: &[IndexName]) -> Result<Records> {
     let mut out = Records::default();
     let mut claimed_by: BTreeMap<ObjectId, [u8; 8]> = BTreeMap::new();
     for group in index_files.chunks(16) {
+        // A writer's file that does not open is left out (and left in
+        // place): the packs it lists look unindexed and are condemned, and
+        // a pack a point uses is reprieved by its own trailer before it
+        // could be deleted.
         let read: Vec<Option<(IndexName, WriterIndex)>> = group
             .par_iter()
-            .map(|name| match vault.read_index_file_flagged(name) {
-                Ok(index) => Ok(Some((*name, index))),
-                // A writer's file that does not open is left out (and left
-                // in place): the packs it lists look unindexed and are
-                // condemned, and a pack a point uses is reprieved by its
-                // own trailer before it could be deleted.
-                Err(e @ Error::Corrupt { .. }) if name.writer.is_some() => {
-                    tracing::warn!(error = %e, "leaving out a write-only writer's index file that does not open (`coffer check` names it)");
-                    Ok(None)
-                }
-                Err(e) => Err(e),
-            })
+            .map(|name| Ok(vault.read_index_file_or_skip(name)?.map(|i| (*name, i))))
             .collect::<Result<_>>()?;
         for (name, index) in read.into_iter().flatten() {
             if let Some(slot) = name.writer {

@@ -538,22 +538,22 @@ impl Vault {
         purpose: Purpose,
         excluded: &std::collections::BTreeMap<ObjectId, i64>,
     ) -> Result<Index> {
-        // A prune replaces index files: it writes the new one before it
-        // deletes the old, so a file that vanished after the listing means
-        // a fresh listing finds its replacement. The pause grows so that a
-        // load racing a busy prune is not beaten every time (prunes back to
-        // back beat five immediate retries in a soak test).
-        let mut attempt: u32 = 0;
-        loop {
-            attempt += 1;
-            match self.try_load_index(purpose, excluded) {
-                Err(Error::Missing { object }) if object.starts_with("index/") && attempt < 10 => {
-                    tracing::debug!(%object, attempt, "index file replaced while loading; listing again");
-                    let pause_ms = (20u64 << attempt).min(1000);
-                    std::thread::sleep(std::time::Duration::from_millis(pause_ms));
-                }
-                other => return other,
+        crate::index::relisting_replaced_files(|| self.try_load_index(purpose, excluded))
+    }
+
+    /// Reads one index file; a write-only writer's file that does not open
+    /// is `None`, with a warning. Anyone who may write to the storage can
+    /// put garbage in a writer's folder, and it must not stop restores,
+    /// backups or prunes: what a damaged file listed is then missing, and
+    /// reported as such by whoever needs it (`coffer check` names the file).
+    pub(crate) fn read_index_file_or_skip(&self, name: &IndexName) -> Result<Option<WriterIndex>> {
+        match self.read_index_file_flagged(name) {
+            Ok(index) => Ok(Some(index)),
+            Err(e @ Error::Corrupt { .. }) if name.writer.is_some() => {
+                tracing::warn!(error = %e, "leaving out a write-only writer's index file that does not open (`coffer check` names it)");
+                Ok(None)
             }
+            Err(e) => Err(e),
         }
     }
 
@@ -567,16 +567,10 @@ impl Vault {
         for group in files.chunks(16) {
             let records: Vec<Vec<PackRecord>> = group
                 .par_iter()
-                .map(|name| match self.read_index_file(name) {
-                    // Anyone who may write to the storage can put garbage
-                    // in a writer's folder; it must not stop restores and
-                    // backups. What a damaged file listed is missing then,
-                    // and reported as such by whoever needs it.
-                    Err(e @ Error::Corrupt { .. }) if name.writer.is_some() => {
-                        tracing::warn!(error = %e, "leaving out a write-only writer's index file that does not open (`coffer check` names it)");
-                        Ok(Vec::new())
-                    }
-                    other => other,
+                .map(|name| {
+                    Ok(self
+                        .read_index_file_or_skip(name)?
+                        .map_or_else(Vec::new, |i| i.records))
                 })
                 .collect::<Result<_>>()?;
             let records: Vec<PackRecord> = records

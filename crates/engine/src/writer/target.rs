@@ -134,22 +134,8 @@ impl WriteOnlyVault {
     /// there by someone else) is skipped with a warning: it costs only
     /// deduplication, never a wrong point.
     fn own_records(&self) -> Result<Vec<PackRecord>> {
-        // A prune replaces a writer's index files (it writes the new one
-        // before it deletes the old), so a file gone after the listing means
-        // a fresh listing finds its replacement.
-        let mut attempt: u32 = 0;
-        loop {
-            attempt += 1;
-            match self.try_own_records() {
-                Err(Error::Missing { object }) if attempt < 10 => {
-                    tracing::debug!(%object, attempt, "index file replaced while loading; listing again");
-                    std::thread::sleep(std::time::Duration::from_millis(
-                        (20u64 << attempt).min(1000),
-                    ));
-                }
-                other => return other,
-            }
-        }
+        // A prune replaces a writer's index files too.
+        crate::index::relisting_replaced_files(|| self.try_own_records())
     }
 
     fn try_own_records(&self) -> Result<Vec<PackRecord>> {
