@@ -17,6 +17,8 @@ pub enum Cause {
     SourceUnreadable,
     DataCorruption,
     GeneralFault,
+    /// An agent the job needs is out of contact, disabled or removed.
+    AgentUnreachable,
     // Security events.
     KeyRotated,
     RetentionShortened,
@@ -25,7 +27,7 @@ pub enum Cause {
     LoginFailures,
 }
 
-const ALL_CAUSES: [Cause; 13] = [
+const ALL_CAUSES: [Cause; 14] = [
     Cause::OutOfCapacity,
     Cause::StorageUnreachable,
     Cause::PathNotFound,
@@ -34,6 +36,7 @@ const ALL_CAUSES: [Cause; 13] = [
     Cause::SourceUnreadable,
     Cause::DataCorruption,
     Cause::GeneralFault,
+    Cause::AgentUnreachable,
     Cause::KeyRotated,
     Cause::RetentionShortened,
     Cause::PointsDeleted,
@@ -52,6 +55,7 @@ impl Cause {
             Cause::SourceUnreadable => "source_unreadable",
             Cause::DataCorruption => "data_corruption",
             Cause::GeneralFault => "general_fault",
+            Cause::AgentUnreachable => "agent_unreachable",
             Cause::KeyRotated => "key_rotated",
             Cause::RetentionShortened => "retention_shortened",
             Cause::PointsDeleted => "points_deleted",
@@ -86,6 +90,7 @@ impl Cause {
             Cause::SourceUnreadable => "Data to protect could not be read",
             Cause::DataCorruption => "Damaged or missing data was found in the vault",
             Cause::GeneralFault => "The job failed",
+            Cause::AgentUnreachable => "An agent cannot be reached",
             Cause::KeyRotated => "A vault key was rotated",
             Cause::RetentionShortened => "A retention was shortened",
             Cause::PointsDeleted => "Recovery points were deleted",
@@ -135,6 +140,11 @@ impl Cause {
             Cause::GeneralFault => &[
                 "Run the job again: the fault may be transient.",
                 "If it happens again, collect the job's log (GET /api/v1/jobs/{id}/logs) and escalate.",
+            ],
+            Cause::AgentUnreachable => &[
+                "Check that the host is running and that its agent runs (`systemctl status coffer-agent`, or `coffer agent run`).",
+                "Check that the host can reach the service's address (the agent's log says why it cannot), and that the agent is enabled (`coffer agent list`).",
+                "Jobs missed meanwhile run once when the agent is back in contact; run the backup again to be sure.",
             ],
             Cause::KeyRotated => &[
                 "Confirm that the rotation was intended.",

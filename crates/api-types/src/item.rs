@@ -161,6 +161,10 @@ pub struct Item {
     /// Script run after the backup, whatever happened.
     #[serde(default)]
     pub post: Option<Hook>,
+    /// The registered agent the item lives on; none for the service's own
+    /// machine.
+    #[serde(default)]
+    pub agent: Option<String>,
     /// Whether scheduled backups run.
     pub enabled: bool,
     /// How often a failed backup is tried again.
@@ -194,6 +198,10 @@ pub struct NewItem {
     /// Script run after each backup.
     #[serde(default)]
     pub post: Option<Hook>,
+    /// The registered agent the item lives on (it must write to the
+    /// item's vault); none for the service's own machine.
+    #[serde(default)]
+    pub agent: Option<String>,
     #[serde(default = "crate::vault::yes")]
     pub enabled: bool,
     #[serde(default = "two")]

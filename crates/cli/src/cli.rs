@@ -7,8 +7,8 @@ use anyhow::Result;
 use clap::{Parser, Subcommand};
 
 use crate::commands::{
-    backup, benchmark, check, item, key, location, ls, points, policy, prune, recover, restore,
-    serve, vault,
+    agent, backup, benchmark, check, item, key, location, ls, points, policy, prune, recover,
+    restore, serve, vault,
 };
 use crate::ctx::{Ctx, GlobalArgs};
 
@@ -63,6 +63,10 @@ enum Command {
     Benchmark(benchmark::BenchmarkArgs),
     /// Verify the vault's integrity.
     Check(check::CheckArgs),
+    /// This host as an agent of a Coffer service (register it with
+    /// `coffer --server URL agent register --token TOKEN`).
+    #[command(subcommand)]
+    Agent(agent::AgentCommand),
 }
 
 pub fn run(cli: Cli) -> Result<ExitCode> {
@@ -82,5 +86,6 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::Recover(args) => recover::run(&ctx, args),
         Command::Benchmark(args) => benchmark::run(&ctx, args),
         Command::Check(args) => check::run(&ctx, args),
+        Command::Agent(cmd) => agent::run(ctx.json, cmd),
     }
 }

@@ -22,6 +22,7 @@ pub fn code_of(err: &anyhow::Error) -> Option<ErrorCode> {
         e.downcast_ref::<coffer_engine::Error>()
             .map(coffer_engine::Error::code)
             .or_else(|| e.downcast_ref::<coffer_server::Error>().map(|e| e.code()))
+            .or_else(|| e.downcast_ref::<coffer_agent::Error>().map(|e| e.code()))
     })
 }
 

@@ -74,6 +74,7 @@ pub use error::{Error, Result};
 pub use ids::{ChunkId, ObjectId};
 pub use keys::{KdfParams, VaultKey, DEFAULT_KDF, FORMAT_VERSION};
 pub use storage::Storage;
+pub use vault::intake;
 pub use vault::{Point, Vault};
 
 #[cfg(any(test, feature = "testing"))]

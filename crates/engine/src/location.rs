@@ -32,6 +32,8 @@ pub enum Scheme {
     Gcs,
     Sftp,
     WebDav,
+    /// Reached through a Coffer service (an agent's view of its vault).
+    Service,
 }
 
 impl Scheme {
@@ -43,6 +45,7 @@ impl Scheme {
             Scheme::Gcs => "Google Cloud Storage",
             Scheme::Sftp => "SFTP",
             Scheme::WebDav => "WebDAV",
+            Scheme::Service => "Coffer service",
         }
     }
 

@@ -126,22 +126,7 @@ pub fn markers(vault: &Vault) -> Result<Vec<Found>> {
     for obj in vault.storage().list("locks/")? {
         match vault.storage().get(&obj.path) {
             Ok(bytes) => {
-                let (writer, marker) = match session_of(WRITER_MARKER_MAGIC, &obj.path, &bytes) {
-                    Ok(None) => (None, Marker::decode(vault.keys(), &obj.path, &bytes)),
-                    Ok(Some(session)) => (
-                        Some(session.slot_id()),
-                        vault.session_keys(&session).and_then(|keys| {
-                            open_session_object(
-                                &keys,
-                                MARKER_AAD,
-                                &obj.path,
-                                "activity marker",
-                                &bytes,
-                            )
-                        }),
-                    ),
-                    Err(e) => (None, Err(e)),
-                };
+                let (writer, marker) = read_marker(vault, &obj.path, &bytes);
                 out.push(Found {
                     path: obj.path,
                     writer,
@@ -153,6 +138,25 @@ pub fn markers(vault: &Vault) -> Result<Vec<Found>> {
         }
     }
     Ok(out)
+}
+
+/// Opens a marker read at `path`: which writer's session sealed it (none
+/// for a key holder's), and what it says.
+pub(crate) fn read_marker(
+    vault: &Vault,
+    path: &str,
+    bytes: &[u8],
+) -> (Option<String>, Result<Marker>) {
+    match session_of(WRITER_MARKER_MAGIC, path, bytes) {
+        Ok(None) => (None, Marker::decode(vault.keys(), path, bytes)),
+        Ok(Some(session)) => (
+            Some(session.slot_id()),
+            vault.session_keys(&session).and_then(|keys| {
+                open_session_object(&keys, MARKER_AAD, path, "activity marker", bytes)
+            }),
+        ),
+        Err(e) => (None, Err(e)),
+    }
 }
 
 /// Deletes the markers of processes that are gone (and of writers that

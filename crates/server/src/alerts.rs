@@ -27,7 +27,12 @@ pub fn source_failure(e: coffer_sources::Error) -> (Cause, String) {
 
 /// The cause behind an engine error, from its code.
 pub fn classify(e: &coffer_engine::Error) -> Cause {
-    match e.code() {
+    cause_of_code(e.code())
+}
+
+/// The cause behind an error code (an agent reports its errors by code).
+pub fn cause_of_code(code: ErrorCode) -> Cause {
+    match code {
         ErrorCode::Storage(failure) => match failure {
             StorageFailure::OutOfCapacity => Cause::OutOfCapacity,
             StorageFailure::Unreachable => Cause::StorageUnreachable,

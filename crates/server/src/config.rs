@@ -43,6 +43,19 @@ pub struct ServiceConfig {
     /// A bearer token that may read `/metrics` (a Prometheus scraper);
     /// without it only administrators may. `COFFER_METRICS_TOKEN` wins.
     pub metrics_token: Option<String>,
+    /// Without `tls_cert`: serve TLS with a certificate the service makes
+    /// for itself on first start (`<data_dir>/tls/`), which agents pin by
+    /// its fingerprint.
+    pub tls_self_signed: bool,
+    /// The address agents are told to reach the service at (in their
+    /// registration tokens); default: the scheme and `listen`.
+    pub public_url: Option<String>,
+    /// Seconds without contact after which an agent is unreachable.
+    pub agent_unreachable_secs: u64,
+    /// Seconds a job waits for its agent to take it.
+    pub agent_claim_secs: u64,
+    /// Seconds a running job on an agent may go without a report.
+    pub agent_silence_secs: u64,
 }
 
 impl Default for ServiceConfig {
@@ -62,6 +75,11 @@ impl Default for ServiceConfig {
             session_hours: 12,
             restore_roots: None,
             metrics_token: None,
+            tls_self_signed: false,
+            public_url: None,
+            agent_unreachable_secs: 600,
+            agent_claim_secs: 120,
+            agent_silence_secs: 120,
         }
     }
 }

@@ -231,6 +231,30 @@ CREATE TABLE vault_sightings (
     PRIMARY KEY (vault, kind, name)
 ) WITHOUT ROWID;
 "#,
+    r#"
+CREATE TABLE agent_tokens (
+    id INTEGER PRIMARY KEY,
+    hash BLOB NOT NULL UNIQUE,
+    vault TEXT NOT NULL,
+    created INTEGER NOT NULL,
+    expires INTEGER NOT NULL,
+    created_by TEXT NOT NULL,
+    used_by TEXT
+);
+CREATE TABLE agents (
+    name TEXT PRIMARY KEY,
+    vault TEXT NOT NULL,
+    hash BLOB NOT NULL UNIQUE,
+    next_hash BLOB,
+    slot TEXT NOT NULL,
+    enabled INTEGER NOT NULL DEFAULT 1,
+    host TEXT NOT NULL,
+    address TEXT,
+    registered INTEGER NOT NULL,
+    last_contact INTEGER
+);
+ALTER TABLE items ADD COLUMN agent TEXT;
+"#,
 ];
 
 /// The state database.

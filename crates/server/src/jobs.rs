@@ -47,6 +47,8 @@ pub(crate) enum Live {
 struct Running {
     vault: String,
     item: Option<String>,
+    /// The agent a backup runs on.
+    agent: Option<String>,
     started: Instant,
     live: Live,
 }
@@ -382,7 +384,8 @@ impl Jobs {
         let queued = {
             let conn = state.db.conn();
             let mut stmt = conn.prepare(
-                "SELECT id, vault, item, kind FROM jobs WHERE state = 'Queued' AND not_before <= ?1 ORDER BY id",
+                "SELECT j.id, j.vault, j.item, j.kind, i.agent FROM jobs j LEFT JOIN items i ON i.name = j.item
+                 WHERE j.state = 'Queued' AND j.not_before <= ?1 ORDER BY j.id",
             )?;
             let rows = stmt
                 .query_map([now()], |r| {
@@ -391,13 +394,17 @@ impl Jobs {
                         r.get::<_, Option<String>>(1)?,
                         r.get::<_, Option<String>>(2)?,
                         r.get::<_, String>(3)?,
+                        r.get::<_, Option<String>>(4)?,
                     ))
                 })?
                 .collect::<rusqlite::Result<Vec<_>>>()?;
             rows
         };
-        for (id, vault, item, kind) in queued {
+        for (id, vault, item, kind, agent) in queued {
             let vault = vault.unwrap_or_default();
+            // A backup on an agent uses the agent's machine, not this one:
+            // it counts against no limit but its item's and its agent's.
+            let on_agent = agent.filter(|_| kind == JobKind::Backup.to_string());
             let live = match kind.parse::<JobKind>() {
                 Ok(JobKind::Backup | JobKind::SetBackup) => {
                     Live::Backup(Arc::new(Progress::default()))
@@ -408,13 +415,22 @@ impl Jobs {
             };
             {
                 let mut running = self.running();
-                if running.len() >= state.config.max_jobs {
-                    break;
-                }
-                let on_vault = running.values().filter(|r| r.vault == vault).count();
                 let item_busy = item.is_some() && running.values().any(|r| r.item == item);
-                if on_vault >= state.config.max_jobs_per_vault || item_busy {
-                    continue;
+                if let Some(agent) = &on_agent {
+                    let agent_busy = running.values().any(|r| r.agent.as_ref() == Some(agent));
+                    if item_busy || agent_busy {
+                        continue;
+                    }
+                } else {
+                    let local: Vec<&Running> =
+                        running.values().filter(|r| r.agent.is_none()).collect();
+                    if local.len() >= state.config.max_jobs {
+                        continue;
+                    }
+                    let on_vault = local.iter().filter(|r| r.vault == vault).count();
+                    if on_vault >= state.config.max_jobs_per_vault || item_busy {
+                        continue;
+                    }
                 }
                 let claimed = state.db.conn().execute(
                     "UPDATE jobs SET state = 'Running', started = ?1 WHERE id = ?2 AND state = 'Queued'",
@@ -428,6 +444,7 @@ impl Jobs {
                     Running {
                         vault,
                         item,
+                        agent: on_agent,
                         started: Instant::now(),
                         live: live.clone(),
                     },

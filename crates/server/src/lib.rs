@@ -17,6 +17,10 @@
 
 #![forbid(unsafe_code)]
 
+pub mod agent_hub;
+pub mod agent_jobs;
+pub mod agent_store;
+pub mod agents;
 pub mod alerts;
 pub mod api;
 pub mod auth;
@@ -41,6 +45,7 @@ pub mod sets;
 pub mod sightings;
 pub mod state;
 pub mod targets;
+pub mod tls;
 
 pub use config::ServiceConfig;
 pub use daemon::serve;

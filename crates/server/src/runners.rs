@@ -102,6 +102,17 @@ fn run_backup(ctx: &JobContext<'_>, job: &Job, progress: &Arc<Progress>) -> Endi
         let item = ctx
             .item(&item_name)
             .map_err(|e| (Cause::GeneralFault, e.to_string()))?;
+        if let Some(agent) = &item.agent {
+            return crate::agent_jobs::back_up_on_agent(ctx, job, &item, agent, progress).map_err(
+                |e| match e {
+                    crate::agent_jobs::NotDone::Cancelled => {
+                        progress.cancel.store(true, Ordering::Relaxed);
+                        (Cause::GeneralFault, "cancelled".into())
+                    }
+                    crate::agent_jobs::NotDone::Failed(cause, message) => (cause, message),
+                },
+            );
+        }
         let vault = ctx.open_vault(&item.vault).map_err(engine_failure)?;
         let _ = jobs.log(
             &ctx.db,

@@ -506,6 +506,7 @@ mod tests {
                 command: None,
                 pre: None,
                 post: None,
+                agent: None,
                 enabled: true,
                 retry_attempts: 0,
                 retry_delay_secs: 0,

@@ -21,7 +21,7 @@ use zeroize::Zeroizing;
 use coffer_engine::location::{Credentials, CREDENTIAL_NAMES};
 use coffer_engine::vault::JournalLocations;
 use coffer_engine::{Storage, Vault, VaultKey};
-use coffer_sources::{CommandSpec, Hook, ItemDef, Kind, PostgresSpec};
+use coffer_sources::{CommandSpec, Hook, ItemDef, PostgresSpec};
 
 pub use coffer_api_types::item::Item;
 pub use coffer_api_types::vault::{Maintenance, VaultInfo};
@@ -42,6 +42,12 @@ pub struct State {
     /// scheduler keeps a vault's journal state cached and re-reads it when
     /// this moves.
     policy_changes: Mutex<HashMap<String, u64>>,
+    /// The jobs on agents, offered and running.
+    pub agent_hub: crate::agent_hub::AgentHub,
+    /// Vaults kept open for agents' uploads.
+    pub agent_vaults: crate::agent_store::OpenVaults,
+    /// SHA-256 of the TLS certificate served, for registration tokens.
+    pub tls_fingerprint: Option<String>,
 }
 
 /// A registered vault with its sealed key and sealed credentials.
@@ -55,8 +61,17 @@ pub fn validate_name(field: &str, name: &str) -> Result<()> {
 
 impl State {
     /// Opens the data directory: the state database and the service secret.
-    pub fn open(config: ServiceConfig) -> Result<State> {
+    pub fn open(mut config: ServiceConfig) -> Result<State> {
         crate::db::make_private_dir(&config.data_dir)?;
+        if config.tls_self_signed && config.tls_cert.is_none() {
+            let (cert, key) = crate::tls::ensure_self_signed(&config.data_dir)?;
+            config.tls_cert = Some(cert);
+            config.tls_key = Some(key);
+        }
+        let tls_fingerprint = match &config.tls_cert {
+            Some(cert) => Some(crate::tls::fingerprint(cert)?),
+            None => None,
+        };
         if config.restore_roots.is_none() {
             crate::db::make_private_dir(&config.default_restore_root())?;
         }
@@ -67,6 +82,9 @@ impl State {
             db,
             secret,
             policy_changes: Mutex::new(HashMap::new()),
+            agent_hub: Default::default(),
+            agent_vaults: Default::default(),
+            tls_fingerprint,
         })
     }
 
@@ -561,6 +579,9 @@ impl State {
         self.vault_info(&item.vault)
             .map_err(|_| Error::invalid("vault", format!("no vault named {}", item.vault)))?;
         validate_item(item)?;
+        if let Some(agent) = &item.agent {
+            crate::agents::check_item_agent(self, agent, &item.vault)?;
+        }
         if item.name.starts_with(SERVICE_ITEM_PREFIX) {
             return Err(Error::invalid(
                 "name",
@@ -575,8 +596,8 @@ impl State {
         }
         let created = now();
         let inserted = self.db.conn().execute(
-            "INSERT INTO items (name, vault, kind, paths, excludes, enabled, retry_attempts, retry_delay_secs, created, spec)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10) ON CONFLICT (name) DO NOTHING",
+            "INSERT INTO items (name, vault, kind, paths, excludes, enabled, retry_attempts, retry_delay_secs, created, spec, agent)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11) ON CONFLICT (name) DO NOTHING",
             params![
                 item.name,
                 item.vault,
@@ -587,7 +608,8 @@ impl State {
                 item.retry_attempts,
                 item.retry_delay_secs as i64,
                 created,
-                spec_json(item)
+                spec_json(item),
+                item.agent
             ],
         )?;
         if inserted == 0 {
@@ -616,7 +638,7 @@ impl State {
     pub fn items(&self, name: Option<&str>) -> Result<Vec<Item>> {
         let conn = self.db.conn();
         let mut stmt = conn.prepare(
-            "SELECT name, vault, kind, paths, excludes, enabled, retry_attempts, retry_delay_secs, created, spec
+            "SELECT name, vault, kind, paths, excludes, enabled, retry_attempts, retry_delay_secs, created, spec, agent
              FROM items WHERE ?1 IS NULL OR name = ?1 ORDER BY name",
         )?;
         let items = stmt
@@ -630,6 +652,7 @@ impl State {
                     command: spec.command,
                     pre: spec.pre,
                     post: spec.post,
+                    agent: r.get(10)?,
                     name: r.get(0)?,
                     vault: r.get(1)?,
                     kind: r.get(2)?,
@@ -684,6 +707,21 @@ impl State {
         Ok(())
     }
 
+    /// The address agents are told to reach the service at.
+    pub fn public_url(&self) -> String {
+        match &self.config.public_url {
+            Some(u) => u.trim_end_matches('/').to_string(),
+            None => {
+                let scheme = if self.config.tls_cert.is_some() {
+                    "https"
+                } else {
+                    "http"
+                };
+                format!("{scheme}://{}", self.config.listen)
+            }
+        }
+    }
+
     pub fn data_dir(&self) -> &Path {
         &self.config.data_dir
     }
@@ -724,26 +762,9 @@ pub(crate) fn spec_json(item: &Item) -> String {
 
 /// What the sources crate needs to back an item up and restore it.
 pub fn item_def(item: &Item) -> Result<ItemDef> {
-    let kind = Kind::parse(&item.kind).ok_or_else(|| {
-        let known: Vec<&str> = Kind::ALL.iter().map(|k| k.as_str()).collect();
-        Error::invalid(
-            "kind",
-            format!(
-                "unknown kind {:?}; supported: {}",
-                item.kind,
-                known.join(", ")
-            ),
-        )
-    })?;
-    Ok(ItemDef {
-        name: item.name.clone(),
-        kind,
-        paths: item.paths.clone(),
-        excludes: item.excludes.clone(),
-        postgresql: item.postgresql.clone(),
-        command: item.command.clone(),
-        pre: item.pre.clone(),
-        post: item.post.clone(),
+    coffer_sources::ItemDef::of_item(item).map_err(|e| match e {
+        coffer_sources::Error::Invalid { field, message } => Error::invalid(field, message),
+        other => Error::invalid("kind", other.to_string()),
     })
 }
 

@@ -14,8 +14,8 @@ pub use coffer_api_types::item::CommandSpec;
 
 use crate::process::{run_fed, shell};
 use crate::{
-    capture_output, invalid, open_dir, single_stream, stream_to_dir, Destination, Error, ItemDef,
-    Protector, Result,
+    capture_output, invalid, open_dir, single_stream, stream_to_dir, BackupDestination,
+    Destination, Error, ItemDef, Protector, Result,
 };
 
 pub struct Command;
@@ -60,7 +60,7 @@ impl Protector for Command {
 
     fn capture(
         &self,
-        vault: &Vault,
+        vault: &dyn BackupDestination,
         item: &ItemDef,
         opts: &BackupOptions,
         progress: &Progress,

@@ -14,7 +14,7 @@ use coffer_engine::restore::{restore, RestoreOptions, RestoreProgress};
 use coffer_engine::tree::{Node, NodeKind};
 use coffer_engine::{ChunkId, Point, Vault};
 
-use crate::{absolute_paths, Destination, Error, ItemDef, Protector, Result};
+use crate::{absolute_paths, BackupDestination, Destination, Error, ItemDef, Protector, Result};
 
 pub struct Directory;
 
@@ -29,7 +29,7 @@ impl Protector for Directory {
 
     fn capture(
         &self,
-        vault: &Vault,
+        vault: &dyn BackupDestination,
         item: &ItemDef,
         opts: &BackupOptions,
         progress: &Progress,

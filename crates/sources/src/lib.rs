@@ -22,6 +22,8 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+/// Where a backup goes: an opened vault, or a write-only writer's view of one.
+pub use coffer_engine::backup::Destination as BackupDestination;
 use coffer_engine::backup::{BackupOptions, BackupReport, Progress};
 use coffer_engine::point::Consistency;
 use coffer_engine::restore::RestoreProgress;
@@ -162,7 +164,7 @@ trait Protector: Sync {
     fn own_consistency(&self, item: &ItemDef) -> Consistency;
     fn capture(
         &self,
-        vault: &Vault,
+        vault: &dyn BackupDestination,
         item: &ItemDef,
         opts: &BackupOptions,
         progress: &Progress,
@@ -188,6 +190,45 @@ trait Protector: Sync {
 }
 
 impl ItemDef {
+    /// The definition of an item as the service stores it (and sends it
+    /// to the agent it lives on).
+    pub fn of_item(item: &coffer_api_types::item::Item) -> Result<ItemDef> {
+        let kind = Kind::parse(&item.kind).ok_or_else(|| {
+            let known: Vec<&str> = Kind::ALL.iter().map(|k| k.as_str()).collect();
+            invalid(
+                "kind",
+                format!(
+                    "unknown kind {:?}; supported: {}",
+                    item.kind,
+                    known.join(", ")
+                ),
+            )
+        })?;
+        Ok(ItemDef {
+            name: item.name.clone(),
+            kind,
+            paths: item.paths.clone(),
+            excludes: item.excludes.clone(),
+            postgresql: item.postgresql.clone(),
+            command: item.command.clone(),
+            pre: item.pre.clone(),
+            post: item.post.clone(),
+        })
+    }
+
+    /// Whether the item runs programs the service names (scripts, a
+    /// command item, PostgreSQL tools from a directory of its choice): an
+    /// agent runs those only when its host allows it.
+    pub fn runs_commands(&self) -> bool {
+        self.pre.is_some()
+            || self.post.is_some()
+            || self.kind == Kind::Command
+            || self
+                .postgresql
+                .as_ref()
+                .is_some_and(|p| p.bin_dir.is_some())
+    }
+
     /// Checks the settings of the item's kind and its scripts.
     pub fn validate(&self) -> Result<()> {
         for (field, hook) in [("pre", &self.pre), ("post", &self.post)] {
@@ -217,7 +258,7 @@ fn absolute_paths(item: &ItemDef) -> Result<()> {
 /// Backs up an item: pre script, capture, post script. `opts` carries the
 /// item name, tags and times; the kind's tag and the consistency are added.
 pub fn back_up(
-    vault: &Vault,
+    vault: &dyn BackupDestination,
     item: &ItemDef,
     opts: &BackupOptions,
     progress: &Progress,
@@ -348,7 +389,7 @@ fn open_dir(path: &Path) -> Result<coffer_engine::confine::Dir> {
 
 /// Stores one stream as an item's point.
 fn capture_stream(
-    vault: &Vault,
+    vault: &dyn BackupDestination,
     name: String,
     reader: Box<dyn std::io::Read + Send>,
     opts: &BackupOptions,
@@ -365,7 +406,7 @@ fn capture_stream(
 /// Runs a dump tool or a command and stores its output as the stream
 /// `name`; a failure to start it fails the backup like a failure later on.
 fn capture_output(
-    vault: &Vault,
+    vault: &dyn BackupDestination,
     cmd: std::process::Command,
     what: &str,
     name: String,

@@ -21,8 +21,8 @@ pub use coffer_api_types::item::{PostgresMode, PostgresSpec};
 
 use crate::process::run_fed;
 use crate::{
-    capture_output, invalid, open_dir, single_stream, stream_to_dir, Destination, Error, ItemDef,
-    Protector, Result,
+    capture_output, invalid, open_dir, single_stream, stream_to_dir, BackupDestination,
+    Destination, Error, ItemDef, Protector, Result,
 };
 
 pub struct Postgresql;
@@ -89,7 +89,7 @@ impl Protector for Postgresql {
 
     fn capture(
         &self,
-        vault: &Vault,
+        vault: &dyn BackupDestination,
         item: &ItemDef,
         opts: &BackupOptions,
         progress: &Progress,

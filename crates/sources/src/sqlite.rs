@@ -25,8 +25,8 @@ use coffer_engine::restore::RestoreProgress;
 use coffer_engine::{Point, Vault};
 
 use crate::{
-    capture_stream, invalid, single_stream, stream_into, Destination, Error, ItemDef, Protector,
-    Result,
+    capture_stream, invalid, single_stream, stream_into, BackupDestination, Destination, Error,
+    ItemDef, Protector, Result,
 };
 
 /// How long a copy waits for writers that hold the database locked.
@@ -99,7 +99,7 @@ impl Protector for Sqlite {
 
     fn capture(
         &self,
-        vault: &Vault,
+        vault: &dyn BackupDestination,
         item: &ItemDef,
         opts: &BackupOptions,
         progress: &Progress,

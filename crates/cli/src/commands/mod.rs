@@ -3,6 +3,7 @@
 //! takes the [`Ctx`](crate::ctx::Ctx) of the global options and answers with
 //! the exit code; errors go up to `main`, which prints them with their hint.
 
+pub(crate) mod agent;
 pub(crate) mod backup;
 pub(crate) mod benchmark;
 pub(crate) mod check;

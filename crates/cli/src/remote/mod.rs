@@ -30,10 +30,12 @@ use coffer_api_types::vault::{KeyRequest, NewVault, VaultInfo, VaultWithKey};
 
 use crate::output::time_secs;
 
+mod agent;
 mod client;
 mod operations;
 mod policy;
 
+pub(crate) use agent::default_state_dir as default_agent_dir;
 pub(crate) use client::ServiceError;
 use client::{path_segment, Client};
 
@@ -46,16 +48,21 @@ use client::{path_segment, Client};
 )]
 pub struct RemoteCli {
     /// The service's address, such as http://127.0.0.1:8420.
-    #[arg(long, env = "COFFER_SERVER", value_name = "URL")]
-    server: String,
+    #[arg(long, env = "COFFER_SERVER", value_name = "URL", global = true)]
+    server: Option<String>,
     /// An API token (create one with POST /api/v1/tokens or `coffer --server URL token create`).
     #[arg(
         long,
         env = "COFFER_TOKEN",
         hide_env_values = true,
-        value_name = "TOKEN"
+        value_name = "TOKEN",
+        global = true
     )]
     token: Option<String>,
+    /// Trust the service's TLS certificate by its SHA-256 fingerprint (a
+    /// self-signed one), instead of by the system's authorities.
+    #[arg(long, env = "COFFER_SERVER_FINGERPRINT", value_name = "SHA256")]
+    server_fingerprint: Option<String>,
     /// Print the API's JSON answers.
     #[arg(long, global = true)]
     json: bool,
@@ -83,6 +90,9 @@ enum RemoteCommand {
     /// API tokens of the caller.
     #[command(subcommand)]
     Token(TokenCmd),
+    /// Agents: hosts that back up their own items through the service.
+    #[command(subcommand)]
+    Agent(agent::AgentCmd),
     /// Infrastructure sets: items backed up together into one point.
     #[command(subcommand)]
     Set(SetCmd),
@@ -225,6 +235,10 @@ enum ItemCmd {
         /// Script run after each backup.
         #[arg(long, value_name = "SHELL")]
         post: Option<String>,
+        /// The registered agent the item lives on (`coffer agent list`);
+        /// without it, the service's own machine.
+        #[arg(long, value_name = "NAME")]
+        agent: Option<String>,
         /// Policy to assign (default: the vault's DefaultPolicy).
         #[arg(long)]
         policy: Option<String>,
@@ -328,17 +342,29 @@ pub fn run() -> Result<ExitCode> {
             }
         }
     };
+    let server = cli
+        .server
+        .clone()
+        .filter(|s| !s.is_empty())
+        .ok_or_else(|| {
+            anyhow!("give the service's address with --server URL (or COFFER_SERVER)")
+        })?;
+    if let RemoteCommand::Agent(cmd @ agent::AgentCmd::Register { .. }) = cli.command {
+        return agent::register(&server, cli.token.as_deref(), cli.json, cmd);
+    }
     let token = cli
         .token
         .clone()
         .filter(|t| !t.is_empty())
         .ok_or_else(|| anyhow!("no API token: set COFFER_TOKEN (create one in the console or with POST /api/v1/tokens)"))?;
+    let mut http =
+        reqwest::blocking::Client::builder().timeout(std::time::Duration::from_secs(120));
+    if let Some(fp) = &cli.server_fingerprint {
+        http = coffer_agent::client::pin(http, fp)?;
+    }
     let client = Client {
-        http: reqwest::blocking::Client::builder()
-            .timeout(std::time::Duration::from_secs(120))
-            .build()
-            .context("cannot start the HTTP client")?,
-        base: cli.server.trim_end_matches('/').to_string(),
+        http: http.build().context("cannot start the HTTP client")?,
+        base: server.trim_end_matches('/').to_string(),
         token,
     };
     let json = cli.json;
@@ -350,6 +376,7 @@ pub fn run() -> Result<ExitCode> {
         RemoteCommand::Job(cmd) => job(&client, json, cmd),
         RemoteCommand::Alert(cmd) => alert(&client, json, cmd),
         RemoteCommand::Token(cmd) => token_cmd(&client, json, cmd),
+        RemoteCommand::Agent(cmd) => agent::run(&client, json, cmd),
         RemoteCommand::Points(cmd) => operations::points(&client, json, cmd),
         RemoteCommand::Ls(args) => operations::ls(&client, json, args),
         RemoteCommand::Restore(args) => operations::restore(&client, json, args),
@@ -621,6 +648,7 @@ fn item(client: &Client, json: bool, cmd: ItemCmd) -> Result<ExitCode> {
             restore_command,
             pre,
             post,
+            agent,
             policy,
             retries,
         } => {
@@ -650,6 +678,7 @@ fn item(client: &Client, json: bool, cmd: ItemCmd) -> Result<ExitCode> {
                 command,
                 pre: pre.map(Hook::new),
                 post: post.map(Hook::new),
+                agent,
                 enabled: true,
                 retry_attempts: retries,
                 retry_delay_secs: NewItem::DEFAULT_RETRY_DELAY_SECS,

@@ -42,6 +42,7 @@ pub(super) async fn create_item(
         command: req.command,
         pre: req.pre,
         post: req.post,
+        agent: req.agent,
         enabled: req.enabled,
         retry_attempts: req.retry_attempts,
         retry_delay_secs: req.retry_delay_secs,

@@ -20,6 +20,7 @@ pub use coffer_api_types::access::{LoginRequest, LoginResponse};
 pub use coffer_api_types::error::{ErrorBody, ErrorDetail};
 pub use coffer_api_types::service::Health;
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::extract::{FromRequest, FromRequestParts, State};
 use axum::http::request::Parts;
@@ -47,6 +48,8 @@ use crate::sets::InfraSet;
 use crate::state::{Item, Maintenance, VaultInfo};
 use coffer_api_types::RestoreParams;
 
+mod agent_protocol;
+mod agents;
 mod alerts;
 mod items;
 mod jobs;
@@ -57,6 +60,7 @@ mod sets;
 mod users;
 mod vaults;
 
+use agents::*;
 use alerts::*;
 use items::*;
 use jobs::*;
@@ -185,12 +189,22 @@ fn bearer_or_cookie(headers: &HeaderMap) -> Option<String> {
 /// that rides on the session cookie must name this service as its origin.
 /// Callers with a bearer token (the command line, scripts) send none and
 /// cannot be forged by a page.
-fn check_origin(method: &axum::http::Method, headers: &HeaderMap) -> Result<(), ApiError> {
+///
+/// Over HTTP/2 (what browsers speak to a TLS service) the host travels as
+/// the request's `:authority`, not as a `Host` header.
+fn check_origin(
+    method: &axum::http::Method,
+    uri: &axum::http::Uri,
+    headers: &HeaderMap,
+) -> Result<(), ApiError> {
     use axum::http::Method;
     if matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS) {
         return Ok(());
     }
-    let host = headers.get(header::HOST).and_then(|v| v.to_str().ok());
+    let host = headers
+        .get(header::HOST)
+        .and_then(|v| v.to_str().ok())
+        .or_else(|| uri.authority().map(|a| a.as_str()));
     let origin = headers.get(header::ORIGIN).and_then(|v| v.to_str().ok());
     let uses_cookie =
         !headers.contains_key(header::AUTHORIZATION) && headers.contains_key(header::COOKIE);
@@ -235,7 +249,7 @@ impl FromRequestParts<AppState> for Caller {
         parts: &mut Parts,
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
-        check_origin(&parts.method, &parts.headers)?;
+        check_origin(&parts.method, &parts.uri, &parts.headers)?;
         let secret = bearer_or_cookie(&parts.headers).ok_or_else(|| {
             ApiError(Error::Unauthenticated(
                 "this endpoint needs a token or a session".into(),
@@ -259,10 +273,11 @@ impl FromRequestParts<AppState> for Caller {
 async fn login(
     State(s): State<AppState>,
     ClientAddress(address): ClientAddress,
+    uri: axum::http::Uri,
     headers: HeaderMap,
     Body(req): Body<LoginRequest>,
 ) -> ApiResult<Response> {
-    check_origin(&axum::http::Method::POST, &headers)?;
+    check_origin(&axum::http::Method::POST, &uri, &headers)?;
     let service = s.clone();
     let (user, session) = blocking(move || {
         let c = &service.config;
@@ -460,6 +475,10 @@ pub fn routes() -> (axum::Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(list_targets, create_target))
         .routes(routes!(delete_target))
         .routes(routes!(target_deliveries))
+        .routes(routes!(list_agent_tokens, create_agent_token))
+        .routes(routes!(delete_agent_token))
+        .routes(routes!(list_agents))
+        .routes(routes!(get_agent, change_agent, delete_agent))
         .split_for_parts();
     api.info.title = "Coffer".into();
     api.info.version = "v1".into();
@@ -493,7 +512,7 @@ pub fn app(service: AppState) -> axum::Router {
         }),
     );
     axum::Router::new()
-        .nest("/api/v1", api_routes)
+        .nest("/api/v1", api_routes.merge(agent_protocol::routes()))
         .route("/metrics", axum::routing::get(metrics))
         .merge(crate::console::routes())
         .fallback(|| async {

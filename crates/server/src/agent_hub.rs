@@ -1,0 +1,233 @@
+//! Where jobs meet agents, in memory: a job of an item on an agent is
+//! offered here by its runner thread, taken by the agent's next poll, and
+//! followed through the agent's progress reports to its end.
+//!
+//! The hub is also what lets an agent write at all: the service accepts an
+//! agent's uploads only while one of its jobs is running, and a point only
+//! for the item of that job. So a compromised host can add points for the
+//! items the service is backing up on it right now, and nothing at any
+//! other time. What the agent reports at the end is checked against the
+//! points the service accepted from it.
+
+use std::collections::HashMap;
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use coffer_api_types::agent::{Work, WorkDone, WorkProgress};
+use coffer_engine::backup::Progress;
+use coffer_engine::point::Manifest;
+use coffer_engine::ObjectId;
+
+use crate::error::{Error, Result};
+
+/// Log lines an agent may add to one job; more are counted, not kept.
+const MAX_LOG_LINES: usize = 5_000;
+const MAX_LOG_CHARS: usize = 2_000;
+
+/// The jobs on agents, offered and running.
+#[derive(Default)]
+pub struct AgentHub {
+    inner: Mutex<Inner>,
+    /// Wakes runner threads when a job they follow changes.
+    changed: Condvar,
+    /// Wakes agents' polls when work is offered.
+    offered: tokio::sync::Notify,
+}
+
+#[derive(Default)]
+struct Inner {
+    jobs: HashMap<i64, Remote>,
+}
+
+struct Remote {
+    agent: String,
+    item: String,
+    work: Work,
+    progress: Arc<Progress>,
+    claimed: bool,
+    last_report: Instant,
+    log_lines: usize,
+    accepted: Vec<(ObjectId, Manifest)>,
+    done: Option<WorkDone>,
+}
+
+/// Where a job on an agent stands, for its runner.
+pub enum Standing {
+    Unclaimed,
+    /// Claimed; the time since the agent last reported.
+    Running(Duration),
+    /// Ended: what the agent said, and the points the service accepted.
+    Done(Box<WorkDone>, Vec<(ObjectId, Manifest)>),
+    /// The hub does not know the job (withdrawn).
+    Gone,
+}
+
+impl AgentHub {
+    fn lock(&self) -> MutexGuard<'_, Inner> {
+        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Offers `work` (of `item`) to `agent`; the agent's counters go to
+    /// `progress`, whose cancel flag the agent learns at its next report.
+    pub fn offer(&self, agent: &str, item: &str, work: Work, progress: Arc<Progress>) {
+        self.lock().jobs.insert(
+            work.job,
+            Remote {
+                agent: agent.to_string(),
+                item: item.to_string(),
+                work,
+                progress,
+                claimed: false,
+                last_report: Instant::now(),
+                log_lines: 0,
+                accepted: Vec::new(),
+                done: None,
+            },
+        );
+        self.offered.notify_waiters();
+    }
+
+    /// Waits up to `timeout` for a change of job `job`, and says where it
+    /// stands.
+    pub fn wait(&self, job: i64, timeout: Duration) -> Standing {
+        let guard = self.lock();
+        let (guard, _) = self
+            .changed
+            .wait_timeout_while(guard, timeout, |inner| {
+                inner.jobs.get(&job).is_some_and(|r| r.done.is_none())
+            })
+            .unwrap_or_else(|p| p.into_inner());
+        let mut inner = guard;
+        match inner.jobs.get(&job) {
+            None => Standing::Gone,
+            Some(r) if r.done.is_some() => match inner.jobs.remove(&job) {
+                Some(Remote {
+                    done: Some(done),
+                    accepted,
+                    ..
+                }) => Standing::Done(Box::new(done), accepted),
+                _ => Standing::Gone,
+            },
+            Some(r) if r.claimed => Standing::Running(r.last_report.elapsed()),
+            Some(_) => Standing::Unclaimed,
+        }
+    }
+
+    /// Forgets a job (its runner gave up on it or it was cancelled before
+    /// the agent took it). Returns whether the agent had claimed it.
+    pub fn withdraw(&self, job: i64) -> bool {
+        self.lock().jobs.remove(&job).is_some_and(|r| r.claimed)
+    }
+
+    /// The next job offered to `agent`, now claimed by it.
+    pub fn take(&self, agent: &str) -> Option<Work> {
+        let mut inner = self.lock();
+        let next = inner
+            .jobs
+            .values_mut()
+            .filter(|r| r.agent == agent && !r.claimed)
+            .min_by_key(|r| r.work.job)?;
+        next.claimed = true;
+        next.last_report = Instant::now();
+        let work = next.work.clone();
+        drop(inner);
+        self.changed.notify_all();
+        Some(work)
+    }
+
+    /// Waits until work may have been offered, or `timeout`.
+    pub async fn offered(&self, timeout: Duration) {
+        let _ = tokio::time::timeout(timeout, self.offered.notified()).await;
+    }
+
+    /// Takes an agent's report on its job; answers whether to stop. The
+    /// log lines are returned for the caller to record (bounded).
+    pub fn report(
+        &self,
+        agent: &str,
+        job: i64,
+        report: WorkProgress,
+    ) -> Result<(bool, Vec<(String, String)>)> {
+        let mut inner = self.lock();
+        let remote = claimed_by(&mut inner, agent, job)?;
+        let p = &remote.progress;
+        p.files.store(report.files, Ordering::Relaxed);
+        p.bytes_read.store(report.bytes_read, Ordering::Relaxed);
+        p.bytes_new.store(report.bytes_new, Ordering::Relaxed);
+        p.bytes_stored.store(report.bytes_stored, Ordering::Relaxed);
+        p.errors.store(report.errors, Ordering::Relaxed);
+        remote.last_report = Instant::now();
+        let room = MAX_LOG_LINES.saturating_sub(remote.log_lines);
+        let lines: Vec<(String, String)> = report
+            .log
+            .into_iter()
+            .take(room)
+            .map(|(level, message)| {
+                let level = match level.as_str() {
+                    "error" | "warn" | "info" => level,
+                    _ => "info".to_string(),
+                };
+                (level, message.chars().take(MAX_LOG_CHARS).collect())
+            })
+            .collect();
+        remote.log_lines += lines.len();
+        Ok((p.cancel.load(Ordering::Relaxed), lines))
+    }
+
+    /// Takes the end of an agent's job.
+    pub fn finish(&self, agent: &str, job: i64, done: WorkDone) -> Result<()> {
+        let mut inner = self.lock();
+        let remote = claimed_by(&mut inner, agent, job)?;
+        remote.done = Some(done);
+        drop(inner);
+        self.changed.notify_all();
+        Ok(())
+    }
+
+    /// Whether `agent` has a job running, which is when it may upload.
+    pub fn running_job_of(&self, agent: &str) -> Option<(i64, String)> {
+        self.lock()
+            .jobs
+            .values()
+            .find(|r| r.agent == agent && r.claimed && r.done.is_none())
+            .map(|r| (r.work.job, r.item.clone()))
+    }
+
+    /// Records a point the service is about to store for `agent`: it must
+    /// be of the item of the agent's running job.
+    pub fn accept_point(&self, agent: &str, id: ObjectId, manifest: &Manifest) -> Result<()> {
+        let mut inner = self.lock();
+        let Some(remote) = inner
+            .jobs
+            .values_mut()
+            .find(|r| r.agent == agent && r.claimed && r.done.is_none())
+        else {
+            return Err(no_job(agent));
+        };
+        if manifest.item != remote.item {
+            return Err(Error::Forbidden(format!(
+                "agent {agent} sent a point of item {:?} while backing up {}: refused (an agent adds points only for the item it is backing up)",
+                manifest.item, remote.item
+            )));
+        }
+        remote.last_report = Instant::now();
+        remote.accepted.push((id, manifest.clone()));
+        Ok(())
+    }
+}
+
+fn no_job(agent: &str) -> Error {
+    Error::Forbidden(format!(
+        "agent {agent} has no job running: the service accepts an agent's uploads only while it runs a job the service gave it"
+    ))
+}
+
+fn claimed_by<'a>(inner: &'a mut Inner, agent: &str, job: i64) -> Result<&'a mut Remote> {
+    match inner.jobs.get_mut(&job) {
+        Some(r) if r.agent == agent && r.claimed && r.done.is_none() => Ok(r),
+        _ => Err(Error::NotFound(format!(
+            "job {job} running on agent {agent} (it ended, was cancelled, or is another agent's)"
+        ))),
+    }
+}

@@ -1,0 +1,236 @@
+//! The agents' own protocol, under `/api/v1/agent/`: registration with a
+//! one-time token, polls for work (held open up to 30 s, so an agent
+//! behind NAT learns of a job at once without the service ever connecting
+//! to it), progress reports and the end of a job, and the append-only
+//! store its backups write through. Every call but registration carries
+//! the agent's secret; these routes are for agents only and are left out
+//! of the OpenAPI document that users' clients are built from.
+
+use axum::body::Body as RawBody;
+use axum::routing::{get, post};
+use coffer_api_types::agent::{
+    PollAnswer, PollRequest, ProgressAnswer, RegisterRequest, Registered, WorkDone, WorkProgress,
+};
+use coffer_engine::storage::ObjectInfo;
+use futures_util::StreamExt;
+
+use super::*;
+use crate::agents::AgentIdentity;
+
+/// The agent a call comes from.
+pub struct AgentCaller(pub AgentIdentity);
+
+impl FromRequestParts<AppState> for AgentCaller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let secret = parts
+            .headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .map(|s| s.trim().to_string())
+            .ok_or_else(|| {
+                ApiError(Error::Unauthenticated(
+                    "an agent's call needs its secret (Authorization: Bearer …)".into(),
+                ))
+            })?;
+        let service = state.clone();
+        let who = blocking(move || crate::agents::authenticate(&service, &secret)).await?;
+        Ok(AgentCaller(who))
+    }
+}
+
+pub fn routes() -> axum::Router<AppState> {
+    axum::Router::new()
+        .route("/agent/register", post(register))
+        .route("/agent/poll", post(poll))
+        .route("/agent/jobs/{id}/progress", post(progress))
+        .route("/agent/jobs/{id}/done", post(done))
+        .route(
+            "/agent/objects/{*path}",
+            get(read_object).put(put_object).delete(refuse_delete),
+        )
+        .route("/agent/size/{*path}", get(object_size))
+        .route("/agent/list/{*path}", get(list_objects))
+}
+
+async fn register(
+    State(s): State<AppState>,
+    ClientAddress(address): ClientAddress,
+    Body(req): Body<RegisterRequest>,
+) -> ApiResult<(StatusCode, Json<Registered>)> {
+    let registered = blocking(move || crate::agents::register(&s, &req, &address)).await?;
+    Ok((StatusCode::CREATED, Json(registered)))
+}
+
+async fn poll(
+    State(s): State<AppState>,
+    AgentCaller(agent): AgentCaller,
+    ClientAddress(address): ClientAddress,
+    Body(req): Body<PollRequest>,
+) -> ApiResult<Json<PollAnswer>> {
+    let (service, who, host) = (s.clone(), agent.clone(), req.host.clone());
+    let new_secret = blocking(move || {
+        crate::agents::record_contact(&service, &who.name, &host, &address)?;
+        crate::agents::issue_next_secret(&service, &who)
+    })
+    .await?;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(req.wait_secs.min(30));
+    loop {
+        if let Some(work) = s.agent_hub.take(&agent.name) {
+            return Ok(Json(PollAnswer {
+                work: Some(work),
+                new_secret,
+            }));
+        }
+        let now = tokio::time::Instant::now();
+        if now >= deadline || new_secret.is_some() {
+            return Ok(Json(PollAnswer {
+                work: None,
+                new_secret,
+            }));
+        }
+        s.agent_hub.offered(deadline - now).await;
+    }
+}
+
+async fn progress(
+    State(s): State<AppState>,
+    AgentCaller(agent): AgentCaller,
+    P(id): P<i64>,
+    Body(report): Body<WorkProgress>,
+) -> ApiResult<Json<ProgressAnswer>> {
+    let cancel = blocking(move || {
+        let (cancel, lines) = s.agent_hub.report(&agent.name, id, report)?;
+        for (level, message) in lines {
+            s.jobs.log(&s.db, id, &level, &message)?;
+        }
+        crate::agents::touch(&s, &agent.name)?;
+        Ok(cancel)
+    })
+    .await?;
+    Ok(Json(ProgressAnswer { cancel }))
+}
+
+async fn done(
+    State(s): State<AppState>,
+    AgentCaller(agent): AgentCaller,
+    P(id): P<i64>,
+    Body(done): Body<WorkDone>,
+) -> ApiResult<StatusCode> {
+    blocking(move || s.agent_hub.finish(&agent.name, id, done)).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn read_object(
+    State(s): State<AppState>,
+    AgentCaller(agent): AgentCaller,
+    P(path): P<String>,
+) -> ApiResult<Response> {
+    let bytes = blocking(move || crate::agent_store::read(&s, &agent, &path)).await?;
+    Ok(([(header::CONTENT_TYPE, "application/octet-stream")], bytes).into_response())
+}
+
+#[derive(Serialize, Deserialize)]
+pub struct SizeAnswer {
+    pub size: Option<u64>,
+}
+
+async fn object_size(
+    State(s): State<AppState>,
+    AgentCaller(agent): AgentCaller,
+    P(path): P<String>,
+) -> ApiResult<Json<SizeAnswer>> {
+    let size = blocking(move || crate::agent_store::size(&s, &agent, &path)).await?;
+    Ok(Json(SizeAnswer { size }))
+}
+
+#[derive(Serialize, Deserialize)]
+pub struct Listed {
+    pub path: String,
+    pub size: u64,
+}
+
+async fn list_objects(
+    State(s): State<AppState>,
+    AgentCaller(agent): AgentCaller,
+    P(path): P<String>,
+) -> ApiResult<Json<Vec<Listed>>> {
+    let prefix = if path.ends_with('/') {
+        path
+    } else {
+        format!("{path}/")
+    };
+    let listed: Vec<ObjectInfo> =
+        blocking(move || crate::agent_store::list(&s, &agent, &prefix)).await?;
+    Ok(Json(
+        listed
+            .into_iter()
+            .map(|o| Listed {
+                path: o.path,
+                size: o.size,
+            })
+            .collect(),
+    ))
+}
+
+async fn refuse_delete(AgentCaller(agent): AgentCaller, P(path): P<String>) -> ApiError {
+    ApiError(Error::Forbidden(format!(
+        "agent {} may not delete {path}: agents only add to a vault",
+        agent.name
+    )))
+}
+
+/// Takes an object: a pack as a stream (checked as it comes, visible only
+/// once whole), anything else whole.
+async fn put_object(
+    State(s): State<AppState>,
+    AgentCaller(agent): AgentCaller,
+    P(path): P<String>,
+    body: RawBody,
+) -> ApiResult<StatusCode> {
+    let mut stream = body.into_data_stream();
+    if !path.starts_with("packs/") {
+        let mut bytes = Vec::new();
+        while let Some(piece) = stream.next().await {
+            let piece = piece.map_err(|e| Error::invalid("body", e.to_string()))?;
+            if bytes.len() + piece.len() > crate::agent_store::MAX_SMALL_OBJECT {
+                return Err(ApiError(Error::invalid(
+                    "body",
+                    "too large for an object other than a pack",
+                )));
+            }
+            bytes.extend_from_slice(&piece);
+        }
+        blocking(move || crate::agent_store::put_small(&s, &agent, &path, bytes)).await?;
+        return Ok(StatusCode::NO_CONTENT);
+    }
+    // The upload runs on a blocking thread (storage is synchronous); the
+    // body's pieces reach it through a channel of two, so a slow location
+    // slows the agent down instead of filling memory.
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<bytes::Bytes>(2);
+    let service = s.clone();
+    let upload = tokio::task::spawn_blocking(move || {
+        let mut upload = crate::agent_store::PackUpload::begin(&service, &agent, &path)?;
+        while let Some(piece) = rx.blocking_recv() {
+            upload.write(piece)?;
+        }
+        upload.finish()
+    });
+    while let Some(piece) = stream.next().await {
+        let piece = piece.map_err(|e| Error::invalid("body", e.to_string()))?;
+        if tx.send(piece).await.is_err() {
+            // The upload stopped: its error is the answer.
+            break;
+        }
+    }
+    drop(tx);
+    upload
+        .await
+        .map_err(|e| Error::Internal(format!("upload task failed: {e}")))??;
+    Ok(StatusCode::NO_CONTENT)
+}
