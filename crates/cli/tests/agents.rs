@@ -1,0 +1,485 @@
+//! Agents end to end: the real `coffer serve` with a certificate it made
+//! itself, three real `coffer agent run` processes, each with its own state
+//! directory and source data, registering with one-time tokens, backing
+//! their items up through the service's append-only store, and an attacker
+//! holding one agent's state directory.
+
+mod common;
+mod service_harness;
+
+use std::path::Path;
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use reqwest::StatusCode;
+use serde_json::{json, Value};
+
+use common::*;
+use service_harness::*;
+
+/// A running `coffer agent run`; killed on drop.
+struct AgentProcess {
+    child: Child,
+}
+
+impl AgentProcess {
+    fn start(state: &Path) -> AgentProcess {
+        let child = Command::new(BIN)
+            .args(["agent", "run", "--state-dir"])
+            .arg(state)
+            .env_remove("COFFER_SERVER")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        AgentProcess { child }
+    }
+
+    /// Waits for the process to end by itself; its stderr.
+    fn wait_exit(mut self, within: Duration) -> String {
+        let started = Instant::now();
+        while started.elapsed() < within {
+            if self.child.try_wait().unwrap().is_some() {
+                let mut err = String::new();
+                use std::io::Read;
+                self.child
+                    .stderr
+                    .take()
+                    .unwrap()
+                    .read_to_string(&mut err)
+                    .unwrap();
+                return err;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        panic!("the agent did not stop");
+    }
+}
+
+impl Drop for AgentProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn tls_service(dir: &Path) -> Server {
+    let data = dir.join("data");
+    std::fs::create_dir_all(&data).unwrap();
+    std::fs::write(
+        data.join("coffer.toml"),
+        "tls_self_signed = true\nagent_claim_secs = 10\nagent_silence_secs = 20\n",
+    )
+    .unwrap();
+    Server::start(&data)
+}
+
+fn service_url(server: &Server) -> String {
+    server.origin()
+}
+
+fn coffer(args: &[&str], env: &[(&str, &str)]) -> Output {
+    Command::new(BIN)
+        .args(args)
+        .env_remove("COFFER_SERVER")
+        .env_remove("COFFER_TOKEN")
+        .envs(env.iter().copied())
+        .output()
+        .unwrap()
+}
+
+fn ok(out: Output) -> String {
+    assert!(
+        out.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn register(server: &Server, token: &str, name: &str, state: &Path) -> Output {
+    coffer(
+        &[
+            "agent",
+            "register",
+            "--server",
+            &service_url(server),
+            "--token",
+            token,
+            "--name",
+            name,
+            "--state-dir",
+            state.to_str().unwrap(),
+        ],
+        &[],
+    )
+}
+
+fn torture(args: &[&str]) -> String {
+    let out = Command::new("python3")
+        .arg(shared_dir().join("torture_tree.py"))
+        .args(args)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    text
+}
+
+/// What an attacker holding an agent's state directory can send.
+struct Intruder {
+    http: reqwest::blocking::Client,
+    base: String,
+    secret: String,
+}
+
+impl Intruder {
+    fn from_state(server: &Server, state: &Path) -> Intruder {
+        let identity: Value =
+            serde_json::from_slice(&std::fs::read(state.join("agent.json")).unwrap()).unwrap();
+        Intruder {
+            http: reqwest::blocking::Client::builder()
+                .danger_accept_invalid_certs(true)
+                .build()
+                .unwrap(),
+            base: server.base.clone(),
+            secret: identity["secret"].as_str().unwrap().to_string(),
+        }
+    }
+
+    fn send(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<Vec<u8>>,
+    ) -> (StatusCode, String) {
+        let mut r = self
+            .http
+            .request(method, format!("{}{path}", self.base))
+            .bearer_auth(&self.secret);
+        if let Some(b) = body {
+            r = r.body(b);
+        }
+        let answer = r.send().unwrap();
+        (answer.status(), answer.text().unwrap())
+    }
+}
+
+fn slot_of(api: &Api, agent: &str) -> String {
+    api.get(&format!("/agents/{agent}"))["slot"]
+        .as_str()
+        .unwrap()
+        .to_string()
+}
+
+fn back_up(api: &Api, item: &str) -> Value {
+    let job = api.post(
+        &format!("/items/{item}/backup"),
+        json!({}),
+        StatusCode::ACCEPTED,
+    );
+    api.wait_job(job["id"].as_i64().unwrap())
+}
+
+fn restore(api: &Api, item: &str, point: &str, target: &Path) {
+    let job = api.post(
+        "/vaults/v/restore",
+        json!({"point": point, "item": item, "target": target.to_str().unwrap()}),
+        StatusCode::ACCEPTED,
+    );
+    let done = api.wait_job(job["id"].as_i64().unwrap());
+    assert_eq!(done["state"], "Succeeded", "{done}");
+}
+
+#[test]
+fn three_agents_back_up_their_hosts_through_the_service_and_cannot_touch_each_other() {
+    let dir = scratch();
+    let server = tls_service(dir.path());
+    assert!(server.base.starts_with("https://"), "{}", server.base);
+    let api = server.admin();
+    api.create_vault("v", &dir.path().join("vault"));
+
+    // The first token through the API: its text names the certificate.
+    let first = api.post("/agents/tokens", json!({"vault": "v"}), StatusCode::CREATED);
+    let first_text = first["text"].as_str().unwrap().to_string();
+    let fingerprint = first_text.split(':').nth(3).unwrap().to_string();
+    assert_eq!(fingerprint.len(), 64, "{first_text}");
+    // The others through the remote command line, which trusts the
+    // service by that same fingerprint.
+    let admin_env = [("COFFER_TOKEN", api.token.as_str())];
+    let mut texts = vec![first_text.clone()];
+    for _ in 0..2 {
+        let out = ok(coffer(
+            &[
+                "--server",
+                &service_url(&server),
+                "--server-fingerprint",
+                &fingerprint,
+                "--json",
+                "agent",
+                "token",
+                "create",
+                "--vault",
+                "v",
+                "--expires",
+                "1h",
+            ],
+            &admin_env,
+        ));
+        let made: Value = serde_json::from_str(&out).unwrap();
+        texts.push(made["text"].as_str().unwrap().to_string());
+    }
+
+    // A token whose fingerprint is not the service's is refused before
+    // anything is sent, and stays unused.
+    let spare = api.post("/agents/tokens", json!({"vault": "v"}), StatusCode::CREATED);
+    let spare_text = spare["text"].as_str().unwrap();
+    let forged = spare_text.replace(&fingerprint, &"0".repeat(64));
+    let refused = register(&server, &forged, "evil", &dir.path().join("evil"));
+    let said = String::from_utf8_lossy(&refused.stderr);
+    assert!(!refused.status.success());
+    assert!(
+        said.contains("not the one the registration token names"),
+        "{said}"
+    );
+    assert!(!dir.path().join("evil/agent.json").exists());
+
+    // Three hosts: one with the torture tree, two with files of their own.
+    let names = ["host-a", "host-b", "host-c"];
+    let mut sources = Vec::new();
+    let mut states = Vec::new();
+    for (i, name) in names.iter().enumerate() {
+        let src = dir.path().join(format!("src-{name}"));
+        if i == 0 {
+            torture(&["make", src.to_str().unwrap()]);
+        } else {
+            for f in 0..20 {
+                random_file(
+                    &src.join(format!("d{}/f{f}", f % 3)),
+                    1000 + f * 7919,
+                    (i * 40 + f) as u8,
+                );
+            }
+        }
+        let state = dir.path().join(format!("state-{name}"));
+        ok(register(&server, &texts[i], name, &state));
+        let mode = std::os::unix::fs::PermissionsExt::mode(
+            &std::fs::metadata(state.join("agent.json"))
+                .unwrap()
+                .permissions(),
+        );
+        assert_eq!(mode & 0o777, 0o600);
+        sources.push(src);
+        states.push(state);
+    }
+    // A token is used once.
+    let again = register(&server, &first_text, "host-d", &dir.path().join("state-d"));
+    assert!(!again.status.success());
+    assert!(String::from_utf8_lossy(&again.stderr).contains("used already"));
+    let tokens = api.get("/agents/tokens");
+    let used: Vec<&Value> = tokens
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|t| !t["used_by"].is_null())
+        .collect();
+    assert_eq!(used.len(), 3, "{tokens}");
+
+    let mut agents: Vec<AgentProcess> = states.iter().map(|s| AgentProcess::start(s)).collect();
+    let listed = api.get("/agents");
+    assert_eq!(listed.as_array().unwrap().len(), 3, "{listed}");
+    assert_eq!(listed[0]["host"]["version"], env!("CARGO_PKG_VERSION"));
+    assert_eq!(listed[0]["unreachable"], false);
+
+    // Files changed less than 2 s before a backup are read again next time.
+    std::thread::sleep(Duration::from_millis(2100));
+    let mut points = Vec::new();
+    for (i, name) in names.iter().enumerate() {
+        let item = format!("item-{name}");
+        api.post(
+            "/items",
+            json!({"name": item, "vault": "v", "agent": name, "paths": [sources[i].to_str().unwrap()], "retry_attempts": 0}),
+            StatusCode::CREATED,
+        );
+        let done = back_up(&api, &item);
+        assert_eq!(done["state"], "Succeeded", "{done}");
+        assert_eq!(done["result"]["item"], item.as_str());
+        points.push(done["result"]["point"].as_str().unwrap().to_string());
+    }
+    let listed = api.get("/vaults/v/points");
+    for p in listed.as_array().unwrap() {
+        assert!(!p["written_by"].is_null(), "{p}");
+    }
+    // The second backup of a host reads nothing that did not change.
+    let second = back_up(&api, "item-host-b");
+    assert_eq!(second["result"]["stats"]["bytes_read"], 0, "{second}");
+
+    for (i, name) in names.iter().enumerate() {
+        let target = dir.path().join(format!("restored-{name}"));
+        restore(&api, &format!("item-{name}"), &points[i], &target);
+        let report = torture(&[
+            "compare",
+            sources[i].to_str().unwrap(),
+            under(&target, &sources[i]).to_str().unwrap(),
+        ]);
+        assert!(report.contains(" 0 differences"), "{name}: {report}");
+    }
+
+    // An attacker with host-a's state directory.
+    let intruder = Intruder::from_state(&server, &states[0]);
+    let other_slot = slot_of(&api, "host-b");
+    let own_slot = slot_of(&api, "host-a");
+    let get = reqwest::Method::GET;
+    for path in [
+        format!("/agent/list/index/{other_slot}/"),
+        "/agent/list/points/".to_string(),
+        "/agent/list/packs/".to_string(),
+        format!("/agent/objects/points/{}", points[1]),
+        format!("/agent/objects/keys/{other_slot}"),
+        "/agent/objects/journal/".to_string(),
+        // Encoded, so that no client normalises it away.
+        format!("/agent/objects/index/{own_slot}/%2E%2E%2F%2E%2E%2Fjournal"),
+    ] {
+        let (status, body) = intruder.send(get.clone(), &path, None);
+        assert!(
+            status == StatusCode::FORBIDDEN
+                || status == StatusCode::BAD_REQUEST
+                || status == StatusCode::NOT_FOUND,
+            "{path}: {status} {body}"
+        );
+    }
+    // Another host's point reads as absent; its own as present.
+    let (_, other) = intruder.send(
+        get.clone(),
+        &format!("/agent/size/points/{}", points[1]),
+        None,
+    );
+    assert_eq!(other, r#"{"size":null}"#);
+    let (_, own) = intruder.send(
+        get.clone(),
+        &format!("/agent/size/points/{}", points[0]),
+        None,
+    );
+    assert!(own.contains("\"size\":") && !own.contains("null"), "{own}");
+    // Nothing can be deleted, and nothing added outside a job.
+    let (status, body) = intruder.send(
+        reqwest::Method::DELETE,
+        &format!("/agent/objects/points/{}", points[1]),
+        None,
+    );
+    assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
+    let (status, body) = intruder.send(
+        reqwest::Method::PUT,
+        &format!("/agent/objects/points/{}", points[1]),
+        Some(b"x".to_vec()),
+    );
+    assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
+    assert!(body.contains("no job running"), "{body}");
+    // The agent's secret is no user's token.
+    let (status, _) = intruder.send(get.clone(), "/vaults", None);
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    // Its credential opens nothing from the storage either.
+    let identity: Value =
+        serde_json::from_slice(&std::fs::read(states[0].join("agent.json")).unwrap()).unwrap();
+    let cred = dir.path().join("stolen-credential");
+    std::fs::write(&cred, identity["credential"].as_str().unwrap()).unwrap();
+    let listing = coffer(
+        &[
+            "ls",
+            "--vault",
+            dir.path().join("vault").to_str().unwrap(),
+            "--key-file",
+            cred.to_str().unwrap(),
+            &points[1],
+        ],
+        &[],
+    );
+    assert!(!listing.status.success());
+
+    // A disabled agent is refused and its item's job fails with an alert.
+    api.post(
+        "/agents/host-c",
+        json!({"action": "disable"}),
+        StatusCode::OK,
+    );
+    let failed = back_up(&api, "item-host-c");
+    assert_eq!(failed["state"], "Failed", "{failed}");
+    assert_eq!(failed["cause"], "agent_unreachable", "{failed}");
+    assert!(
+        failed["error"].as_str().unwrap().contains("disabled"),
+        "{failed}"
+    );
+    let alerts = api.get("/alerts");
+    assert!(
+        alerts
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|a| a["cause"] == "agent_unreachable"),
+        "{alerts}"
+    );
+    api.post(
+        "/agents/host-c",
+        json!({"action": "enable"}),
+        StatusCode::OK,
+    );
+    let back = back_up(&api, "item-host-c");
+    assert_eq!(back["state"], "Succeeded", "{back}");
+
+    // Re-keying hands out a new secret that the agent keeps and uses.
+    let before = identity["secret"].as_str().unwrap().to_string();
+    api.post("/agents/host-a", json!({"action": "rekey"}), StatusCode::OK);
+    let started = Instant::now();
+    loop {
+        let now: Value =
+            serde_json::from_slice(&std::fs::read(states[0].join("agent.json")).unwrap()).unwrap();
+        if now["secret"] != before.as_str() {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "the agent was not re-keyed"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let rekeyed = back_up(&api, "item-host-a");
+    assert_eq!(rekeyed["state"], "Succeeded", "{rekeyed}");
+    let (status, _) = intruder.send(get.clone(), "/agent/size/vault", None);
+    assert_eq!(
+        status,
+        StatusCode::UNAUTHORIZED,
+        "the old secret still works"
+    );
+
+    // A removed agent stops with the service's word, and its credential is
+    // revoked in the vault.
+    let (status, body) = api.call("DELETE", "/agents/host-b", None);
+    assert_eq!(status, StatusCode::CONFLICT, "{body}");
+    let (status, _) = api.call("DELETE", "/items/item-host-b", None);
+    assert!(status.is_success());
+    let (status, body) = api.call("DELETE", "/agents/host-b", None);
+    assert_eq!(status, StatusCode::NO_CONTENT, "{body}");
+    let stopped = agents.remove(1).wait_exit(Duration::from_secs(60));
+    assert!(stopped.contains("not registered"), "{stopped}");
+    let revoked = dir
+        .path()
+        .join("vault/keys")
+        .join(format!("{other_slot}.revoked"));
+    assert!(revoked.exists());
+
+    // The vault is whole.
+    let check = api.post(
+        "/vaults/v/check",
+        json!({"read_data_percent": 100}),
+        StatusCode::ACCEPTED,
+    );
+    let check = api.wait_job(check["id"].as_i64().unwrap());
+    assert_eq!(check["state"], "Succeeded", "{check}");
+    assert_eq!(check["result"]["problems"], 0, "{check}");
+    drop(agents);
+}
