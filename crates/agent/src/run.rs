@@ -192,7 +192,14 @@ impl Agent {
     fn work(&self, work: Work) {
         let job = work.job;
         let done = match work.task {
-            Task::Backup { item } => self.back_up(job, &item),
+            Task::Backup { item, tags, time } => {
+                let opts = BackupOptions {
+                    tags,
+                    time: time.map(|(secs, nanos)| coffer_engine::tree::Timestamp { secs, nanos }),
+                    ..Default::default()
+                };
+                self.back_up(job, &item, &opts)
+            }
         };
         // The end must arrive: a committed point is the job's result.
         for attempt in 0..5 {
@@ -209,7 +216,7 @@ impl Agent {
         }
     }
 
-    fn back_up(&self, job: i64, item: &coffer_api_types::item::Item) -> WorkDone {
+    fn back_up(&self, job: i64, item: &coffer_api_types::item::Item, opts: &BackupOptions) -> WorkDone {
         let progress = Arc::new(Progress::default());
         let (log, lines) = mpsc::channel();
         let reporter = Reporter::start(self.client.clone(), job, progress.clone(), lines);
@@ -222,7 +229,7 @@ impl Agent {
                 item.name
             ),
         ));
-        let outcome = self.capture(item, &progress);
+        let outcome = self.capture(item, opts, &progress);
         if let Ok(captured) = &outcome {
             for w in &captured.warnings {
                 let _ = log.send(("warn".to_string(), w.clone()));
@@ -246,6 +253,7 @@ impl Agent {
     fn capture(
         &self,
         item: &coffer_api_types::item::Item,
+        opts: &BackupOptions,
         progress: &Progress,
     ) -> Result<coffer_sources::Captured> {
         let def = ItemDef::of_item(item)?;
@@ -267,12 +275,7 @@ impl Agent {
             ),
         )?;
         let vault = WriteOnlyVault::open(storage, credential, Some(&self.dir.join("cache")))?;
-        Ok(coffer_sources::back_up(
-            &vault,
-            &def,
-            &BackupOptions::default(),
-            progress,
-        )?)
+        Ok(coffer_sources::back_up(&vault, &def, opts, progress)?)
     }
 }
 

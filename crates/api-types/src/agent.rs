@@ -175,7 +175,16 @@ pub struct Work {
 #[serde(tag = "kind", rename_all = "kebab-case")]
 pub enum Task {
     /// Back the item up into the agent's vault with its credential.
-    Backup { item: Item },
+    Backup {
+        item: Item,
+        /// Tags the point carries besides the item kind's (a set's).
+        #[serde(default)]
+        tags: Vec<String>,
+        /// The time the point is recorded at (a set's points share one):
+        /// seconds and nanoseconds since the epoch.
+        #[serde(default)]
+        time: Option<(i64, u32)>,
+    },
 }
 
 /// A running job's counters, as the agent reports them.

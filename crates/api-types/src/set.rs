@@ -71,6 +71,9 @@ pub struct ItemStatus {
     pub point: Option<String>,
     pub consistency: Option<String>,
     pub message: Option<String>,
+    /// The agent the item lives on; none for the service's own machine.
+    #[serde(default)]
+    pub host: Option<String>,
 }
 
 impl ItemStatus {
@@ -82,6 +85,7 @@ impl ItemStatus {
             point: None,
             consistency: None,
             message: Some(message),
+            host: None,
         }
     }
 }

@@ -483,3 +483,118 @@ fn three_agents_back_up_their_hosts_through_the_service_and_cannot_touch_each_ot
     assert_eq!(check["result"]["problems"], 0, "{check}");
     drop(agents);
 }
+
+fn small_tree(dir: &Path, seed: u8) {
+    for f in 0..12usize {
+        random_file(&dir.join(format!("d{}/f{f}", f % 2)), 500 + f * 3001, seed.wrapping_add(f as u8));
+    }
+}
+
+fn wait_for(what: &str, within: Duration, mut done: impl FnMut() -> bool) {
+    let started = Instant::now();
+    while !done() {
+        assert!(started.elapsed() < within, "{what}: not within {within:?}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+#[test]
+fn a_set_spans_agents_and_a_host_that_is_down_makes_it_partial_then_catches_up() {
+    let dir = scratch();
+    let data = dir.path().join("data");
+    std::fs::create_dir_all(&data).unwrap();
+    std::fs::write(
+        data.join("coffer.toml"),
+        "tls_self_signed = true\nagent_claim_secs = 10\nagent_unreachable_secs = 4\nscheduler_tick_secs = 1\n",
+    )
+    .unwrap();
+    let server = Server::start(&data);
+    let api = server.admin();
+    api.create_vault("v", &dir.path().join("vault"));
+    let names = ["site-a", "site-b", "site-c"];
+    let mut states = Vec::new();
+    for (i, name) in names.iter().enumerate() {
+        let token = api.post("/agents/tokens", json!({"vault": "v"}), StatusCode::CREATED);
+        let state = dir.path().join(format!("state-{name}"));
+        ok(register(&server, token["text"].as_str().unwrap(), name, &state));
+        let src = dir.path().join(format!("src-{name}"));
+        small_tree(&src, i as u8 * 50);
+        api.post(
+            "/items",
+            json!({"name": format!("item-{name}"), "vault": "v", "agent": name, "paths": [src.to_str().unwrap()], "retry_attempts": 0}),
+            StatusCode::CREATED,
+        );
+        states.push(state);
+    }
+    let mut agents: Vec<AgentProcess> = states.iter().map(|s| AgentProcess::start(s)).collect();
+    api.post(
+        "/sets",
+        json!({"name": "fleet", "vault": "v", "items": ["item-site-a", "item-site-b", "item-site-c"]}),
+        StatusCode::CREATED,
+    );
+
+    // One coordinated set point over three hosts, with each host's status.
+    let job = api.post("/sets/fleet/backup", json!({}), StatusCode::ACCEPTED);
+    let done = api.wait_job(job["id"].as_i64().unwrap());
+    assert_eq!(done["state"], "Succeeded", "{done}");
+    let points = api.get("/vaults/v/set-points");
+    let point = &points[0];
+    assert_eq!(point["ready_for_cloud_recovery"], true, "{point}");
+    for (status, name) in point["items"].as_array().unwrap().iter().zip(names) {
+        assert_eq!(status["host"], name, "{status}");
+        assert_eq!(status["status"], "Succeeded", "{status}");
+    }
+    // Its drill restores every host's item on the service and checks it.
+    let drill = api.post("/sets/fleet/drill", json!({}), StatusCode::ACCEPTED);
+    let drill = api.wait_job(drill["id"].as_i64().unwrap());
+    assert_eq!(drill["state"], "Succeeded", "{drill}");
+
+    // A host that is down: the set point is partial, the others are in it.
+    drop(agents.remove(2));
+    wait_for("site-c unreachable", Duration::from_secs(40), || {
+        api.get("/agents/site-c")["unreachable"] == true
+    });
+    let started = Instant::now();
+    let job = api.post("/sets/fleet/backup", json!({}), StatusCode::ACCEPTED);
+    let done = api.wait_job(job["id"].as_i64().unwrap());
+    assert!(started.elapsed() < Duration::from_secs(30), "the set waited for the host");
+    assert_eq!(done["state"], "PartialSucceeded", "{done}");
+    let points = api.get("/vaults/v/set-points");
+    let latest = points
+        .as_array()
+        .unwrap()
+        .iter()
+        .max_by_key(|p| p["time"].as_i64())
+        .unwrap();
+    assert_eq!(latest["ready_for_cloud_recovery"], false, "{latest}");
+    let c = latest["items"].as_array().unwrap().iter().find(|s| s["host"] == "site-c").unwrap();
+    assert_eq!(c["status"], "Failed", "{c}");
+    assert!(c["message"].as_str().unwrap().contains("not been in contact"), "{c}");
+    // The fleet alert names the host, with what to do.
+    wait_for("the fleet alert", Duration::from_secs(20), || {
+        api.get("/alerts").as_array().unwrap().iter().any(|a| {
+            a["cause"] == "agent_unreachable" && a["item"].is_null() && a["detail"].as_str().unwrap_or("").contains("site-c")
+        })
+    });
+    let alert = api
+        .get("/alerts")
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["cause"] == "agent_unreachable" && a["item"].is_null())
+        .cloned()
+        .unwrap();
+    assert!(!alert["remediation"].as_array().unwrap().is_empty(), "{alert}");
+
+    // Back in contact: the missed backup runs once, and the alert resolves.
+    agents.push(AgentProcess::start(&states[2]));
+    wait_for("the missed backup", Duration::from_secs(60), || {
+        let jobs = api.get("/jobs?item=item-site-c");
+        jobs.as_array().unwrap().iter().any(|j| j["trigger"] == "missed" && j["state"] == "Succeeded")
+    });
+    wait_for("the alert resolved", Duration::from_secs(20), || {
+        !api.get("/alerts").as_array().unwrap().iter().any(|a| {
+            a["cause"] == "agent_unreachable" && a["item"].is_null()
+        })
+    });
+}

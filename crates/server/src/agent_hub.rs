@@ -38,6 +38,28 @@ pub struct AgentHub {
 #[derive(Default)]
 struct Inner {
     jobs: HashMap<i64, Remote>,
+    /// Polls held open, by agent: an agent waiting in one is in contact
+    /// however long ago its poll began.
+    polling: HashMap<String, usize>,
+}
+
+/// An agent's poll held open; counted until dropped (also when the agent
+/// goes away mid-poll and the request is dropped).
+pub struct Polling<'a> {
+    hub: &'a AgentHub,
+    agent: String,
+}
+
+impl Drop for Polling<'_> {
+    fn drop(&mut self) {
+        let mut inner = self.hub.lock();
+        if let Some(n) = inner.polling.get_mut(&self.agent) {
+            *n -= 1;
+            if *n == 0 {
+                inner.polling.remove(&self.agent);
+            }
+        }
+    }
 }
 
 struct Remote {
@@ -68,16 +90,18 @@ impl AgentHub {
         self.inner.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Offers `work` (of `item`) to `agent`; the agent's counters go to
-    /// `progress`, whose cancel flag the agent learns at its next report.
-    pub fn offer(&self, agent: &str, item: &str, work: Work, progress: Arc<Progress>) {
+    /// Offers `work` (of `item`) to `agent`. The agent's counters go to
+    /// the progress returned, whose cancel flag the agent learns at its
+    /// next report.
+    pub fn offer(&self, agent: &str, item: &str, work: Work) -> Arc<Progress> {
+        let progress = Arc::new(Progress::default());
         self.lock().jobs.insert(
             work.job,
             Remote {
                 agent: agent.to_string(),
                 item: item.to_string(),
                 work,
-                progress,
+                progress: progress.clone(),
                 claimed: false,
                 last_report: Instant::now(),
                 log_lines: 0,
@@ -86,6 +110,7 @@ impl AgentHub {
             },
         );
         self.offered.notify_waiters();
+        progress
     }
 
     /// Waits up to `timeout` for a change of job `job`, and says where it
@@ -134,6 +159,25 @@ impl AgentHub {
         drop(inner);
         self.changed.notify_all();
         Some(work)
+    }
+
+    /// Counts a poll of `agent` as open until the guard is dropped.
+    pub fn polling(&self, agent: &str) -> Polling<'_> {
+        *self.lock().polling.entry(agent.to_string()).or_default() += 1;
+        Polling {
+            hub: self,
+            agent: agent.to_string(),
+        }
+    }
+
+    /// Whether `agent` is waiting in a poll or running a job now.
+    pub fn in_contact(&self, agent: &str) -> bool {
+        let inner = self.lock();
+        inner.polling.contains_key(agent)
+            || inner
+                .jobs
+                .values()
+                .any(|r| r.agent == agent && r.claimed && r.done.is_none())
     }
 
     /// Waits until work may have been offered, or `timeout`.

@@ -13,18 +13,16 @@
 //! the job runs.
 
 use std::sync::atomic::Ordering;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use coffer_api_types::agent::{Task, Work, WorkDone};
 use coffer_api_types::ErrorCode;
-use coffer_engine::backup::{BackupReport, Progress};
+use coffer_engine::backup::{BackupOptions, BackupReport, Progress};
 use coffer_sources::Captured;
 
 use crate::agent_hub::Standing;
 use crate::alerts::Cause;
-use crate::jobs::{Job, JobContext};
-use crate::state::Item;
+use crate::state::{Item, State};
 
 /// Why a job on an agent did not produce a point.
 pub enum NotDone {
@@ -32,16 +30,26 @@ pub enum NotDone {
     Failed(Cause, String),
 }
 
-/// Runs `job` (a backup of `item`) on the item's agent.
+/// What a backup on an agent reports to: the service's state, the job's
+/// log and its id.
+pub struct OnAgent<'a> {
+    pub state: &'a State,
+    pub log: &'a dyn Fn(&str, &str),
+    pub job_id: i64,
+}
+
+/// Backs `item` up on its agent with `opts`' tags and time (a set's);
+/// the agent's counters are copied into `progress`, and its cancel flag
+/// is passed on.
 pub fn back_up_on_agent(
-    ctx: &JobContext<'_>,
-    job: &Job,
+    run: &OnAgent<'_>,
     item: &Item,
     agent: &str,
-    progress: &Arc<Progress>,
+    opts: &BackupOptions,
+    progress: &Progress,
 ) -> Result<Captured, NotDone> {
-    let config = &ctx.config;
-    let info = crate::agents::get(ctx, agent, config.agent_unreachable_secs as i64)
+    let config = &run.state.config;
+    let info = crate::agents::get(run.state, agent, config.agent_unreachable_secs as i64)
         .map_err(|e| NotDone::Failed(Cause::AgentUnreachable, e.to_string()))?;
     if info.state == coffer_api_types::agent::AgentState::Disabled {
         return Err(unreachable(format!(
@@ -50,6 +58,7 @@ pub fn back_up_on_agent(
         )));
     }
     if info.unreachable {
+        crate::fleet::owe(run.state, &item.name).map_err(|e| NotDone::Failed(Cause::GeneralFault, e.to_string()))?;
         return Err(unreachable(format!(
             "agent {agent} has not been in contact for more than {} s (last contact {}): the backup of {} did not run",
             config.agent_unreachable_secs,
@@ -57,20 +66,21 @@ pub fn back_up_on_agent(
             item.name
         )));
     }
-    let _ = ctx.jobs.log(
-        &ctx.db,
-        job.id,
+    (run.log)(
         "info",
-        &format!("offered to agent {agent} ({})", info.host.hostname),
+        &format!("item {}: offered to agent {agent} ({})", item.name, info.host.hostname),
     );
     let work = Work {
-        job: job.id,
-        task: Task::Backup { item: item.clone() },
+        job: run.job_id,
+        task: Task::Backup {
+            item: item.clone(),
+            tags: opts.tags.clone(),
+            time: opts.time.map(|t| (t.secs, t.nanos)),
+        },
     };
-    ctx.agent_hub
-        .offer(agent, &item.name, work, progress.clone());
-    let outcome = follow(ctx, job, agent, progress);
-    ctx.agent_hub.withdraw(job.id);
+    let remote = run.state.agent_hub.offer(agent, &item.name, work);
+    let outcome = follow(run, agent, &item.name, &remote, progress);
+    run.state.agent_hub.withdraw(run.job_id);
     outcome
 }
 
@@ -80,21 +90,25 @@ fn unreachable(message: String) -> NotDone {
 
 /// Waits for the agent to take the job and end it.
 fn follow(
-    ctx: &JobContext<'_>,
-    job: &Job,
+    run: &OnAgent<'_>,
     agent: &str,
-    progress: &Arc<Progress>,
+    item: &str,
+    remote: &Progress,
+    progress: &Progress,
 ) -> Result<Captured, NotDone> {
-    let config = &ctx.config;
+    let config = &run.state.config;
     let offered = Instant::now();
     loop {
-        match ctx.agent_hub.wait(job.id, Duration::from_secs(1)) {
-            Standing::Done(done, accepted) => return ended(ctx, job, agent, *done, accepted),
+        let standing = run.state.agent_hub.wait(run.job_id, Duration::from_secs(1));
+        mirror(remote, progress);
+        match standing {
+            Standing::Done(done, accepted) => return ended(run, agent, *done, accepted),
             Standing::Gone => return Err(NotDone::Cancelled),
             Standing::Unclaimed if progress.cancel.load(Ordering::Relaxed) => {
                 return Err(NotDone::Cancelled)
             }
             Standing::Unclaimed if offered.elapsed().as_secs() >= config.agent_claim_secs => {
+                let _ = crate::fleet::owe(run.state, item);
                 return Err(unreachable(format!(
                     "agent {agent} did not take the job within {} s: it is not running, or cannot reach the service",
                     config.agent_claim_secs
@@ -111,11 +125,27 @@ fn follow(
     }
 }
 
+/// Copies the agent's counters to the job's, and the job's cancel flag to
+/// the agent's.
+fn mirror(remote: &Progress, progress: &Progress) {
+    for (from, to) in [
+        (&remote.files, &progress.files),
+        (&remote.bytes_read, &progress.bytes_read),
+        (&remote.bytes_new, &progress.bytes_new),
+        (&remote.bytes_stored, &progress.bytes_stored),
+        (&remote.errors, &progress.errors),
+    ] {
+        to.store(from.load(Ordering::Relaxed), Ordering::Relaxed);
+    }
+    if progress.cancel.load(Ordering::Relaxed) {
+        remote.cancel.store(true, Ordering::Relaxed);
+    }
+}
+
 /// Turns what the agent said into the job's outcome; the point must be
 /// one the service accepted from this agent during this job.
 fn ended(
-    ctx: &JobContext<'_>,
-    job: &Job,
+    run: &OnAgent<'_>,
     agent: &str,
     done: WorkDone,
     accepted: Vec<(coffer_engine::ObjectId, coffer_engine::point::Manifest)>,
@@ -137,9 +167,7 @@ fn ended(
                 .into_iter()
                 .find(|(id, _)| id.to_hex() == summary.point)
             else {
-                let _ = ctx.jobs.log(
-                    &ctx.db,
-                    job.id,
+                (run.log)(
                     "error",
                     &format!("agent {agent} reported point {} which it did not store through the service", summary.point),
                 );

@@ -336,7 +336,8 @@ pub fn list(state: &State, name: Option<&str>, unreachable_after: i64) -> Result
             .collect();
         let last_success = last_success(state, &items)?;
         out.push(Agent {
-            unreachable: last_contact.is_none_or(|t| now - t > unreachable_after),
+            unreachable: !state.agent_hub.in_contact(&name)
+                && last_contact.is_none_or(|t| now - t > unreachable_after),
             host: serde_json::from_str(&host).unwrap_or_default(),
             state: if enabled {
                 AgentState::Enabled

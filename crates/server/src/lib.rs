@@ -29,6 +29,7 @@ pub mod console;
 pub mod daemon;
 pub mod db;
 pub mod error;
+pub mod fleet;
 pub mod jobs;
 pub mod locations;
 pub mod metrics;

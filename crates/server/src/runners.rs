@@ -103,7 +103,16 @@ fn run_backup(ctx: &JobContext<'_>, job: &Job, progress: &Arc<Progress>) -> Endi
             .item(&item_name)
             .map_err(|e| (Cause::GeneralFault, e.to_string()))?;
         if let Some(agent) = &item.agent {
-            return crate::agent_jobs::back_up_on_agent(ctx, job, &item, agent, progress).map_err(
+            let log = |level: &str, message: &str| {
+                let _ = jobs.log(&ctx.db, id, level, message);
+            };
+            let run = crate::agent_jobs::OnAgent {
+                state: ctx.state,
+                log: &log,
+                job_id: id,
+            };
+            let opts = BackupOptions::default();
+            return crate::agent_jobs::back_up_on_agent(&run, &item, agent, &opts, progress).map_err(
                 |e| match e {
                     crate::agent_jobs::NotDone::Cancelled => {
                         progress.cancel.store(true, Ordering::Relaxed);

@@ -110,6 +110,7 @@ impl Scheduler {
         self.tick_items(service, jobs, &sets, t, &mut queued)?;
         tick_sets(service, jobs, &sets, t, &mut queued)?;
         tick_vaults(service, jobs, t, &mut queued)?;
+        queued.extend(crate::fleet::tick(service, jobs)?);
         Ok(queued)
     }
 

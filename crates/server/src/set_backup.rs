@@ -127,12 +127,15 @@ impl Member<'_> {
         };
         (self.log)("info", &format!("item {name} ({})", item.kind));
         reset_counters(self.progress);
-        let outcome = item_def(&item)
-            .map_err(|e| (Cause::GeneralFault, e.to_string()))
-            .and_then(|def| {
-                coffer_sources::back_up(self.vault, &def, self.opts, self.progress)
-                    .map_err(alerts::source_failure)
-            });
+        let outcome = match &item.agent {
+            Some(agent) => self.back_up_on_agent(&item, agent),
+            None => item_def(&item)
+                .map_err(|e| (Cause::GeneralFault, e.to_string()))
+                .and_then(|def| {
+                    coffer_sources::back_up(self.vault, &def, self.opts, self.progress)
+                        .map_err(alerts::source_failure)
+                }),
+        };
         let captured = match outcome {
             Ok(captured) => captured,
             Err(_) if self.progress.cancel.load(Ordering::Relaxed) => {
@@ -148,7 +151,9 @@ impl Member<'_> {
                     Some(self.job_id),
                 )?;
                 let failure = (cause, format!("item {name}: {message}"));
-                return Ok((ItemStatus::failed(name, &item.kind, message), Some(failure)));
+                let mut status = ItemStatus::failed(name, &item.kind, message);
+                status.host = item.agent.clone();
+                return Ok((status, Some(failure)));
             }
         };
         let m = &captured.report.manifest;
@@ -193,8 +198,32 @@ impl Member<'_> {
             point: Some(captured.report.point.to_hex()),
             consistency: Some(m.consistency.as_str().to_string()),
             message: (!notes.is_empty()).then(|| notes.join("; ")),
+            host: item.agent.clone(),
         };
         Ok((status, None))
+    }
+
+    /// A member that lives on an agent: the agent backs it up with the
+    /// set's tags and time, while this job waits.
+    fn back_up_on_agent(
+        &self,
+        item: &crate::state::Item,
+        agent: &str,
+    ) -> std::result::Result<coffer_sources::Captured, (Cause, String)> {
+        let run = crate::agent_jobs::OnAgent {
+            state: self.state,
+            log: self.log,
+            job_id: self.job_id,
+        };
+        crate::agent_jobs::back_up_on_agent(&run, item, agent, self.opts, self.progress).map_err(
+            |e| match e {
+                crate::agent_jobs::NotDone::Cancelled => {
+                    self.progress.cancel.store(true, Ordering::Relaxed);
+                    (Cause::GeneralFault, "cancelled".into())
+                }
+                crate::agent_jobs::NotDone::Failed(cause, message) => (cause, message),
+            },
+        )
     }
 
     /// Stores the service's configuration with what happened to every item

@@ -79,6 +79,7 @@ async fn poll(
         crate::agents::issue_next_secret(&service, &who)
     })
     .await?;
+    let _open = s.agent_hub.polling(&agent.name);
     let deadline = tokio::time::Instant::now() + Duration::from_secs(req.wait_secs.min(30));
     loop {
         if let Some(work) = s.agent_hub.take(&agent.name) {
