@@ -208,15 +208,26 @@ impl Agent {
                 .post_quiet(&format!("/agent/jobs/{job}/done"), &done)
             {
                 Ok(()) => return,
-                Err(e) => {
+                Err(e @ Error::Unreachable { .. }) => {
                     tracing::warn!(job, error = %e, attempt, "cannot report the job's end; trying again");
                     std::thread::sleep(Duration::from_secs(2 << attempt));
+                }
+                Err(e) => {
+                    // The service no longer follows the job (it restarted,
+                    // or gave up on it): it runs the job again if it should.
+                    tracing::warn!(job, error = %e, "the service did not take the job's end");
+                    return;
                 }
             }
         }
     }
 
-    fn back_up(&self, job: i64, item: &coffer_api_types::item::Item, opts: &BackupOptions) -> WorkDone {
+    fn back_up(
+        &self,
+        job: i64,
+        item: &coffer_api_types::item::Item,
+        opts: &BackupOptions,
+    ) -> WorkDone {
         let progress = Arc::new(Progress::default());
         let (log, lines) = mpsc::channel();
         let reporter = Reporter::start(self.client.clone(), job, progress.clone(), lines);

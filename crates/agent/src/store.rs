@@ -9,9 +9,13 @@
 use coffer_api_types::{ErrorCode, StorageFailure};
 use coffer_engine::storage::{ObjectInfo, ObjectStore};
 use serde::Deserialize;
+use std::time::{Duration, Instant};
 
 use crate::client::Client;
 use crate::error::Error;
+
+/// How long a call rides out a service that does not answer (a restart).
+const RECONNECT_FOR: Duration = Duration::from_secs(60);
 
 /// The service's store, as the engine sees it.
 pub struct ServiceStore {
@@ -21,6 +25,27 @@ pub struct ServiceStore {
 impl ServiceStore {
     pub fn new(client: Client) -> Self {
         ServiceStore { client }
+    }
+
+    /// Runs one call, trying again with growing pauses while the service
+    /// cannot be reached; a refusal is final.
+    fn call<T>(
+        &self,
+        path: &str,
+        f: impl Fn(&Client) -> Result<T, Error>,
+    ) -> coffer_engine::Result<T> {
+        let started = Instant::now();
+        let mut pause = Duration::from_millis(250);
+        loop {
+            match f(&self.client) {
+                Err(e @ Error::Unreachable { .. }) if started.elapsed() + pause < RECONNECT_FOR => {
+                    tracing::warn!(error = %e, "the service does not answer; trying again");
+                    std::thread::sleep(pause);
+                    pause = (pause * 2).min(Duration::from_secs(8));
+                }
+                other => return other.map_err(|e| engine_error(path, e)),
+            }
+        }
     }
 }
 
@@ -69,15 +94,13 @@ fn engine_error(path: &str, e: Error) -> coffer_engine::Error {
 
 impl ObjectStore for ServiceStore {
     fn put(&self, path: &str, data: &[u8]) -> coffer_engine::Result<()> {
-        self.client
-            .put_bytes(&format!("/agent/objects/{path}"), data.to_vec())
-            .map_err(|e| engine_error(path, e))
+        self.call(path, |c| {
+            c.put_bytes(&format!("/agent/objects/{path}"), data.to_vec())
+        })
     }
 
     fn get(&self, path: &str) -> coffer_engine::Result<Vec<u8>> {
-        self.client
-            .get_bytes(&format!("/agent/objects/{path}"))
-            .map_err(|e| engine_error(path, e))
+        self.call(path, |c| c.get_bytes(&format!("/agent/objects/{path}")))
     }
 
     fn get_range(&self, path: &str, offset: u64, len: u64) -> coffer_engine::Result<Vec<u8>> {
@@ -92,17 +115,15 @@ impl ObjectStore for ServiceStore {
     }
 
     fn size(&self, path: &str) -> coffer_engine::Result<Option<u64>> {
-        self.client
-            .get_json::<SizeAnswer>(&format!("/agent/size/{path}"))
-            .map(|a| a.size)
-            .map_err(|e| engine_error(path, e))
+        self.call(path, |c| {
+            c.get_json::<SizeAnswer>(&format!("/agent/size/{path}"))
+        })
+        .map(|a| a.size)
     }
 
     fn list(&self, prefix: &str) -> coffer_engine::Result<Vec<ObjectInfo>> {
-        let listed: Vec<Listed> = self
-            .client
-            .get_json(&format!("/agent/list/{prefix}"))
-            .map_err(|e| engine_error(prefix, e))?;
+        let listed: Vec<Listed> =
+            self.call(prefix, |c| c.get_json(&format!("/agent/list/{prefix}")))?;
         Ok(listed
             .into_iter()
             .map(|l| ObjectInfo {

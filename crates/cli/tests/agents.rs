@@ -486,7 +486,11 @@ fn three_agents_back_up_their_hosts_through_the_service_and_cannot_touch_each_ot
 
 fn small_tree(dir: &Path, seed: u8) {
     for f in 0..12usize {
-        random_file(&dir.join(format!("d{}/f{f}", f % 2)), 500 + f * 3001, seed.wrapping_add(f as u8));
+        random_file(
+            &dir.join(format!("d{}/f{f}", f % 2)),
+            500 + f * 3001,
+            seed.wrapping_add(f as u8),
+        );
     }
 }
 
@@ -516,7 +520,12 @@ fn a_set_spans_agents_and_a_host_that_is_down_makes_it_partial_then_catches_up()
     for (i, name) in names.iter().enumerate() {
         let token = api.post("/agents/tokens", json!({"vault": "v"}), StatusCode::CREATED);
         let state = dir.path().join(format!("state-{name}"));
-        ok(register(&server, token["text"].as_str().unwrap(), name, &state));
+        ok(register(
+            &server,
+            token["text"].as_str().unwrap(),
+            name,
+            &state,
+        ));
         let src = dir.path().join(format!("src-{name}"));
         small_tree(&src, i as u8 * 50);
         api.post(
@@ -557,7 +566,10 @@ fn a_set_spans_agents_and_a_host_that_is_down_makes_it_partial_then_catches_up()
     let started = Instant::now();
     let job = api.post("/sets/fleet/backup", json!({}), StatusCode::ACCEPTED);
     let done = api.wait_job(job["id"].as_i64().unwrap());
-    assert!(started.elapsed() < Duration::from_secs(30), "the set waited for the host");
+    assert!(
+        started.elapsed() < Duration::from_secs(30),
+        "the set waited for the host"
+    );
     assert_eq!(done["state"], "PartialSucceeded", "{done}");
     let points = api.get("/vaults/v/set-points");
     let latest = points
@@ -567,13 +579,26 @@ fn a_set_spans_agents_and_a_host_that_is_down_makes_it_partial_then_catches_up()
         .max_by_key(|p| p["time"].as_i64())
         .unwrap();
     assert_eq!(latest["ready_for_cloud_recovery"], false, "{latest}");
-    let c = latest["items"].as_array().unwrap().iter().find(|s| s["host"] == "site-c").unwrap();
+    let c = latest["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["host"] == "site-c")
+        .unwrap();
     assert_eq!(c["status"], "Failed", "{c}");
-    assert!(c["message"].as_str().unwrap().contains("not been in contact"), "{c}");
+    assert!(
+        c["message"]
+            .as_str()
+            .unwrap()
+            .contains("not been in contact"),
+        "{c}"
+    );
     // The fleet alert names the host, with what to do.
     wait_for("the fleet alert", Duration::from_secs(20), || {
         api.get("/alerts").as_array().unwrap().iter().any(|a| {
-            a["cause"] == "agent_unreachable" && a["item"].is_null() && a["detail"].as_str().unwrap_or("").contains("site-c")
+            a["cause"] == "agent_unreachable"
+                && a["item"].is_null()
+                && a["detail"].as_str().unwrap_or("").contains("site-c")
         })
     });
     let alert = api
@@ -584,17 +609,137 @@ fn a_set_spans_agents_and_a_host_that_is_down_makes_it_partial_then_catches_up()
         .find(|a| a["cause"] == "agent_unreachable" && a["item"].is_null())
         .cloned()
         .unwrap();
-    assert!(!alert["remediation"].as_array().unwrap().is_empty(), "{alert}");
+    assert!(
+        !alert["remediation"].as_array().unwrap().is_empty(),
+        "{alert}"
+    );
 
     // Back in contact: the missed backup runs once, and the alert resolves.
     agents.push(AgentProcess::start(&states[2]));
     wait_for("the missed backup", Duration::from_secs(60), || {
         let jobs = api.get("/jobs?item=item-site-c");
-        jobs.as_array().unwrap().iter().any(|j| j["trigger"] == "missed" && j["state"] == "Succeeded")
+        jobs.as_array()
+            .unwrap()
+            .iter()
+            .any(|j| j["trigger"] == "missed" && j["state"] == "Succeeded")
     });
     wait_for("the alert resolved", Duration::from_secs(20), || {
-        !api.get("/alerts").as_array().unwrap().iter().any(|a| {
-            a["cause"] == "agent_unreachable" && a["item"].is_null()
-        })
+        !api.get("/alerts")
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|a| a["cause"] == "agent_unreachable" && a["item"].is_null())
     });
+}
+
+/// A port nobody listens on now, for a service that must come back on it.
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn wait_running_with_bytes(api: &Api, job: i64) {
+    wait_for("the backup under way", Duration::from_secs(60), || {
+        let j = api.get(&format!("/jobs/{job}"));
+        j["state"] == "Running" && j["progress"]["bytes_read"].as_u64().unwrap_or(0) > 0
+    });
+}
+
+#[test]
+fn an_agent_or_the_service_killed_mid_backup_commits_nothing_half_and_the_next_run_completes() {
+    let dir = scratch();
+    let data = dir.path().join("data");
+    std::fs::create_dir_all(&data).unwrap();
+    std::fs::write(
+        data.join("coffer.toml"),
+        "tls_self_signed = true\nagent_claim_secs = 20\nagent_silence_secs = 4\n",
+    )
+    .unwrap();
+    let listen = format!("127.0.0.1:{}", free_port());
+    let server = Server::start_on(&data, &listen, &[]);
+    let api = server.admin();
+    api.create_vault("v", &dir.path().join("vault"));
+    let token = api.post("/agents/tokens", json!({"vault": "v"}), StatusCode::CREATED);
+    let state = dir.path().join("state");
+    ok(register(
+        &server,
+        token["text"].as_str().unwrap(),
+        "big-host",
+        &state,
+    ));
+    // Large enough that a backup through the service takes a while.
+    let src = dir.path().join("src");
+    for f in 0..24usize {
+        random_file(&src.join(format!("f{f}")), 24 << 20, f as u8);
+    }
+    api.post(
+        "/items",
+        json!({"name": "big", "vault": "v", "agent": "big-host", "paths": [src.to_str().unwrap()], "retry_attempts": 3, "retry_delay_secs": 0}),
+        StatusCode::CREATED,
+    );
+    let agent = AgentProcess::start(&state);
+
+    // The agent dies mid-backup: the job fails once it stops reporting,
+    // and no point is committed.
+    let job = api.post("/items/big/backup", json!({}), StatusCode::ACCEPTED);
+    let id = job["id"].as_i64().unwrap();
+    wait_running_with_bytes(&api, id);
+    drop(agent);
+    let failed = api.wait_job(id);
+    assert_eq!(failed["state"], "Failed", "{failed}");
+    assert_eq!(failed["cause"], "agent_unreachable", "{failed}");
+    assert_eq!(api.get("/vaults/v/points").as_array().unwrap().len(), 0);
+
+    // The service dies mid-upload and comes back on the same address: the
+    // interrupted job is failed at start and tried again, and completes.
+    // The first failure's retry runs as soon as the agent is back.
+    let _agent = AgentProcess::start(&state);
+    let running = {
+        let started = Instant::now();
+        loop {
+            let jobs = api.get("/jobs?item=big");
+            if let Some(j) = jobs.as_array().unwrap().iter().find(|j| {
+                j["state"] == "Running" && j["progress"]["bytes_read"].as_u64().unwrap_or(0) > 0
+            }) {
+                break j["id"].as_i64().unwrap();
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(60),
+                "no backup under way"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    };
+    let data = server.kill();
+    assert_eq!(
+        std::fs::read_dir(dir.path().join("vault/points")).map_or(0, |d| d.count()),
+        0,
+        "a point was committed by a backup whose service died"
+    );
+    let server = Server::start_on(&data, &listen, &[]);
+    let api = server.admin();
+    let interrupted = api.get(&format!("/jobs/{running}"));
+    assert_eq!(interrupted["state"], "Failed", "{interrupted}");
+    wait_for("a backup that completes", Duration::from_secs(180), || {
+        let jobs = api.get("/jobs?item=big");
+        jobs.as_array()
+            .unwrap()
+            .iter()
+            .any(|j| j["state"] == "Succeeded")
+    });
+    let points = api.get("/vaults/v/points");
+    assert_eq!(points.as_array().unwrap().len(), 1, "{points}");
+    let target = dir.path().join("restored");
+    restore(&api, "big", points[0]["id"].as_str().unwrap(), &target);
+    assert_same_tree(&src, &under(&target, &src));
+    let check = api.post(
+        "/vaults/v/check",
+        json!({"read_data_percent": 100}),
+        StatusCode::ACCEPTED,
+    );
+    let check = api.wait_job(check["id"].as_i64().unwrap());
+    assert_eq!(check["result"]["problems"], 0, "{check}");
 }

@@ -351,6 +351,13 @@ fn read_pack(
         Err(e) => return read_damaged_pack(vault, id, e),
     };
     let mut problems = Vec::new();
+    // A writer's pack that no index lists yet (its backup was stopped)
+    // opens under the session its own authenticated trailer names.
+    if record.session.is_some() {
+        if let Err(e) = vault.learn_packs(std::slice::from_ref(&record)) {
+            problems.push(format!("{path}: {e}"));
+        }
+    }
     let own = entries_digest(&record.entries);
     for (file, _) in claims.iter().filter(|(_, d)| *d != own) {
         problems.push(format!(

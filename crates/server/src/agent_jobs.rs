@@ -58,7 +58,8 @@ pub fn back_up_on_agent(
         )));
     }
     if info.unreachable {
-        crate::fleet::owe(run.state, &item.name).map_err(|e| NotDone::Failed(Cause::GeneralFault, e.to_string()))?;
+        crate::fleet::owe(run.state, &item.name)
+            .map_err(|e| NotDone::Failed(Cause::GeneralFault, e.to_string()))?;
         return Err(unreachable(format!(
             "agent {agent} has not been in contact for more than {} s (last contact {}): the backup of {} did not run",
             config.agent_unreachable_secs,
@@ -68,7 +69,10 @@ pub fn back_up_on_agent(
     }
     (run.log)(
         "info",
-        &format!("item {}: offered to agent {agent} ({})", item.name, info.host.hostname),
+        &format!(
+            "item {}: offered to agent {agent} ({})",
+            item.name, info.host.hostname
+        ),
     );
     let work = Work {
         job: run.job_id,

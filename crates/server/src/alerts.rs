@@ -340,7 +340,10 @@ pub fn resolve_cause_for_vault(db: &Db, vault: &str, cause: Cause) -> Result<Vec
     // The cause is one of the crate's own names, never the caller's text.
     resolve_automatically(
         db,
-        &format!("item IS NULL AND cause = '{}' AND vault = ?1", cause.as_str()),
+        &format!(
+            "item IS NULL AND cause = '{}' AND vault = ?1",
+            cause.as_str()
+        ),
         vault,
     )
 }

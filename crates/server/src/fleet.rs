@@ -33,7 +33,8 @@ pub fn tick(state: &State, jobs: &Jobs) -> Result<Vec<i64>> {
     }
     for (vault, unreachable) in &by_vault {
         if unreachable.is_empty() {
-            for alert in alerts::resolve_cause_for_vault(&state.db, vault, Cause::AgentUnreachable)? {
+            for alert in alerts::resolve_cause_for_vault(&state.db, vault, Cause::AgentUnreachable)?
+            {
                 state.notify_alert(&alert, crate::notify::EventType::AlertResolved);
             }
         } else {
@@ -58,7 +59,15 @@ pub fn tick(state: &State, jobs: &Jobs) -> Result<Vec<i64>> {
             }
             match jobs.enqueue_backup(state, item, "missed", None, 1, 0) {
                 Ok(job) => {
-                    let _ = jobs.log(&state.db, job.id, "info", &format!("agent {} is back in contact: running the backup it missed", a.name));
+                    let _ = jobs.log(
+                        &state.db,
+                        job.id,
+                        "info",
+                        &format!(
+                            "agent {} is back in contact: running the backup it missed",
+                            a.name
+                        ),
+                    );
                     queued.push(job.id);
                     state.db.delete_setting(&key)?;
                 }

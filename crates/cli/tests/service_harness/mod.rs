@@ -30,8 +30,14 @@ impl Server {
     /// A service with more variables in its environment (secrets a child
     /// process must never see, a metrics token).
     pub fn start_with_env(data: &Path, extra: &[(&str, &str)]) -> Server {
+        Self::start_on(data, "127.0.0.1:0", extra)
+    }
+
+    /// A service on a given address (one that restarts where its agents
+    /// expect it).
+    pub fn start_on(data: &Path, listen: &str, extra: &[(&str, &str)]) -> Server {
         let mut child = Command::new(BIN)
-            .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+            .args(["serve", "--listen", listen, "--data-dir"])
             .arg(data)
             .env_clear()
             .env("PATH", std::env::var_os("PATH").unwrap_or_default())
