@@ -223,6 +223,20 @@ pub fn list(db: &Db, open_only: bool, limit: u32) -> Result<Vec<Alert>> {
     Ok(alerts)
 }
 
+/// Resolves a vault's open alerts of one cause that name no item (an
+/// agent that is back in contact).
+pub fn resolve_cause_for_vault(db: &Db, vault: &str, cause: Cause) -> Result<Vec<Alert>> {
+    // The cause is one of the crate's own names, never the caller's text.
+    resolve_automatically(
+        db,
+        &format!(
+            "item IS NULL AND cause = '{}' AND vault = ?1",
+            cause.as_str()
+        ),
+        vault,
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -332,18 +346,4 @@ mod tests {
         );
         assert_eq!(classify(&E::Cancelled), Cause::GeneralFault);
     }
-}
-
-/// Resolves a vault's open alerts of one cause that name no item (an
-/// agent that is back in contact).
-pub fn resolve_cause_for_vault(db: &Db, vault: &str, cause: Cause) -> Result<Vec<Alert>> {
-    // The cause is one of the crate's own names, never the caller's text.
-    resolve_automatically(
-        db,
-        &format!(
-            "item IS NULL AND cause = '{}' AND vault = ?1",
-            cause.as_str()
-        ),
-        vault,
-    )
 }
