@@ -743,3 +743,129 @@ fn an_agent_or_the_service_killed_mid_backup_commits_nothing_half_and_the_next_r
     let check = api.wait_job(check["id"].as_i64().unwrap());
     assert_eq!(check["result"]["problems"], 0, "{check}");
 }
+
+#[test]
+fn a_recovered_service_keeps_its_agents_and_their_cross_host_set_point() {
+    let dir = scratch();
+    let data = dir.path().join("data");
+    std::fs::create_dir_all(&data).unwrap();
+    let config = "tls_self_signed = true\nagent_claim_secs = 20\n";
+    std::fs::write(data.join("coffer.toml"), config).unwrap();
+    let listen = format!("127.0.0.1:{}", free_port());
+    let server = Server::start_on(&data, &listen, &[]);
+    let api = server.admin();
+    let vault = dir.path().join("vault");
+    let key = api.create_vault("v", &vault)["generated_key"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let mut states = Vec::new();
+    let mut sources = Vec::new();
+    for (i, name) in ["east", "west"].iter().enumerate() {
+        let token = api.post("/agents/tokens", json!({"vault": "v"}), StatusCode::CREATED);
+        let state = dir.path().join(format!("state-{name}"));
+        ok(register(
+            &server,
+            token["text"].as_str().unwrap(),
+            name,
+            &state,
+        ));
+        let src = dir.path().join(format!("src-{name}"));
+        small_tree(&src, 90 + i as u8);
+        api.post(
+            "/items",
+            json!({"name": format!("files-{name}"), "vault": "v", "agent": name, "paths": [src.to_str().unwrap()], "retry_attempts": 0}),
+            StatusCode::CREATED,
+        );
+        states.push(state);
+        sources.push(src);
+    }
+    let agents: Vec<AgentProcess> = states.iter().map(|s| AgentProcess::start(s)).collect();
+    api.post(
+        "/sets",
+        json!({"name": "both", "vault": "v", "items": ["files-east", "files-west"]}),
+        StatusCode::CREATED,
+    );
+    let job = api.post("/sets/both/backup", json!({}), StatusCode::ACCEPTED);
+    let done = api.wait_job(job["id"].as_i64().unwrap());
+    assert_eq!(done["state"], "Succeeded", "{done}");
+    let set_point = done["result"]["set_point"].as_str().unwrap().to_string();
+
+    // The disaster: the service and its data directory are gone; the
+    // agents keep running and retrying.
+    drop(api);
+    server.kill();
+    std::fs::remove_dir_all(&data).unwrap();
+
+    // A fresh data directory from the location and the key: a drill of
+    // the cross-host set point, then the recovery.
+    let home = dir.path().join("home");
+    std::fs::create_dir_all(&home).unwrap();
+    let recover = |args: &[&str]| {
+        Command::new(BIN)
+            .arg("recover")
+            .args(args)
+            .env_clear()
+            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+            .env("HOME", &home)
+            .env("COFFER_KEY", &key)
+            .output()
+            .unwrap()
+    };
+    let location = vault.to_str().unwrap();
+    let drill = ok(recover(&[
+        "--location",
+        location,
+        "--point",
+        &set_point,
+        "--verify",
+    ]));
+    assert!(drill.contains("restored and checked"), "{drill}");
+    std::fs::create_dir_all(&data).unwrap();
+    std::fs::write(data.join("coffer.toml"), config).unwrap();
+    let recovered = ok(recover(&[
+        "--location",
+        location,
+        "--point",
+        &set_point,
+        "--data-dir",
+        data.to_str().unwrap(),
+    ]));
+    assert!(recovered.contains("lives on agent east"), "{recovered}");
+    assert!(recovered.contains("certificate"), "{recovered}");
+
+    // The agents reconnect as they are: no registration, same certificate.
+    let server = Server::start_on(&data, &listen, &[]);
+    let api = server.admin();
+    let listed = api.get("/agents");
+    assert_eq!(listed.as_array().unwrap().len(), 2, "{listed}");
+    wait_for(
+        "the agents back in contact",
+        Duration::from_secs(90),
+        || {
+            api.get("/agents")
+                .as_array()
+                .unwrap()
+                .iter()
+                .all(|a| a["unreachable"] == false && a["last_contact"].as_i64().is_some())
+        },
+    );
+    std::fs::write(sources[0].join("d0/new"), b"written after the recovery").unwrap();
+    std::thread::sleep(Duration::from_millis(2100));
+    let job = api.post("/sets/both/backup", json!({}), StatusCode::ACCEPTED);
+    let done = api.wait_job(job["id"].as_i64().unwrap());
+    assert_eq!(done["state"], "Succeeded", "{done}");
+    let target = dir.path().join("restored");
+    let east = done["result"]["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["item"] == "files-east")
+        .unwrap()["point"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    restore(&api, "files-east", &east, &target);
+    assert_same_tree(&sources[0], &under(&target, &sources[0]));
+    drop(agents);
+}

@@ -7,7 +7,16 @@ use crate::error::{Error, Result};
 use crate::service::Service;
 
 /// Runs the service until it is stopped (Ctrl-C or SIGTERM).
-pub fn serve(config: ServiceConfig) -> Result<()> {
+pub fn serve(mut config: ServiceConfig) -> Result<()> {
+    // Made here, when the service is about to serve, and not by every
+    // command that opens a data directory: a recovery brings the old
+    // certificate back first, and the agents recognise only that one.
+    if config.tls_self_signed && config.tls_cert.is_none() {
+        crate::db::make_private_dir(&config.data_dir)?;
+        let (cert, key) = crate::tls::ensure_self_signed(&config.data_dir)?;
+        config.tls_cert = Some(cert);
+        config.tls_key = Some(key);
+    }
     // Fails only when a provider is installed already, which is as good.
     let _ = rustls::crypto::ring::default_provider().install_default();
     let runtime = tokio::runtime::Builder::new_multi_thread()

@@ -36,7 +36,7 @@ use crate::state::{item_def, Item, Maintenance, State, SCHEDULER_ENABLED_SETTING
 /// The configuration's file in its point.
 pub const CONFIG_FILE: &str = "service.json";
 /// The newest configuration format this release reads and writes.
-pub const EXPORT_FORMAT: u32 = 2;
+pub const EXPORT_FORMAT: u32 = 3;
 /// The purpose the password and token hashes are sealed for.
 const SECRETS_PURPOSE: &str = "service secrets";
 
@@ -106,9 +106,30 @@ pub struct ServiceExport {
     pub notification_targets: Vec<TargetExport>,
     pub scheduler_enabled: bool,
     /// Format 2: hex of the vault-sealed JSON of the users' password hashes
-    /// and their tokens.
+    /// and their tokens (from format 3 also the agents' secret hashes and
+    /// the service's own TLS identity).
     #[serde(default)]
     pub sealed_secrets: Option<String>,
+    /// Format 3: the agents that write to this vault (their secrets' hashes
+    /// are sealed), so they reconnect after a recovery as they are.
+    #[serde(default)]
+    pub agents: Vec<AgentExport>,
+    /// Filled from `sealed_secrets` when read back; never stored in clear.
+    #[serde(default, skip_serializing)]
+    pub tls: Option<(String, String)>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct AgentExport {
+    pub name: String,
+    pub vault: String,
+    pub slot: String,
+    pub enabled: bool,
+    pub host: coffer_api_types::agent::HostFacts,
+    pub registered: i64,
+    /// Hex of the agent secret's hash; filled from `sealed_secrets`.
+    #[serde(default, skip_serializing)]
+    pub hash: Option<String>,
 }
 
 /// What format 2 seals: every secret-derived value of the export.
@@ -116,6 +137,13 @@ pub struct ServiceExport {
 struct SealedSecrets {
     passwords: BTreeMap<String, String>,
     tokens: Vec<TokenExport>,
+    /// Agent name to the hex of its secret's hash.
+    #[serde(default)]
+    agents: BTreeMap<String, String>,
+    /// The certificate and key the service made for itself (PEM), which
+    /// the agents pin: a recovered service needs them to be recognised.
+    #[serde(default)]
+    tls: Option<(String, String)>,
 }
 
 /// The configuration a set point of `vault_name` needs: that vault, its
@@ -218,8 +246,14 @@ pub fn export(
         })?
         .collect::<rusqlite::Result<Vec<_>>>()?;
     drop(conn);
-    let secrets = serde_json::to_vec(&SealedSecrets { passwords, tokens })
-        .map_err(|e| Error::Internal(e.to_string()))?;
+    let (agents, agent_hashes) = export_agents(service, vault_name)?;
+    let secrets = serde_json::to_vec(&SealedSecrets {
+        passwords,
+        tokens,
+        agents: agent_hashes,
+        tls: own_tls_identity(service),
+    })
+    .map_err(|e| Error::Internal(e.to_string()))?;
     Ok(ServiceExport {
         format: EXPORT_FORMAT,
         software: format!("coffer {}", env!("CARGO_PKG_VERSION")),
@@ -242,7 +276,55 @@ pub fn export(
         notification_targets,
         scheduler_enabled: service.scheduler_enabled()?,
         sealed_secrets: Some(hex::encode(vault.seal_value(SECRETS_PURPOSE, &secrets))),
+        agents,
+        tls: None,
     })
+}
+
+/// The agents of `vault_name`, and their secrets' hashes (to be sealed).
+fn export_agents(
+    service: &State,
+    vault_name: &str,
+) -> Result<(Vec<AgentExport>, BTreeMap<String, String>)> {
+    let conn = service.db.conn();
+    let rows = conn
+        .prepare(
+            "SELECT name, vault, slot, enabled, host, registered, hash FROM agents WHERE vault = ?1 ORDER BY name",
+        )?
+        .query_map([vault_name], |r| {
+            Ok((
+                AgentExport {
+                    name: r.get(0)?,
+                    vault: r.get(1)?,
+                    slot: r.get(2)?,
+                    enabled: r.get(3)?,
+                    host: serde_json::from_str(&r.get::<_, String>(4)?).unwrap_or_default(),
+                    registered: r.get(5)?,
+                    hash: None,
+                },
+                hex::encode(r.get::<_, Vec<u8>>(6)?),
+            ))
+        })?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    let hashes = rows
+        .iter()
+        .map(|(a, h)| (a.name.clone(), h.clone()))
+        .collect();
+    Ok((rows.into_iter().map(|(a, _)| a).collect(), hashes))
+}
+
+/// The certificate and key the service made for itself, when it did.
+fn own_tls_identity(service: &State) -> Option<(String, String)> {
+    let dir = service.data_dir().join("tls");
+    let cert = service.config.tls_cert.as_ref()?;
+    if !cert.starts_with(&dir) {
+        // An operator's certificate: the operator keeps it.
+        return None;
+    }
+    Some((
+        std::fs::read_to_string(dir.join("cert.pem")).ok()?,
+        std::fs::read_to_string(dir.join("key.pem")).ok()?,
+    ))
 }
 
 /// Puts the sealed password and token hashes of a format 2 export back
@@ -260,6 +342,10 @@ fn unseal_secrets(vault: &Vault, export: &mut ServiceExport) -> Result<()> {
         user.password_hash = secrets.passwords.get(&user.name).cloned();
     }
     export.tokens = secrets.tokens;
+    for agent in &mut export.agents {
+        agent.hash = secrets.agents.get(&agent.name).cloned();
+    }
+    export.tls = secrets.tls;
     Ok(())
 }
 
@@ -507,6 +593,7 @@ pub fn import(
     insert_items_and_sets(&tx, &scope)?;
     insert_users(&tx, export, &scope, &mut notes)?;
     insert_targets(&tx, export, &mut notes)?;
+    insert_agents(&tx, service, export, &scope, &mut notes)?;
     if scope.fresh {
         // The same setting `State::set_scheduler_enabled` writes (this
         // wrote another key before, which nothing read).
@@ -597,8 +684,8 @@ impl Recovered<'_> {
 fn insert_items_and_sets(tx: &rusqlite::Transaction<'_>, scope: &Scope<'_>) -> Result<()> {
     for it in &scope.items {
         tx.execute(
-            "INSERT INTO items (name, vault, kind, paths, excludes, enabled, retry_attempts, retry_delay_secs, created, spec)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+            "INSERT INTO items (name, vault, kind, paths, excludes, enabled, retry_attempts, retry_delay_secs, created, spec, agent)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
             params![
                 it.name,
                 it.vault,
@@ -609,7 +696,8 @@ fn insert_items_and_sets(tx: &rusqlite::Transaction<'_>, scope: &Scope<'_>) -> R
                 it.retry_attempts,
                 it.retry_delay_secs as i64,
                 it.created,
-                crate::state::spec_json(it)
+                crate::state::spec_json(it),
+                it.agent
             ],
         )?;
     }
@@ -677,6 +765,61 @@ fn insert_users(
              SELECT id, ?2, ?3, ?4, ?5 FROM users WHERE name = ?1",
             params![t.user, t.name, hash, t.created, t.expires],
         )?;
+    }
+    Ok(())
+}
+
+/// The agents of the recovered vault, with their secrets' hashes, so they
+/// reconnect with the identities they hold; the service's own certificate
+/// comes back with them, since they recognise the service by it.
+fn insert_agents(
+    tx: &rusqlite::Transaction<'_>,
+    service: &State,
+    export: &ServiceExport,
+    scope: &Scope<'_>,
+    notes: &mut Vec<String>,
+) -> Result<()> {
+    let vaults: Vec<&str> = scope.vaults.iter().map(|v| v.name.as_str()).collect();
+    let mut any = false;
+    for a in export
+        .agents
+        .iter()
+        .filter(|a| vaults.contains(&a.vault.as_str()))
+    {
+        let Some(hash) = a.hash.as_deref().and_then(|h| hex::decode(h).ok()) else {
+            notes.push(format!(
+                "agent {} has no secret in the configuration: register it again",
+                a.name
+            ));
+            continue;
+        };
+        let host = serde_json::to_string(&a.host).map_err(|e| Error::Internal(e.to_string()))?;
+        let inserted = tx.execute(
+            // Counted in contact from the recovery on: they had no way to
+            // reach a service that was not there.
+            "INSERT INTO agents (name, vault, hash, slot, enabled, host, registered, last_contact) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
+             ON CONFLICT (name) DO NOTHING",
+            params![a.name, a.vault, hash, a.slot, a.enabled, host, a.registered, now()],
+        )?;
+        if inserted == 0 {
+            notes.push(format!(
+                "an agent called {} exists in this service already: the recovered one was left out",
+                a.name
+            ));
+        }
+        any = true;
+    }
+    if let (true, Some((cert, key))) = (any, &export.tls) {
+        let dir = service.data_dir().join("tls");
+        if dir.join("cert.pem").exists() {
+            notes.push(format!("this data directory has a certificate of its own ({}): the agents recognise the old service's, so keep the recovered one's fingerprint in mind or register them again", dir.display()));
+        } else {
+            crate::tls::restore_identity(&dir, cert, key)?;
+            notes.push(format!(
+                "the agents recognise this service by its certificate, restored to {}: serve with tls_self_signed = true at the address they know",
+                dir.display()
+            ));
+        }
     }
     Ok(())
 }
@@ -875,9 +1018,34 @@ pub fn recover(
     };
     let chosen = select(&record, opts.item.as_deref())?;
     let from_export = |name: &str| find_item(&export, name).cloned();
-    let items = each_item(vault, &from_export, chosen, on_item, |point, def| {
-        coffer_sources::restore(vault, def, point, &to, &RestoreProgress::default())
-    });
+    // An agent's items belong on its host, not on this machine: they stay
+    // in the vault until they are restored to the agent.
+    let mut on_item = on_item;
+    let (elsewhere, here): (Vec<&ItemStatus>, Vec<&ItemStatus>) = chosen
+        .into_iter()
+        .partition(|s| from_export(&s.item).is_ok_and(|i| i.agent.is_some()));
+    let mut items: Vec<ItemOutcome> = elsewhere
+        .into_iter()
+        .map(|s| {
+            let agent = from_export(&s.item).ok().and_then(|i| i.agent).unwrap_or_default();
+            let done = ItemOutcome {
+                item: s.item.clone(),
+                kind: s.kind.clone(),
+                ok: true,
+                message: format!("lives on agent {agent}: left in the vault, to be restored to that host once it is back in contact"),
+                seconds: 0.0,
+            };
+            on_item(&done);
+            done
+        })
+        .collect();
+    items.extend(each_item(
+        vault,
+        &from_export,
+        here,
+        on_item,
+        |point, def| coffer_sources::restore(vault, def, point, &to, &RestoreProgress::default()),
+    ));
     Ok(RecoverReport {
         set: record.set,
         set_point: record.id,

@@ -61,13 +61,8 @@ pub fn validate_name(field: &str, name: &str) -> Result<()> {
 
 impl State {
     /// Opens the data directory: the state database and the service secret.
-    pub fn open(mut config: ServiceConfig) -> Result<State> {
+    pub fn open(config: ServiceConfig) -> Result<State> {
         crate::db::make_private_dir(&config.data_dir)?;
-        if config.tls_self_signed && config.tls_cert.is_none() {
-            let (cert, key) = crate::tls::ensure_self_signed(&config.data_dir)?;
-            config.tls_cert = Some(cert);
-            config.tls_key = Some(key);
-        }
         let tls_fingerprint = match &config.tls_cert {
             Some(cert) => Some(crate::tls::fingerprint(cert)?),
             None => None,

@@ -38,6 +38,13 @@ pub fn ensure_self_signed(data_dir: &Path) -> Result<(PathBuf, PathBuf)> {
     Ok((cert, key))
 }
 
+/// Puts back a certificate and key a recovery brought (see `recovery`).
+pub fn restore_identity(dir: &Path, cert: &str, key: &str) -> Result<()> {
+    crate::db::make_private_dir(dir)?;
+    write_private(&dir.join("key.pem"), key.as_bytes())?;
+    write_private(&dir.join("cert.pem"), cert.as_bytes())
+}
+
 fn write_private(path: &Path, bytes: &[u8]) -> Result<()> {
     let mut f = std::fs::OpenOptions::new()
         .write(true)
