@@ -60,6 +60,7 @@ pub mod probe;
 pub mod prune;
 pub mod replica;
 pub mod restore;
+pub mod restore_source;
 pub mod retention;
 pub mod speed;
 pub mod storage;

@@ -27,24 +27,15 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{sync_channel, SyncSender};
 use std::sync::Mutex;
 
-use rayon::prelude::*;
-
 use crate::confine::{apply_by_name, apply_to_handle, Dir, Existing};
 use crate::error::{Error, Result};
 use crate::fsmeta::{open_file_limit, running_as_root};
-use crate::ids::{ChunkId, ObjectId};
+use crate::ids::ChunkId;
 use crate::index::Index;
-use crate::pack::{pack_path, BlobEntry};
+pub use crate::restore_source::{Source, VaultSource};
 use crate::tree::{Node, NodeKind};
 use crate::vault::{Point, Vault};
 
-/// Gap between needed blobs above which a pack is read in two ranges. Below
-/// the length of a backup run (`backup::RUN_BYTES`), so a run that belongs to
-/// another part of the tree is skipped rather than read.
-const RANGE_GAP: u64 = 256 << 10;
-/// Longest single read: each worker holds one range (and the blobs it opens)
-/// at a time, so this bounds restore memory whatever the pack size.
-const MAX_RANGE: u64 = 2 << 20;
 /// Entries per batch. Large enough that the pause at the end of each batch
 /// (the last packs finishing) is small next to the batch's work, small
 /// enough that a batch's plan stays around a megabyte.
@@ -94,9 +85,7 @@ impl RestoreReport {
 }
 
 /// Where one blob's plaintext goes: (file number, offset in the file).
-type Targets = Vec<(usize, u64)>;
-/// The needed blobs of one pack, with their targets.
-type PackBlobs = Vec<(BlobEntry, Targets)>;
+pub type Targets = Vec<(usize, u64)>;
 
 /// An entry made under the target: the directory that holds it and its
 /// name there (everything is reached through that handle), and the path it
@@ -185,8 +174,7 @@ trait Visitor {
 
 /// Where a point's trees are read from and which parts are wanted.
 struct Walk<'a> {
-    vault: &'a Vault,
-    index: &'a Index,
+    source: &'a dyn Source,
     point: String,
     target: &'a Path,
     includes: &'a [PathBuf],
@@ -211,7 +199,7 @@ impl Walk<'_> {
             );
             return true;
         }
-        let tree = match self.vault.read_tree(self.index, tree) {
+        let tree = match self.source.tree(tree) {
             Ok(t) => t,
             Err(e) => {
                 visitor.lost(self.dest(at), format!("directory contents lost: {e}"));
@@ -578,6 +566,29 @@ pub fn restore(
     progress: &RestoreProgress,
 ) -> Result<RestoreReport> {
     let index = vault.load_index()?;
+    let source = VaultSource {
+        vault,
+        index: &index,
+    };
+    restore_from(
+        &source,
+        &point.manifest.tree,
+        &point.id.to_hex()[..12],
+        opts,
+        progress,
+    )
+}
+
+/// Restores the tree `root` of the point `point` (its short id, for
+/// messages) with its trees and chunks from `source`: the vault itself, or
+/// a service that reads the vault on an agent's behalf.
+pub fn restore_from(
+    source: &dyn Source,
+    root_tree: &ChunkId,
+    point: &str,
+    opts: &RestoreOptions,
+    progress: &RestoreProgress,
+) -> Result<RestoreReport> {
     let includes: Vec<PathBuf> = opts
         .includes
         .iter()
@@ -585,9 +596,8 @@ pub fn restore(
         .collect::<Result<_>>()?;
     let root_dir = Dir::open_target(&opts.target).map_err(|e| Error::io(&opts.target, e))?;
     let walk = Walk {
-        vault,
-        index: &index,
-        point: point.id.to_hex()[..12].to_string(),
+        source,
+        point: point.to_string(),
         target: &opts.target,
         includes: &includes,
     };
@@ -609,7 +619,7 @@ pub fn restore(
                         example: None,
                         stack: vec![Some(root_dir.clone())],
                     };
-                    walk.run(&point.manifest.tree, root, 0, &mut conflicts);
+                    walk.run(root_tree, root, 0, &mut conflicts);
                     conflicts
                 })
                 .map(|t| t.join())
@@ -656,7 +666,7 @@ pub fn restore(
                     entries: 0,
                     progress,
                 };
-                walk.run(&point.manifest.tree, root, 0, &mut creator);
+                walk.run(root_tree, root, 0, &mut creator);
                 creator.finish()
             });
         let walker = match walker {
@@ -673,8 +683,7 @@ pub fn restore(
                 break;
             }
             finish_batch(
-                vault,
-                &index,
+                source,
                 &workers,
                 &root_dir,
                 batch,
@@ -693,8 +702,7 @@ pub fn restore(
     }
     if !includes.is_empty() && entries == 0 {
         return Err(Error::Invalid(format!(
-            "no path of point {} matches the --include paths given",
-            &point.id.to_hex()[..12]
+            "no path of point {point} matches the --include paths given"
         )));
     }
     report.files = created.files;
@@ -715,8 +723,7 @@ fn open_files_per_batch(limit: u64) -> usize {
 /// Writes a batch's content, then its hard links, then its metadata.
 #[allow(clippy::too_many_arguments)] // one batch's whole context, passed once
 fn finish_batch(
-    vault: &Vault,
-    index: &Index,
+    source: &dyn Source,
     workers: &rayon::ThreadPool,
     root: &Dir,
     mut batch: Batch,
@@ -724,7 +731,7 @@ fn finish_batch(
     progress: &RestoreProgress,
     report: &mut RestoreReport,
 ) {
-    for (f, why) in write_content(vault, index, workers, &batch.files, progress) {
+    for (f, why) in write_content(source, workers, &batch.files, progress) {
         report
             .damaged
             .push((batch.files[f].entry.dest.clone(), why));
@@ -778,8 +785,7 @@ fn finish_batch(
 /// Fills `files` with their chunks; returns the files that could not be
 /// filled completely, by number, with the first reason.
 fn write_content(
-    vault: &Vault,
-    index: &Index,
+    source: &dyn Source,
     workers: &rayon::ThreadPool,
     files: &[NewFile],
     progress: &RestoreProgress,
@@ -797,98 +803,34 @@ fn write_content(
             }
         }
     }
-    // Group the needed chunks by pack, in pack and offset order.
-    let mut by_pack: BTreeMap<ObjectId, PackBlobs> = BTreeMap::new();
-    let mut damaged_files: BTreeMap<usize, String> = BTreeMap::new();
-    for (id, targets) in needs {
-        match index.get(&id) {
-            Some(loc) => by_pack
-                .entry(loc.pack)
-                .or_default()
-                .push((loc.entry, targets)),
-            None => {
-                for (f, _) in targets {
-                    damaged_files.entry(f).or_insert_with(|| {
-                        format!("chunk {} is missing from the vault", &id.to_hex()[..16])
-                    });
+    let damaged = Mutex::new(BTreeMap::new());
+    let deliver = |targets: &Targets, got: Result<&[u8]>| match got {
+        Ok(plain) => {
+            for (f, offset) in targets {
+                let written = match &files[*f].handle {
+                    Some(file) => file.write_all_at(plain, *offset),
+                    None => Err(std::io::Error::other("file was closed")),
+                };
+                if let Err(err) = written {
+                    mark(&damaged, &[(*f, *offset)], &format!("write failed: {err}"));
                 }
             }
+            progress
+                .bytes_written
+                .fetch_add(plain.len() as u64 * targets.len() as u64, Ordering::Relaxed);
+        }
+        Err(err) => mark(&damaged, targets, &err.to_string()),
+    };
+    source.deliver(needs.into_iter().collect(), workers, &deliver);
+    damaged.into_inner().unwrap_or_default()
+}
+
+fn mark(damaged: &Mutex<BTreeMap<usize, String>>, targets: &[(usize, u64)], why: &str) {
+    if let Ok(mut d) = damaged.lock() {
+        for (f, _) in targets {
+            d.entry(*f).or_insert_with(|| why.to_string());
         }
     }
-    let damaged = Mutex::new(damaged_files);
-    let mark = |targets: &[(usize, u64)], why: &str| {
-        if let Ok(mut d) = damaged.lock() {
-            for (f, _) in targets {
-                d.entry(*f).or_insert_with(|| why.to_string());
-            }
-        }
-    };
-    let packs: Vec<(ObjectId, PackBlobs)> = by_pack
-        .into_iter()
-        .map(|(id, mut blobs)| {
-            blobs.sort_by_key(|(e, _)| e.offset);
-            (id, blobs)
-        })
-        .collect();
-    workers.install(|| {
-        packs.par_iter().for_each(|(pack, blobs)| {
-            // Coalesce nearby blobs into ranges so each pack is read in few requests.
-            let mut start = 0;
-            while start < blobs.len() {
-                let mut end = start + 1;
-                while end < blobs.len() {
-                    let prev = &blobs[end - 1].0;
-                    let next = &blobs[end].0;
-                    let gap_too_wide = next.offset as u64
-                        > prev.offset as u64 + prev.stored_len as u64 + RANGE_GAP;
-                    let too_long = next.offset as u64 + next.stored_len as u64
-                        - blobs[start].0.offset as u64
-                        > MAX_RANGE;
-                    if gap_too_wide || too_long {
-                        break;
-                    }
-                    end += 1;
-                }
-                let group = &blobs[start..end];
-                let from = group[0].0.offset as u64;
-                let last = &group[group.len() - 1].0;
-                let to = last.offset as u64 + last.stored_len as u64;
-                match vault.storage.get_range(&pack_path(pack), from, to - from) {
-                    Ok(bytes) => {
-                        for (entry, targets) in group {
-                            let lo = (entry.offset as u64 - from) as usize;
-                            let stored = &bytes[lo..lo + entry.stored_len as usize];
-                            match vault.open_blob(pack, entry, stored) {
-                                Ok(plain) => {
-                                    for (f, offset) in targets {
-                                        let written = match &files[*f].handle {
-                                            Some(file) => file.write_all_at(&plain, *offset),
-                                            None => Err(std::io::Error::other("file was closed")),
-                                        };
-                                        if let Err(err) = written {
-                                            mark(&[(*f, *offset)], &format!("write failed: {err}"));
-                                        }
-                                    }
-                                    progress.bytes_written.fetch_add(
-                                        plain.len() as u64 * targets.len() as u64,
-                                        Ordering::Relaxed,
-                                    );
-                                }
-                                Err(err) => mark(targets, &err.to_string()),
-                            }
-                        }
-                    }
-                    Err(err) => {
-                        for (_, targets) in group {
-                            mark(targets, &err.to_string());
-                        }
-                    }
-                }
-                start = end;
-            }
-        })
-    });
-    damaged.into_inner().unwrap_or_default()
 }
 
 #[cfg(test)]
