@@ -232,6 +232,18 @@ impl Client {
             .map(drop)
     }
 
+    /// A POST of JSON whose answer is bytes.
+    pub fn post_bytes<B: Serialize>(&self, path: &str, body: &B) -> Result<Vec<u8>> {
+        let answer = self.send(self.request(reqwest::Method::POST, path).json(body))?;
+        answer
+            .bytes()
+            .map(|b| b.to_vec())
+            .map_err(|e| Error::Unreachable {
+                url: self.base.clone(),
+                message: e.to_string(),
+            })
+    }
+
     pub fn get_bytes(&self, path: &str) -> Result<Vec<u8>> {
         let answer = self.send(self.request(reqwest::Method::GET, path))?;
         answer

@@ -200,6 +200,13 @@ impl Agent {
                 };
                 self.back_up(job, &item, &opts)
             }
+            Task::Restore {
+                point,
+                tree,
+                target,
+                includes,
+                overwrite,
+            } => self.restore(job, &point, &tree, target, includes, overwrite),
         };
         // The end must arrive: a committed point is the job's result.
         for attempt in 0..5 {
@@ -230,7 +237,12 @@ impl Agent {
     ) -> WorkDone {
         let progress = Arc::new(Progress::default());
         let (log, lines) = mpsc::channel();
-        let reporter = Reporter::start(self.client.clone(), job, progress.clone(), lines);
+        let reporter = Reporter::start(
+            self.client.clone(),
+            job,
+            Counted::Backup(progress.clone()),
+            lines,
+        );
         let _ = log.send((
             "info".to_string(),
             format!(
@@ -252,6 +264,77 @@ impl Agent {
             Ok(captured) => WorkDone::BackedUp {
                 summary: captured.report.summary(),
                 warnings: captured.warnings,
+            },
+            Err(_) if progress.cancel.load(Ordering::Relaxed) => WorkDone::Cancelled,
+            Err(e) => WorkDone::Failed {
+                code: Some(e.code().api_code().to_string()),
+                message: e.to_string(),
+            },
+        }
+    }
+
+    fn restore(
+        &self,
+        job: i64,
+        point: &str,
+        tree: &str,
+        target: String,
+        includes: Vec<String>,
+        overwrite: bool,
+    ) -> WorkDone {
+        let Some(root) = coffer_engine::ChunkId::parse(tree) else {
+            return WorkDone::Failed {
+                code: None,
+                message: format!("{tree:?} is not a tree id"),
+            };
+        };
+        let progress = Arc::new(coffer_engine::restore::RestoreProgress::default());
+        let (log, lines) = mpsc::channel();
+        let reporter = Reporter::start(
+            self.client.clone(),
+            job,
+            Counted::Restore(progress.clone()),
+            lines,
+        );
+        let _ = log.send((
+            "info".to_string(),
+            format!(
+                "agent {} writing point {} under {target}",
+                self.identity.name,
+                &point[..point.len().min(12)]
+            ),
+        ));
+        let source = crate::restore::ServiceSource {
+            client: self.client.clone(),
+            job,
+        };
+        let opts = coffer_engine::restore::RestoreOptions {
+            target: target.into(),
+            includes: includes.into_iter().map(Into::into).collect(),
+            overwrite,
+            batch_entries: 0,
+        };
+        let outcome = coffer_engine::restore::restore_from(
+            &source,
+            &root,
+            &point[..point.len().min(12)],
+            &opts,
+            &progress,
+        );
+        drop(log);
+        reporter.finish();
+        match outcome {
+            Ok(report) => WorkDone::Restored {
+                summary: coffer_api_types::RestoreSummary {
+                    point: point.to_string(),
+                    files: report.files,
+                    dirs: report.dirs,
+                    bytes: report.bytes,
+                    bytes_from_local_tier: 0,
+                    bytes_from_location: report.bytes,
+                    damaged: path_errors(&report.damaged),
+                    problems: path_errors(&report.problems),
+                },
             },
             Err(_) if progress.cancel.load(Ordering::Relaxed) => WorkDone::Cancelled,
             Err(e) => WorkDone::Failed {
@@ -290,6 +373,51 @@ impl Agent {
     }
 }
 
+fn path_errors(list: &[(PathBuf, String)]) -> Vec<coffer_api_types::PathError> {
+    list.iter()
+        .map(|(path, error)| coffer_api_types::PathError {
+            path: path.display().to_string(),
+            error: error.clone(),
+        })
+        .collect()
+}
+
+/// The counters a job keeps: a backup's or a restore's.
+enum Counted {
+    Backup(Arc<Progress>),
+    Restore(Arc<coffer_engine::restore::RestoreProgress>),
+}
+
+impl Counted {
+    fn report(&self, log: Vec<(String, String)>) -> WorkProgress {
+        let get = |a: &std::sync::atomic::AtomicU64| a.load(Ordering::Relaxed);
+        match self {
+            Counted::Backup(p) => WorkProgress {
+                files: get(&p.files),
+                bytes_read: get(&p.bytes_read),
+                bytes_new: get(&p.bytes_new),
+                bytes_stored: get(&p.bytes_stored),
+                bytes_written: 0,
+                errors: get(&p.errors),
+                log,
+            },
+            Counted::Restore(p) => WorkProgress {
+                files: get(&p.files),
+                bytes_written: get(&p.bytes_written),
+                log,
+                ..Default::default()
+            },
+        }
+    }
+
+    fn cancel(&self) {
+        match self {
+            Counted::Backup(p) => p.cancel.store(true, Ordering::Relaxed),
+            Counted::Restore(p) => p.cancel.store(true, Ordering::Relaxed),
+        }
+    }
+}
+
 /// Sends a job's counters and log lines every two seconds, and sets the
 /// cancel flag when the service says so.
 struct Reporter {
@@ -301,7 +429,7 @@ impl Reporter {
     fn start(
         client: Client,
         job: i64,
-        progress: Arc<Progress>,
+        progress: Counted,
         lines: mpsc::Receiver<(String, String)>,
     ) -> Reporter {
         let done = Arc::new(AtomicBool::new(false));
@@ -310,18 +438,11 @@ impl Reporter {
             .name("coffer-agent-report".into())
             .spawn(move || loop {
                 let last = finished.load(Ordering::SeqCst);
-                let report = WorkProgress {
-                    files: progress.files.load(Ordering::Relaxed),
-                    bytes_read: progress.bytes_read.load(Ordering::Relaxed),
-                    bytes_new: progress.bytes_new.load(Ordering::Relaxed),
-                    bytes_stored: progress.bytes_stored.load(Ordering::Relaxed),
-                    errors: progress.errors.load(Ordering::Relaxed),
-                    log: lines.try_iter().collect(),
-                };
+                let report = progress.report(lines.try_iter().collect());
                 match client
                     .post::<_, ProgressAnswer>(&format!("/agent/jobs/{job}/progress"), &report)
                 {
-                    Ok(a) if a.cancel => progress.cancel.store(true, Ordering::Relaxed),
+                    Ok(a) if a.cancel => progress.cancel(),
                     Ok(_) => {}
                     Err(e) => tracing::warn!(job, error = %e, "cannot report progress"),
                 }

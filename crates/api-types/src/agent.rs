@@ -12,6 +12,7 @@ use utoipa::ToSchema;
 
 use crate::backup::BackupSummary;
 use crate::item::Item;
+use crate::restore::RestoreSummary;
 
 /// How a registration token's text begins; see [`RegistrationText`].
 pub const REGISTRATION_PREFIX: &str = "coffer-register:v1:";
@@ -176,7 +177,7 @@ pub struct Work {
 pub enum Task {
     /// Back the item up into the agent's vault with its credential.
     Backup {
-        item: Item,
+        item: Box<Item>,
         /// Tags the point carries besides the item kind's (a set's).
         #[serde(default)]
         tags: Vec<String>,
@@ -184,6 +185,20 @@ pub enum Task {
         /// seconds and nanoseconds since the epoch.
         #[serde(default)]
         time: Option<(i64, u32)>,
+    },
+    /// Write a point's file tree (or the parts `includes` name) under
+    /// `target` on the agent's host; trees and chunks come from the
+    /// service (`/agent/restore/{job}/…`).
+    Restore {
+        /// The point's id (hex).
+        point: String,
+        /// Its root tree's id (hex).
+        tree: String,
+        target: String,
+        #[serde(default)]
+        includes: Vec<String>,
+        #[serde(default)]
+        overwrite: bool,
     },
 }
 
@@ -194,6 +209,9 @@ pub struct WorkProgress {
     pub bytes_read: u64,
     pub bytes_new: u64,
     pub bytes_stored: u64,
+    /// A restore's bytes written.
+    #[serde(default)]
+    pub bytes_written: u64,
     pub errors: u64,
     /// Log lines since the last report: `(level, message)`.
     #[serde(default)]
@@ -216,6 +234,10 @@ pub enum WorkDone {
         summary: BackupSummary,
         #[serde(default)]
         warnings: Vec<String>,
+    },
+    /// A restore ended; its summary (damaged files and problems listed).
+    Restored {
+        summary: RestoreSummary,
     },
     /// Nothing was committed.
     Failed {

@@ -21,6 +21,10 @@ pub struct RestoreParams {
     /// Replace existing files.
     #[serde(default)]
     pub overwrite: bool,
+    /// A registered agent whose host the files are written on (the item's
+    /// own or another); absent: this service's machine.
+    #[serde(default)]
+    pub host: Option<String>,
 }
 
 /// A path and what went wrong with it.

@@ -330,6 +330,26 @@ fn three_agents_back_up_their_hosts_through_the_service_and_cannot_touch_each_ot
         assert!(report.contains(" 0 differences"), "{name}: {report}");
     }
 
+    // Restores onto the hosts themselves: host-a's tree back onto host-a,
+    // host-b's onto host-c, each under a target of the host.
+    for (i, host) in [(0usize, "host-a"), (1, "host-c")] {
+        let target = dir.path().join(format!("onto-{host}"));
+        let job = api.post(
+            "/vaults/v/restore",
+            json!({"point": points[i], "target": target.to_str().unwrap(), "host": host}),
+            StatusCode::ACCEPTED,
+        );
+        let done = api.wait_job(job["id"].as_i64().unwrap());
+        assert_eq!(done["state"], "Succeeded", "{done}");
+        assert!(done["result"]["files"].as_u64().unwrap() > 0, "{done}");
+        let report = torture(&[
+            "compare",
+            sources[i].to_str().unwrap(),
+            under(&target, &sources[i]).to_str().unwrap(),
+        ]);
+        assert!(report.contains(" 0 differences"), "onto {host}: {report}");
+    }
+
     // An attacker with host-a's state directory.
     let intruder = Intruder::from_state(&server, &states[0]);
     let other_slot = slot_of(&api, "host-b");
@@ -342,6 +362,8 @@ fn three_agents_back_up_their_hosts_through_the_service_and_cannot_touch_each_ot
         format!("/agent/objects/points/{}", points[1]),
         format!("/agent/objects/keys/{other_slot}"),
         "/agent/objects/journal/".to_string(),
+        // Trees and chunks are served only to a restore job of this agent.
+        format!("/agent/restore/1/tree/{}", "00".repeat(32)),
         // Encoded, so that no client normalises it away.
         format!("/agent/objects/index/{own_slot}/%2E%2E%2F%2E%2E%2Fjournal"),
     ] {

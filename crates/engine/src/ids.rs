@@ -32,6 +32,12 @@ impl ChunkId {
     pub fn to_hex(&self) -> String {
         hex::encode(self.0)
     }
+
+    pub fn parse(hex_str: &str) -> Option<Self> {
+        let mut out = [0u8; 32];
+        hex::decode_to_slice(hex_str, &mut out).ok()?;
+        Some(ChunkId(out))
+    }
 }
 
 macro_rules! hex_debug {

@@ -9,15 +9,15 @@
 //! other time. What the agent reports at the end is checked against the
 //! points the service accepted from it.
 
-use std::collections::HashMap;
-use std::sync::atomic::Ordering;
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use coffer_api_types::agent::{Work, WorkDone, WorkProgress};
-use coffer_engine::backup::Progress;
+use coffer_engine::index::Index;
 use coffer_engine::point::Manifest;
-use coffer_engine::ObjectId;
+use coffer_engine::{ChunkId, ObjectId, Vault};
 
 use crate::error::{Error, Result};
 
@@ -62,11 +62,34 @@ impl Drop for Polling<'_> {
     }
 }
 
+/// A job's counters as its agent reports them, and the job's cancel flag.
+#[derive(Default)]
+pub struct Counters {
+    pub files: AtomicU64,
+    pub bytes_read: AtomicU64,
+    pub bytes_new: AtomicU64,
+    pub bytes_stored: AtomicU64,
+    pub bytes_written: AtomicU64,
+    pub errors: AtomicU64,
+    pub cancel: AtomicBool,
+}
+
+/// What a restore onto an agent may read: the trees and chunks of the one
+/// point the job restores, from the vault the service opened for it.
+pub struct RestoreGrant {
+    pub vault: Vault,
+    pub index: Index,
+    pub trees: HashSet<ChunkId>,
+    pub chunks: HashSet<ChunkId>,
+}
+
 struct Remote {
     agent: String,
     item: String,
     work: Work,
-    progress: Arc<Progress>,
+    counters: Arc<Counters>,
+    /// Set for a restore: what it may read. A restore may upload nothing.
+    grant: Option<Arc<RestoreGrant>>,
     claimed: bool,
     last_report: Instant,
     log_lines: usize,
@@ -90,18 +113,25 @@ impl AgentHub {
         self.inner.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Offers `work` (of `item`) to `agent`. The agent's counters go to
-    /// the progress returned, whose cancel flag the agent learns at its
-    /// next report.
-    pub fn offer(&self, agent: &str, item: &str, work: Work) -> Arc<Progress> {
-        let progress = Arc::new(Progress::default());
+    /// Offers `work` (of `item`) to `agent`, with what a restore may read.
+    /// The agent's counters go to the counters returned, whose cancel flag
+    /// the agent learns at its next report.
+    pub fn offer(
+        &self,
+        agent: &str,
+        item: &str,
+        work: Work,
+        grant: Option<Arc<RestoreGrant>>,
+    ) -> Arc<Counters> {
+        let counters = Arc::new(Counters::default());
         self.lock().jobs.insert(
             work.job,
             Remote {
                 agent: agent.to_string(),
                 item: item.to_string(),
                 work,
-                progress: progress.clone(),
+                counters: counters.clone(),
+                grant,
                 claimed: false,
                 last_report: Instant::now(),
                 log_lines: 0,
@@ -110,7 +140,18 @@ impl AgentHub {
             },
         );
         self.offered.notify_waiters();
-        progress
+        counters
+    }
+
+    /// What the restore job `job`, running on `agent`, may read.
+    pub fn grant(&self, agent: &str, job: i64) -> Result<Arc<RestoreGrant>> {
+        let mut inner = self.lock();
+        let remote = claimed_by(&mut inner, agent, job)?;
+        remote.last_report = Instant::now();
+        remote
+            .grant
+            .clone()
+            .ok_or_else(|| Error::Forbidden(format!("job {job} is no restore")))
     }
 
     /// Waits up to `timeout` for a change of job `job`, and says where it
@@ -195,11 +236,13 @@ impl AgentHub {
     ) -> Result<(bool, Vec<(String, String)>)> {
         let mut inner = self.lock();
         let remote = claimed_by(&mut inner, agent, job)?;
-        let p = &remote.progress;
+        let p = &remote.counters;
         p.files.store(report.files, Ordering::Relaxed);
         p.bytes_read.store(report.bytes_read, Ordering::Relaxed);
         p.bytes_new.store(report.bytes_new, Ordering::Relaxed);
         p.bytes_stored.store(report.bytes_stored, Ordering::Relaxed);
+        p.bytes_written
+            .store(report.bytes_written, Ordering::Relaxed);
         p.errors.store(report.errors, Ordering::Relaxed);
         remote.last_report = Instant::now();
         let room = MAX_LOG_LINES.saturating_sub(remote.log_lines);
@@ -229,12 +272,12 @@ impl AgentHub {
         Ok(())
     }
 
-    /// Whether `agent` has a job running, which is when it may upload.
+    /// The backup `agent` runs now, which is when it may upload.
     pub fn running_job_of(&self, agent: &str) -> Option<(i64, String)> {
         self.lock()
             .jobs
             .values()
-            .find(|r| r.agent == agent && r.claimed && r.done.is_none())
+            .find(|r| r.agent == agent && r.claimed && r.done.is_none() && r.grant.is_none())
             .map(|r| (r.work.job, r.item.clone()))
     }
 
@@ -245,7 +288,7 @@ impl AgentHub {
         let Some(remote) = inner
             .jobs
             .values_mut()
-            .find(|r| r.agent == agent && r.claimed && r.done.is_none())
+            .find(|r| r.agent == agent && r.claimed && r.done.is_none() && r.grant.is_none())
         else {
             return Err(no_job(agent));
         };

@@ -12,15 +12,21 @@
 //! commits a point only through the service, which takes it only while
 //! the job runs.
 
+use std::collections::HashSet;
 use std::sync::atomic::Ordering;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use coffer_api_types::agent::{Task, Work, WorkDone};
-use coffer_api_types::ErrorCode;
+use coffer_api_types::{ErrorCode, RestoreParams, RestoreSummary};
 use coffer_engine::backup::{BackupOptions, BackupReport, Progress};
+use coffer_engine::point::Manifest;
+use coffer_engine::restore::RestoreProgress;
+use coffer_engine::tree::NodeKind;
+use coffer_engine::{ObjectId, Point, Vault};
 use coffer_sources::Captured;
 
-use crate::agent_hub::Standing;
+use crate::agent_hub::{Counters, RestoreGrant, Standing};
 use crate::alerts::Cause;
 use crate::state::{Item, State};
 
@@ -48,25 +54,11 @@ pub fn back_up_on_agent(
     opts: &BackupOptions,
     progress: &Progress,
 ) -> Result<Captured, NotDone> {
-    let config = &run.state.config;
-    let info = crate::agents::get(run.state, agent, config.agent_unreachable_secs as i64)
-        .map_err(|e| NotDone::Failed(Cause::AgentUnreachable, e.to_string()))?;
-    if info.state == coffer_api_types::agent::AgentState::Disabled {
-        return Err(unreachable(format!(
-            "agent {agent} is disabled: enable it (`coffer agent enable {agent}`) to back up {}",
-            item.name
-        )));
-    }
-    if info.unreachable {
-        crate::fleet::owe(run.state, &item.name)
-            .map_err(|e| NotDone::Failed(Cause::GeneralFault, e.to_string()))?;
-        return Err(unreachable(format!(
-            "agent {agent} has not been in contact for more than {} s (last contact {}): the backup of {} did not run",
-            config.agent_unreachable_secs,
-            info.last_contact.map(|t| t.to_string()).unwrap_or_else(|| "never".into()),
-            item.name
-        )));
-    }
+    let info = available(run, agent, &format!("the backup of {}", item.name)).inspect_err(|e| {
+        if matches!(e, NotDone::Failed(_, m) if m.contains("not been in contact")) {
+            let _ = crate::fleet::owe(run.state, &item.name);
+        }
+    })?;
     (run.log)(
         "info",
         &format!(
@@ -77,42 +69,187 @@ pub fn back_up_on_agent(
     let work = Work {
         job: run.job_id,
         task: Task::Backup {
-            item: item.clone(),
+            item: Box::new(item.clone()),
             tags: opts.tags.clone(),
             time: opts.time.map(|t| (t.secs, t.nanos)),
         },
     };
-    let remote = run.state.agent_hub.offer(agent, &item.name, work);
-    let outcome = follow(run, agent, &item.name, &remote, progress);
+    let counters = run.state.agent_hub.offer(agent, &item.name, work, None);
+    let mirror = |c: &Counters| {
+        for (from, to) in [
+            (&c.files, &progress.files),
+            (&c.bytes_read, &progress.bytes_read),
+            (&c.bytes_new, &progress.bytes_new),
+            (&c.bytes_stored, &progress.bytes_stored),
+            (&c.errors, &progress.errors),
+        ] {
+            to.store(from.load(Ordering::Relaxed), Ordering::Relaxed);
+        }
+        progress.cancel.load(Ordering::Relaxed)
+    };
+    let outcome = follow(run, agent, &counters, &mirror).inspect_err(|e| {
+        if matches!(e, NotDone::Failed(_, m) if m.contains("did not take the job")) {
+            let _ = crate::fleet::owe(run.state, &item.name);
+        }
+    });
     run.state.agent_hub.withdraw(run.job_id);
-    outcome
+    let (done, accepted) = outcome?;
+    ended(run, agent, done, accepted)
+}
+
+/// The agent, when it can take a job now: enabled and in contact.
+fn available(
+    run: &OnAgent<'_>,
+    agent: &str,
+    what: &str,
+) -> Result<coffer_api_types::agent::Agent, NotDone> {
+    let config = &run.state.config;
+    let info = crate::agents::get(run.state, agent, config.agent_unreachable_secs as i64)
+        .map_err(|e| NotDone::Failed(Cause::AgentUnreachable, e.to_string()))?;
+    if info.state == coffer_api_types::agent::AgentState::Disabled {
+        return Err(unreachable(format!(
+            "agent {agent} is disabled: enable it (`coffer agent enable {agent}`) to run {what}"
+        )));
+    }
+    if info.unreachable {
+        return Err(unreachable(format!(
+            "agent {agent} has not been in contact for more than {} s (last contact {}): {what} did not run",
+            config.agent_unreachable_secs,
+            info.last_contact
+                .map(|t| t.to_string())
+                .unwrap_or_else(|| "never".into()),
+        )));
+    }
+    Ok(info)
+}
+
+/// Restores `point` (a file tree) onto `agent`'s host: the agent reads the
+/// point's trees and chunks through the service, which serves only those.
+pub fn restore_on_agent(
+    run: &OnAgent<'_>,
+    vault: Vault,
+    point: &Point,
+    params: &RestoreParams,
+    agent: &str,
+    progress: &RestoreProgress,
+) -> Result<RestoreSummary, NotDone> {
+    let info = available(run, agent, "the restore")?;
+    let grant = grant_for(vault, point).map_err(|e| {
+        NotDone::Failed(
+            crate::alerts::classify(&e),
+            format!("cannot read the point: {e}"),
+        )
+    })?;
+    (run.log)(
+        "info",
+        &format!(
+            "restoring point {} of {} onto agent {agent} ({}) under {}",
+            point.id.to_hex(),
+            point.manifest.item,
+            info.host.hostname,
+            params.target
+        ),
+    );
+    let work = Work {
+        job: run.job_id,
+        task: Task::Restore {
+            point: point.id.to_hex(),
+            tree: point.manifest.tree.to_hex(),
+            target: params.target.clone(),
+            includes: params.includes.clone(),
+            overwrite: params.overwrite,
+        },
+    };
+    let counters =
+        run.state
+            .agent_hub
+            .offer(agent, &point.manifest.item, work, Some(Arc::new(grant)));
+    let mirror = |c: &Counters| {
+        progress
+            .files
+            .store(c.files.load(Ordering::Relaxed), Ordering::Relaxed);
+        progress
+            .bytes_written
+            .store(c.bytes_written.load(Ordering::Relaxed), Ordering::Relaxed);
+        progress.cancel.load(Ordering::Relaxed)
+    };
+    let outcome = follow(run, agent, &counters, &mirror);
+    run.state.agent_hub.withdraw(run.job_id);
+    match outcome?.0 {
+        WorkDone::Restored { summary } => Ok(summary),
+        WorkDone::Cancelled => Err(NotDone::Cancelled),
+        WorkDone::Failed { code, message } => Err(failed_on(agent, code, message)),
+        WorkDone::BackedUp { .. } => Err(NotDone::Failed(
+            Cause::GeneralFault,
+            format!("agent {agent} answered a restore with a backup"),
+        )),
+    }
+}
+
+/// Every tree and chunk of `point`: all a restore of it may read.
+fn grant_for(vault: Vault, point: &Point) -> coffer_engine::Result<RestoreGrant> {
+    let index = vault.load_index()?;
+    let mut trees = HashSet::new();
+    let mut chunks = HashSet::new();
+    let mut stack = vec![point.manifest.tree];
+    while let Some(id) = stack.pop() {
+        if !trees.insert(id) {
+            continue;
+        }
+        for node in vault.read_tree(&index, &id)?.nodes {
+            match node.kind {
+                NodeKind::Dir { tree } => stack.push(tree),
+                NodeKind::File { extents, .. } => {
+                    chunks.extend(extents.iter().flat_map(|e| e.chunks.iter().map(|c| c.id)))
+                }
+                _ => {}
+            }
+        }
+    }
+    Ok(RestoreGrant {
+        vault,
+        index,
+        trees,
+        chunks,
+    })
+}
+
+fn failed_on(agent: &str, code: Option<String>, message: String) -> NotDone {
+    let cause = code
+        .as_deref()
+        .map(|c| crate::alerts::cause_of_code(ErrorCode::from_api_code(c)))
+        .unwrap_or(Cause::GeneralFault);
+    NotDone::Failed(cause, format!("on agent {agent}: {message}"))
 }
 
 fn unreachable(message: String) -> NotDone {
     NotDone::Failed(Cause::AgentUnreachable, message)
 }
 
-/// Waits for the agent to take the job and end it.
+/// What the agent ended a job with, and the points accepted from it.
+type Ended = (WorkDone, Vec<(ObjectId, Manifest)>);
+
+/// Waits for the agent to take the job and end it; `mirror` copies its
+/// counters to the job's and says whether the job was cancelled.
 fn follow(
     run: &OnAgent<'_>,
     agent: &str,
-    item: &str,
-    remote: &Progress,
-    progress: &Progress,
-) -> Result<Captured, NotDone> {
+    counters: &Counters,
+    mirror: &dyn Fn(&Counters) -> bool,
+) -> Result<Ended, NotDone> {
     let config = &run.state.config;
     let offered = Instant::now();
     loop {
         let standing = run.state.agent_hub.wait(run.job_id, Duration::from_secs(1));
-        mirror(remote, progress);
+        let cancelled = mirror(counters);
+        if cancelled {
+            counters.cancel.store(true, Ordering::Relaxed);
+        }
         match standing {
-            Standing::Done(done, accepted) => return ended(run, agent, *done, accepted),
+            Standing::Done(done, accepted) => return Ok((*done, accepted)),
             Standing::Gone => return Err(NotDone::Cancelled),
-            Standing::Unclaimed if progress.cancel.load(Ordering::Relaxed) => {
-                return Err(NotDone::Cancelled)
-            }
+            Standing::Unclaimed if cancelled => return Err(NotDone::Cancelled),
             Standing::Unclaimed if offered.elapsed().as_secs() >= config.agent_claim_secs => {
-                let _ = crate::fleet::owe(run.state, item);
                 return Err(unreachable(format!(
                     "agent {agent} did not take the job within {} s: it is not running, or cannot reach the service",
                     config.agent_claim_secs
@@ -120,29 +257,12 @@ fn follow(
             }
             Standing::Running(silent) if silent.as_secs() >= config.agent_silence_secs => {
                 return Err(unreachable(format!(
-                    "agent {agent} stopped reporting for {} s while backing up: the host or its agent stopped; nothing was committed",
+                    "agent {agent} stopped reporting for {} s: the host or its agent stopped; nothing was committed",
                     silent.as_secs()
                 )))
             }
             Standing::Unclaimed | Standing::Running(_) => {}
         }
-    }
-}
-
-/// Copies the agent's counters to the job's, and the job's cancel flag to
-/// the agent's.
-fn mirror(remote: &Progress, progress: &Progress) {
-    for (from, to) in [
-        (&remote.files, &progress.files),
-        (&remote.bytes_read, &progress.bytes_read),
-        (&remote.bytes_new, &progress.bytes_new),
-        (&remote.bytes_stored, &progress.bytes_stored),
-        (&remote.errors, &progress.errors),
-    ] {
-        to.store(from.load(Ordering::Relaxed), Ordering::Relaxed);
-    }
-    if progress.cancel.load(Ordering::Relaxed) {
-        remote.cancel.store(true, Ordering::Relaxed);
     }
 }
 
@@ -152,20 +272,15 @@ fn ended(
     run: &OnAgent<'_>,
     agent: &str,
     done: WorkDone,
-    accepted: Vec<(coffer_engine::ObjectId, coffer_engine::point::Manifest)>,
+    accepted: Vec<(ObjectId, Manifest)>,
 ) -> Result<Captured, NotDone> {
     match done {
         WorkDone::Cancelled => Err(NotDone::Cancelled),
-        WorkDone::Failed { code, message } => {
-            let cause = code
-                .as_deref()
-                .map(|c| crate::alerts::cause_of_code(ErrorCode::from_api_code(c)))
-                .unwrap_or(Cause::GeneralFault);
-            Err(NotDone::Failed(
-                cause,
-                format!("on agent {agent}: {message}"),
-            ))
-        }
+        WorkDone::Failed { code, message } => Err(failed_on(agent, code, message)),
+        WorkDone::Restored { .. } => Err(NotDone::Failed(
+            Cause::GeneralFault,
+            format!("agent {agent} answered a backup with a restore"),
+        )),
         WorkDone::BackedUp { summary, warnings } => {
             let Some((point, manifest)) = accepted
                 .into_iter()

@@ -349,6 +349,9 @@ fn run_restore(ctx: &JobContext<'_>, job: &Job, progress: &Arc<RestoreProgress>)
             return failed(cause, message);
         }
     };
+    if let Some(host) = params.host.clone() {
+        return restore_onto_agent(ctx, job, &params, vault, &point, &host, progress);
+    }
     match coffer_sources::kind_of(&point) {
         Some(kind) if kind != coffer_sources::Kind::Directory => {
             return restore_through_kind(ctx, job, &params, &vault, &point, progress)
@@ -431,6 +434,55 @@ fn run_restore(ctx: &JobContext<'_>, job: &Job, progress: &Arc<RestoreProgress>)
             let (cause, message) = engine_failure(e);
             failed(cause, message)
         }
+    }
+}
+
+/// A file tree restored onto a registered agent's host.
+fn restore_onto_agent(
+    ctx: &JobContext<'_>,
+    job: &Job,
+    params: &RestoreParams,
+    vault: coffer_engine::Vault,
+    point: &coffer_engine::Point,
+    host: &str,
+    progress: &Arc<RestoreProgress>,
+) -> Ending {
+    let log = |level: &str, message: &str| {
+        let _ = ctx.jobs.log(&ctx.db, job.id, level, message);
+    };
+    let run = crate::agent_jobs::OnAgent {
+        state: ctx.state,
+        log: &log,
+        job_id: job.id,
+    };
+    match crate::agent_jobs::restore_on_agent(&run, vault, point, params, host, progress) {
+        Ok(summary) => {
+            for e in summary.damaged.iter().chain(&summary.problems).take(100) {
+                log("warn", &format!("{}: {}", e.path, e.error));
+            }
+            let complete = summary.damaged.is_empty() && summary.problems.is_empty();
+            let failure = (!complete).then(|| {
+                (
+                    if summary.damaged.is_empty() { Cause::GeneralFault } else { Cause::DataCorruption },
+                    format!(
+                        "{} file(s) damaged and {} other entries not restored exactly on {host}; the job log lists them",
+                        summary.damaged.len(),
+                        summary.problems.len()
+                    ),
+                )
+            });
+            Ending {
+                state: if complete {
+                    JobState::Succeeded
+                } else {
+                    JobState::PartialSucceeded
+                },
+                result: to_json(&summary),
+                failure,
+            }
+        }
+        Err(crate::agent_jobs::NotDone::Cancelled) => cancelled(),
+        Err(crate::agent_jobs::NotDone::Failed(cause, message)) => failed(cause, message),
     }
 }
 

@@ -56,6 +56,30 @@ pub fn check_restore_target(
     )))
 }
 
+/// Checks a restore onto a registered agent's host. Its file system is not
+/// this machine's, so nothing there can be judged by its real path:
+/// administrators may restore anywhere on any host; other roles only back
+/// over the original place (`/`) of a directory item on the item's own
+/// host, inside the item's paths.
+pub fn check_host_restore(
+    p: &Principal,
+    item: Option<&Item>,
+    host: &str,
+    params: &mut RestoreParams,
+) -> Result<()> {
+    let target = normal_absolute(&params.target)?;
+    if p.is_admin {
+        return Ok(());
+    }
+    let own_host = item.and_then(|i| i.agent.as_deref()) == Some(host);
+    if own_host && target == Path::new("/") {
+        return in_place_within_item(item, params);
+    }
+    Err(Error::Forbidden(format!(
+        "restoring onto {host} anywhere but the item's original place on its own host needs an administrator"
+    )))
+}
+
 /// An absolute path with no `.`, `..` or empty components.
 fn normal_absolute(text: &str) -> Result<PathBuf> {
     let path = Path::new(text);
@@ -159,6 +183,7 @@ mod tests {
             target: target.into(),
             includes: includes.iter().map(|s| s.to_string()).collect(),
             overwrite: true,
+            host: None,
         }
     }
 

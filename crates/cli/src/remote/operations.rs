@@ -55,7 +55,7 @@ pub(crate) struct RestoreArgs {
     /// Point id, unique id prefix, or `latest`.
     point: String,
     /// Directory on the service's machine to restore into (inside one of
-    /// its restore roots); `/etc/x` becomes `DIR/etc/x`.
+    /// its restore roots), or on --host's; `/etc/x` becomes `DIR/etc/x`.
     #[arg(long, value_name = "DIR")]
     target: PathBuf,
     /// Restore only these paths (as backed up; repeatable).
@@ -64,6 +64,10 @@ pub(crate) struct RestoreArgs {
     /// Replace files that exist under the target.
     #[arg(long)]
     overwrite: bool,
+    /// Write on this registered agent's host instead of the service's
+    /// machine (`--target /` puts an item back where it came from).
+    #[arg(long, value_name = "AGENT")]
+    host: Option<String>,
 }
 
 #[derive(Args)]
@@ -145,6 +149,7 @@ pub(crate) fn restore(client: &Client, json: bool, args: RestoreArgs) -> Result<
         target: text(&args.target),
         includes: args.includes.iter().map(text).collect(),
         overwrite: args.overwrite,
+        host: args.host.clone(),
     };
     let job: Job = client.post_as(
         &format!("/vaults/{}/restore", path_segment(&args.vault)),

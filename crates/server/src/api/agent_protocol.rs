@@ -56,6 +56,8 @@ pub fn routes() -> axum::Router<AppState> {
         )
         .route("/agent/size/{*path}", get(object_size))
         .route("/agent/list/{*path}", get(list_objects))
+        .route("/agent/restore/{id}/tree/{tree}", get(restore_tree))
+        .route("/agent/restore/{id}/chunks", post(restore_chunks))
 }
 
 async fn register(
@@ -177,6 +179,68 @@ async fn list_objects(
             })
             .collect(),
     ))
+}
+
+/// The most chunks one request may ask for (each at most 4 MiB).
+const CHUNKS_PER_REQUEST: usize = 16;
+
+/// A tree of the point a restore job of this agent restores.
+async fn restore_tree(
+    State(s): State<AppState>,
+    AgentCaller(agent): AgentCaller,
+    P((id, tree)): P<(i64, String)>,
+) -> ApiResult<Response> {
+    let bytes = blocking(move || {
+        let grant = s.agent_hub.grant(&agent.name, id)?;
+        let tree = coffer_engine::ChunkId::parse(&tree)
+            .filter(|t| grant.trees.contains(t))
+            .ok_or_else(|| {
+                Error::Forbidden(format!(
+                    "{tree}: not a directory of the point this job restores"
+                ))
+            })?;
+        Ok(grant.vault.read_tree(&grant.index, &tree)?.encode())
+    })
+    .await?;
+    Ok(([(header::CONTENT_TYPE, "application/octet-stream")], bytes).into_response())
+}
+
+/// Chunks of the point a restore job of this agent restores, as frames:
+/// per chunk asked for, in order, a status byte (0 the plaintext follows,
+/// 1 why it could not be read), a 32-bit little-endian length, the bytes.
+async fn restore_chunks(
+    State(s): State<AppState>,
+    AgentCaller(agent): AgentCaller,
+    P(id): P<i64>,
+    Body(wanted): Body<Vec<String>>,
+) -> ApiResult<Response> {
+    if wanted.len() > CHUNKS_PER_REQUEST {
+        return Err(ApiError(Error::invalid(
+            "body",
+            format!("at most {CHUNKS_PER_REQUEST} chunks per request"),
+        )));
+    }
+    let bytes = blocking(move || {
+        let grant = s.agent_hub.grant(&agent.name, id)?;
+        let mut out = Vec::new();
+        for hex in &wanted {
+            let chunk = coffer_engine::ChunkId::parse(hex)
+                .filter(|c| grant.chunks.contains(c))
+                .ok_or_else(|| {
+                    Error::Forbidden(format!("{hex}: not a chunk of the point this job restores"))
+                })?;
+            let (status, body) = match grant.vault.read_blob(&grant.index, &chunk) {
+                Ok(plain) => (0u8, plain),
+                Err(e) => (1u8, e.to_string().into_bytes()),
+            };
+            out.push(status);
+            out.extend_from_slice(&(body.len() as u32).to_le_bytes());
+            out.extend_from_slice(&body);
+        }
+        Ok(out)
+    })
+    .await?;
+    Ok(([(header::CONTENT_TYPE, "application/octet-stream")], bytes).into_response())
 }
 
 async fn refuse_delete(AgentCaller(agent): AgentCaller, P(path): P<String>) -> ApiError {

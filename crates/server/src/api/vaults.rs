@@ -286,12 +286,31 @@ pub(super) async fn restore(
             ..req
         };
         let own_item = s.item_in_vault(&name, &item)?;
-        crate::targets::check_restore_target(
-            &p,
-            &s.config.restore_roots(),
-            own_item.as_ref(),
-            &mut params,
-        )?;
+        match params.host.clone() {
+            Some(host) => {
+                if in_place {
+                    return Err(Error::invalid(
+                        "host",
+                        "only file trees are restored onto an agent yet; restore a database or command item through its kind on this machine",
+                    ));
+                }
+                let agent = crate::agents::get(&s, &host, s.config.agent_unreachable_secs as i64)
+                    .map_err(|_| Error::invalid("host", format!("no agent named {host} is registered")))?;
+                if agent.vault != name && !p.is_admin {
+                    return Err(Error::Forbidden(format!(
+                        "agent {host} belongs to vault {}: restoring another vault's data onto it needs an administrator",
+                        agent.vault
+                    )));
+                }
+                crate::targets::check_host_restore(&p, own_item.as_ref(), &host, &mut params)?
+            }
+            None => crate::targets::check_restore_target(
+                &p,
+                &s.config.restore_roots(),
+                own_item.as_ref(),
+                &mut params,
+            )?,
+        }
         s.jobs.enqueue(
             &s,
             NewJob {
