@@ -44,6 +44,21 @@ impl std::fmt::Debug for Identity {
     }
 }
 
+/// The state directory an agent uses when none is given: the system's
+/// for root, else the user's data directory.
+pub fn default_dir() -> PathBuf {
+    let root =
+        std::fs::metadata("/proc/self").is_ok_and(|m| std::os::unix::fs::MetadataExt::uid(&m) == 0);
+    if root {
+        return PathBuf::from("/var/lib/coffer-agent");
+    }
+    std::env::var_os("XDG_DATA_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/share")))
+        .unwrap_or_else(|| PathBuf::from("."))
+        .join("coffer-agent")
+}
+
 impl Identity {
     pub fn path(dir: &Path) -> PathBuf {
         dir.join(FILE)

@@ -48,6 +48,7 @@ pub mod gc;
 pub mod host;
 pub mod ids;
 pub mod index;
+pub mod intake;
 pub mod journal;
 pub mod keys;
 pub mod location;
@@ -75,7 +76,7 @@ pub use error::{Error, Result};
 pub use ids::{ChunkId, ObjectId};
 pub use keys::{KdfParams, VaultKey, DEFAULT_KDF, FORMAT_VERSION};
 pub use storage::Storage;
-pub use vault::intake;
+
 pub use vault::{Point, Vault};
 
 #[cfg(any(test, feature = "testing"))]

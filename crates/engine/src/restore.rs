@@ -32,7 +32,7 @@ use crate::error::{Error, Result};
 use crate::fsmeta::{open_file_limit, running_as_root};
 use crate::ids::ChunkId;
 use crate::index::Index;
-pub use crate::restore_source::{Source, VaultSource};
+pub use crate::restore_source::{Source, Targets, VaultSource};
 use crate::tree::{Node, NodeKind};
 use crate::vault::{Point, Vault};
 
@@ -83,9 +83,6 @@ impl RestoreReport {
         self.damaged.is_empty() && self.problems.is_empty()
     }
 }
-
-/// Where one blob's plaintext goes: (file number, offset in the file).
-pub type Targets = Vec<(usize, u64)>;
 
 /// An entry made under the target: the directory that holds it and its
 /// name there (everything is reached through that handle), and the path it

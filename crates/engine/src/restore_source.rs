@@ -15,7 +15,6 @@ use crate::error::{Error, Result};
 use crate::ids::{ChunkId, ObjectId};
 use crate::index::Index;
 use crate::pack::{pack_path, BlobEntry};
-use crate::restore::Targets;
 use crate::tree::Tree;
 use crate::vault::Vault;
 
@@ -23,6 +22,9 @@ use crate::vault::Vault;
 const RANGE_GAP: u64 = 256 << 10;
 /// The longest range read at once.
 const MAX_RANGE: u64 = 2 << 20;
+
+/// Where one chunk goes: a file of the batch (by number) and an offset.
+pub type Targets = Vec<(usize, u64)>;
 
 type PackBlobs = Vec<(BlobEntry, Targets)>;
 

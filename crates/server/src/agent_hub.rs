@@ -318,3 +318,31 @@ fn claimed_by<'a>(inner: &'a mut Inner, agent: &str, job: i64) -> Result<&'a mut
         ))),
     }
 }
+
+/// How long an opened vault serves agents before it is opened afresh (a
+/// rotated key or a revoked credential is noticed within this time; a
+/// removed or disabled agent is refused at once by authentication).
+const KEEP_OPEN: Duration = Duration::from_secs(60);
+
+/// Vaults opened for agents.
+#[derive(Default)]
+pub struct OpenVaults(Mutex<HashMap<String, (Instant, Arc<Vault>)>>);
+
+impl OpenVaults {
+    /// The vault `name`, opened by `open` when it is not kept or has been
+    /// kept for too long.
+    pub fn get(&self, name: &str, open: impl FnOnce() -> Result<Vault>) -> Result<Arc<Vault>> {
+        if let Ok(map) = self.0.lock() {
+            if let Some((at, v)) = map.get(name) {
+                if at.elapsed() < KEEP_OPEN {
+                    return Ok(v.clone());
+                }
+            }
+        }
+        let vault = Arc::new(open()?);
+        if let Ok(mut map) = self.0.lock() {
+            map.insert(name.to_string(), (Instant::now(), vault.clone()));
+        }
+        Ok(vault)
+    }
+}

@@ -6,12 +6,11 @@
 //! only while a job the service gave it runs, and a point only for that
 //! job's item (see `agent_hub`).
 //!
-//! Vaults are opened once and kept for a minute, so a backup's hundreds of
-//! uploads do not each pay for opening the key slot and the journal.
+//! Vaults are opened once and kept for a minute (`agent_hub::OpenVaults`),
+//! so a backup's hundreds of uploads do not each pay for opening the key
+//! slot and the journal.
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::sync::Arc;
 
 use coffer_engine::intake::{self, Addable, Readable};
 use coffer_engine::storage::ObjectInfo;
@@ -21,39 +20,16 @@ use crate::agents::AgentIdentity;
 use crate::error::{Error, Result};
 use crate::state::State;
 
-/// How long an opened vault serves agents before it is opened afresh (a
-/// rotated key or a revoked credential is noticed within this time; a
-/// removed or disabled agent is refused at once by authentication).
-const KEEP_OPEN: Duration = Duration::from_secs(60);
 /// The largest object other than a pack that an agent may send.
 pub const MAX_SMALL_OBJECT: usize = 256 << 20;
 /// Larger than any pack the engine makes (4 MiB targets, chunks of at
 /// most 4 MiB): a bound on what one upload may cost.
 const MAX_PACK_UPLOAD: u64 = 64 << 20;
 
-/// Vaults opened for agents.
-#[derive(Default)]
-pub struct OpenVaults(Mutex<HashMap<String, (Instant, Arc<Vault>)>>);
-
-impl OpenVaults {
-    pub fn get(&self, state: &State, name: &str) -> Result<Arc<Vault>> {
-        if let Ok(map) = self.0.lock() {
-            if let Some((at, v)) = map.get(name) {
-                if at.elapsed() < KEEP_OPEN {
-                    return Ok(v.clone());
-                }
-            }
-        }
-        let vault = Arc::new(state.open_vault(name)?);
-        if let Ok(mut map) = self.0.lock() {
-            map.insert(name.to_string(), (Instant::now(), vault.clone()));
-        }
-        Ok(vault)
-    }
-}
-
 fn vault_of(state: &State, agent: &AgentIdentity) -> Result<Arc<Vault>> {
-    state.agent_vaults.get(state, &agent.vault)
+    state
+        .agent_vaults
+        .get(&agent.vault, || state.open_vault(&agent.vault))
 }
 
 /// Refuses an upload when the agent runs no job of the service's.

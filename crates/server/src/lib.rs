@@ -37,6 +37,8 @@ pub mod notify;
 pub mod points;
 pub mod policies;
 pub mod recovery;
+pub mod recovery_fleet;
+pub mod recovery_format;
 pub mod runners;
 pub mod scheduler;
 pub mod secret;

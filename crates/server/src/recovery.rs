@@ -31,7 +31,7 @@ use coffer_engine::{Point, Storage, Vault, VaultKey};
 use crate::db::now;
 use crate::error::{Error, Result};
 use crate::sets::{InfraSet, SET_POINT_TAG, SET_TAG};
-use crate::state::{item_def, Item, Maintenance, State, SCHEDULER_ENABLED_SETTING};
+use crate::state::{item_def, Item, State, SCHEDULER_ENABLED_SETTING};
 
 /// The configuration's file in its point.
 pub const CONFIG_FILE: &str = "service.json";
@@ -40,111 +40,8 @@ pub const EXPORT_FORMAT: u32 = 3;
 /// The purpose the password and token hashes are sealed for.
 const SECRETS_PURPOSE: &str = "service secrets";
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct VaultExport {
-    pub name: String,
-    pub location: String,
-    pub vault_id: String,
-    pub key_fingerprint: String,
-    pub credential_names: Vec<String>,
-    pub created: i64,
-    pub maintenance: Maintenance,
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct UserExport {
-    pub name: String,
-    pub password_hash: Option<String>,
-    pub is_admin: bool,
-    pub created: i64,
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct RoleExport {
-    pub user: String,
-    pub vault: String,
-    pub role: String,
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct TokenExport {
-    pub user: String,
-    pub name: String,
-    /// Hex of the token's hash; the token itself was never stored.
-    pub hash: String,
-    pub created: i64,
-    pub expires: Option<i64>,
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct TargetExport {
-    pub name: String,
-    pub destination: String,
-    pub min_severity: String,
-    pub events: String,
-    pub enabled: bool,
-    pub created: i64,
-    /// It had a secret (a signing key, a mail password), which is not in
-    /// the export: it must be given again.
-    pub had_secret: bool,
-}
-
-/// The service's configuration, as a set backup stores it.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct ServiceExport {
-    pub format: u32,
-    pub software: String,
-    pub exported_at: i64,
-    pub set_point: Option<SetRecord>,
-    pub vaults: Vec<VaultExport>,
-    pub items: Vec<Item>,
-    pub sets: Vec<InfraSet>,
-    pub users: Vec<UserExport>,
-    pub roles: Vec<RoleExport>,
-    /// Format 1 only; from format 2 they are in `sealed_secrets`.
-    pub tokens: Vec<TokenExport>,
-    pub notification_targets: Vec<TargetExport>,
-    pub scheduler_enabled: bool,
-    /// Format 2: hex of the vault-sealed JSON of the users' password hashes
-    /// and their tokens (from format 3 also the agents' secret hashes and
-    /// the service's own TLS identity).
-    #[serde(default)]
-    pub sealed_secrets: Option<String>,
-    /// Format 3: the agents that write to this vault (their secrets' hashes
-    /// are sealed), so they reconnect after a recovery as they are.
-    #[serde(default)]
-    pub agents: Vec<AgentExport>,
-    /// Filled from `sealed_secrets` when read back; never stored in clear.
-    #[serde(default, skip_serializing)]
-    pub tls: Option<(String, String)>,
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct AgentExport {
-    pub name: String,
-    pub vault: String,
-    pub slot: String,
-    pub enabled: bool,
-    pub host: coffer_api_types::agent::HostFacts,
-    pub registered: i64,
-    /// Hex of the agent secret's hash; filled from `sealed_secrets`.
-    #[serde(default, skip_serializing)]
-    pub hash: Option<String>,
-}
-
-/// What format 2 seals: every secret-derived value of the export.
-#[derive(Debug, Default, Serialize, Deserialize)]
-struct SealedSecrets {
-    passwords: BTreeMap<String, String>,
-    tokens: Vec<TokenExport>,
-    /// Agent name to the hex of its secret's hash.
-    #[serde(default)]
-    agents: BTreeMap<String, String>,
-    /// The certificate and key the service made for itself (PEM), which
-    /// the agents pin: a recovered service needs them to be recognised.
-    #[serde(default)]
-    tls: Option<(String, String)>,
-}
+use crate::recovery_format::SealedSecrets;
+pub use crate::recovery_format::*;
 
 /// The configuration a set point of `vault_name` needs: that vault, its
 /// items and sets, the users who may log in to it, the notification
@@ -246,12 +143,12 @@ pub fn export(
         })?
         .collect::<rusqlite::Result<Vec<_>>>()?;
     drop(conn);
-    let (agents, agent_hashes) = export_agents(service, vault_name)?;
+    let (agents, agent_hashes) = crate::recovery_fleet::export_agents(service, vault_name)?;
     let secrets = serde_json::to_vec(&SealedSecrets {
         passwords,
         tokens,
         agents: agent_hashes,
-        tls: own_tls_identity(service),
+        tls: crate::recovery_fleet::own_tls_identity(service),
     })
     .map_err(|e| Error::Internal(e.to_string()))?;
     Ok(ServiceExport {
@@ -279,52 +176,6 @@ pub fn export(
         agents,
         tls: None,
     })
-}
-
-/// The agents of `vault_name`, and their secrets' hashes (to be sealed).
-fn export_agents(
-    service: &State,
-    vault_name: &str,
-) -> Result<(Vec<AgentExport>, BTreeMap<String, String>)> {
-    let conn = service.db.conn();
-    let rows = conn
-        .prepare(
-            "SELECT name, vault, slot, enabled, host, registered, hash FROM agents WHERE vault = ?1 ORDER BY name",
-        )?
-        .query_map([vault_name], |r| {
-            Ok((
-                AgentExport {
-                    name: r.get(0)?,
-                    vault: r.get(1)?,
-                    slot: r.get(2)?,
-                    enabled: r.get(3)?,
-                    host: serde_json::from_str(&r.get::<_, String>(4)?).unwrap_or_default(),
-                    registered: r.get(5)?,
-                    hash: None,
-                },
-                hex::encode(r.get::<_, Vec<u8>>(6)?),
-            ))
-        })?
-        .collect::<rusqlite::Result<Vec<_>>>()?;
-    let hashes = rows
-        .iter()
-        .map(|(a, h)| (a.name.clone(), h.clone()))
-        .collect();
-    Ok((rows.into_iter().map(|(a, _)| a).collect(), hashes))
-}
-
-/// The certificate and key the service made for itself, when it did.
-fn own_tls_identity(service: &State) -> Option<(String, String)> {
-    let dir = service.data_dir().join("tls");
-    let cert = service.config.tls_cert.as_ref()?;
-    if !cert.starts_with(&dir) {
-        // An operator's certificate: the operator keeps it.
-        return None;
-    }
-    Some((
-        std::fs::read_to_string(dir.join("cert.pem")).ok()?,
-        std::fs::read_to_string(dir.join("key.pem")).ok()?,
-    ))
 }
 
 /// Puts the sealed password and token hashes of a format 2 export back
@@ -593,7 +444,9 @@ pub fn import(
     insert_items_and_sets(&tx, &scope)?;
     insert_users(&tx, export, &scope, &mut notes)?;
     insert_targets(&tx, export, &mut notes)?;
-    insert_agents(&tx, service, export, &scope, &mut notes)?;
+    let vaults: Vec<&str> = scope.vaults.iter().map(|v| v.name.as_str()).collect();
+    let tls = export.tls.as_ref();
+    crate::recovery_fleet::insert_agents(&tx, service, &export.agents, tls, &vaults, &mut notes)?;
     if scope.fresh {
         // The same setting `State::set_scheduler_enabled` writes (this
         // wrote another key before, which nothing read).
@@ -769,61 +622,6 @@ fn insert_users(
     Ok(())
 }
 
-/// The agents of the recovered vault, with their secrets' hashes, so they
-/// reconnect with the identities they hold; the service's own certificate
-/// comes back with them, since they recognise the service by it.
-fn insert_agents(
-    tx: &rusqlite::Transaction<'_>,
-    service: &State,
-    export: &ServiceExport,
-    scope: &Scope<'_>,
-    notes: &mut Vec<String>,
-) -> Result<()> {
-    let vaults: Vec<&str> = scope.vaults.iter().map(|v| v.name.as_str()).collect();
-    let mut any = false;
-    for a in export
-        .agents
-        .iter()
-        .filter(|a| vaults.contains(&a.vault.as_str()))
-    {
-        let Some(hash) = a.hash.as_deref().and_then(|h| hex::decode(h).ok()) else {
-            notes.push(format!(
-                "agent {} has no secret in the configuration: register it again",
-                a.name
-            ));
-            continue;
-        };
-        let host = serde_json::to_string(&a.host).map_err(|e| Error::Internal(e.to_string()))?;
-        let inserted = tx.execute(
-            // Counted in contact from the recovery on: they had no way to
-            // reach a service that was not there.
-            "INSERT INTO agents (name, vault, hash, slot, enabled, host, registered, last_contact) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
-             ON CONFLICT (name) DO NOTHING",
-            params![a.name, a.vault, hash, a.slot, a.enabled, host, a.registered, now()],
-        )?;
-        if inserted == 0 {
-            notes.push(format!(
-                "an agent called {} exists in this service already: the recovered one was left out",
-                a.name
-            ));
-        }
-        any = true;
-    }
-    if let (true, Some((cert, key))) = (any, &export.tls) {
-        let dir = service.data_dir().join("tls");
-        if dir.join("cert.pem").exists() {
-            notes.push(format!("this data directory has a certificate of its own ({}): the agents recognise the old service's, so keep the recovered one's fingerprint in mind or register them again", dir.display()));
-        } else {
-            crate::tls::restore_identity(&dir, cert, key)?;
-            notes.push(format!(
-                "the agents recognise this service by its certificate, restored to {}: serve with tls_self_signed = true at the address they know",
-                dir.display()
-            ));
-        }
-    }
-    Ok(())
-}
-
 fn insert_targets(
     tx: &rusqlite::Transaction<'_>,
     export: &ServiceExport,
@@ -976,6 +774,27 @@ fn each_item(
     items
 }
 
+/// An item of an agent, which a recovery leaves in the vault.
+fn left_on_agent(
+    s: &ItemStatus,
+    definitions: &dyn Fn(&str) -> Result<Item>,
+    on_item: &mut impl FnMut(&ItemOutcome),
+) -> ItemOutcome {
+    let agent = definitions(&s.item)
+        .ok()
+        .and_then(|i| i.agent)
+        .unwrap_or_default();
+    let done = ItemOutcome {
+        item: s.item.clone(),
+        kind: s.kind.clone(),
+        ok: true,
+        message: format!("lives on agent {agent}: left in the vault, to be restored to that host once it is back in contact"),
+        seconds: 0.0,
+    };
+    on_item(&done);
+    done
+}
+
 /// Restores a set point: the configuration into `service` (when it has
 /// none yet), then every item (or the one named) through its kind.
 pub fn recover(
@@ -1026,18 +845,7 @@ pub fn recover(
         .partition(|s| from_export(&s.item).is_ok_and(|i| i.agent.is_some()));
     let mut items: Vec<ItemOutcome> = elsewhere
         .into_iter()
-        .map(|s| {
-            let agent = from_export(&s.item).ok().and_then(|i| i.agent).unwrap_or_default();
-            let done = ItemOutcome {
-                item: s.item.clone(),
-                kind: s.kind.clone(),
-                ok: true,
-                message: format!("lives on agent {agent}: left in the vault, to be restored to that host once it is back in contact"),
-                seconds: 0.0,
-            };
-            on_item(&done);
-            done
-        })
+        .map(|s| left_on_agent(s, &from_export, &mut on_item))
         .collect();
     items.extend(each_item(
         vault,

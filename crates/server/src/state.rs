@@ -45,7 +45,7 @@ pub struct State {
     /// The jobs on agents, offered and running.
     pub agent_hub: crate::agent_hub::AgentHub,
     /// Vaults kept open for agents' uploads.
-    pub agent_vaults: crate::agent_store::OpenVaults,
+    pub agent_vaults: crate::agent_hub::OpenVaults,
     /// SHA-256 of the TLS certificate served, for registration tokens.
     pub tls_fingerprint: Option<String>,
 }
@@ -574,9 +574,6 @@ impl State {
         self.vault_info(&item.vault)
             .map_err(|_| Error::invalid("vault", format!("no vault named {}", item.vault)))?;
         validate_item(item)?;
-        if let Some(agent) = &item.agent {
-            crate::agents::check_item_agent(self, agent, &item.vault)?;
-        }
         if item.name.starts_with(SERVICE_ITEM_PREFIX) {
             return Err(Error::invalid(
                 "name",

@@ -35,14 +35,14 @@ pub(crate) fn run(json: bool, cmd: AgentCommand) -> Result<ExitCode> {
             state_dir,
             allow_plain_http,
         } => {
-            let dir = state_dir.unwrap_or_else(crate::remote::default_agent_dir);
+            let dir = state_dir.unwrap_or_else(coffer_agent::identity::default_dir);
             let mut agent = coffer_agent::run::Agent::open(&dir, allow_plain_http)?;
             let stop = Arc::new(AtomicBool::new(false));
             agent.run(&stop)?;
             Ok(ExitCode::SUCCESS)
         }
         AgentCommand::Status { state_dir } => {
-            let dir = state_dir.unwrap_or_else(crate::remote::default_agent_dir);
+            let dir = state_dir.unwrap_or_else(coffer_agent::identity::default_dir);
             let id = coffer_agent::Identity::load(&dir)?;
             let shown = serde_json::json!({
                 "name": id.name,

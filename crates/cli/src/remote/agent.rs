@@ -99,22 +99,6 @@ fn duration_secs(text: &str) -> Result<u64> {
     Ok(n.saturating_mul(scale))
 }
 
-/// The state directory an agent uses when none is given.
-pub(crate) fn default_state_dir() -> PathBuf {
-    if nix_is_root() {
-        return PathBuf::from("/var/lib/coffer-agent");
-    }
-    std::env::var_os("XDG_DATA_HOME")
-        .map(PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/share")))
-        .unwrap_or_else(|| PathBuf::from("."))
-        .join("coffer-agent")
-}
-
-fn nix_is_root() -> bool {
-    std::fs::metadata("/proc/self").is_ok_and(|m| std::os::unix::fs::MetadataExt::uid(&m) == 0)
-}
-
 /// `agent register`, which needs no API token.
 pub(super) fn register(
     server: &str,
@@ -134,7 +118,7 @@ pub(super) fn register(
     let token = token.ok_or_else(|| {
         anyhow::anyhow!("give the registration token with --token (an administrator creates one with `coffer agent token create --vault VAULT`)")
     })?;
-    let state_dir = state_dir.unwrap_or_else(default_state_dir);
+    let state_dir = state_dir.unwrap_or_else(coffer_agent::identity::default_dir);
     let identity = coffer_agent::run::register(&coffer_agent::run::Registration {
         token: token.to_string(),
         url: Some(server.to_string()),

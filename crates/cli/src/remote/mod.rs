@@ -35,7 +35,6 @@ mod client;
 mod operations;
 mod policy;
 
-pub(crate) use agent::default_state_dir as default_agent_dir;
 pub(crate) use client::ServiceError;
 use client::{path_segment, Client};
 

@@ -9,7 +9,6 @@
 //! (OpenDAL's atomic-write area). What write-only writers stored is opened
 //! with the help of [`writers`].
 
-pub mod intake;
 mod points;
 mod writers;
 

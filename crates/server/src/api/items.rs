@@ -51,6 +51,9 @@ pub(super) async fn create_item(
     let policy = req.policy;
     let by = p.name.clone();
     let item = blocking(move || {
+        if let Some(agent) = &item.agent {
+            crate::agents::check_item_agent(&s, agent, &item.vault)?;
+        }
         if policy.is_some()
             && !p
                 .role_on(&item.vault)
