@@ -63,15 +63,24 @@ impl Drop for AgentProcess {
     }
 }
 
-fn tls_service(dir: &Path) -> Server {
+/// A data directory whose service serves TLS with its own certificate,
+/// with `settings` besides.
+fn tls_data(dir: &Path, settings: &str) -> std::path::PathBuf {
     let data = dir.join("data");
     std::fs::create_dir_all(&data).unwrap();
     std::fs::write(
         data.join("coffer.toml"),
-        "tls_self_signed = true\nagent_claim_secs = 10\nagent_silence_secs = 20\n",
+        format!("tls_self_signed = true\n{settings}"),
     )
     .unwrap();
-    Server::start(&data)
+    data
+}
+
+fn tls_service(dir: &Path) -> Server {
+    Server::start(&tls_data(
+        dir,
+        "agent_claim_secs = 10\nagent_silence_secs = 20\n",
+    ))
 }
 
 fn service_url(server: &Server) -> String {
@@ -527,13 +536,10 @@ fn wait_for(what: &str, within: Duration, mut done: impl FnMut() -> bool) {
 #[test]
 fn a_set_spans_agents_and_a_host_that_is_down_makes_it_partial_then_catches_up() {
     let dir = scratch();
-    let data = dir.path().join("data");
-    std::fs::create_dir_all(&data).unwrap();
-    std::fs::write(
-        data.join("coffer.toml"),
-        "tls_self_signed = true\nagent_claim_secs = 10\nagent_unreachable_secs = 4\nscheduler_tick_secs = 1\n",
-    )
-    .unwrap();
+    let data = tls_data(
+        dir.path(),
+        "agent_claim_secs = 10\nagent_unreachable_secs = 4\nscheduler_tick_secs = 1\n",
+    );
     let server = Server::start(&data);
     let api = server.admin();
     api.create_vault("v", &dir.path().join("vault"));
@@ -673,13 +679,10 @@ fn wait_running_with_bytes(api: &Api, job: i64) {
 #[test]
 fn an_agent_or_the_service_killed_mid_backup_commits_nothing_half_and_the_next_run_completes() {
     let dir = scratch();
-    let data = dir.path().join("data");
-    std::fs::create_dir_all(&data).unwrap();
-    std::fs::write(
-        data.join("coffer.toml"),
-        "tls_self_signed = true\nagent_claim_secs = 20\nagent_silence_secs = 4\n",
-    )
-    .unwrap();
+    let data = tls_data(
+        dir.path(),
+        "agent_claim_secs = 20\nagent_silence_secs = 4\n",
+    );
     let listen = format!("127.0.0.1:{}", free_port());
     let server = Server::start_on(&data, &listen, &[]);
     let api = server.admin();
@@ -769,10 +772,8 @@ fn an_agent_or_the_service_killed_mid_backup_commits_nothing_half_and_the_next_r
 #[test]
 fn a_recovered_service_keeps_its_agents_and_their_cross_host_set_point() {
     let dir = scratch();
-    let data = dir.path().join("data");
-    std::fs::create_dir_all(&data).unwrap();
-    let config = "tls_self_signed = true\nagent_claim_secs = 20\n";
-    std::fs::write(data.join("coffer.toml"), config).unwrap();
+    let config = "agent_claim_secs = 20\n";
+    let data = tls_data(dir.path(), config);
     let listen = format!("127.0.0.1:{}", free_port());
     let server = Server::start_on(&data, &listen, &[]);
     let api = server.admin();
@@ -843,8 +844,7 @@ fn a_recovered_service_keeps_its_agents_and_their_cross_host_set_point() {
         "--verify",
     ]));
     assert!(drill.contains("restored and checked"), "{drill}");
-    std::fs::create_dir_all(&data).unwrap();
-    std::fs::write(data.join("coffer.toml"), config).unwrap();
+    tls_data(dir.path(), config);
     let recovered = ok(recover(&[
         "--location",
         location,

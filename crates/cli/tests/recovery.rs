@@ -673,7 +673,7 @@ fn a_set_point_holds_only_its_vault_with_hashes_sealed_and_vaults_come_back_one_
         .unwrap());
     let config = std::fs::read_to_string(dumped.join("service.json")).unwrap();
     let parsed: Value = serde_json::from_str(&config).unwrap();
-    assert_eq!(parsed["format"], 2);
+    assert_eq!(parsed["format"], 3);
     assert!(parsed["sealed_secrets"].as_str().unwrap().len() > 100);
     assert!(config.contains("owner-a") && config.contains("files-a"));
     for absent in ["$argon2", "owner-b", "files-b", "vault-b", "set-b"] {

@@ -935,7 +935,7 @@ mod tests {
         let (key, _) = VaultKey::generate();
         Vault::init(&storage, &key, GENERATED_KEY_KDF).unwrap();
         let vault = Vault::open(storage, &key, None).unwrap();
-        let body = br#"{"format": 3, "software": "coffer 9.0.0", "vaults": []}"#.to_vec();
+        let body = br#"{"format": 4, "software": "coffer 9.0.0", "vaults": []}"#.to_vec();
         let report = backup_streams(
             &vault,
             vec![NamedStream {
@@ -952,7 +952,7 @@ mod tests {
         let point = vault.read_point(&report.point).unwrap();
         let e = read_export(&vault, &point).unwrap_err().to_string();
         assert!(
-            e.contains("coffer 9.0.0 in format 3") && e.contains("newer than this coffer's 2"),
+            e.contains("coffer 9.0.0 in format 4") && e.contains("newer than this coffer's 3"),
             "{e}"
         );
     }
