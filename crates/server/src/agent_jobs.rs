@@ -36,6 +36,20 @@ pub enum NotDone {
     Failed(Cause, String),
 }
 
+impl NotDone {
+    /// As a backup runner reports a failure; a cancellation sets the
+    /// job's flag, which the runner reads as "cancelled".
+    pub fn into_failure(self, progress: &Progress) -> (Cause, String) {
+        match self {
+            NotDone::Cancelled => {
+                progress.cancel.store(true, Ordering::Relaxed);
+                (Cause::GeneralFault, "cancelled".into())
+            }
+            NotDone::Failed(cause, message) => (cause, message),
+        }
+    }
+}
+
 /// What a backup on an agent reports to: the service's state, the job's
 /// log and its id.
 pub struct OnAgent<'a> {
@@ -54,11 +68,8 @@ pub fn back_up_on_agent(
     opts: &BackupOptions,
     progress: &Progress,
 ) -> Result<Captured, NotDone> {
-    let info = available(run, agent, &format!("the backup of {}", item.name)).inspect_err(|e| {
-        if matches!(e, NotDone::Failed(_, m) if m.contains("not been in contact")) {
-            let _ = crate::fleet::owe(run.state, &item.name);
-        }
-    })?;
+    let what = format!("the backup of {}", item.name);
+    let info = available(run, agent, &what, Some(&item.name))?;
     (run.log)(
         "info",
         &format!(
@@ -87,21 +98,20 @@ pub fn back_up_on_agent(
         }
         progress.cancel.load(Ordering::Relaxed)
     };
-    let outcome = follow(run, agent, &counters, &mirror).inspect_err(|e| {
-        if matches!(e, NotDone::Failed(_, m) if m.contains("did not take the job")) {
-            let _ = crate::fleet::owe(run.state, &item.name);
-        }
-    });
+    let outcome = follow(run, agent, Some(&item.name), &counters, &mirror);
     run.state.agent_hub.withdraw(run.job_id);
     let (done, accepted) = outcome?;
     ended(run, agent, done, accepted)
 }
 
 /// The agent, when it can take a job now: enabled and in contact.
+/// A backup of `owed` that an agent out of contact cannot run is owed to
+/// the item (see `fleet`).
 fn available(
     run: &OnAgent<'_>,
     agent: &str,
     what: &str,
+    owed: Option<&str>,
 ) -> Result<coffer_api_types::agent::Agent, NotDone> {
     let config = &run.state.config;
     let info = crate::agents::get(run.state, agent, config.agent_unreachable_secs as i64)
@@ -112,6 +122,7 @@ fn available(
         )));
     }
     if info.unreachable {
+        owe(run, owed);
         return Err(unreachable(format!(
             "agent {agent} has not been in contact for more than {} s (last contact {}): {what} did not run",
             config.agent_unreachable_secs,
@@ -133,7 +144,7 @@ pub fn restore_on_agent(
     agent: &str,
     progress: &RestoreProgress,
 ) -> Result<RestoreSummary, NotDone> {
-    let info = available(run, agent, "the restore")?;
+    let info = available(run, agent, "the restore", None)?;
     let grant = grant_for(vault, point).map_err(|e| {
         NotDone::Failed(
             crate::alerts::classify(&e),
@@ -173,7 +184,7 @@ pub fn restore_on_agent(
             .store(c.bytes_written.load(Ordering::Relaxed), Ordering::Relaxed);
         progress.cancel.load(Ordering::Relaxed)
     };
-    let outcome = follow(run, agent, &counters, &mirror);
+    let outcome = follow(run, agent, None, &counters, &mirror);
     run.state.agent_hub.withdraw(run.job_id);
     match outcome?.0 {
         WorkDone::Restored { summary } => Ok(summary),
@@ -222,6 +233,17 @@ fn failed_on(agent: &str, code: Option<String>, message: String) -> NotDone {
     NotDone::Failed(cause, format!("on agent {agent}: {message}"))
 }
 
+fn owe(run: &OnAgent<'_>, item: Option<&str>) {
+    if let Some(item) = item {
+        if let Err(e) = crate::fleet::owe(run.state, item) {
+            (run.log)(
+                "warn",
+                &format!("cannot note the missed backup of {item}: {e}"),
+            );
+        }
+    }
+}
+
 fn unreachable(message: String) -> NotDone {
     NotDone::Failed(Cause::AgentUnreachable, message)
 }
@@ -234,6 +256,7 @@ type Ended = (WorkDone, Vec<(ObjectId, Manifest)>);
 fn follow(
     run: &OnAgent<'_>,
     agent: &str,
+    owed: Option<&str>,
     counters: &Counters,
     mirror: &dyn Fn(&Counters) -> bool,
 ) -> Result<Ended, NotDone> {
@@ -250,6 +273,7 @@ fn follow(
             Standing::Gone => return Err(NotDone::Cancelled),
             Standing::Unclaimed if cancelled => return Err(NotDone::Cancelled),
             Standing::Unclaimed if offered.elapsed().as_secs() >= config.agent_claim_secs => {
+                owe(run, owed);
                 return Err(unreachable(format!(
                     "agent {agent} did not take the job within {} s: it is not running, or cannot reach the service",
                     config.agent_claim_secs

@@ -60,10 +60,10 @@ pub fn read(state: &State, agent: &AgentIdentity, path: &str) -> Result<Vec<u8>>
 pub fn size(state: &State, agent: &AgentIdentity, path: &str) -> Result<Option<u64>> {
     let vault = vault_of(state, agent)?;
     match intake::readable(&agent.slot, path)? {
-        Readable::Point(id) => Ok(vault
-            .own_point_exists(&agent.slot, &id)?
-            .then_some(0)
-            .and_then(|_| vault.storage().size(path).ok().flatten())),
+        Readable::Point(id) if vault.own_point_exists(&agent.slot, &id)? => {
+            Ok(vault.storage().size(path)?)
+        }
+        Readable::Point(_) => Ok(None),
         Readable::OwnIndexFolder => Ok(None),
         _ => Ok(vault.storage().size(path)?),
     }
@@ -83,7 +83,8 @@ pub fn list(state: &State, agent: &AgentIdentity, prefix: &str) -> Result<Vec<Ob
 pub fn put_small(state: &State, agent: &AgentIdentity, path: &str, bytes: Vec<u8>) -> Result<()> {
     require_running_job(state, agent)?;
     let vault = vault_of(state, agent)?;
-    match intake::addable(&agent.slot, path)? {
+    let addable = intake::addable(&agent.slot, path)?;
+    match addable {
         Addable::Pack(_) => {
             return Err(Error::invalid(
                 "path",
@@ -101,10 +102,9 @@ pub fn put_small(state: &State, agent: &AgentIdentity, path: &str, bytes: Vec<u8
         }
         Addable::Marker => vault.accept_marker(&agent.slot, path, &bytes)?,
     }
-    if matches!(intake::addable(&agent.slot, path)?, Addable::Marker) {
-        vault.storage().put(path, bytes)?;
-    } else if vault.storage().size(path)?.is_none() {
-        // Content-named: one that exists holds these very bytes.
+    // A marker is rewritten by its owner; anything else is content-named,
+    // so one that exists holds these very bytes.
+    if addable == Addable::Marker || vault.storage().size(path)?.is_none() {
         vault.storage().put(path, bytes)?;
     }
     Ok(())

@@ -143,7 +143,20 @@ fn supported_version(version: &str) -> bool {
     matches!((parse(version), parse(OLDEST_AGENT_VERSION)), (Some(v), Some(oldest)) if v >= oldest)
 }
 
+/// The longest host name, OS description or version a host may report.
+const MAX_FACT: usize = 256;
+
+/// Checks what a host says of itself: bounded, and a supported version.
 pub fn check_version(host: &HostFacts) -> Result<()> {
+    if [&host.hostname, &host.os, &host.version]
+        .iter()
+        .any(|f| f.len() > MAX_FACT || f.chars().any(char::is_control))
+    {
+        return Err(Error::invalid(
+            "host",
+            format!("host facts are at most {MAX_FACT} characters, without control characters"),
+        ));
+    }
     if supported_version(&host.version) {
         return Ok(());
     }
@@ -326,13 +339,13 @@ pub fn list(state: &State, name: Option<&str>, unreachable_after: i64) -> Result
         rows
     };
     let now = now();
+    let all_items = state.items(None)?;
     let mut out = Vec::new();
     for (name, vault, enabled, host, address, registered, last_contact, slot) in rows {
-        let items: Vec<String> = state
-            .items(None)?
-            .into_iter()
+        let items: Vec<String> = all_items
+            .iter()
             .filter(|i| i.agent.as_deref() == Some(name.as_str()))
-            .map(|i| i.name)
+            .map(|i| i.name.clone())
             .collect();
         let last_success = last_success(state, &items)?;
         out.push(Agent {

@@ -113,13 +113,7 @@ fn run_backup(ctx: &JobContext<'_>, job: &Job, progress: &Arc<Progress>) -> Endi
             };
             let opts = BackupOptions::default();
             return crate::agent_jobs::back_up_on_agent(&run, &item, agent, &opts, progress)
-                .map_err(|e| match e {
-                    crate::agent_jobs::NotDone::Cancelled => {
-                        progress.cancel.store(true, Ordering::Relaxed);
-                        (Cause::GeneralFault, "cancelled".into())
-                    }
-                    crate::agent_jobs::NotDone::Failed(cause, message) => (cause, message),
-                });
+                .map_err(|e| e.into_failure(progress));
         }
         let vault = ctx.open_vault(&item.vault).map_err(engine_failure)?;
         let _ = jobs.log(

@@ -215,15 +215,8 @@ impl Member<'_> {
             log: self.log,
             job_id: self.job_id,
         };
-        crate::agent_jobs::back_up_on_agent(&run, item, agent, self.opts, self.progress).map_err(
-            |e| match e {
-                crate::agent_jobs::NotDone::Cancelled => {
-                    self.progress.cancel.store(true, Ordering::Relaxed);
-                    (Cause::GeneralFault, "cancelled".into())
-                }
-                crate::agent_jobs::NotDone::Failed(cause, message) => (cause, message),
-            },
-        )
+        crate::agent_jobs::back_up_on_agent(&run, item, agent, self.opts, self.progress)
+            .map_err(|e| e.into_failure(self.progress))
     }
 
     /// Stores the service's configuration with what happened to every item
