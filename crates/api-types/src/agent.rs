@@ -248,3 +248,56 @@ pub enum WorkDone {
     },
     Cancelled,
 }
+
+/// How fast agents' backups may send data into the service, as the MARS
+/// agent's throttling: one rate in work hours and one outside them, for
+/// each agent and for all agents together. Restores are never held back:
+/// whoever restores wants the data now.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct BandwidthLimits {
+    /// The days work hours apply on (`mon` … `sun`).
+    pub work_days: Vec<String>,
+    /// Work hours start (`HH:MM`, inclusive) …
+    pub work_start: String,
+    /// … and end (`HH:MM`, exclusive; after `work_start`).
+    pub work_end: String,
+    /// The IANA time zone the hours are read in.
+    pub time_zone: String,
+    /// What each agent may send.
+    pub per_agent: Rates,
+    /// What all agents together may send.
+    pub overall: Rates,
+    /// Agents with rates of their own instead of `per_agent`.
+    #[serde(default)]
+    pub agents: Vec<AgentRates>,
+}
+
+/// Bytes per second in and out of work hours; none is unlimited.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct Rates {
+    pub work_hours: Option<u64>,
+    pub other_hours: Option<u64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct AgentRates {
+    pub agent: String,
+    pub rates: Rates,
+}
+
+impl Default for BandwidthLimits {
+    /// Unlimited, with Monday to Friday 08:00–18:00 UTC as work hours.
+    fn default() -> Self {
+        BandwidthLimits {
+            work_days: ["mon", "tue", "wed", "thu", "fri"]
+                .map(String::from)
+                .to_vec(),
+            work_start: "08:00".into(),
+            work_end: "18:00".into(),
+            time_zone: "UTC".into(),
+            per_agent: Rates::default(),
+            overall: Rates::default(),
+            agents: Vec::new(),
+        }
+    }
+}

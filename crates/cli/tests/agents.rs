@@ -4,206 +4,19 @@
 //! their items up through the service's append-only store, and an attacker
 //! holding one agent's state directory.
 
+mod agent_harness;
 mod common;
 mod service_harness;
 
-use std::path::Path;
-use std::process::{Child, Command, Output, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 
+use agent_harness::*;
 use common::*;
 use service_harness::*;
-
-/// A running `coffer agent run`; killed on drop.
-struct AgentProcess {
-    child: Child,
-}
-
-impl AgentProcess {
-    fn start(state: &Path) -> AgentProcess {
-        let child = Command::new(BIN)
-            .args(["agent", "run", "--state-dir"])
-            .arg(state)
-            .env_remove("COFFER_SERVER")
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        AgentProcess { child }
-    }
-
-    /// Waits for the process to end by itself; its stderr.
-    fn wait_exit(mut self, within: Duration) -> String {
-        let started = Instant::now();
-        while started.elapsed() < within {
-            if self.child.try_wait().unwrap().is_some() {
-                let mut err = String::new();
-                use std::io::Read;
-                self.child
-                    .stderr
-                    .take()
-                    .unwrap()
-                    .read_to_string(&mut err)
-                    .unwrap();
-                return err;
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        panic!("the agent did not stop");
-    }
-}
-
-impl Drop for AgentProcess {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// A data directory whose service serves TLS with its own certificate,
-/// with `settings` besides.
-fn tls_data(dir: &Path, settings: &str) -> std::path::PathBuf {
-    let data = dir.join("data");
-    std::fs::create_dir_all(&data).unwrap();
-    std::fs::write(
-        data.join("coffer.toml"),
-        format!("tls_self_signed = true\n{settings}"),
-    )
-    .unwrap();
-    data
-}
-
-fn tls_service(dir: &Path) -> Server {
-    Server::start(&tls_data(
-        dir,
-        "agent_claim_secs = 10\nagent_silence_secs = 20\n",
-    ))
-}
-
-fn service_url(server: &Server) -> String {
-    server.origin()
-}
-
-fn coffer(args: &[&str], env: &[(&str, &str)]) -> Output {
-    Command::new(BIN)
-        .args(args)
-        .env_remove("COFFER_SERVER")
-        .env_remove("COFFER_TOKEN")
-        .envs(env.iter().copied())
-        .output()
-        .unwrap()
-}
-
-fn ok(out: Output) -> String {
-    assert!(
-        out.status.success(),
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-fn register(server: &Server, token: &str, name: &str, state: &Path) -> Output {
-    coffer(
-        &[
-            "agent",
-            "register",
-            "--server",
-            &service_url(server),
-            "--token",
-            token,
-            "--name",
-            name,
-            "--state-dir",
-            state.to_str().unwrap(),
-        ],
-        &[],
-    )
-}
-
-fn torture(args: &[&str]) -> String {
-    let out = Command::new("python3")
-        .arg(shared_dir().join("torture_tree.py"))
-        .args(args)
-        .output()
-        .unwrap();
-    let text = String::from_utf8_lossy(&out.stdout).into_owned();
-    assert!(
-        out.status.success(),
-        "{text}{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    text
-}
-
-/// What an attacker holding an agent's state directory can send.
-struct Intruder {
-    http: reqwest::blocking::Client,
-    base: String,
-    secret: String,
-}
-
-impl Intruder {
-    fn from_state(server: &Server, state: &Path) -> Intruder {
-        let identity: Value =
-            serde_json::from_slice(&std::fs::read(state.join("agent.json")).unwrap()).unwrap();
-        Intruder {
-            http: reqwest::blocking::Client::builder()
-                .danger_accept_invalid_certs(true)
-                .build()
-                .unwrap(),
-            base: server.base.clone(),
-            secret: identity["secret"].as_str().unwrap().to_string(),
-        }
-    }
-
-    fn send(
-        &self,
-        method: reqwest::Method,
-        path: &str,
-        body: Option<Vec<u8>>,
-    ) -> (StatusCode, String) {
-        let mut r = self
-            .http
-            .request(method, format!("{}{path}", self.base))
-            .bearer_auth(&self.secret);
-        if let Some(b) = body {
-            r = r.body(b);
-        }
-        let answer = r.send().unwrap();
-        (answer.status(), answer.text().unwrap())
-    }
-}
-
-fn slot_of(api: &Api, agent: &str) -> String {
-    api.get(&format!("/agents/{agent}"))["slot"]
-        .as_str()
-        .unwrap()
-        .to_string()
-}
-
-fn back_up(api: &Api, item: &str) -> Value {
-    let job = api.post(
-        &format!("/items/{item}/backup"),
-        json!({}),
-        StatusCode::ACCEPTED,
-    );
-    api.wait_job(job["id"].as_i64().unwrap())
-}
-
-fn restore(api: &Api, item: &str, point: &str, target: &Path) {
-    let job = api.post(
-        "/vaults/v/restore",
-        json!({"point": point, "item": item, "target": target.to_str().unwrap()}),
-        StatusCode::ACCEPTED,
-    );
-    let done = api.wait_job(job["id"].as_i64().unwrap());
-    assert_eq!(done["state"], "Succeeded", "{done}");
-}
 
 #[test]
 fn three_agents_back_up_their_hosts_through_the_service_and_cannot_touch_each_other() {
@@ -515,24 +328,6 @@ fn three_agents_back_up_their_hosts_through_the_service_and_cannot_touch_each_ot
     drop(agents);
 }
 
-fn small_tree(dir: &Path, seed: u8) {
-    for f in 0..12usize {
-        random_file(
-            &dir.join(format!("d{}/f{f}", f % 2)),
-            500 + f * 3001,
-            seed.wrapping_add(f as u8),
-        );
-    }
-}
-
-fn wait_for(what: &str, within: Duration, mut done: impl FnMut() -> bool) {
-    let started = Instant::now();
-    while !done() {
-        assert!(started.elapsed() < within, "{what}: not within {within:?}");
-        std::thread::sleep(Duration::from_millis(200));
-    }
-}
-
 #[test]
 fn a_set_spans_agents_and_a_host_that_is_down_makes_it_partial_then_catches_up() {
     let dir = scratch();
@@ -657,22 +452,6 @@ fn a_set_spans_agents_and_a_host_that_is_down_makes_it_partial_then_catches_up()
             .unwrap()
             .iter()
             .any(|a| a["cause"] == "agent_unreachable" && a["item"].is_null())
-    });
-}
-
-/// A port nobody listens on now, for a service that must come back on it.
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-fn wait_running_with_bytes(api: &Api, job: i64) {
-    wait_for("the backup under way", Duration::from_secs(60), || {
-        let j = api.get(&format!("/jobs/{job}"));
-        j["state"] == "Running" && j["progress"]["bytes_read"].as_u64().unwrap_or(0) > 0
     });
 }
 
@@ -809,6 +588,16 @@ fn a_recovered_service_keeps_its_agents_and_their_cross_host_set_point() {
         json!({"name": "both", "vault": "v", "items": ["files-east", "files-west"]}),
         StatusCode::CREATED,
     );
+    // Bandwidth limits are part of the configuration a set point keeps.
+    let limits = json!({
+        "work_days": ["mon", "fri"], "work_start": "07:30", "work_end": "19:00",
+        "time_zone": "Europe/Stockholm",
+        "per_agent": {"work_hours": 4 << 20, "other_hours": null},
+        "overall": {"work_hours": 20 << 20, "other_hours": 100 << 20},
+        "agents": [{"agent": "east", "rates": {"work_hours": 1 << 20, "other_hours": null}}],
+    });
+    let (status, _) = api.call("PUT", "/agents/bandwidth", Some(limits.clone()));
+    assert_eq!(status, StatusCode::OK);
     let job = api.post("/sets/both/backup", json!({}), StatusCode::ACCEPTED);
     let done = api.wait_job(job["id"].as_i64().unwrap());
     assert_eq!(done["state"], "Succeeded", "{done}");
@@ -861,6 +650,7 @@ fn a_recovered_service_keeps_its_agents_and_their_cross_host_set_point() {
     let api = server.admin();
     let listed = api.get("/agents");
     assert_eq!(listed.as_array().unwrap().len(), 2, "{listed}");
+    assert_eq!(api.get("/agents/bandwidth"), limits);
     wait_for(
         "the agents back in contact",
         Duration::from_secs(90),

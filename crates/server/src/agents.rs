@@ -470,7 +470,8 @@ pub fn remove(state: &State, name: &str) -> Result<()> {
         .db
         .conn()
         .execute("DELETE FROM agents WHERE name = ?1", [name])?;
-    Ok(())
+    // A later agent of the same name starts from the shared rates.
+    state.bandwidth.forget(&state.db, name)
 }
 
 /// An item may live on `agent` only when that agent writes to `vault`.

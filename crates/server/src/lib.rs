@@ -24,6 +24,7 @@ pub mod agents;
 pub mod alerts;
 pub mod api;
 pub mod auth;
+pub mod bandwidth;
 pub mod config;
 pub mod console;
 pub mod daemon;

@@ -174,6 +174,7 @@ pub fn export(
         scheduler_enabled: service.scheduler_enabled()?,
         sealed_secrets: Some(hex::encode(vault.seal_value(SECRETS_PURPOSE, &secrets))),
         agents,
+        agent_bandwidth: Some(service.bandwidth.limits()),
         tls: None,
     })
 }
@@ -447,6 +448,9 @@ pub fn import(
     let vaults: Vec<&str> = scope.vaults.iter().map(|v| v.name.as_str()).collect();
     let tls = export.tls.as_ref();
     crate::recovery_fleet::insert_agents(&tx, service, &export.agents, tls, &vaults, &mut notes)?;
+    let bandwidth = scope
+        .fresh
+        .then(|| crate::recovery_fleet::insert_bandwidth(&tx, export, &mut notes));
     if scope.fresh {
         // The same setting `State::set_scheduler_enabled` writes (this
         // wrote another key before, which nothing read).
@@ -464,6 +468,9 @@ pub fn import(
         )?;
     }
     tx.commit()?;
+    if let Some(limits) = bandwidth.transpose()?.flatten() {
+        service.bandwidth.adopt(limits)?;
+    }
     Ok(notes)
 }
 

@@ -109,3 +109,24 @@ pub(crate) fn insert_agents(
     }
     Ok(())
 }
+
+/// The bandwidth limits of a recovered service's export, written in the
+/// recovery's transaction; the caller applies them once it commits.
+/// Limits that no longer pass the checks are left out, with a note.
+pub(crate) fn insert_bandwidth(
+    tx: &rusqlite::Transaction<'_>,
+    export: &crate::recovery_format::ServiceExport,
+    notes: &mut Vec<String>,
+) -> Result<Option<coffer_api_types::agent::BandwidthLimits>> {
+    let Some(limits) = &export.agent_bandwidth else {
+        return Ok(None);
+    };
+    if let Err(e) = crate::bandwidth::Limits::check(limits.clone()) {
+        notes.push(format!(
+            "the agents' bandwidth limits were not recovered ({e}): set them again with `coffer agent bandwidth`"
+        ));
+        return Ok(None);
+    }
+    crate::bandwidth::store_in(tx, limits)?;
+    Ok(Some(limits.clone()))
+}

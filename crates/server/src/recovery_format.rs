@@ -84,6 +84,9 @@ pub struct ServiceExport {
     /// are sealed), so they reconnect after a recovery as they are.
     #[serde(default)]
     pub agents: Vec<AgentExport>,
+    /// Format 3: the bandwidth limits on agents' uploads (absent before).
+    #[serde(default)]
+    pub agent_bandwidth: Option<coffer_api_types::agent::BandwidthLimits>,
     /// Filled from `sealed_secrets` when read back; never stored in clear.
     #[serde(default, skip_serializing)]
     pub tls: Option<(String, String)>,

@@ -46,6 +46,8 @@ pub struct State {
     pub agent_hub: crate::agent_hub::AgentHub,
     /// Vaults kept open for agents' uploads.
     pub agent_vaults: crate::agent_hub::OpenVaults,
+    /// Bandwidth limits on agents' uploads.
+    pub bandwidth: crate::bandwidth::Throttle,
     /// SHA-256 of the TLS certificate served, for registration tokens.
     pub tls_fingerprint: Option<String>,
 }
@@ -72,6 +74,7 @@ impl State {
         }
         let secret = ServiceSecret::load_or_create(&config.data_dir)?;
         let db = Db::open(&config.db_path())?;
+        let bandwidth = crate::bandwidth::Throttle::load(&db)?;
         Ok(State {
             config,
             db,
@@ -79,6 +82,7 @@ impl State {
             policy_changes: Mutex::new(HashMap::new()),
             agent_hub: Default::default(),
             agent_vaults: Default::default(),
+            bandwidth,
             tls_fingerprint,
         })
     }

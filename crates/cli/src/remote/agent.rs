@@ -61,6 +61,9 @@ pub(super) enum AgentCmd {
     Remove {
         name: String,
     },
+    /// Show or change how fast agents' backups may send data, in and out
+    /// of work hours.
+    Bandwidth(super::bandwidth::BandwidthArgs),
 }
 
 #[derive(Subcommand)]
@@ -167,6 +170,7 @@ pub(super) fn run(client: &Client, json: bool, cmd: AgentCmd) -> Result<ExitCode
                 );
             });
         }
+        AgentCmd::Bandwidth(args) => super::bandwidth::run(client, json, args)?,
         AgentCmd::Enable { name } => change(client, json, &name, "enable")?,
         AgentCmd::Disable { name } => change(client, json, &name, "disable")?,
         AgentCmd::Rekey { name } => change(client, json, &name, "rekey")?,

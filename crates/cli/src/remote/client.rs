@@ -103,6 +103,15 @@ impl Client {
     ) -> Result<T> {
         self.typed(reqwest::Method::POST, path, Some(body))
     }
+
+    /// A PUT with a typed body and a typed answer.
+    pub(crate) fn put_as<T: DeserializeOwned>(
+        &self,
+        path: &str,
+        body: &impl Serialize,
+    ) -> Result<T> {
+        self.typed(reqwest::Method::PUT, path, Some(body))
+    }
 }
 
 /// A path segment, percent-encoded.

@@ -31,6 +31,7 @@ use coffer_api_types::vault::{KeyRequest, NewVault, VaultInfo, VaultWithKey};
 use crate::output::time_secs;
 
 mod agent;
+mod bandwidth;
 mod client;
 mod operations;
 mod policy;

@@ -269,6 +269,7 @@ async fn put_object(
                     "too large for an object other than a pack",
                 )));
             }
+            s.bandwidth.pass(&agent.name, piece.len()).await;
             bytes.extend_from_slice(&piece);
         }
         blocking(move || crate::agent_store::put_small(&s, &agent, &path, bytes)).await?;
@@ -278,7 +279,7 @@ async fn put_object(
     // body's pieces reach it through a channel of two, so a slow location
     // slows the agent down instead of filling memory.
     let (tx, mut rx) = tokio::sync::mpsc::channel::<bytes::Bytes>(2);
-    let service = s.clone();
+    let (service, name) = (s.clone(), agent.name.clone());
     let upload = tokio::task::spawn_blocking(move || {
         let mut upload = crate::agent_store::PackUpload::begin(&service, &agent, &path)?;
         while let Some(piece) = rx.blocking_recv() {
@@ -288,6 +289,8 @@ async fn put_object(
     });
     while let Some(piece) = stream.next().await {
         let piece = piece.map_err(|e| Error::invalid("body", e.to_string()))?;
+        // The next piece is read only once the limits allow this one.
+        s.bandwidth.pass(&name, piece.len()).await;
         if tx.send(piece).await.is_err() {
             // The upload stopped: its error is the answer.
             break;

@@ -8,7 +8,7 @@
 
 use super::*;
 use coffer_api_types::agent::{
-    Agent, CreatedRegistrationToken, NewRegistrationToken, RegistrationToken,
+    Agent, BandwidthLimits, CreatedRegistrationToken, NewRegistrationToken, RegistrationToken,
 };
 
 /// Creates a one-time registration token for a vault; its text is shown once.
@@ -134,4 +134,28 @@ pub(super) async fn delete_agent(
     p.require_admin()?;
     blocking(move || crate::agents::remove(&s, &name)).await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// The bandwidth limits on agents' uploads.
+#[utoipa::path(get, path = "/agents/bandwidth", tag = "agents",
+    responses((status = 200, body = BandwidthLimits), (status = 401, body = ErrorBody)))]
+pub(super) async fn get_bandwidth(
+    State(s): State<AppState>,
+    Caller(_caller): Caller,
+) -> ApiResult<Json<BandwidthLimits>> {
+    Ok(Json(s.bandwidth.limits()))
+}
+
+/// Sets the bandwidth limits on agents' uploads; they apply at once, to
+/// uploads already under way too.
+#[utoipa::path(put, path = "/agents/bandwidth", tag = "agents", request_body = BandwidthLimits,
+    responses((status = 200, body = BandwidthLimits), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
+pub(super) async fn set_bandwidth(
+    State(s): State<AppState>,
+    Caller(p): Caller,
+    Body(limits): Body<BandwidthLimits>,
+) -> ApiResult<Json<BandwidthLimits>> {
+    p.require_admin()?;
+    let set = blocking(move || s.bandwidth.set(&s.db, limits)).await?;
+    Ok(Json(set))
 }

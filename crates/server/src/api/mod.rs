@@ -478,6 +478,7 @@ pub fn routes() -> (axum::Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(list_agent_tokens, create_agent_token))
         .routes(routes!(delete_agent_token))
         .routes(routes!(list_agents))
+        .routes(routes!(get_bandwidth, set_bandwidth))
         .routes(routes!(get_agent, change_agent, delete_agent))
         .split_for_parts();
     api.info.title = "Coffer".into();
