@@ -175,3 +175,106 @@ fn agents_uploads_keep_to_their_own_and_the_overall_rate_and_follow_work_hours()
     assert_eq!(check["state"], "Succeeded", "{check}");
     assert_eq!(check["result"]["problems"], 0, "{check}");
 }
+
+/// Every object under `folder` of the vault at `vault`: (path in the
+/// vault, bytes), as an eavesdropper on the host would have seen them sent.
+fn captured(vault: &Path, folder: &str) -> Vec<(String, Vec<u8>)> {
+    let mut found = Vec::new();
+    let mut dirs = vec![vault.join(folder)];
+    while let Some(d) = dirs.pop() {
+        for e in std::fs::read_dir(&d).unwrap().flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                dirs.push(p);
+            } else {
+                let rel = p.strip_prefix(vault).unwrap().to_str().unwrap().to_string();
+                found.push((rel, std::fs::read(&p).unwrap()));
+            }
+        }
+    }
+    found
+}
+
+#[test]
+fn an_old_upload_replayed_by_an_intruder_is_refused_or_changes_nothing() {
+    let dir = scratch();
+    let server = tls_service(dir.path());
+    let api = server.admin();
+    let vault = dir.path().join("vault");
+    api.create_vault("v", &vault);
+    let mut running = Vec::new();
+    let src = agent_with_item(&server, &api, dir.path(), "host", &mut running);
+    random_file(&src.join("first"), 100 * KIB, 1);
+    let first = back_up(&api, "host");
+    assert_eq!(first["state"], "Succeeded", "{first}");
+    let old_point = first["result"]["point"].as_str().unwrap().to_string();
+
+    // What the intruder holds: the host's state directory, and what the
+    // host sent before.
+    let intruder = Intruder::from_state(&server, &dir.path().join("state-host"));
+    let slot = slot_of(&api, "host");
+    let (point_path, point_bytes) = captured(&vault, "points").remove(0);
+    assert!(point_path.ends_with(&old_point), "{point_path}");
+    let packs = captured(&vault, "packs");
+    let indexes = captured(&vault, &format!("index/{slot}"));
+    let put = |path: &str, bytes: &[u8]| {
+        intruder.send(
+            reqwest::Method::PUT,
+            &format!("/agent/objects/{path}"),
+            Some(bytes.to_vec()),
+        )
+    };
+
+    // Outside a job nothing is taken.
+    for (path, bytes) in [(&point_path, &point_bytes), (&packs[0].0, &packs[0].1)] {
+        let (status, body) = put(path, bytes);
+        assert_eq!(status, StatusCode::FORBIDDEN, "{path}: {body}");
+        assert!(body.contains("no job running"), "{body}");
+    }
+
+    // During a job of the host (held back to 128 KiB/s so the intruder
+    // has time, though what it sends counts against the same rate): the old point is refused as a replay; old packs and index
+    // files are content-named, so sending them again changes no byte.
+    api.call(
+        "PUT",
+        "/agents/bandwidth",
+        Some(json!({
+            "work_days": [], "work_start": "08:00", "work_end": "18:00", "time_zone": "UTC",
+            "per_agent": {"work_hours": null, "other_hours": null},
+            "overall": {"work_hours": null, "other_hours": null},
+            "agents": [{"agent": "host", "rates": {"work_hours": 128 * KIB, "other_hours": 128 * KIB}}],
+        })),
+    );
+    random_file(&src.join("second"), 1024 * KIB, 2);
+    let job = api.post("/items/host/backup", json!({}), StatusCode::ACCEPTED)["id"]
+        .as_i64()
+        .unwrap();
+    wait_running_with_bytes(&api, job);
+    let (status, body) = put(&point_path, &point_bytes);
+    assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
+    assert!(body.contains("replayed upload"), "{body}");
+    for (path, bytes) in packs.iter().chain(&indexes) {
+        let (status, body) = put(path, bytes);
+        assert!(status.is_success(), "{path}: {status} {body}");
+        assert_eq!(std::fs::read(vault.join(path)).unwrap(), *bytes, "{path}");
+    }
+    // A point made up from the old one does not hash to its name.
+    let mut forged = point_bytes.clone();
+    let last = forged.len() - 1;
+    forged[last] ^= 1;
+    let (status, body) = put(&point_path, &forged);
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+
+    // The job ends with a point of its own, and the vault is whole.
+    let done = api.wait_job(job);
+    assert_eq!(done["state"], "Succeeded", "{done}");
+    assert_ne!(done["result"]["point"], old_point.as_str(), "{done}");
+    assert_eq!(captured(&vault, "points").len(), 2);
+    let check = api.post(
+        "/vaults/v/check",
+        json!({"read_data_percent": 100}),
+        StatusCode::ACCEPTED,
+    );
+    let check = api.wait_job(check["id"].as_i64().unwrap());
+    assert_eq!(check["result"]["problems"], 0, "{check}");
+}

@@ -283,7 +283,17 @@ impl AgentHub {
 
     /// Records a point the service is about to store for `agent`: it must
     /// be of the item of the agent's running job.
-    pub fn accept_point(&self, agent: &str, id: ObjectId, manifest: &Manifest) -> Result<()> {
+    /// `stored` says the vault has this point already: then it is this
+    /// job's own point sent again (an answer lost on the way), or a replay
+    /// of an older one, which is refused, since the job would otherwise
+    /// count an old point as its own.
+    pub fn accept_point(
+        &self,
+        agent: &str,
+        id: ObjectId,
+        manifest: &Manifest,
+        stored: bool,
+    ) -> Result<()> {
         let mut inner = self.lock();
         let Some(remote) = inner
             .jobs
@@ -299,6 +309,15 @@ impl AgentHub {
             )));
         }
         remote.last_report = Instant::now();
+        if remote.accepted.iter().any(|(known, _)| *known == id) {
+            return Ok(());
+        }
+        if stored {
+            return Err(Error::Forbidden(format!(
+                "agent {agent} sent point {} again, which the vault has from before this job: a replayed upload is not a new backup",
+                &id.to_hex()[..16]
+            )));
+        }
         remote.accepted.push((id, manifest.clone()));
         Ok(())
     }

@@ -98,7 +98,10 @@ pub fn put_small(state: &State, agent: &AgentIdentity, path: &str, bytes: Vec<u8
         Addable::Point(id) => {
             content_named(path, &id, &bytes)?;
             let manifest = vault.accept_point(&agent.slot, path, &bytes)?;
-            state.agent_hub.accept_point(&agent.name, id, &manifest)?;
+            let stored = vault.storage().size(path)?.is_some();
+            state
+                .agent_hub
+                .accept_point(&agent.name, id, &manifest, stored)?;
         }
         Addable::Marker => vault.accept_marker(&agent.slot, path, &bytes)?,
     }
