@@ -3,6 +3,7 @@
 //! `coffer serve`. Every page visited is saved as a screenshot under
 //! `artifacts/console/` at the workspace root.
 
+mod agent_harness;
 mod common;
 mod service_harness;
 
@@ -991,5 +992,158 @@ fn an_unreachable_location_shows_its_alert_with_remediation() {
         .await;
         screenshot(&c, "dashboard-unreachable").await;
         c.close().await.unwrap();
+    });
+}
+
+/// The fleet journey: a registration token made in the console, the host
+/// registered with it (the real `coffer agent register` and `agent run`)
+/// and shown as it joins, an item added on it and backed up, the host
+/// stopped so the next backup fails with an alert, and one file restored
+/// onto the host from the point's page.
+#[test]
+fn a_host_joins_the_fleet_is_backed_up_fails_while_stopped_and_gets_a_file_back() {
+    let dir = scratch();
+    let data = dir.path().join("data");
+    std::fs::create_dir_all(&data).unwrap();
+    std::fs::write(
+        data.join("coffer.toml"),
+        "agent_unreachable_secs = 3\nagent_claim_secs = 10\n",
+    )
+    .unwrap();
+    let server = Server::start(&data);
+    let api = server.admin();
+    api.create_vault("v", &dir.path().join("vault"));
+    let src = dir.path().join("web1-src");
+    random_file(&src.join("etc/app.conf"), 5_000, 7);
+    random_file(&src.join("var/data.bin"), 200_000, 8);
+    let state = dir.path().join("web1-state");
+    let root = server.origin();
+    let driver = Driver::start();
+    runtime().block_on(async {
+        let c = browser(&driver, &dir.path().join("profile")).await;
+        log_in(&c, &root).await;
+
+        // A token for vault v, shown once with the command to run.
+        open(&c, &root, "#/fleet", "Fleet").await;
+        all_labelled(&c, "fleet").await;
+        choose(&c, "token-vault", "v").await;
+        click(&c, "#token-create").await;
+        wait_text(&c, "#token-command", "agent register --token").await;
+        screenshot(&c, "fleet-token").await;
+        let text = c
+            .execute(
+                "return document.querySelector('#token-text').textContent",
+                vec![],
+            )
+            .await
+            .unwrap();
+        let out = agent_harness::register(&server, text.as_str().unwrap(), "web1", &state);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let agent = agent_harness::AgentProcess::start(&state);
+        // The page follows the fleet: the host appears, in contact.
+        wait_text_for(&c, "tr[data-agent='web1'] .agent-status", "In contact", 40).await;
+        wait_text(&c, "tr[data-agent='web1']", env!("CARGO_PKG_VERSION")).await;
+        screenshot(&c, "fleet").await;
+
+        // An item on the host, backed up from the items page.
+        open(&c, &root, "#/items", "Items and sets").await;
+        fill(&c, "item-name", "web1-files").await;
+        choose(&c, "item-host", "web1").await;
+        fill(&c, "item-paths", src.to_str().unwrap()).await;
+        click(&c, "#item-add").await;
+        wait_text(&c, "#notice", "Item web1-files added").await;
+        click(&c, "button[data-item='web1-files']").await;
+        assert_eq!(job_ends(&c, 60).await, "Succeeded");
+
+        // The host stops: the next backup fails, with an alert that says
+        // what to do.
+        drop(agent);
+        let deadline = Instant::now() + Duration::from_secs(40);
+        while tokio::task::block_in_place(|| api.get("/agents/web1"))["unreachable"] != true {
+            assert!(Instant::now() < deadline, "web1 never became unreachable");
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        open(&c, &root, "#/items", "Items and sets").await;
+        click(&c, "button[data-item='web1-files']").await;
+        assert_eq!(job_ends(&c, 60).await, "Failed");
+        open(&c, &root, "#/alerts", "Alerts").await;
+        wait_text(&c, "main", "agent_unreachable").await;
+        wait_text(&c, "main", "web1").await;
+        screenshot(&c, "fleet-alert").await;
+        open(&c, &root, "#/fleet", "Fleet").await;
+        wait_text(&c, "tr[data-agent='web1'] .agent-status", "Unreachable").await;
+
+        // Back, and one file restored onto the host, elsewhere.
+        let _agent = agent_harness::AgentProcess::start(&state);
+        wait_text_for(&c, "tr[data-agent='web1'] .agent-status", "In contact", 40).await;
+        // The backup it missed runs once it is back; a restore waits for it.
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let jobs = tokio::task::block_in_place(|| api.get("/jobs?item=web1-files"));
+            // The retry of the failed run, brought forward, is that backup.
+            let caught_up = jobs.as_array().unwrap().iter().any(|j| {
+                (j["trigger"] == "missed" || j["trigger"] == "retry") && j["state"] == "Succeeded"
+            });
+            if caught_up {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the missed backup never ran: {jobs}"
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        let points = tokio::task::block_in_place(|| api.get("/vaults/v/points"));
+        let point = points
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["item"] == "web1-files")
+            .unwrap()["id"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        let conf = src.join("etc/app.conf");
+        let folder = src.join("etc");
+        open(
+            &c,
+            &root,
+            &format!("#/point/v/{point}?path={}", folder.display()),
+            "Recovery point of web1-files",
+        )
+        .await;
+        all_labelled(&c, "point on an agent").await;
+        click(&c, &format!("input.pick[value='{}']", conf.display())).await;
+        let restored = dir.path().join("restored-on-web1");
+        fill(&c, "restore-target", restored.to_str().unwrap()).await;
+        let host = c
+            .find(Locator::Id("restore-host"))
+            .await
+            .unwrap()
+            .prop("value")
+            .await
+            .unwrap();
+        assert_eq!(
+            host.as_deref(),
+            Some("web1"),
+            "the item's own host is chosen"
+        );
+        screenshot(&c, "fleet-restore").await;
+        click(&c, "#restore-start").await;
+        assert_eq!(job_ends(&c, 60).await, "Succeeded");
+        let back = common::under(&restored, &conf);
+        assert_eq!(std::fs::read(&back).unwrap(), std::fs::read(&conf).unwrap());
+        assert!(!common::under(&restored, &src.join("var")).exists());
+
+        // The dashboard shows the fleet: hosts, their items, last success.
+        open(&c, &root, "#/dashboard", "Dashboard").await;
+        let fleet = wait_text(&c, "section[aria-labelledby='fleet-title']", "web1-files").await;
+        assert!(fleet.contains("In contact"), "{fleet}");
+        show(&c, "#fleet-title").await;
+        screenshot(&c, "dashboard-fleet").await;
     });
 }

@@ -330,11 +330,12 @@ function scheduleCells(item, fill) {
 const unknown = (e) => h("span", { class: "hint", title: e.message }, "unknown: the vault cannot be read now");
 
 async function dashboardPage() {
-  const [vaults, items, alerts, jobs] = await Promise.all([
+  const [vaults, items, alerts, jobs, agents] = await Promise.all([
     api("GET", "/vaults"),
     api("GET", "/items"),
     api("GET", "/alerts?open=true"),
     api("GET", "/jobs?limit=10"),
+    api("GET", "/agents"),
   ]);
   put(main,
     h("h1", {}, "Dashboard"),
@@ -345,7 +346,7 @@ async function dashboardPage() {
           h("td", {}, size(v.usage_bytes)), h("td", {}, v.key_fingerprint))),
         "No vault yet: start with Enable backup.")),
     section("items-title", "Protected items",
-      table("Protected items", ["Item", "Kind", "Vault", "Last backup", "Status", "Next backup"],
+      table("Protected items", ["Item", "Kind", "Host", "Vault", "Last backup", "Status", "Next backup"],
         items.map((i) => {
           const [last, state, next] = [h("td", {}, "…"), h("td", {}, "…"), h("td", {}, "…")];
           scheduleCells(i, (s, e) => {
@@ -355,9 +356,10 @@ async function dashboardPage() {
             put(state, s.last_state || "never run");
             put(next, s.active ? when(s.next_run) : protectionText(s));
           });
-          return h("tr", {}, h("td", {}, i.name), h("td", {}, i.kind), h("td", {}, i.vault), last, state, next);
+          return h("tr", {}, h("td", {}, i.name), h("td", {}, i.kind), h("td", {}, i.agent || "this service"), h("td", {}, i.vault), last, state, next);
         }),
         "Nothing is protected yet.")),
+    agents.length ? section("fleet-title", "Fleet", agentsTable(agents, null)) : null,
     section("alerts-title", "Open alerts", alertsTable(alerts, false)),
     section("jobs-title", "Recent jobs", jobsTable(jobs)),
   );
@@ -630,7 +632,7 @@ async function vaultPage(name) {
 // ---- items and sets ---------------------------------------------------------
 
 async function itemsPage() {
-  const [items, sets, vaults] = await Promise.all([api("GET", "/items"), api("GET", "/sets"), api("GET", "/vaults")]);
+  const [items, sets, vaults, agents] = await Promise.all([api("GET", "/items"), api("GET", "/sets"), api("GET", "/vaults"), api("GET", "/agents")]);
   const policiesOf = {};
   const policies = (vault) => {
     policiesOf[vault] ||= api("GET", `/vaults/${enc(vault)}/policies`).catch(() => []);
@@ -676,7 +678,7 @@ async function itemsPage() {
       put(policy, names.map((n) => h("option", { value: n, selected: n === s.policy }, n)));
     });
     return h("tr", {},
-      h("td", {}, i.name), h("td", {}, i.kind), h("td", {}, i.vault),
+      h("td", {}, i.name), h("td", {}, i.kind), h("td", {}, i.agent || "this service"), h("td", {}, i.vault),
       h("td", {}, policy, " ", assign), last, next,
       h("td", { class: "actions" },
         h("button", { type: "button", "aria-label": `Back up ${i.name} now`, "data-item": i.name, class: "backup-now",
@@ -689,12 +691,13 @@ async function itemsPage() {
   const vaultNames = vaults.map((v) => v.name);
   const newName = input("item-name", { "data-field": "name", autocomplete: "off" });
   const newVault = select("item-vault", vaultNames, vaultNames[0], { "data-field": "vault" });
+  const newHost = select("item-host", [["", "This service's machine"], ...agents.map((a) => [a.name, `Agent ${a.name} (${a.host.hostname}, vault ${a.vault})`])], "", { "data-field": "agent" });
   const newKind = select("item-kind", [["directory", "Directory tree"], ["sqlite", "SQLite database"], ["command", "Output of a command"]], "directory");
   const newPaths = h("textarea", { id: "item-paths", rows: 3, "data-field": "paths", spellcheck: "false" });
   const newExcludes = h("textarea", { id: "item-excludes", rows: 2, "data-field": "excludes", spellcheck: "false" });
   const newCommand = input("item-command", { "data-field": "command", spellcheck: "false" });
   const addItem = h("form", { id: "item-form" },
-    field("Name", newName), field("Vault", newVault), field("Kind", newKind),
+    field("Name", newName), field("Vault", newVault), field("Host", newHost, "An agent's items are backed up on its host, into the vault it writes to."), field("Kind", newKind),
     field("Paths", newPaths, "Absolute paths, one per line."), field("Exclude", newExcludes, "Glob patterns, one per line."),
     field("Backup command", newCommand, "For a command item: its standard output is the backup."),
     h("p", {}, h("button", { type: "submit", id: "item-add" }, "Add item")));
@@ -706,6 +709,7 @@ async function itemsPage() {
         name: newName.value.trim(), vault: newVault.value, kind: k,
         paths: k === "command" ? [] : lines(newPaths.value), excludes: k === "directory" ? lines(newExcludes.value) : [],
         command: k === "command" ? { backup: newCommand.value } : undefined,
+        agent: newHost.value || undefined,
       });
       await reload();
       say(`Item ${newName.value.trim()} added.`);
@@ -733,7 +737,7 @@ async function itemsPage() {
   put(main,
     h("h1", {}, "Items and sets"),
     section("items-list", "Protected items",
-      table("Protected items", ["Item", "Kind", "Vault", "Policy", "Last backup", "Next backup", "Actions"], rows, "Nothing is protected yet.")),
+      table("Protected items", ["Item", "Kind", "Host", "Vault", "Policy", "Last backup", "Next backup", "Actions"], rows, "Nothing is protected yet.")),
     section("sets-list", "Infrastructure sets",
       table("Infrastructure sets", ["Set", "Vault", "Items", "Schedule", "Kept", "Actions"],
         sets.map((s) => h("tr", {},
@@ -947,10 +951,13 @@ function fileUrl(vault, point, path) {
 
 async function pointPage(vault, point, query) {
   const path = query.get("path") || "/";
-  const [listing, points] = await Promise.all([
+  const [listing, points, items, agents] = await Promise.all([
     api("GET", `/vaults/${enc(vault)}/points/${enc(point)}/entries?path=${enc(path)}`),
     api("GET", `/vaults/${enc(vault)}/points`),
+    api("GET", "/items"),
+    api("GET", "/agents"),
   ]);
+  const home = (items.find((i) => i.name === listing.item && i.vault === vault) || {}).agent || "";
   const summary = points.find((p) => p.id === listing.point) || { tags: [] };
   const kindTag = summary.tags.find((t) => t.startsWith("coffer:kind="));
   const isTree = !kindTag || kindTag === "coffer:kind=directory";
@@ -971,6 +978,7 @@ async function pointPage(vault, point, query) {
       : "")));
   const target = input("restore-target", { "data-field": "target", placeholder: "/srv/restored", spellcheck: "false" });
   const overwrite = h("input", { type: "checkbox", id: "restore-overwrite" });
+  const host = select("restore-host", [["", "This service's machine"], ...agents.map((a) => [a.name, `Agent ${a.name} (${a.host.hostname})${a.name === home ? ", where it came from" : ""}`])], home, { "data-field": "host" });
   const start = h("button", { type: "submit", id: "restore-start" }, "Restore");
   const form = h("form", { id: "restore-form", "aria-labelledby": "restore-title" },
     h("h2", { id: "restore-title" }, "Restore"),
@@ -981,6 +989,7 @@ async function pointPage(vault, point, query) {
       radio("restore-where", "restore-elsewhere", "elsewhere", "To another location (each path comes back under it)", true),
       radio("restore-where", "restore-original", "original", "To the original location, over what is there now", false),
       field("Target directory", target),
+      agents.length ? field("Host", host, "The machine the files are written on: an agent's host, or this service's.") : null,
     ] : null,
     h("div", { class: "choice" }, overwrite, h("label", { for: "restore-overwrite" }, "Replace existing files")),
     h("p", {}, start));
@@ -1000,6 +1009,7 @@ async function pointPage(vault, point, query) {
         point: listing.point, includes,
         target: !isTree ? "" : original ? "/" : target.value.trim(),
         overwrite: overwrite.checked,
+        host: isTree && host.value ? host.value : undefined,
       });
       go(`#/job/${j.id}`);
     });
@@ -1181,6 +1191,149 @@ async function notificationsPage(query) {
   refresh();
 }
 
+// ---- fleet: agents, registration tokens, bandwidth ---------------------------
+
+function agentState(a) {
+  if (a.state === "disabled") return h("span", { class: "bad" }, "Disabled");
+  if (a.unreachable) return h("span", { class: "bad" }, "Unreachable");
+  return h("span", { class: "ok" }, a.last_contact ? "In contact" : "Never in contact");
+}
+
+// The hosts and what they protect, for the fleet page and the dashboard.
+function agentsTable(agents, actions) {
+  return table("Agents", ["Agent", "Host", "Coffer", "Vault", "Status", "Last contact", "Items", "Last successful backup", actions ? "Actions" : null].filter(Boolean),
+    agents.map((a) => h("tr", { "data-agent": a.name },
+      h("td", {}, a.name),
+      h("td", {}, a.host.hostname, h("br"), h("span", { class: "hint" }, a.host.os), a.address ? h("br") : null, a.address ? h("span", { class: "hint" }, a.address) : null),
+      h("td", {}, a.host.version), h("td", {}, a.vault), h("td", { class: "agent-status" }, agentState(a)),
+      h("td", {}, when(a.last_contact)), h("td", {}, a.items.length ? a.items.join(", ") : "none"),
+      h("td", {}, when(a.last_success)),
+      actions ? h("td", { class: "actions" }, actions(a)) : null)),
+    "No agent is registered yet: create a registration token below and run coffer agent register on the host.");
+}
+
+const RATE_UNITS = [["K", 1 << 10], ["M", 1 << 20], ["G", 1 << 30]];
+function rateText(r) {
+  if (r === null || r === undefined) return "";
+  for (const [u, n] of [...RATE_UNITS].reverse()) if (r >= n && r % n === 0) return `${r / n}${u}`;
+  return String(r);
+}
+function parseRate(text, field) {
+  const t = text.trim();
+  if (!t || t.toLowerCase() === "unlimited") return null;
+  const m = /^(\d+(?:\.\d+)?)\s*([KMG]?)(?:i?B)?$/i.exec(t);
+  if (!m || Number(m[1]) <= 0) throw new ApiProblem(400, { error: { field, message: `"${t}" is not a rate`, hint: "write it like 512K, 4M or 1G (bytes per second), or leave it empty for no limit" } });
+  const unit = RATE_UNITS.find(([u]) => u === m[2].toUpperCase());
+  return Math.round(Number(m[1]) * (unit ? unit[1] : 1));
+}
+
+function bandwidthForm(limits, reload) {
+  const days = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"];
+  const rate = (id, value, label) => field(label, input(id, { value: rateText(value), "data-field": id, placeholder: "unlimited", spellcheck: "false" }));
+  const form = h("form", { id: "bandwidth-form" },
+    h("fieldset", {}, h("legend", {}, "Work days"),
+      days.map((d) => checkbox(`work-${d}`, d, limits.work_days.includes(d)))),
+    h("div", { class: "grid" },
+      field("Work hours start", input("work-start", { value: limits.work_start, "data-field": "work_start" })),
+      field("Work hours end", input("work-end", { value: limits.work_end, "data-field": "work_end" })),
+      field("Time zone", input("work-zone", { value: limits.time_zone, "data-field": "time_zone" })),
+      rate("per-agent-work", limits.per_agent.work_hours, "Each agent, in work hours"),
+      rate("per-agent-other", limits.per_agent.other_hours, "Each agent, other hours"),
+      h("span"),
+      rate("overall-work", limits.overall.work_hours, "All agents, in work hours"),
+      rate("overall-other", limits.overall.other_hours, "All agents, other hours")),
+    h("p", { class: "help" }, "Rates in bytes per second, like 512K, 4M or 1G; empty is unlimited. Restores are never held back."),
+    h("p", {}, h("button", { type: "submit", id: "bandwidth-save" }, "Save limits")));
+  form.addEventListener("submit", (ev) => {
+    ev.preventDefault();
+    act(main.querySelector("#bandwidth-save"), async () => {
+      const v = (id) => main.querySelector(`#${id}`).value;
+      await api("PUT", "/agents/bandwidth", {
+        ...limits,
+        work_days: days.filter((d) => main.querySelector(`#work-${d}`).checked),
+        work_start: v("work-start").trim(), work_end: v("work-end").trim(), time_zone: v("work-zone").trim(),
+        per_agent: { work_hours: parseRate(v("per-agent-work"), "per-agent-work"), other_hours: parseRate(v("per-agent-other"), "per-agent-other") },
+        overall: { work_hours: parseRate(v("overall-work"), "overall-work"), other_hours: parseRate(v("overall-other"), "overall-other") },
+      });
+      await reload();
+      say("Bandwidth limits saved; they apply to uploads under way too.");
+    });
+  });
+  return form;
+}
+
+async function fleetPage() {
+  const [agents, vaults, limits] = await Promise.all([api("GET", "/agents"), api("GET", "/vaults"), api("GET", "/agents/bandwidth")]);
+  // Tokens are an administrator's; others see the fleet only.
+  const tokens = await api("GET", "/agents/tokens").catch(() => null);
+  const reload = () => fleetPage();
+  const change = (a, action, label, done) => h("button", { type: "button", class: "secondary", "aria-label": `${label} agent ${a.name}`,
+    onclick: (ev) => act(ev.target, async () => {
+      await api("POST", `/agents/${enc(a.name)}`, { action });
+      await reload();
+      say(done);
+    }) }, label);
+  const actions = tokens === null ? null : (a) => [
+    a.state === "disabled" ? change(a, "enable", "Enable", `Agent ${a.name} enabled.`) : change(a, "disable", "Disable", `Agent ${a.name} disabled: everything it sends is refused.`), " ",
+    change(a, "rekey", "Re-key", `Agent ${a.name} gets a new secret at its next contact.`), " ",
+    h("button", { type: "button", class: "secondary", "aria-label": `Remove agent ${a.name}`, onclick: (ev) => act(ev.target, async () => {
+      const ok = await ask(`Remove agent ${a.name}?`, "Its credential is revoked in the vault and it is refused at once. Its points stay in the vault. Items that live on it must be removed first.", [["remove", "Remove agent", "danger"]]);
+      if (!ok) return;
+      await api("DELETE", `/agents/${enc(a.name)}`);
+      await reload();
+      say(`Agent ${a.name} removed; its credential is revoked.`);
+    }) }, "Remove")];
+
+  const vaultNames = vaults.map((v) => v.name);
+  const tokenVault = select("token-vault", vaultNames, vaultNames[0], { "data-field": "vault" });
+  const tokenHours = input("token-hours", { type: "number", min: 1, max: 720, value: "24", "data-field": "expires_in_secs" });
+  const made = h("div", { id: "token-made" });
+  const tokenForm = h("form", { id: "token-form" }, field("Vault the host writes to", tokenVault),
+    field("Valid for (hours)", tokenHours, "The token works once, until then."),
+    h("p", {}, h("button", { type: "submit", id: "token-create" }, "Create registration token")), made);
+  tokenForm.addEventListener("submit", (ev) => {
+    ev.preventDefault();
+    act(main.querySelector("#token-create"), async () => {
+      const t = await api("POST", "/agents/tokens", { vault: tokenVault.value, expires_in_secs: Math.round(Number(tokenHours.value) * 3600) || undefined });
+      put(made,
+        h("p", {}, "Shown once. On the host, run:"),
+        h("code", { class: "key", id: "token-command" }, `coffer --server ${location.origin} agent register --token '${t.text}'`),
+        h("p", { class: "help" }, "then start it with coffer agent run (or the coffer-agent systemd unit)."),
+        h("code", { class: "key", id: "token-text", hidden: true }, t.text));
+      say(`Registration token ${t.token.id} created for vault ${t.token.vault}.`);
+    });
+  });
+
+  put(main,
+    h("h1", {}, "Fleet"),
+    section("agents-title", "Agents", agentsTable(agents, actions)),
+    tokens === null ? null : section("tokens-title", "Registration tokens",
+      table("Registration tokens", ["Token", "Vault", "Created by", "Expires", "Used by", "Actions"],
+        tokens.map((t) => h("tr", {},
+          h("td", {}, String(t.id)), h("td", {}, t.vault), h("td", {}, t.created_by), h("td", {}, when(t.expires)),
+          h("td", {}, t.used_by || "unused"),
+          h("td", { class: "actions" }, t.used_by ? "" : h("button", { type: "button", class: "secondary", "aria-label": `Withdraw registration token ${t.id}`,
+            onclick: (ev) => act(ev.target, async () => {
+              await api("DELETE", `/agents/tokens/${t.id}`);
+              await reload();
+              say(`Registration token ${t.id} withdrawn.`);
+            }) }, "Withdraw")))),
+        "No registration token."),
+      tokenForm),
+    tokens === null ? null : section("bandwidth-title", "Upload bandwidth", bandwidthForm(limits, reload)),
+  );
+  // Hosts come and go: the status column follows without a reload.
+  poll(async () => {
+    const fresh = await api("GET", "/agents");
+    for (const a of fresh) {
+      const cell = main.querySelector(`tr[data-agent="${CSS.escape(a.name)}"] .agent-status`);
+      if (cell) put(cell, agentState(a));
+    }
+    if (fresh.length !== agents.length) await reload();
+    return fresh.length === agents.length;
+  }, 2000);
+}
+
 // ---- routing ---------------------------------------------------------------------
 
 const pages = {
@@ -1197,6 +1350,7 @@ const pages = {
   alerts: alertsPage,
   users: usersPage,
   notifications: notificationsPage,
+  fleet: fleetPage,
 };
 
 // "#/point/v/abc?path=/etc" → ["point", ["v", "abc"], {path: "/etc"}].

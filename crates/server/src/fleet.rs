@@ -57,22 +57,24 @@ pub fn tick(state: &State, jobs: &Jobs) -> Result<Vec<i64>> {
             if state.db.setting(&key)?.is_none() {
                 continue;
             }
-            match jobs.enqueue_backup(state, item, "missed", None, 1, 0) {
-                Ok(job) => {
-                    let _ = jobs.log(
-                        &state.db,
-                        job.id,
-                        "info",
-                        &format!(
-                            "agent {} is back in contact: running the backup it missed",
-                            a.name
-                        ),
-                    );
-                    queued.push(job.id);
-                    state.db.delete_setting(&key)?;
-                }
-                Err(crate::error::Error::Conflict(_)) => {}
+            let job = match jobs.enqueue_backup(state, item, "missed", None, 1, 0) {
+                Ok(job) => Some(job.id),
+                // A retry of the failed run is waiting: it runs now instead.
+                Err(crate::error::Error::Conflict(_)) => jobs.hurry_retry(state, item)?,
                 Err(e) => return Err(e),
+            };
+            if let Some(id) = job {
+                let _ = jobs.log(
+                    &state.db,
+                    id,
+                    "info",
+                    &format!(
+                        "agent {} is back in contact: running the backup it missed",
+                        a.name
+                    ),
+                );
+                queued.push(id);
+                state.db.delete_setting(&key)?;
             }
         }
     }

@@ -165,6 +165,25 @@ impl Jobs {
         )
     }
 
+    /// Brings a queued retry of `item`'s backup forward to now (its agent
+    /// is back, so waiting out the backoff helps nobody); its id.
+    pub fn hurry_retry(&self, state: &State, item: &str) -> Result<Option<i64>> {
+        let id: Option<i64> = state
+            .db
+            .conn()
+            .query_row(
+                "UPDATE jobs SET not_before = ?2 WHERE item = ?1 AND kind = 'backup'
+                 AND state = 'Queued' AND trigger = 'retry' AND not_before > ?2 RETURNING id",
+                params![item, now()],
+                |r| r.get(0),
+            )
+            .optional()?;
+        if id.is_some() {
+            self.wake.notify_one();
+        }
+        Ok(id)
+    }
+
     /// Queues a job. Jobs of an item exclude each other, and so do prunes
     /// (or checks) of one vault. A set's drill only reads the vault: it
     /// queues behind the set's backup instead of being refused (the
