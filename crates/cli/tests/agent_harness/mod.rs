@@ -21,7 +21,13 @@ pub struct AgentProcess {
 
 impl AgentProcess {
     pub fn start(state: &Path) -> AgentProcess {
-        let child = Command::new(BIN)
+        Self::start_with(Command::new(BIN), state)
+    }
+
+    /// `coffer agent run` through `command` (BIN itself, or BIN run
+    /// inside a network namespace).
+    pub fn start_with(mut command: Command, state: &Path) -> AgentProcess {
+        let child = command
             .args(["agent", "run", "--state-dir"])
             .arg(state)
             .env_remove("COFFER_SERVER")
@@ -234,4 +240,125 @@ pub fn wait_running_with_bytes(api: &Api, job: i64) {
         let j = api.get(&format!("/jobs/{job}"));
         j["state"] == "Running" && j["progress"]["bytes_read"].as_u64().unwrap_or(0) > 0
     });
+}
+
+/// Network namespaces made for one test: the service's, and one per
+/// agent, each joined to the service's by a veth link of its own (link 0
+/// joins this, the test's, namespace). Link `k` is `10.S.k.0/30`: the
+/// service's end `.1`, the other `.2`. Removed on drop, with the links.
+pub struct Fabric {
+    prefix: String,
+    subnet: u8,
+    agents: usize,
+}
+
+fn ip(args: &[&str]) {
+    let out = Command::new("ip").args(args).output().unwrap();
+    assert!(
+        out.status.success(),
+        "ip {}: {} (network namespaces need root and iproute2)",
+        args.join(" "),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+impl Fabric {
+    pub fn new(agents: usize) -> Fabric {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.subsec_nanos())
+            .unwrap_or(0);
+        let salt = std::process::id() ^ nanos.rotate_left(11) ^ nanos;
+        let fabric = Fabric {
+            prefix: format!("cf{:04x}", salt & 0xffff),
+            subnet: 100 + (salt % 150) as u8,
+            agents,
+        };
+        ip(&["netns", "add", &fabric.service_ns()]);
+        for k in 0..=agents {
+            fabric.link(k);
+        }
+        fabric
+    }
+
+    fn link(&self, k: usize) {
+        let (ours, theirs) = (
+            format!("{}s{k}", self.prefix),
+            format!("{}p{k}", self.prefix),
+        );
+        ip(&[
+            "link", "add", &ours, "type", "veth", "peer", "name", &theirs,
+        ]);
+        ip(&["link", "set", &ours, "netns", &self.service_ns()]);
+        let exec = |ns: &str, args: &[&str]| {
+            let mut all = vec!["netns", "exec", ns, "ip"];
+            all.extend_from_slice(args);
+            ip(&all);
+        };
+        let svc = self.service_ns();
+        exec(
+            &svc,
+            &[
+                "addr",
+                "add",
+                &format!("{}/30", self.service_addr(k)),
+                "dev",
+                &ours,
+            ],
+        );
+        exec(&svc, &["link", "set", &ours, "up"]);
+        exec(&svc, &["link", "set", "lo", "up"]);
+        let peer_addr = format!("10.{}.{k}.2/30", self.subnet);
+        if k == 0 {
+            ip(&["addr", "add", &peer_addr, "dev", &theirs]);
+            ip(&["link", "set", &theirs, "up"]);
+        } else {
+            let ns = self.agent_ns(k);
+            ip(&["netns", "add", &ns]);
+            ip(&["link", "set", &theirs, "netns", &ns]);
+            exec(&ns, &["addr", "add", &peer_addr, "dev", &theirs]);
+            exec(&ns, &["link", "set", &theirs, "up"]);
+            exec(&ns, &["link", "set", "lo", "up"]);
+        }
+    }
+
+    pub fn service_ns(&self) -> String {
+        format!("{}-svc", self.prefix)
+    }
+
+    /// Agent `k`'s namespace, 1-based.
+    pub fn agent_ns(&self, k: usize) -> String {
+        format!("{}-a{k}", self.prefix)
+    }
+
+    /// The service's address on link `k`.
+    pub fn service_addr(&self, k: usize) -> String {
+        format!("10.{}.{k}.1", self.subnet)
+    }
+
+    /// Agent `k`'s address.
+    pub fn agent_addr(&self, k: usize) -> String {
+        format!("10.{}.{k}.2", self.subnet)
+    }
+
+    /// A command run inside agent `k`'s namespace.
+    pub fn in_agent(&self, k: usize, program: &str) -> Command {
+        let mut c = Command::new("ip");
+        c.args(["netns", "exec", &self.agent_ns(k), program]);
+        c
+    }
+}
+
+impl Drop for Fabric {
+    fn drop(&mut self) {
+        // Deleting a namespace deletes its links, and so their peers.
+        for k in 1..=self.agents {
+            let _ = Command::new("ip")
+                .args(["netns", "del", &self.agent_ns(k)])
+                .output();
+        }
+        let _ = Command::new("ip")
+            .args(["netns", "del", &self.service_ns()])
+            .output();
+    }
 }

@@ -36,7 +36,22 @@ impl Server {
     /// A service on a given address (one that restarts where its agents
     /// expect it).
     pub fn start_on(data: &Path, listen: &str, extra: &[(&str, &str)]) -> Server {
-        let mut child = Command::new(BIN)
+        Self::spawn(Command::new(BIN), data, listen, extra)
+    }
+
+    /// A service inside network namespace `netns`, listening on all of its
+    /// addresses; the test reaches it at `reach_at`, an address of that
+    /// namespace on a link to this one.
+    pub fn start_in_netns(netns: &str, data: &Path, reach_at: &str) -> Server {
+        let mut command = Command::new("ip");
+        command.args(["netns", "exec", netns, BIN]);
+        let mut server = Self::spawn(command, data, "0.0.0.0:0", &[]);
+        server.base = server.base.replace("0.0.0.0", reach_at);
+        server
+    }
+
+    fn spawn(mut command: Command, data: &Path, listen: &str, extra: &[(&str, &str)]) -> Server {
+        let mut child = command
             .args(["serve", "--listen", listen, "--data-dir"])
             .arg(data)
             .env_clear()
