@@ -5,6 +5,13 @@
 //! rules (confinement under the target, metadata, sparse files, hard
 //! links).
 
+use std::sync::atomic::Ordering;
+use std::sync::{mpsc, Arc};
+
+use coffer_api_types::agent::WorkDone;
+use coffer_api_types::error::ErrorCode;
+use coffer_engine::restore::RestoreProgress;
+use coffer_sources::{Destination, ItemDef, PointStreams};
 use rayon::prelude::*;
 
 use coffer_engine::restore::{Source, Targets};
@@ -12,6 +19,86 @@ use coffer_engine::tree::Tree;
 use coffer_engine::ChunkId;
 
 use crate::client::Client;
+use crate::run::{Counted, Reporter};
+
+/// A database or command point to put back through its item's kind.
+pub struct ItemRestore<'a> {
+    pub point: &'a str,
+    pub tree: &'a str,
+    pub paths: Vec<String>,
+    pub item: &'a coffer_api_types::item::Item,
+    /// Empty: where the item says (its database, its restore command).
+    pub target: String,
+    pub overwrite: bool,
+}
+
+/// Restores a database or command point on this host through its item's
+/// kind, reading the point's stream through the service. An item whose
+/// restore runs programs the service names (a command item's restore
+/// command, PostgreSQL tools from a directory) runs only on a host
+/// registered with `--allow-commands`, as its backups do.
+pub fn restore_item(
+    client: &Client,
+    allow_commands: bool,
+    job: i64,
+    r: ItemRestore<'_>,
+) -> WorkDone {
+    let progress = Arc::new(RestoreProgress::default());
+    let (log, lines) = mpsc::channel();
+    let reporter = Reporter::start(
+        client.clone(),
+        job,
+        Counted::Restore(progress.clone()),
+        lines,
+    );
+    let outcome = (|| -> crate::Result<String> {
+        let root = ChunkId::parse(r.tree)
+            .ok_or_else(|| failed(format!("{:?} is not a tree id", r.tree)))?;
+        let def = ItemDef::of_item(r.item)?;
+        let to = Destination {
+            target: (!r.target.is_empty()).then(|| r.target.into()),
+            overwrite: r.overwrite,
+            postgresql_connection: None,
+        };
+        if def.restore_runs_commands(&to) && !allow_commands {
+            return Err(crate::Error::Refused {
+                code: ErrorCode::Forbidden,
+                message: format!(
+                    "restoring item {} runs programs the service names, and this host does not allow that: register it with --allow-commands, or restore the point as a file under a target",
+                    r.item.name
+                ),
+            });
+        }
+        let _ = log.send((
+            "info".to_string(),
+            format!(
+                "putting point {} of {} item {} back",
+                &r.point[..r.point.len().min(12)],
+                r.item.kind,
+                r.item.name
+            ),
+        ));
+        let source = ServiceSource {
+            client: client.clone(),
+            job,
+        };
+        let paths = r.paths.into_iter().map(String::into_bytes).collect();
+        let streams = PointStreams::new(&source, root, paths, r.point.to_string());
+        Ok(coffer_sources::restore_streams(
+            &streams, &def, &to, &progress,
+        )?)
+    })();
+    drop(log);
+    reporter.finish();
+    match outcome {
+        Ok(message) => WorkDone::RestoredItem { message },
+        Err(_) if progress.cancel.load(Ordering::Relaxed) => WorkDone::Cancelled,
+        Err(e) => WorkDone::Failed {
+            code: Some(e.code().api_code().to_string()),
+            message: e.to_string(),
+        },
+    }
+}
 
 /// Chunks asked for in one request (each at most 4 MiB).
 const PER_REQUEST: usize = 16;
@@ -34,6 +121,21 @@ impl Source for ServiceSource {
             .map_err(|e| failed(e.to_string()))?;
         Tree::decode(&bytes)
             .ok_or_else(|| failed(format!("tree {id}: the service sent something else")))
+    }
+
+    fn chunk(&self, id: &ChunkId) -> coffer_engine::Result<Vec<u8>> {
+        let bytes = self
+            .client
+            .post_bytes(
+                &format!("/agent/restore/{}/chunks", self.job),
+                &[id.to_hex()],
+            )
+            .map_err(|e| failed(e.to_string()))?;
+        match frames(&bytes, 1).map_err(failed)?.pop() {
+            Some(Ok(plain)) => Ok(plain.to_vec()),
+            Some(Err(why)) => Err(failed(format!("chunk {}: {why}", &id.to_hex()[..16]))),
+            None => Err(failed("the service's answer ended early".into())),
+        }
     }
 
     fn deliver(

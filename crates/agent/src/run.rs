@@ -203,9 +203,32 @@ impl Agent {
             Task::Restore {
                 point,
                 tree,
+                item: Some(item),
+                paths,
+                target,
+                overwrite,
+                ..
+            } => crate::restore::restore_item(
+                &self.client,
+                self.identity.allow_commands,
+                job,
+                crate::restore::ItemRestore {
+                    point: &point,
+                    tree: &tree,
+                    paths,
+                    item: &item,
+                    target,
+                    overwrite,
+                },
+            ),
+            Task::Restore {
+                point,
+                tree,
+                item: None,
                 target,
                 includes,
                 overwrite,
+                ..
             } => self.restore(job, &point, &tree, target, includes, overwrite),
         };
         // The end must arrive: a committed point is the job's result.
@@ -383,7 +406,7 @@ fn path_errors(list: &[(PathBuf, String)]) -> Vec<coffer_api_types::PathError> {
 }
 
 /// The counters a job keeps: a backup's or a restore's.
-enum Counted {
+pub(crate) enum Counted {
     Backup(Arc<Progress>),
     Restore(Arc<coffer_engine::restore::RestoreProgress>),
 }
@@ -420,13 +443,13 @@ impl Counted {
 
 /// Sends a job's counters and log lines every two seconds, and sets the
 /// cancel flag when the service says so.
-struct Reporter {
+pub(crate) struct Reporter {
     done: Arc<AtomicBool>,
     thread: Option<std::thread::JoinHandle<()>>,
 }
 
 impl Reporter {
-    fn start(
+    pub(crate) fn start(
         client: Client,
         job: i64,
         progress: Counted,
@@ -456,7 +479,7 @@ impl Reporter {
     }
 
     /// Sends the last report and stops.
-    fn finish(mut self) {
+    pub(crate) fn finish(mut self) {
         self.done.store(true, Ordering::SeqCst);
         if let Some(t) = self.thread.take() {
             t.thread().unpark();

@@ -188,12 +188,20 @@ pub enum Task {
     },
     /// Write a point's file tree (or the parts `includes` name) under
     /// `target` on the agent's host; trees and chunks come from the
-    /// service (`/agent/restore/{job}/…`).
+    /// service (`/agent/restore/{job}/…`). A database or command point is
+    /// put back through its `item`'s kind instead, where the item says
+    /// (or as a file under `target`, when one is given).
     Restore {
         /// The point's id (hex).
         point: String,
         /// Its root tree's id (hex).
         tree: String,
+        /// The item a database or command point is restored through.
+        #[serde(default)]
+        item: Option<Box<Item>>,
+        /// The point's recorded paths (its one stream, for such items).
+        #[serde(default)]
+        paths: Vec<String>,
         target: String,
         #[serde(default)]
         includes: Vec<String>,
@@ -238,6 +246,11 @@ pub enum WorkDone {
     /// A restore ended; its summary (damaged files and problems listed).
     Restored {
         summary: RestoreSummary,
+    },
+    /// A database or command point was put back through its item's kind:
+    /// what was done, in one line.
+    RestoredItem {
+        message: String,
     },
     /// Nothing was committed.
     Failed {

@@ -470,7 +470,12 @@ impl Visitor for Creator<'_> {
 /// Restores `point` (or the included parts of it) under `opts.target`.
 /// Finds the entry at `path` (absolute, as backed up) in a point.
 pub fn find_node(vault: &Vault, index: &Index, point: &Point, path: &Path) -> Result<Node> {
-    let mut tree_id = point.manifest.tree;
+    find_node_in(&VaultSource { vault, index }, &point.manifest.tree, path)
+}
+
+/// The node at `path` under the root tree `root`, read through `source`.
+pub fn find_node_in(source: &dyn Source, root: &ChunkId, path: &Path) -> Result<Node> {
+    let mut tree_id = *root;
     let mut found: Option<Node> = None;
     let not_found = || Error::Invalid(format!("{} is not in the point", path.display()));
     for component in path.components() {
@@ -485,7 +490,7 @@ pub fn find_node(vault: &Vault, index: &Index, point: &Point, path: &Path) -> Re
                 _ => return Err(not_found()),
             }
         }
-        let tree = vault.read_tree(index, &tree_id)?;
+        let tree = source.tree(&tree_id)?;
         found = Some(tree.find(name).cloned().ok_or_else(not_found)?);
     }
     found.ok_or_else(not_found)
@@ -502,8 +507,26 @@ pub fn read_file(
     out: &mut dyn std::io::Write,
 ) -> Result<u64> {
     let index = vault.load_index()?;
-    let node = find_node(vault, &index, point, path)?;
-    read_node(vault, &index, &node, path, out)
+    read_file_from(
+        &VaultSource {
+            vault,
+            index: &index,
+        },
+        &point.manifest.tree,
+        path,
+        out,
+    )
+}
+
+/// [`read_file`] through any [`Source`], from the root tree `root`.
+pub fn read_file_from(
+    source: &dyn Source,
+    root: &ChunkId,
+    path: &Path,
+    out: &mut dyn std::io::Write,
+) -> Result<u64> {
+    let node = find_node_in(source, root, path)?;
+    read_node_from(source, &node, path, out)
 }
 
 /// [`read_file`] for a node already found with [`find_node`] (`path` is
@@ -512,6 +535,15 @@ pub fn read_file(
 pub fn read_node(
     vault: &Vault,
     index: &Index,
+    node: &Node,
+    path: &Path,
+    out: &mut dyn std::io::Write,
+) -> Result<u64> {
+    read_node_from(&VaultSource { vault, index }, node, path, out)
+}
+
+fn read_node_from(
+    source: &dyn Source,
     node: &Node,
     path: &Path,
     out: &mut dyn std::io::Write,
@@ -546,7 +578,7 @@ pub fn read_node(
     for extent in extents {
         fill(extent.offset, &mut at, out)?;
         for chunk in &extent.chunks {
-            let data = vault.read_blob(index, &chunk.id)?;
+            let data = source.chunk(&chunk.id)?;
             out.write_all(&data).map_err(write_err)?;
             at += data.len() as u64;
         }

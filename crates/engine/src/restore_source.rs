@@ -33,6 +33,10 @@ pub trait Source: Sync {
     /// A directory of the point.
     fn tree(&self, id: &ChunkId) -> Result<Tree>;
 
+    /// One chunk's plaintext, for reading a file from start to end (a
+    /// stream piped into an item's restore, a download).
+    fn chunk(&self, id: &ChunkId) -> Result<Vec<u8>>;
+
     /// Reads each wanted chunk and hands its plaintext, or why it could
     /// not be read, to `deliver` with the places that need it. May run
     /// `deliver` on `workers`' threads, several at once.
@@ -53,6 +57,10 @@ pub struct VaultSource<'a> {
 impl Source for VaultSource<'_> {
     fn tree(&self, id: &ChunkId) -> Result<Tree> {
         self.vault.read_tree(self.index, id)
+    }
+
+    fn chunk(&self, id: &ChunkId) -> Result<Vec<u8>> {
+        self.vault.read_blob(self.index, id)
     }
 
     fn deliver(

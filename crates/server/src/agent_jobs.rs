@@ -136,14 +136,24 @@ fn available(
 
 /// Restores `point` (a file tree) onto `agent`'s host: the agent reads the
 /// point's trees and chunks through the service, which serves only those.
+/// What a restore on an agent did: a file tree's summary, or what a
+/// database or command item's restore did, in one line.
+pub enum AgentRestored {
+    Tree(RestoreSummary),
+    Item(String),
+}
+
+/// `kind_item` is the item a database or command point is put back
+/// through (the agent runs its kind's restore); none for a file tree.
 pub fn restore_on_agent(
     run: &OnAgent<'_>,
     vault: Vault,
     point: &Point,
     params: &RestoreParams,
     agent: &str,
+    kind_item: Option<&Item>,
     progress: &RestoreProgress,
-) -> Result<RestoreSummary, NotDone> {
+) -> Result<AgentRestored, NotDone> {
     let info = available(run, agent, "the restore", None)?;
     let grant = grant_for(vault, point).map_err(|e| {
         NotDone::Failed(
@@ -166,6 +176,13 @@ pub fn restore_on_agent(
         task: Task::Restore {
             point: point.id.to_hex(),
             tree: point.manifest.tree.to_hex(),
+            item: kind_item.map(|i| Box::new(i.clone())),
+            paths: point
+                .manifest
+                .paths
+                .iter()
+                .map(|p| String::from_utf8_lossy(p).into_owned())
+                .collect(),
             target: params.target.clone(),
             includes: params.includes.clone(),
             overwrite: params.overwrite,
@@ -187,7 +204,14 @@ pub fn restore_on_agent(
     let outcome = follow(run, agent, None, &counters, &mirror);
     run.state.agent_hub.withdraw(run.job_id);
     match outcome?.0 {
-        WorkDone::Restored { summary } => Ok(summary),
+        WorkDone::Restored { summary } if kind_item.is_none() => Ok(AgentRestored::Tree(summary)),
+        WorkDone::RestoredItem { message } if kind_item.is_some() => {
+            Ok(AgentRestored::Item(message))
+        }
+        WorkDone::Restored { .. } | WorkDone::RestoredItem { .. } => Err(NotDone::Failed(
+            Cause::GeneralFault,
+            format!("agent {agent} restored the point another way than the service asked"),
+        )),
         WorkDone::Cancelled => Err(NotDone::Cancelled),
         WorkDone::Failed { code, message } => Err(failed_on(agent, code, message)),
         WorkDone::BackedUp { .. } => Err(NotDone::Failed(
@@ -301,7 +325,7 @@ fn ended(
     match done {
         WorkDone::Cancelled => Err(NotDone::Cancelled),
         WorkDone::Failed { code, message } => Err(failed_on(agent, code, message)),
-        WorkDone::Restored { .. } => Err(NotDone::Failed(
+        WorkDone::Restored { .. } | WorkDone::RestoredItem { .. } => Err(NotDone::Failed(
             Cause::GeneralFault,
             format!("agent {agent} answered a backup with a restore"),
         )),

@@ -431,7 +431,9 @@ fn run_restore(ctx: &JobContext<'_>, job: &Job, progress: &Arc<RestoreProgress>)
     }
 }
 
-/// A file tree restored onto a registered agent's host.
+/// A point restored onto a registered agent's host: a file tree by the
+/// engine's restore there, a database or command point through its item's
+/// kind there.
 fn restore_onto_agent(
     ctx: &JobContext<'_>,
     job: &Job,
@@ -449,8 +451,32 @@ fn restore_onto_agent(
         log: &log,
         job_id: job.id,
     };
-    match crate::agent_jobs::restore_on_agent(&run, vault, point, params, host, progress) {
-        Ok(summary) => {
+    let kind_item = match coffer_sources::kind_of(point) {
+        Some(kind) if kind != coffer_sources::Kind::Directory => match kind_item(ctx, job, point) {
+            Ok(item) => Some(item),
+            Err((cause, message)) => return failed(cause, message),
+        },
+        _ => None,
+    };
+    let restored = crate::agent_jobs::restore_on_agent(
+        &run,
+        vault,
+        point,
+        params,
+        host,
+        kind_item.as_ref(),
+        progress,
+    );
+    match restored {
+        Ok(crate::agent_jobs::AgentRestored::Item(message)) => {
+            log("info", &format!("on agent {host}: {message}"));
+            Ending {
+                state: JobState::Succeeded,
+                result: to_json(&ItemRestoreResult { message }),
+                failure: None,
+            }
+        }
+        Ok(crate::agent_jobs::AgentRestored::Tree(summary)) => {
             for e in summary.damaged.iter().chain(&summary.problems).take(100) {
                 log("warn", &format!("{}: {}", e.path, e.error));
             }
@@ -480,6 +506,47 @@ fn restore_onto_agent(
     }
 }
 
+/// The item a database or command point is put back through: this vault's
+/// own item of that name, of the point's kind.
+fn kind_item(
+    ctx: &JobContext<'_>,
+    job: &Job,
+    point: &coffer_engine::Point,
+) -> std::result::Result<crate::state::Item, (Cause, String)> {
+    let vault_name = job.vault.as_deref().unwrap_or_default();
+    let not_here = || {
+        (
+            Cause::GeneralFault,
+            format!(
+                "item {} is not configured in vault {vault_name}, so its point cannot be restored through it: recover it with `coffer recover --item`",
+                point.manifest.item
+            ),
+        )
+    };
+    // Only this vault's own item may act on this vault's point: an item
+    // of another vault with the same name would run its restore on data
+    // it was never given.
+    let item = ctx
+        .item_in_vault(vault_name, &point.manifest.item)
+        .ok()
+        .flatten()
+        .ok_or_else(not_here)?;
+    let recorded = coffer_sources::kind_of(point);
+    if recorded.map(|k| k.as_str()) != Some(item.kind.as_str()) {
+        return Err((
+            Cause::GeneralFault,
+            format!(
+                "point {} is of kind {} but item {} is a {} item: it is not restored through it",
+                point.id.to_hex(),
+                recorded.map_or("unknown", |k| k.as_str()),
+                item.name,
+                item.kind
+            ),
+        ));
+    }
+    Ok(item)
+}
+
 /// Points of databases and commands go back through their kind (into the
 /// database file, the server, the restore command), not through the
 /// engine's tree restore.
@@ -492,37 +559,7 @@ fn restore_through_kind(
     progress: &Arc<RestoreProgress>,
 ) -> Ending {
     let outcome = (|| -> std::result::Result<String, (Cause, String)> {
-        let vault_name = job.vault.as_deref().unwrap_or_default();
-        let not_here = || {
-            (
-                Cause::GeneralFault,
-                format!(
-                    "item {} is not configured in vault {vault_name}, so its point cannot be restored through it: recover it with `coffer recover --item`",
-                    point.manifest.item
-                ),
-            )
-        };
-        // Only this vault's own item may act on this vault's point: an item
-        // of another vault with the same name would run its restore on data
-        // it was never given.
-        let item = ctx
-            .item_in_vault(vault_name, &point.manifest.item)
-            .ok()
-            .flatten()
-            .ok_or_else(not_here)?;
-        let recorded = coffer_sources::kind_of(point);
-        if recorded.map(|k| k.as_str()) != Some(item.kind.as_str()) {
-            return Err((
-                Cause::GeneralFault,
-                format!(
-                    "point {} is of kind {} but item {} is a {} item: it is not restored through it",
-                    point.id.to_hex(),
-                    recorded.map_or("unknown", |k| k.as_str()),
-                    item.name,
-                    item.kind
-                ),
-            ));
-        }
+        let item = kind_item(ctx, job, point)?;
         let def =
             crate::state::item_def(&item).map_err(|e| (Cause::GeneralFault, e.to_string()))?;
         let to = coffer_sources::Destination {

@@ -80,6 +80,17 @@ pub fn check_host_restore(
     )))
 }
 
+/// A database or command item put back in its own place on `host`: an
+/// administrator's choice anywhere; others only on the item's own host.
+pub fn check_host_in_place(p: &Principal, item: Option<&Item>, host: &str) -> Result<()> {
+    if p.is_admin || item.and_then(|i| i.agent.as_deref()) == Some(host) {
+        return Ok(());
+    }
+    Err(Error::Forbidden(format!(
+        "putting this item back on {host}, which is not its own host, needs an administrator"
+    )))
+}
+
 /// An absolute path with no `.`, `..` or empty components.
 fn normal_absolute(text: &str) -> Result<PathBuf> {
     let path = Path::new(text);

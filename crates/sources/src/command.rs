@@ -3,6 +3,7 @@
 //! piping the stream into a restore command. The command's exit status
 //! decides: output that ends with a failure is never committed.
 
+use crate::{from_vault, PointStreams};
 use std::path::Path;
 
 use coffer_engine::backup::{BackupOptions, BackupReport, Progress};
@@ -14,8 +15,8 @@ pub use coffer_api_types::item::CommandSpec;
 
 use crate::process::{run_fed, shell};
 use crate::{
-    capture_output, invalid, open_dir, single_stream, stream_to_dir, BackupDestination,
-    Destination, Error, ItemDef, Protector, Result,
+    capture_output, invalid, open_dir, stream_to_dir, BackupDestination, Destination, Error,
+    ItemDef, Protector, Result,
 };
 
 pub struct Command;
@@ -80,18 +81,17 @@ impl Protector for Command {
 
     fn restore(
         &self,
-        vault: &Vault,
+        point: &PointStreams<'_>,
         item: &ItemDef,
-        point: &Point,
         to: &Destination,
         _: &RestoreProgress,
     ) -> Result<String> {
         let spec = spec(item)?;
-        let name = single_stream(point)?;
+        let name = point.single_stream()?;
         match (&spec.restore, &to.target) {
             (_, Some(target)) => {
                 let dir = open_dir(target)?;
-                let size = stream_to_dir(vault, point, &name, &dir, to.overwrite)?;
+                let size = stream_to_dir(point, &name, &dir, to.overwrite)?;
                 Ok(format!(
                     "{size} bytes of output written to {}",
                     target.join(&name).display()
@@ -100,16 +100,12 @@ impl Protector for Command {
             (Some(restore), None) => {
                 let mut cmd = shell(restore);
                 cmd.env("COFFER_ITEM", &item.name)
-                    .env("COFFER_POINT", point.id.to_hex());
+                    .env("COFFER_POINT", point.id());
                 let mut size = 0;
                 run_fed(cmd, "the restore command", |w| {
-                    size = coffer_engine::restore::read_file(
-                        vault,
-                        point,
-                        &Path::new("/").join(&name),
-                        w,
-                    )
-                    .map_err(|e| format!("reading the point failed: {e}"))?;
+                    size = point
+                        .read(&name, w)
+                        .map_err(|e| format!("reading the point failed: {e}"))?;
                     Ok(())
                 })
                 .map_err(Error::Restore)?;
@@ -123,8 +119,10 @@ impl Protector for Command {
     }
 
     fn verify(&self, vault: &Vault, _: &ItemDef, point: &Point, scratch: &Path) -> Result<String> {
-        let name = single_stream(point)?;
-        let size = stream_to_dir(vault, point, &name, &open_dir(scratch)?, false)?;
+        let size = from_vault(vault, point, |point| {
+            let name = point.single_stream()?;
+            stream_to_dir(point, &name, &open_dir(scratch)?, false)
+        })?;
         Ok(format!(
             "{size} bytes of output restored, every chunk verified"
         ))

@@ -3,6 +3,7 @@
 //! point: kind, size, permissions and link targets (content was proven by
 //! each chunk's keyed hash as it was read).
 
+use crate::{from_vault, PointStreams};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::{Path, PathBuf};
@@ -10,7 +11,7 @@ use std::path::{Path, PathBuf};
 use coffer_engine::backup::{backup, BackupOptions, BackupReport, Progress};
 use coffer_engine::index::Index;
 use coffer_engine::point::Consistency;
-use coffer_engine::restore::{restore, RestoreOptions, RestoreProgress};
+use coffer_engine::restore::{restore_from, RestoreOptions, RestoreProgress};
 use coffer_engine::tree::{Node, NodeKind};
 use coffer_engine::{ChunkId, Point, Vault};
 
@@ -42,16 +43,16 @@ impl Protector for Directory {
 
     fn restore(
         &self,
-        vault: &Vault,
+        point: &PointStreams<'_>,
         _: &ItemDef,
-        point: &Point,
         to: &Destination,
         progress: &RestoreProgress,
     ) -> Result<String> {
         let target = to.target.clone().unwrap_or_else(|| PathBuf::from("/"));
-        let report = restore(
-            vault,
-            point,
+        let report = restore_from(
+            point.source(),
+            point.tree(),
+            &point.id()[..12.min(point.id().len())],
             &RestoreOptions {
                 target: target.clone(),
                 overwrite: to.overwrite,
@@ -91,8 +92,10 @@ impl Protector for Directory {
             target: Some(scratch.to_path_buf()),
             ..Default::default()
         };
-        self.restore(vault, item, point, &to, &RestoreProgress::default())
-            .map_err(|e| Error::Verify(e.to_string()))?;
+        from_vault(vault, point, |streams| {
+            self.restore(streams, item, &to, &RestoreProgress::default())
+        })
+        .map_err(|e| Error::Verify(e.to_string()))?;
         let index = vault.load_index()?;
         let mut compare = Compare {
             vault,

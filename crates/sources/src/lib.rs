@@ -17,6 +17,7 @@ pub mod hooks;
 pub mod postgresql;
 pub mod process;
 pub mod sqlite;
+pub mod streams;
 
 use std::path::{Path, PathBuf};
 
@@ -32,6 +33,7 @@ use coffer_engine::{Point, Vault};
 pub use command::CommandSpec;
 pub use hooks::Hook;
 pub use postgresql::{PostgresMode, PostgresSpec};
+pub use streams::PointStreams;
 
 /// Tag that records an item's kind in each of its points, so a point can be
 /// restored even without the service's configuration.
@@ -172,9 +174,8 @@ trait Protector: Sync {
     /// Puts the point back; returns what was done, in one line.
     fn restore(
         &self,
-        vault: &Vault,
+        point: &PointStreams<'_>,
         item: &ItemDef,
-        point: &Point,
         to: &Destination,
         progress: &RestoreProgress,
     ) -> Result<String>;
@@ -227,6 +228,22 @@ impl ItemDef {
                 .postgresql
                 .as_ref()
                 .is_some_and(|p| p.bin_dir.is_some())
+    }
+
+    /// Whether putting a point back to `to` runs programs the service
+    /// names: a command item's restore command (not its output written as
+    /// a file under a target), PostgreSQL tools from a directory of the
+    /// item's choice. Scripts run only around backups.
+    pub fn restore_runs_commands(&self, to: &Destination) -> bool {
+        let command = self.kind == Kind::Command
+            && to.target.is_none()
+            && self.command.as_ref().is_some_and(|c| c.restore.is_some());
+        let tools = self.kind == Kind::Postgresql
+            && self
+                .postgresql
+                .as_ref()
+                .is_some_and(|p| p.bin_dir.is_some());
+        command || tools
     }
 
     /// Checks the settings of the item's kind and its scripts.
@@ -301,7 +318,7 @@ pub fn back_up(
     })
 }
 
-/// Restores an item's point to where `to` says.
+/// Restores an item's point from its vault to where `to` says.
 pub fn restore(
     vault: &Vault,
     item: &ItemDef,
@@ -309,9 +326,37 @@ pub fn restore(
     to: &Destination,
     progress: &RestoreProgress,
 ) -> Result<String> {
-    item.kind
-        .protector()
-        .restore(vault, item, point, to, progress)
+    let index = vault.load_index()?;
+    let source = coffer_engine::restore::VaultSource {
+        vault,
+        index: &index,
+    };
+    restore_streams(&PointStreams::of_point(&source, point), item, to, progress)
+}
+
+/// Runs `f` on `point` read from its vault (a drill's verification).
+fn from_vault<R>(
+    vault: &Vault,
+    point: &Point,
+    f: impl FnOnce(&PointStreams<'_>) -> Result<R>,
+) -> Result<R> {
+    let index = vault.load_index()?;
+    let source = coffer_engine::restore::VaultSource {
+        vault,
+        index: &index,
+    };
+    f(&PointStreams::of_point(&source, point))
+}
+
+/// Restores an item's point read through any source (an agent's is the
+/// service) to where `to` says.
+pub fn restore_streams(
+    point: &PointStreams<'_>,
+    item: &ItemDef,
+    to: &Destination,
+    progress: &RestoreProgress,
+) -> Result<String> {
+    item.kind.protector().restore(point, item, to, progress)
 }
 
 /// A recovery drill of one item's point: restores it into a scratch area
@@ -348,15 +393,13 @@ pub fn kind_of(point: &Point) -> Option<Kind> {
 /// Writes the stream file `name` of a point into `file` (created by the
 /// caller without following symlinks); `shown` names it in messages.
 fn stream_into(
-    vault: &Vault,
-    point: &Point,
+    point: &PointStreams<'_>,
     name: &str,
     file: std::fs::File,
     shown: &Path,
 ) -> Result<u64> {
     let mut out = std::io::BufWriter::new(file);
-    let size =
-        coffer_engine::restore::read_file(vault, point, &Path::new("/").join(name), &mut out)?;
+    let size = point.read(name, &mut out)?;
     let file = out
         .into_inner()
         .map_err(|e| Error::Restore(format!("cannot write {}: {e}", shown.display())))?;
@@ -368,8 +411,7 @@ fn stream_into(
 /// Writes the stream file `name` of a point to the new file `name` in the
 /// directory `dir` (see `coffer_engine::confine`: nothing is followed).
 fn stream_to_dir(
-    vault: &Vault,
-    point: &Point,
+    point: &PointStreams<'_>,
     name: &str,
     dir: &coffer_engine::confine::Dir,
     overwrite: bool,
@@ -378,7 +420,7 @@ fn stream_to_dir(
     let file = dir
         .create_file(std::ffi::OsStr::new(name), overwrite)
         .map_err(|e| Error::Restore(format!("cannot create {}: {e}", shown.display())))?;
-    stream_into(vault, point, name, file, &shown)
+    stream_into(point, name, file, &shown)
 }
 
 /// Opens a directory to restore into (creating it), for [`stream_to_dir`].
@@ -420,28 +462,4 @@ fn capture_output(
         })
     })?;
     capture_stream(vault, name, Box::new(reader), opts, progress)
-}
-
-/// The one stream file of a point made by `backup_streams`. Its name comes
-/// from the vault, so it is checked to be one plain file name before
-/// anything is created with it.
-fn single_stream(point: &Point) -> Result<String> {
-    let one = match point.manifest.paths.as_slice() {
-        [one] => one,
-        _ => {
-            return Err(Error::Restore(format!(
-                "point {} does not hold a single stream",
-                point.id.to_hex()
-            )))
-        }
-    };
-    let name = one.strip_prefix(b"/").unwrap_or(one);
-    if let Err(why) = coffer_engine::confine::check_name(name) {
-        return Err(Error::Restore(format!(
-            "point {} is malformed: its stream is named {:?}, {why}; nothing was restored",
-            point.id.to_hex(),
-            String::from_utf8_lossy(one)
-        )));
-    }
-    Ok(String::from_utf8_lossy(name).into_owned())
 }

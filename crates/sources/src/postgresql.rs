@@ -10,6 +10,7 @@
 //! never go into the item's settings: libpq reads them from a password file
 //! (`~/.pgpass` or `PGPASSFILE`).
 
+use crate::{from_vault, PointStreams};
 use std::path::{Path, PathBuf};
 
 use coffer_engine::backup::{BackupOptions, BackupReport, Progress};
@@ -21,8 +22,8 @@ pub use coffer_api_types::item::{PostgresMode, PostgresSpec};
 
 use crate::process::run_fed;
 use crate::{
-    capture_output, invalid, open_dir, single_stream, stream_to_dir, BackupDestination,
-    Destination, Error, ItemDef, Protector, Result,
+    capture_output, invalid, open_dir, stream_to_dir, BackupDestination, Destination, Error,
+    ItemDef, Protector, Result,
 };
 
 pub struct Postgresql;
@@ -121,20 +122,20 @@ impl Protector for Postgresql {
 
     fn restore(
         &self,
-        vault: &Vault,
+        point: &PointStreams<'_>,
         item: &ItemDef,
-        point: &Point,
         to: &Destination,
         _: &RestoreProgress,
     ) -> Result<String> {
         let spec = spec(item)?;
-        let name = single_stream(point)?;
+        let name = point.single_stream()?;
         let connection = to
             .postgresql_connection
             .as_deref()
             .unwrap_or(&spec.connection);
         let feed = |w: &mut dyn std::io::Write| {
-            coffer_engine::restore::read_file(vault, point, &Path::new("/").join(&name), w)
+            point
+                .read(&name, w)
                 .map(|_| ())
                 .map_err(|e| format!("reading the point failed: {e}"))
         };
@@ -198,9 +199,12 @@ impl Protector for Postgresql {
         scratch: &Path,
     ) -> Result<String> {
         let spec = spec(item)?;
-        let name = single_stream(point)?;
+        let (name, size) = from_vault(vault, point, |point| {
+            let name = point.single_stream()?;
+            let size = stream_to_dir(point, &name, &open_dir(scratch)?, false)?;
+            Ok((name, size))
+        })?;
         let file = scratch.join(&name);
-        let size = stream_to_dir(vault, point, &name, &open_dir(scratch)?, false)?;
         let (tool_path, args): (PathBuf, Vec<&str>) = match spec.mode {
             PostgresMode::Database => (tool(spec, "pg_restore"), vec!["--list"]),
             PostgresMode::Cluster => (PathBuf::from("tar"), vec!["-t", "-f"]),

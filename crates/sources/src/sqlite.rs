@@ -25,8 +25,8 @@ use coffer_engine::restore::RestoreProgress;
 use coffer_engine::{Point, Vault};
 
 use crate::{
-    capture_stream, invalid, single_stream, stream_into, BackupDestination, Destination, Error,
-    ItemDef, Protector, Result,
+    capture_stream, from_vault, invalid, stream_into, BackupDestination, Destination, Error,
+    ItemDef, PointStreams, Protector, Result,
 };
 
 /// How long a copy waits for writers that hold the database locked.
@@ -145,9 +145,8 @@ impl Protector for Sqlite {
 
     fn restore(
         &self,
-        vault: &Vault,
+        point: &PointStreams<'_>,
         item: &ItemDef,
-        point: &Point,
         to: &Destination,
         _: &RestoreProgress,
     ) -> Result<String> {
@@ -186,12 +185,12 @@ impl Protector for Sqlite {
             .map_err(|e| {
                 Error::Restore(format!("cannot write in {}: {e}", dir.path().display()))
             })?;
-        let name = single_stream(point)?;
+        let name = point.single_stream()?;
         let handle = staged
             .as_file()
             .try_clone()
             .map_err(|e| Error::Restore(format!("cannot write {}: {e}", shown.display())))?;
-        stream_into(vault, point, &name, handle, &shown)?;
+        stream_into(point, &name, handle, &shown)?;
         let tables = integrity(staged.path()).map_err(Error::Restore)?;
         let dest = dir.proc_path(&file_name);
         if dir.existing(&file_name).ok() == Some(Existing::Other) {
@@ -212,11 +211,13 @@ impl Protector for Sqlite {
     }
 
     fn verify(&self, vault: &Vault, _: &ItemDef, point: &Point, scratch: &Path) -> Result<String> {
-        let name = single_stream(point)?;
         let copy = scratch.join("restored.db");
-        let file = std::fs::File::create_new(&copy)
-            .map_err(|e| Error::Verify(format!("cannot create {}: {e}", copy.display())))?;
-        let size = stream_into(vault, point, &name, file, &copy)?;
+        let size = from_vault(vault, point, |point| {
+            let name = point.single_stream()?;
+            let file = std::fs::File::create_new(&copy)
+                .map_err(|e| Error::Verify(format!("cannot create {}: {e}", copy.display())))?;
+            stream_into(point, &name, file, &copy)
+        })?;
         let tables = integrity(&copy).map_err(Error::Verify)?;
         Ok(format!(
             "database of {size} bytes restored; integrity check ok, {tables} tables"

@@ -286,14 +286,14 @@ pub(super) async fn restore(
             ..req
         };
         let own_item = s.item_in_vault(&name, &item)?;
+        // A database or command goes back where it came from: an agent's
+        // item onto its host, never into this machine's database or
+        // command by accident.
+        if in_place && params.host.is_none() {
+            params.host = own_item.as_ref().and_then(|i| i.agent.clone());
+        }
         match params.host.clone() {
             Some(host) => {
-                if in_place {
-                    return Err(Error::invalid(
-                        "host",
-                        "only file trees are restored onto an agent yet; restore a database or command item through its kind on this machine",
-                    ));
-                }
                 let agent = crate::agents::get(&s, &host, s.config.agent_unreachable_secs as i64)
                     .map_err(|_| Error::invalid("host", format!("no agent named {host} is registered")))?;
                 if agent.vault != name && !p.is_admin {
@@ -302,7 +302,11 @@ pub(super) async fn restore(
                         agent.vault
                     )));
                 }
-                crate::targets::check_host_restore(&p, own_item.as_ref(), &host, &mut params)?
+                if in_place && params.target.is_empty() {
+                    crate::targets::check_host_in_place(&p, own_item.as_ref(), &host)?
+                } else {
+                    crate::targets::check_host_restore(&p, own_item.as_ref(), &host, &mut params)?
+                }
             }
             None => crate::targets::check_restore_target(
                 &p,
