@@ -15,6 +15,7 @@
 pub mod client;
 pub mod error;
 pub mod identity;
+pub mod report;
 pub mod restore;
 pub mod run;
 pub mod store;

@@ -19,7 +19,7 @@ use coffer_engine::tree::Tree;
 use coffer_engine::ChunkId;
 
 use crate::client::Client;
-use crate::run::{Counted, Reporter};
+use crate::report::{Counted, Reporter};
 
 /// A database or command point to put back through its item's kind.
 pub struct ItemRestore<'a> {

@@ -11,8 +11,8 @@ use std::sync::{mpsc, Arc};
 use std::time::Duration;
 
 use coffer_api_types::agent::{
-    HostFacts, PollAnswer, PollRequest, ProgressAnswer, RegisterRequest, Registered,
-    RegistrationText, Task, Work, WorkDone, WorkProgress,
+    HostFacts, PollAnswer, PollRequest, RegisterRequest, Registered, RegistrationText, Task, Work,
+    WorkDone,
 };
 use coffer_api_types::ErrorCode;
 use coffer_engine::backup::{BackupOptions, Progress};
@@ -24,10 +24,10 @@ use coffer_sources::ItemDef;
 use crate::client::{Client, Endpoint};
 use crate::error::{Error, Result};
 use crate::identity::Identity;
+use crate::report::{Counted, Reporter};
 use crate::store::ServiceStore;
 
 const POLL_WAIT_SECS: u64 = 25;
-const REPORT_EVERY: Duration = Duration::from_secs(2);
 
 /// What `coffer agent register` is given.
 pub struct Registration {
@@ -403,87 +403,4 @@ fn path_errors(list: &[(PathBuf, String)]) -> Vec<coffer_api_types::PathError> {
             error: error.clone(),
         })
         .collect()
-}
-
-/// The counters a job keeps: a backup's or a restore's.
-pub(crate) enum Counted {
-    Backup(Arc<Progress>),
-    Restore(Arc<coffer_engine::restore::RestoreProgress>),
-}
-
-impl Counted {
-    fn report(&self, log: Vec<(String, String)>) -> WorkProgress {
-        let get = |a: &std::sync::atomic::AtomicU64| a.load(Ordering::Relaxed);
-        match self {
-            Counted::Backup(p) => WorkProgress {
-                files: get(&p.files),
-                bytes_read: get(&p.bytes_read),
-                bytes_new: get(&p.bytes_new),
-                bytes_stored: get(&p.bytes_stored),
-                bytes_written: 0,
-                errors: get(&p.errors),
-                log,
-            },
-            Counted::Restore(p) => WorkProgress {
-                files: get(&p.files),
-                bytes_written: get(&p.bytes_written),
-                log,
-                ..Default::default()
-            },
-        }
-    }
-
-    fn cancel(&self) {
-        match self {
-            Counted::Backup(p) => p.cancel.store(true, Ordering::Relaxed),
-            Counted::Restore(p) => p.cancel.store(true, Ordering::Relaxed),
-        }
-    }
-}
-
-/// Sends a job's counters and log lines every two seconds, and sets the
-/// cancel flag when the service says so.
-pub(crate) struct Reporter {
-    done: Arc<AtomicBool>,
-    thread: Option<std::thread::JoinHandle<()>>,
-}
-
-impl Reporter {
-    pub(crate) fn start(
-        client: Client,
-        job: i64,
-        progress: Counted,
-        lines: mpsc::Receiver<(String, String)>,
-    ) -> Reporter {
-        let done = Arc::new(AtomicBool::new(false));
-        let finished = done.clone();
-        let thread = std::thread::Builder::new()
-            .name("coffer-agent-report".into())
-            .spawn(move || loop {
-                let last = finished.load(Ordering::SeqCst);
-                let report = progress.report(lines.try_iter().collect());
-                match client
-                    .post::<_, ProgressAnswer>(&format!("/agent/jobs/{job}/progress"), &report)
-                {
-                    Ok(a) if a.cancel => progress.cancel(),
-                    Ok(_) => {}
-                    Err(e) => tracing::warn!(job, error = %e, "cannot report progress"),
-                }
-                if last {
-                    return;
-                }
-                std::thread::park_timeout(REPORT_EVERY);
-            })
-            .ok();
-        Reporter { done, thread }
-    }
-
-    /// Sends the last report and stops.
-    pub(crate) fn finish(mut self) {
-        self.done.store(true, Ordering::SeqCst);
-        if let Some(t) = self.thread.take() {
-            t.thread().unpark();
-            let _ = t.join();
-        }
-    }
 }

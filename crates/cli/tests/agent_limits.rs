@@ -166,14 +166,7 @@ fn agents_uploads_keep_to_their_own_and_the_overall_rate_and_follow_work_hours()
     let off_hours = timed_backup(&api, "slow", &slow, 2048 * KIB, 5);
     assert!(off_hours < slow_took / 2, "{off_hours:?} vs {slow_took:?}");
     // Everything arrived whole.
-    let check = api.post(
-        "/vaults/v/check",
-        json!({"read_data_percent": 100}),
-        StatusCode::ACCEPTED,
-    );
-    let check = api.wait_job(check["id"].as_i64().unwrap());
-    assert_eq!(check["state"], "Succeeded", "{check}");
-    assert_eq!(check["result"]["problems"], 0, "{check}");
+    vault_checks_whole(&api);
 }
 
 /// Every object under `folder` of the vault at `vault`: (path in the
@@ -270,11 +263,5 @@ fn an_old_upload_replayed_by_an_intruder_is_refused_or_changes_nothing() {
     assert_eq!(done["state"], "Succeeded", "{done}");
     assert_ne!(done["result"]["point"], old_point.as_str(), "{done}");
     assert_eq!(captured(&vault, "points").len(), 2);
-    let check = api.post(
-        "/vaults/v/check",
-        json!({"read_data_percent": 100}),
-        StatusCode::ACCEPTED,
-    );
-    let check = api.wait_job(check["id"].as_i64().unwrap());
-    assert_eq!(check["result"]["problems"], 0, "{check}");
+    vault_checks_whole(&api);
 }

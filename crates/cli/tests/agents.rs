@@ -317,14 +317,7 @@ fn three_agents_back_up_their_hosts_through_the_service_and_cannot_touch_each_ot
     assert!(revoked.exists());
 
     // The vault is whole.
-    let check = api.post(
-        "/vaults/v/check",
-        json!({"read_data_percent": 100}),
-        StatusCode::ACCEPTED,
-    );
-    let check = api.wait_job(check["id"].as_i64().unwrap());
-    assert_eq!(check["state"], "Succeeded", "{check}");
-    assert_eq!(check["result"]["problems"], 0, "{check}");
+    vault_checks_whole(&api);
     drop(agents);
 }
 
@@ -474,11 +467,21 @@ fn an_agent_or_the_service_killed_mid_backup_commits_nothing_half_and_the_next_r
         "big-host",
         &state,
     ));
-    // Large enough that a backup through the service takes a while.
+    // A backup that takes a while: 288 MiB at 32 MiB/s.
     let src = dir.path().join("src");
-    for f in 0..24usize {
+    for f in 0..12usize {
         random_file(&src.join(format!("f{f}")), 24 << 20, f as u8);
     }
+    let (status, _) = api.call(
+        "PUT",
+        "/agents/bandwidth",
+        Some(json!({
+            "work_days": [], "work_start": "08:00", "work_end": "18:00", "time_zone": "UTC",
+            "per_agent": {"work_hours": 32 << 20, "other_hours": 32 << 20},
+            "overall": {"work_hours": null, "other_hours": null},
+        })),
+    );
+    assert_eq!(status, StatusCode::OK);
     api.post(
         "/items",
         json!({"name": "big", "vault": "v", "agent": "big-host", "paths": [src.to_str().unwrap()], "retry_attempts": 3, "retry_delay_secs": 0}),
@@ -512,7 +515,7 @@ fn an_agent_or_the_service_killed_mid_backup_commits_nothing_half_and_the_next_r
             }
             assert!(
                 started.elapsed() < Duration::from_secs(60),
-                "no backup under way"
+                "no backup under way: {jobs}"
             );
             std::thread::sleep(Duration::from_millis(100));
         }
@@ -539,13 +542,7 @@ fn an_agent_or_the_service_killed_mid_backup_commits_nothing_half_and_the_next_r
     let target = dir.path().join("restored");
     restore(&api, "big", points[0]["id"].as_str().unwrap(), &target);
     assert_same_tree(&src, &under(&target, &src));
-    let check = api.post(
-        "/vaults/v/check",
-        json!({"read_data_percent": 100}),
-        StatusCode::ACCEPTED,
-    );
-    let check = api.wait_job(check["id"].as_i64().unwrap());
-    assert_eq!(check["result"]["problems"], 0, "{check}");
+    vault_checks_whole(&api);
 }
 
 #[test]

@@ -208,6 +208,18 @@ pub fn restore(api: &Api, item: &str, point: &str, target: &Path) {
     assert_eq!(done["state"], "Succeeded", "{done}");
 }
 
+/// `check --read-data` of vault `v` through the service finds nothing.
+pub fn vault_checks_whole(api: &Api) {
+    let check = api.post(
+        "/vaults/v/check",
+        json!({"read_data_percent": 100}),
+        StatusCode::ACCEPTED,
+    );
+    let check = api.wait_job(check["id"].as_i64().unwrap());
+    assert_eq!(check["state"], "Succeeded", "{check}");
+    assert_eq!(check["result"]["problems"], 0, "{check}");
+}
+
 pub fn small_tree(dir: &Path, seed: u8) {
     for f in 0..12usize {
         random_file(
@@ -236,10 +248,20 @@ pub fn free_port() -> u16 {
 }
 
 pub fn wait_running_with_bytes(api: &Api, job: i64) {
-    wait_for("the backup under way", Duration::from_secs(60), || {
+    let started = Instant::now();
+    loop {
         let j = api.get(&format!("/jobs/{job}"));
-        j["state"] == "Running" && j["progress"]["bytes_read"].as_u64().unwrap_or(0) > 0
-    });
+        if j["state"] == "Running" && j["progress"]["bytes_read"].as_u64().unwrap_or(0) > 0 {
+            return;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(60)
+                && ["Queued", "Running"].contains(&j["state"].as_str().unwrap_or("")),
+            "the backup is not under way: {j}\n{}",
+            api.get(&format!("/jobs/{job}/logs"))
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
 }
 
 /// Network namespaces made for one test: the service's, and one per
