@@ -234,18 +234,15 @@ impl Client {
 
     /// A POST of JSON whose answer is bytes.
     pub fn post_bytes<B: Serialize>(&self, path: &str, body: &B) -> Result<Vec<u8>> {
-        let answer = self.send(self.request(reqwest::Method::POST, path).json(body))?;
-        answer
-            .bytes()
-            .map(|b| b.to_vec())
-            .map_err(|e| Error::Unreachable {
-                url: self.base.clone(),
-                message: e.to_string(),
-            })
+        self.bytes_of(self.send(self.request(reqwest::Method::POST, path).json(body))?)
     }
 
     pub fn get_bytes(&self, path: &str) -> Result<Vec<u8>> {
-        let answer = self.send(self.request(reqwest::Method::GET, path))?;
+        self.bytes_of(self.send(self.request(reqwest::Method::GET, path))?)
+    }
+
+    /// An answer's body; a connection lost while reading it is unreachable.
+    fn bytes_of(&self, answer: reqwest::blocking::Response) -> Result<Vec<u8>> {
         answer
             .bytes()
             .map(|b| b.to_vec())

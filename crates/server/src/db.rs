@@ -257,6 +257,17 @@ ALTER TABLE items ADD COLUMN agent TEXT;
 "#,
 ];
 
+/// Writes a setting on `conn` (a transaction's too: a recovery writes its
+/// settings with the rest of the configuration).
+pub fn put_setting(conn: &Connection, key: &str, value: &str) -> Result<()> {
+    conn.execute(
+        "INSERT INTO settings (key, value) VALUES (?1, ?2)
+         ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+        [key, value],
+    )?;
+    Ok(())
+}
+
 /// The state database.
 pub struct Db {
     conn: Mutex<Connection>,
@@ -327,12 +338,7 @@ impl Db {
     }
 
     pub fn set_setting(&self, key: &str, value: &str) -> Result<()> {
-        self.conn().execute(
-            "INSERT INTO settings (key, value) VALUES (?1, ?2)
-             ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-            [key, value],
-        )?;
-        Ok(())
+        put_setting(&self.conn(), key, value)
     }
 
     pub fn delete_setting(&self, key: &str) -> Result<()> {

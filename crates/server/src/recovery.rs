@@ -454,18 +454,12 @@ pub fn import(
     if scope.fresh {
         // The same setting `State::set_scheduler_enabled` writes (this
         // wrote another key before, which nothing read).
-        tx.execute(
-            "INSERT INTO settings (key, value) VALUES (?1, ?2)
-             ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-            [
-                SCHEDULER_ENABLED_SETTING,
-                if export.scheduler_enabled {
-                    "true"
-                } else {
-                    "false"
-                },
-            ],
-        )?;
+        let enabled = if export.scheduler_enabled {
+            "true"
+        } else {
+            "false"
+        };
+        crate::db::put_setting(&tx, SCHEDULER_ENABLED_SETTING, enabled)?;
     }
     tx.commit()?;
     if let Some(limits) = bandwidth.transpose()?.flatten() {
