@@ -172,6 +172,6 @@ fn a_missing_export_or_bitmap_is_a_clear_error() {
     assert!(e.to_string().contains("\"other\""), "{e}");
     // A bitmap the export does not carry is simply not granted.
     let ghost = dirty_bitmap_context("ghost");
-    let client = Client::connect(&nbd.address(), "disk", &[ghost.clone()]).unwrap();
+    let client = Client::connect(&nbd.address(), "disk", std::slice::from_ref(&ghost)).unwrap();
     assert!(!client.has_context(&ghost));
 }
