@@ -258,6 +258,20 @@ fn check_points(vault: &Vault, index: &Index, report: &mut CheckReport) -> Resul
                             }
                         }
                     }
+                    NodeKind::Disk { .. } => {
+                        let what = format!("point {short}: disk {path}");
+                        match vault.disk_map(index, &node.kind, &what) {
+                            Ok(map) => {
+                                for id in map.chunks().filter(|id| !index.contains(id)) {
+                                    report.problems.push(format!(
+                                        "{what}: chunk {} is not in the index",
+                                        &id.to_hex()[..16]
+                                    ));
+                                }
+                            }
+                            Err(e) => report.problems.push(format!("{what}: {e}")),
+                        }
+                    }
                     _ => {}
                 }
             }

@@ -8,6 +8,7 @@ use std::collections::BTreeMap;
 use crate::chunker::Chunker;
 use crate::credential::{vault_keypair, WriterCredential, WriterSecret, WriterSession};
 use crate::crypto::{seal_with_nonce, MasterKeys};
+use crate::disk_map::{Block, Segment};
 use crate::ids::{ChunkId, ObjectId};
 use crate::index::{encode_index, PackRecord};
 use crate::journal::{Event, Record, RecordSeal};
@@ -94,6 +95,10 @@ fn header_vectors(v: &mut BTreeMap<&'static str, String>) {
     v.insert(
         "header",
         hex::encode(&Header::with_id(*b"0123456789abcdef", 1_700_000_000).bytes),
+    );
+    v.insert(
+        "header-v5",
+        hex::encode(&Header::with_version(*b"0123456789abcdef", 1_700_000_000, 5).bytes),
     );
     v.insert(
         "header-v4",
@@ -213,6 +218,7 @@ fn tree_and_index_vectors(
         }],
     };
     v.insert("tree", hex::encode(tree.encode()));
+    disk_vectors(v);
 
     // The index payload before sealing: one pack, one entry.
     let rec = PackRecord {
@@ -226,6 +232,38 @@ fn tree_and_index_vectors(
         .open("index", b"coffer index v1", &sealed[8..])
         .unwrap();
     v.insert("index-payload", hex::encode(payload));
+}
+
+/// A disk node (format 6) and one of its segments.
+fn disk_vectors(v: &mut BTreeMap<&'static str, String>) {
+    let tree = Tree {
+        nodes: vec![Node {
+            name: b"d".to_vec(),
+            kind: NodeKind::Disk {
+                size: 3 * 4096 + 1,
+                block_size: 4096,
+                segment_blocks: 2,
+                segments: vec![ChunkId([8; 32]), ChunkId([9; 32])],
+            },
+            mode: 0o600,
+            uid: 0,
+            gid: 0,
+            user: None,
+            group: None,
+            mtime: Timestamp { secs: 1, nanos: 0 },
+            ctime: Timestamp { secs: 1, nanos: 0 },
+            inode: 0,
+            device: 0,
+            links: 1,
+            xattrs: Vec::new(),
+            error: None,
+        }],
+    };
+    v.insert("disk-tree", hex::encode(tree.encode()));
+    let segment = Segment {
+        blocks: vec![Block::Data(ChunkId([7; 32])), Block::Hole],
+    };
+    v.insert("disk-segment", hex::encode(segment.encode()));
 }
 
 fn journal_vectors(v: &mut BTreeMap<&'static str, String>) {

@@ -26,7 +26,7 @@ pub const WRITER_CREDENTIAL_PREFIX: &str = "coffer-writer-1-";
 /// version 4 bound journal records to their names, version 5 added
 /// write-only credentials; older vaults are read and written as they are
 /// until `coffer vault upgrade`.
-pub const FORMAT_VERSION: u16 = 5;
+pub const FORMAT_VERSION: u16 = 6;
 /// Layout version of a key slot, unchanged since format 1.
 const SLOT_VERSION: u16 = 1;
 pub const HEADER_LEN: usize = 68;

@@ -42,6 +42,8 @@ pub mod confine;
 pub mod credential;
 pub mod crypto;
 pub mod dict;
+pub mod disk_image;
+pub mod disk_map;
 pub mod error;
 pub mod fsmeta;
 pub mod gc;

@@ -28,6 +28,7 @@ use std::sync::mpsc::{sync_channel, SyncSender};
 use std::sync::Mutex;
 
 use crate::confine::{apply_by_name, apply_to_handle, Dir, Existing};
+use crate::disk_map::DiskMap;
 use crate::error::{Error, Result};
 use crate::fsmeta::{open_file_limit, running_as_root};
 use crate::ids::ChunkId;
@@ -235,6 +236,13 @@ impl Walk<'_> {
                         self.run(&sub, &source, depth + 1, visitor) && visitor.leave_dir(dest, node)
                     }
                     Step::Skip => true,
+                },
+                NodeKind::Disk { .. } => match as_file(self.source, node, &source) {
+                    Ok(file) => visitor.entry(dest, &name, file),
+                    Err(e) => {
+                        visitor.lost(dest, format!("disk lost: {e}"));
+                        true
+                    }
                 },
                 _ => visitor.entry(dest, &name, node),
             };
@@ -542,12 +550,31 @@ pub fn read_node(
     read_node_from(&VaultSource { vault, index }, node, path, out)
 }
 
+/// A disk node as the sparse file of its image (its segments read through
+/// `source`); any other node as it is. A disk restored or downloaded as a
+/// file is its raw image.
+pub fn as_file(source: &dyn Source, node: Node, path: &Path) -> Result<Node> {
+    if !matches!(node.kind, NodeKind::Disk { .. }) {
+        return Ok(node);
+    }
+    let what = format!("disk {}", path.display());
+    let map = DiskMap::read(&node.kind, &what, |id| source.chunk(id))?;
+    Ok(Node {
+        kind: NodeKind::File {
+            size: map.geometry.size,
+            extents: map.extents(),
+        },
+        ..node
+    })
+}
+
 fn read_node_from(
     source: &dyn Source,
     node: &Node,
     path: &Path,
     out: &mut dyn std::io::Write,
 ) -> Result<u64> {
+    let node = &as_file(source, node.clone(), path)?;
     let (size, extents) = match &node.kind {
         NodeKind::File { size, extents } => (size, extents),
         _ => {

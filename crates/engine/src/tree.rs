@@ -46,13 +46,32 @@ impl Extent {
 /// What kind of file system object a node is.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum NodeKind {
-    File { size: u64, extents: Vec<Extent> },
-    Dir { tree: ChunkId },
-    Symlink { target: Vec<u8> },
+    File {
+        size: u64,
+        extents: Vec<Extent>,
+    },
+    Dir {
+        tree: ChunkId,
+    },
+    Symlink {
+        target: Vec<u8>,
+    },
     Fifo,
     Socket,
-    CharDevice { rdev: u64 },
-    BlockDevice { rdev: u64 },
+    CharDevice {
+        rdev: u64,
+    },
+    BlockDevice {
+        rdev: u64,
+    },
+    /// A disk image (format 6): fixed-size blocks listed by segments, each
+    /// a tree blob covering `segment_blocks` blocks; see `crate::disk_map`.
+    Disk {
+        size: u64,
+        block_size: u32,
+        segment_blocks: u32,
+        segments: Vec<ChunkId>,
+    },
 }
 
 /// One directory entry with everything needed to recreate it exactly.

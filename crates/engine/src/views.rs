@@ -76,6 +76,7 @@ pub fn kind_name(kind: &NodeKind) -> &'static str {
         NodeKind::Socket => "socket",
         NodeKind::CharDevice { .. } => "char-device",
         NodeKind::BlockDevice { .. } => "block-device",
+        NodeKind::Disk { .. } => "disk",
     }
 }
 
@@ -87,7 +88,7 @@ pub fn entry(dir: &str, node: &Node) -> Entry {
         name,
         kind: kind_name(&node.kind).to_string(),
         size: match &node.kind {
-            NodeKind::File { size, .. } => Some(*size),
+            NodeKind::File { size, .. } | NodeKind::Disk { size, .. } => Some(*size),
             _ => None,
         },
         mode: node.mode,

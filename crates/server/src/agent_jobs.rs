@@ -237,6 +237,11 @@ fn grant_for(vault: Vault, point: &Point) -> coffer_engine::Result<RestoreGrant>
                 NodeKind::File { extents, .. } => {
                     chunks.extend(extents.iter().flat_map(|e| e.chunks.iter().map(|c| c.id)))
                 }
+                NodeKind::Disk { ref segments, .. } => {
+                    let map = vault.disk_map(&index, &node.kind, "disk")?;
+                    chunks.extend(segments.iter().copied());
+                    chunks.extend(map.chunks().copied());
+                }
                 _ => {}
             }
         }
@@ -349,6 +354,9 @@ fn ended(
                     manifest,
                     packs_written: summary.packs_written as usize,
                     packs_adopted: summary.packs_adopted as usize,
+                    // How an agent read its disks reaches the job as log
+                    // lines and warnings; the point is what counts here.
+                    disks: Vec::new(),
                 },
                 warnings,
             })

@@ -137,7 +137,7 @@ impl State {
         let node =
             restore::find_node(&v, &index, &pt, Path::new(path)).map_err(not_in_point(path))?;
         let size = match &node.kind {
-            NodeKind::File { size, .. } => *size,
+            NodeKind::File { size, .. } | NodeKind::Disk { size, .. } => *size,
             other => {
                 return Err(Error::Conflict(format!(
                     "{path} is a {} in the point; only regular files can be downloaded (restore the rest)",

@@ -149,7 +149,7 @@ impl Compare<'_> {
         };
         let ft = md.file_type();
         let same_kind = match &node.kind {
-            NodeKind::File { size, .. } => {
+            NodeKind::File { size, .. } | NodeKind::Disk { size, .. } => {
                 if ft.is_file() && md.size() != *size {
                     return Some(format!("size {} instead of {size}", md.size()));
                 }

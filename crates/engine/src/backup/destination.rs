@@ -49,17 +49,25 @@ pub trait Destination: Sync {
     /// The write-only session this backup seals under, if it is one.
     fn session(&self) -> Option<SessionHeader>;
     fn writes_dictionaries(&self) -> bool;
+    /// The vault's format version, as its header says.
+    fn format_version(&self) -> u16;
     /// The dictionary new small chunks are compressed with, if any.
     fn writing_dictionary(&self) -> Option<Arc<Dictionary>>;
     /// Stores a trained dictionary; `None` when it was not kept.
     fn add_dictionary(&self, bytes: &[u8]) -> Result<Option<Arc<Dictionary>>>;
     /// A tree pack about to be uploaded.
     fn keep_tree_pack(&self, path: &str, bytes: &[u8]);
-    /// A tree of the new point, as the walker made it (stored now or
-    /// deduplicated against one stored before).
+    /// A tree blob (directory or disk segment) of the new point, as the
+    /// backup made it (stored now or deduplicated against one stored before).
     fn keep_tree(&self, id: ChunkId, plain: &[u8]);
+    /// A tree blob (a directory, a disk's segment) of the parent point.
+    fn previous_blob(&self, index: &Index, id: &ChunkId) -> Result<Vec<u8>>;
     /// A directory of the parent point.
-    fn previous_tree(&self, index: &Index, id: &ChunkId) -> Result<Tree>;
+    fn previous_tree(&self, index: &Index, id: &ChunkId) -> Result<Tree> {
+        Tree::decode(&self.previous_blob(index, id)?).ok_or_else(|| {
+            crate::error::Error::corrupt(format!("tree {}", id.to_hex()), "undecodable tree")
+        })
+    }
     /// The marker, the index and the parent for a backup of `item`.
     fn start(&self, item: &str) -> Result<Start>;
     /// Stores the index file of the packs written and adopted; its size.

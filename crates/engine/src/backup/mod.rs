@@ -33,11 +33,14 @@ use crate::point::{Consistency, Manifest, Stats};
 use crate::tree::{Node, NodeKind, Timestamp};
 
 mod destination;
+mod disk;
 mod packer;
 mod to_vault;
 mod walker;
 
 pub use destination::{Destination, Parent, Start};
+pub(crate) use disk::is_zero;
+pub use disk::{Changed, DiskInput, DiskMeta, DiskReader, DiskReport, ReadMethod};
 
 pub use packer::RUN_BYTES;
 use packer::{seal_loop, upload_loop, Packer, SealJob};
@@ -89,6 +92,8 @@ pub struct BackupReport {
     pub manifest: Manifest,
     pub packs_written: usize,
     pub packs_adopted: usize,
+    /// How each disk of a disk point was read.
+    pub disks: Vec<DiskReport>,
 }
 
 impl BackupReport {
@@ -181,7 +186,7 @@ pub fn backup(
     abs.sort();
     abs.dedup();
     let root = build_sources(&abs);
-    write_point(vault, root, abs, opts, progress, started)
+    write_point(vault, Fill::Walk(root), abs, opts, progress, started)
 }
 
 /// Stores streams as the files of one new recovery point, `/NAME` each. The
@@ -221,7 +226,7 @@ pub fn backup_streams(
     }
     write_point(
         vault,
-        Source::Streams(children),
+        Fill::Walk(Source::Streams(children)),
         paths,
         opts,
         progress,
@@ -229,10 +234,59 @@ pub fn backup_streams(
     )
 }
 
-/// Walks `root`, stores what it holds, and commits the recovery point.
+/// What fills a point: a walk of paths and streams, or disk images.
+enum Fill {
+    Walk(Source),
+    Disks(Vec<DiskInput>),
+}
+
+/// The vault format that holds disk points.
+pub const DISK_FORMAT: u16 = 6;
+
+/// Stores disk images as one new recovery point, `/NAME` each, in fixed
+/// blocks (see `crate::disk_map`). The item name is required.
+pub fn backup_disks(
+    vault: &dyn Destination,
+    disks: Vec<DiskInput>,
+    opts: &BackupOptions,
+    progress: &Progress,
+) -> Result<BackupReport> {
+    let started = Instant::now();
+    if vault.format_version() < DISK_FORMAT {
+        return Err(Error::NeedsUpgrade {
+            version: vault.format_version(),
+            feature: "disk points",
+            needed: DISK_FORMAT,
+        });
+    }
+    if opts.item.is_none() {
+        return Err(Error::Invalid("a disk backup needs an item name".into()));
+    }
+    if disks.is_empty() {
+        return Err(Error::Invalid("nothing to back up: no disk".into()));
+    }
+    let mut paths = Vec::new();
+    for d in &disks {
+        if d.name.is_empty() || d.name.contains('/') || d.name == "." || d.name == ".." {
+            return Err(Error::Invalid(format!(
+                "{:?} cannot name a disk: use a plain file name",
+                d.name
+            )));
+        }
+        let path = Path::new("/").join(&d.name);
+        if paths.contains(&path) {
+            return Err(Error::Invalid(format!("two disks are named {}", d.name)));
+        }
+        paths.push(path);
+    }
+    paths.sort();
+    write_point(vault, Fill::Disks(disks), paths, opts, progress, started)
+}
+
+/// Fills a point, stores what it holds, and commits the recovery point.
 fn write_point(
     vault: &dyn Destination,
-    root_source: Source,
+    fill: Fill,
     abs: Vec<PathBuf>,
     opts: &BackupOptions,
     progress: &Progress,
@@ -261,15 +315,36 @@ fn write_point(
     // the CPUs busy with chunks of other files meanwhile.
     let worker_threads = cores * 2 + 2;
     let packer = Packer::new(vault, index, progress, worker_threads + 1, tx, seal_tx);
-    let previous = parent.as_ref().map(|p| (p.time, p.duration_ms));
-    let walker = Walker::new(packer, excludes, opts.one_file_system, progress, previous);
     let threads = Threads {
         uploads: rx,
         seal_jobs: seal_rx,
         sealers: cores,
         workers: worker_threads,
     };
-    let (tree, written) = threads.run(&walker, &root_source, prev_root.as_ref())?;
+    let (tree, written, walked, disks) = match fill {
+        Fill::Walk(root_source) => {
+            let previous = parent.as_ref().map(|p| (p.time, p.duration_ms));
+            let walker = Walker::new(&packer, excludes, opts.one_file_system, progress, previous);
+            let (tree, written) = threads.run(&packer, || {
+                match walker.source(b"", &root_source, prev_root.as_ref(), None)? {
+                    Some(Node {
+                        kind: NodeKind::Dir { tree },
+                        ..
+                    }) => Ok(tree),
+                    _ => Err(Error::Invalid(
+                        "the root of a backup could not be read".into(),
+                    )),
+                }
+            })?;
+            (tree, written, walker.into_walked()?, Vec::new())
+        }
+        Fill::Disks(inputs) => {
+            let run = disk::DiskRun::new(&packer, parent.as_ref(), progress);
+            let (tree, written) = threads.run(&packer, || run.back_up(inputs))?;
+            let (walked, disks) = run.finish()?;
+            (tree, written, walked, disks)
+        }
+    };
 
     // Commit: index (new and adopted packs), then the manifest.
     let mut records = written;
@@ -283,7 +358,6 @@ fn write_point(
     if !records.is_empty() {
         index_bytes = vault.write_index(&records)?;
     }
-    let walked = walker.into_walked()?;
     let stats = Stats {
         files: progress.files.load(Ordering::Relaxed),
         dirs: walked.dirs,
@@ -323,6 +397,7 @@ fn write_point(
         manifest,
         packs_written,
         packs_adopted,
+        disks,
     })
 }
 
@@ -336,13 +411,13 @@ struct Threads {
 }
 
 impl Threads {
-    /// Walks from the root with every thread running, then stops them;
-    /// returns the root tree and the packs uploaded.
+    /// Runs `fill` (which returns the root tree) on the worker pool with
+    /// every thread running, then stops them; returns the root tree and the
+    /// packs uploaded.
     fn run(
         self,
-        walker: &Walker<'_>,
-        root_source: &Source,
-        prev_root: Option<&Node>,
+        packer: &Packer<'_>,
+        fill: impl FnOnce() -> Result<ChunkId> + Send,
     ) -> Result<(ChunkId, Vec<PackRecord>)> {
         let workers = rayon::ThreadPoolBuilder::new()
             .num_threads(self.workers)
@@ -350,7 +425,6 @@ impl Threads {
             .build()
             .map_err(|e| Error::Invalid(format!("cannot start worker threads: {e}")))?;
         let written: Mutex<Vec<PackRecord>> = Mutex::new(Vec::new());
-        let packer = &walker.packer;
         let walked: Result<ChunkId> = std::thread::scope(|scope| {
             let uploaders: Vec<_> = (0..packer::UPLOAD_THREADS)
                 .map(|_| {
@@ -366,13 +440,7 @@ impl Threads {
                 })
                 .collect();
             let result = workers
-                .install(|| walker.source(b"", root_source, prev_root, None))
-                .and_then(|node| match node.map(|n| n.kind) {
-                    Some(NodeKind::Dir { tree }) => Ok(tree),
-                    _ => Err(Error::Invalid(
-                        "the root of a backup could not be read".into(),
-                    )),
-                })
+                .install(fill)
                 .and_then(|tree| packer.finish().map(|()| tree));
             // Closing the channels lets the sealers and uploaders drain and stop.
             packer.close_sealing();

@@ -13,7 +13,6 @@ use crate::ids::{ChunkId, ObjectId};
 use crate::index::{Index, PackRecord};
 use crate::pack::PACK_MAGIC;
 use crate::point::Manifest;
-use crate::tree::Tree;
 use crate::vault::Vault;
 
 use super::destination::{Destination, Parent, Start};
@@ -43,6 +42,10 @@ impl Destination for Vault {
         Vault::writes_dictionaries(self)
     }
 
+    fn format_version(&self) -> u16 {
+        self.header().version
+    }
+
     fn writing_dictionary(&self) -> Option<Arc<Dictionary>> {
         Vault::writing_dictionary(self)
     }
@@ -59,8 +62,8 @@ impl Destination for Vault {
         // The vault's own trees are read back from their packs.
     }
 
-    fn previous_tree(&self, index: &Index, id: &ChunkId) -> Result<Tree> {
-        self.read_tree(index, id)
+    fn previous_blob(&self, index: &Index, id: &ChunkId) -> Result<Vec<u8>> {
+        self.read_blob(index, id)
     }
 
     fn start(&self, item: &str) -> Result<Start> {

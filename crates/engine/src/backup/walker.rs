@@ -132,7 +132,7 @@ impl Excludes {
 type InodeKey = (u64, u64);
 
 pub(super) struct Walker<'a> {
-    pub(super) packer: Packer<'a>,
+    pub(super) packer: &'a Packer<'a>,
     /// Unix milliseconds: files whose recorded ctime is older than this may
     /// be reused from the previous point unread (see `reusable`).
     trusted_before: i64,
@@ -168,7 +168,7 @@ pub(super) struct Walked {
 impl<'a> Walker<'a> {
     /// `previous` is the previous point's (time, duration in ms), when there is one.
     pub(super) fn new(
-        packer: Packer<'a>,
+        packer: &'a Packer<'a>,
         excludes: Excludes,
         one_file_system: bool,
         progress: &'a Progress,

@@ -27,6 +27,7 @@ use std::collections::{BTreeMap, HashSet};
 
 use rayon::prelude::*;
 
+use crate::disk_map::Block;
 use crate::error::{Error, Result};
 use crate::ids::{ChunkId, ObjectId};
 use crate::index::{Index, IndexName, PackRecord, WriterIndex};
@@ -151,6 +152,18 @@ pub(crate) fn mark(vault: &Vault, roots: Vec<ChunkId>, index: &Index) -> Result<
                         NodeKind::File { extents, .. } => {
                             for e in extents {
                                 mark.extend(e.chunks.iter().map(|c| prefix(&c.id)));
+                            }
+                        }
+                        NodeKind::Disk { segments, .. } => {
+                            for s in segments {
+                                if seen_trees.insert(s) {
+                                    mark.push(prefix(&s));
+                                    let segment = vault.read_segment(index, &s)?;
+                                    mark.extend(segment.blocks.iter().filter_map(|b| match b {
+                                        Block::Data(id) => Some(prefix(id)),
+                                        Block::Hole => None,
+                                    }));
+                                }
                             }
                         }
                         _ => {}

@@ -23,6 +23,7 @@ use crate::chunker::Chunker;
 use crate::credential::objects::{session_of, WRITER_PACK_MAGIC, WRITER_PACK_PREFIX_LEN};
 use crate::crypto::MasterKeys;
 use crate::dict::{decode_object, dict_path, encode_object, Dictionaries, Dictionary};
+use crate::disk_map::{DiskMap, Segment};
 use crate::error::{Error, Result};
 use crate::ids::{ChunkId, ObjectId};
 use crate::index::{
@@ -37,7 +38,7 @@ use crate::pack::{
 };
 use crate::point::Manifest;
 use crate::storage::Storage;
-use crate::tree::Tree;
+use crate::tree::{NodeKind, Tree};
 use writers::Writers;
 
 const HEADER_PATH: &str = "vault";
@@ -862,6 +863,22 @@ impl Vault {
             from: 3,
             records: accepted,
         })
+    }
+
+    /// Reads one segment of a disk's block list.
+    pub fn read_segment(&self, index: &Index, id: &ChunkId) -> Result<Segment> {
+        let bytes = self.read_blob(index, id)?;
+        Segment::decode(&bytes).ok_or_else(|| {
+            Error::corrupt(
+                format!("disk segment {}", id.to_hex()),
+                "undecodable disk segment",
+            )
+        })
+    }
+
+    /// The block list of a disk node (`what` names it in errors).
+    pub fn disk_map(&self, index: &Index, kind: &NodeKind, what: &str) -> Result<DiskMap> {
+        DiskMap::read(kind, what, |id| self.read_blob(index, id))
     }
 
     /// Reads one directory's tree.

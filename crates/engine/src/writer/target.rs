@@ -29,7 +29,6 @@ use crate::keys::Header;
 use crate::locks::{hold_sealed, Activity, Release, MARKER_AAD};
 use crate::point::{point_path, Manifest};
 use crate::storage::Storage;
-use crate::tree::Tree;
 use crate::vault::Vault;
 use crate::writer::cache::{LastPoint, WriterCache};
 
@@ -213,6 +212,10 @@ impl Destination for WriteOnlyVault {
         false
     }
 
+    fn format_version(&self) -> u16 {
+        self.header.version
+    }
+
     fn writing_dictionary(&self) -> Option<Arc<Dictionary>> {
         None
     }
@@ -231,14 +234,11 @@ impl Destination for WriteOnlyVault {
         }
     }
 
-    fn previous_tree(&self, _index: &Index, id: &ChunkId) -> Result<Tree> {
+    fn previous_blob(&self, _index: &Index, id: &ChunkId) -> Result<Vec<u8>> {
         let previous = self.previous.lock().map_err(|_| Error::Cancelled)?;
-        previous
-            .get(id)
-            .and_then(|plain| Tree::decode(plain))
-            .ok_or_else(|| Error::Missing {
-                object: format!("tree {} in the writer's cache", id.to_hex()),
-            })
+        previous.get(id).cloned().ok_or_else(|| Error::Missing {
+            object: format!("tree {} in the writer's cache", id.to_hex()),
+        })
     }
 
     fn start(&self, item: &str) -> Result<Start> {
