@@ -13,6 +13,10 @@ need python3 || missing+=(python3)
 need setpriv || missing+=(util-linux)
 need script || missing+=(bsdutils)
 need diff || missing+=(diffutils)
+# Disk items: qemu-img, qemu-io and qemu-nbd (qemu-utils) and, for qcow2
+# images, qemu-storage-daemon (qemu-system-common on Debian 12).
+need qemu-img || missing+=(qemu-utils)
+need qemu-storage-daemon || missing+=(qemu-system-common)
 if [ ${#missing[@]} -gt 0 ]; then
   apt-get update -qq && apt-get install -y -qq "${missing[@]}"
 fi

@@ -137,6 +137,36 @@ pub struct PostgresSpec {
     pub bin_dir: Option<String>,
 }
 
+/// The format of a disk item's images. Never guessed from the image's
+/// first bytes: a guest can write any header into a raw disk, and a raw
+/// image read as qcow2 could name a host file as its backing file.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum DiskFormat {
+    /// A raw image file or a block device, read directly.
+    #[default]
+    Raw,
+    /// A qcow2 image, read through QEMU (`qemu-storage-daemon`), with a
+    /// persistent dirty bitmap for changed-block tracking.
+    Qcow2,
+}
+
+impl DiskFormat {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DiskFormat::Raw => "raw",
+            DiskFormat::Qcow2 => "qcow2",
+        }
+    }
+}
+
+/// How a `disk` item's images are read.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct DiskSpec {
+    #[serde(default)]
+    pub format: DiskFormat,
+}
+
 /// A protected item.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct Item {
@@ -155,6 +185,9 @@ pub struct Item {
     /// The commands (`command`).
     #[serde(default)]
     pub command: Option<CommandSpec>,
+    /// How the images are read (`disk`).
+    #[serde(default)]
+    pub disk: Option<DiskSpec>,
     /// Script run before the backup (quiesce the application).
     #[serde(default)]
     pub pre: Option<Hook>,
@@ -192,6 +225,9 @@ pub struct NewItem {
     /// `command`: the backup and restore commands.
     #[serde(default)]
     pub command: Option<CommandSpec>,
+    /// `disk`: the images' format.
+    #[serde(default)]
+    pub disk: Option<DiskSpec>,
     /// Script run before each backup.
     #[serde(default)]
     pub pre: Option<Hook>,
@@ -232,6 +268,7 @@ pub struct ItemChanges {
     pub excludes: Option<Vec<String>>,
     pub postgresql: Option<PostgresSpec>,
     pub command: Option<CommandSpec>,
+    pub disk: Option<DiskSpec>,
     pub pre: Option<Hook>,
     pub post: Option<Hook>,
     pub enabled: Option<bool>,

@@ -317,6 +317,7 @@ mod tests {
             size: disk.size(),
             reader: Box::new(disk),
             changed,
+            note: None,
             meta: DiskMeta {
                 mode: 0o640,
                 ..DiskMeta::default()

@@ -505,6 +505,7 @@ mod tests {
                 excludes: vec![],
                 postgresql: None,
                 command: None,
+                disk: None,
                 pre: None,
                 post: None,
                 agent: None,

@@ -21,7 +21,7 @@ use zeroize::Zeroizing;
 use coffer_engine::location::{Credentials, CREDENTIAL_NAMES};
 use coffer_engine::vault::JournalLocations;
 use coffer_engine::{Storage, Vault, VaultKey};
-use coffer_sources::{CommandSpec, Hook, ItemDef, PostgresSpec};
+use coffer_sources::{CommandSpec, DiskSpec, Hook, ItemDef, PostgresSpec};
 
 pub use coffer_api_types::item::Item;
 pub use coffer_api_types::vault::{Maintenance, VaultInfo};
@@ -646,6 +646,7 @@ impl State {
                 Ok(Item {
                     postgresql: spec.postgresql,
                     command: spec.command,
+                    disk: spec.disk,
                     pre: spec.pre,
                     post: spec.post,
                     agent: r.get(10)?,
@@ -742,6 +743,8 @@ struct ItemSpec {
     #[serde(default)]
     command: Option<CommandSpec>,
     #[serde(default)]
+    disk: Option<DiskSpec>,
+    #[serde(default)]
     pre: Option<Hook>,
     #[serde(default)]
     post: Option<Hook>,
@@ -751,6 +754,7 @@ pub(crate) fn spec_json(item: &Item) -> String {
     json(&ItemSpec {
         postgresql: item.postgresql.clone(),
         command: item.command.clone(),
+        disk: item.disk.clone(),
         pre: item.pre.clone(),
         post: item.post.clone(),
     })

@@ -207,6 +207,7 @@ mod tests {
             excludes: vec![],
             postgresql: None,
             command: None,
+            disk: None,
             pre: None,
             post: None,
             agent: None,

@@ -13,6 +13,7 @@
 
 pub mod command;
 pub mod directory;
+pub mod disk;
 pub mod hooks;
 pub mod postgresql;
 pub mod process;
@@ -30,6 +31,7 @@ use coffer_engine::point::Consistency;
 use coffer_engine::restore::RestoreProgress;
 use coffer_engine::{Point, Vault};
 
+pub use coffer_api_types::item::{DiskFormat, DiskSpec};
 pub use command::CommandSpec;
 pub use hooks::Hook;
 pub use postgresql::{PostgresMode, PostgresSpec};
@@ -57,6 +59,9 @@ pub enum Error {
     /// A recovery drill found the point not restorable as it should be.
     #[error("the drill failed: {0}")]
     Verify(String),
+    /// QEMU's tools or an image failed.
+    #[error("{0}")]
+    Disk(String),
     #[error(transparent)]
     Engine(#[from] coffer_engine::Error),
 }
@@ -78,14 +83,16 @@ pub enum Kind {
     Sqlite,
     Postgresql,
     Command,
+    Disk,
 }
 
 impl Kind {
-    pub const ALL: [Kind; 4] = [
+    pub const ALL: [Kind; 5] = [
         Kind::Directory,
         Kind::Sqlite,
         Kind::Postgresql,
         Kind::Command,
+        Kind::Disk,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -94,6 +101,7 @@ impl Kind {
             Kind::Sqlite => "sqlite",
             Kind::Postgresql => "postgresql",
             Kind::Command => "command",
+            Kind::Disk => "disk",
         }
     }
 
@@ -107,6 +115,7 @@ impl Kind {
             Kind::Sqlite => &sqlite::Sqlite,
             Kind::Postgresql => &postgresql::Postgresql,
             Kind::Command => &command::Command,
+            Kind::Disk => &disk::Disk,
         }
     }
 }
@@ -122,6 +131,7 @@ pub struct ItemDef {
     pub excludes: Vec<String>,
     pub postgresql: Option<PostgresSpec>,
     pub command: Option<CommandSpec>,
+    pub disk: Option<DiskSpec>,
     pub pre: Option<Hook>,
     pub post: Option<Hook>,
 }
@@ -212,6 +222,7 @@ impl ItemDef {
             excludes: item.excludes.clone(),
             postgresql: item.postgresql.clone(),
             command: item.command.clone(),
+            disk: item.disk.clone(),
             pre: item.pre.clone(),
             post: item.post.clone(),
         })

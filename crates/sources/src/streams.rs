@@ -8,6 +8,7 @@
 use std::path::Path;
 
 use coffer_engine::restore::{read_file_from, Source};
+use coffer_engine::tree::Timestamp;
 use coffer_engine::{ChunkId, Point};
 
 use crate::{Error, Result};
@@ -17,6 +18,7 @@ pub struct PointStreams<'a> {
     tree: ChunkId,
     paths: Vec<Vec<u8>>,
     id: String,
+    time: Option<Timestamp>,
 }
 
 impl<'a> PointStreams<'a> {
@@ -27,7 +29,19 @@ impl<'a> PointStreams<'a> {
             tree,
             paths,
             id,
+            time: None,
         }
+    }
+
+    /// The point's time, when the caller knows it (a restored qcow2
+    /// image's fresh bitmap counts from it).
+    pub fn with_time(mut self, time: Timestamp) -> Self {
+        self.time = Some(time);
+        self
+    }
+
+    pub fn time(&self) -> Option<Timestamp> {
+        self.time
     }
 
     pub fn of_point(source: &'a dyn Source, point: &Point) -> Self {
@@ -37,6 +51,7 @@ impl<'a> PointStreams<'a> {
             point.manifest.paths.clone(),
             point.id.to_hex(),
         )
+        .with_time(point.manifest.time)
     }
 
     pub fn source(&self) -> &dyn Source {

@@ -32,6 +32,7 @@ fn item(name: &str, kind: Kind) -> ItemDef {
         excludes: Vec::new(),
         postgresql: None,
         command: None,
+        disk: None,
         pre: None,
         post: None,
     }

@@ -20,7 +20,8 @@ use serde_json::{json, Value};
 use coffer_api_types::access::{CreatedToken, NewToken, Token};
 use coffer_api_types::alert::Alert;
 use coffer_api_types::item::{
-    CommandSpec, Hook, Item, ItemSchedule, NewItem, PolicyAssignment, PostgresMode, PostgresSpec,
+    CommandSpec, DiskFormat, DiskSpec, Hook, Item, ItemSchedule, NewItem, PolicyAssignment,
+    PostgresMode, PostgresSpec,
 };
 use coffer_api_types::job::{Job, JobState, LogLine};
 use coffer_api_types::set::{
@@ -201,12 +202,12 @@ enum ItemCmd {
         name: String,
     },
     /// Protect a directory tree (the default), a SQLite database, a
-    /// PostgreSQL database or cluster, or a command's output.
+    /// PostgreSQL database or cluster, a command's output, or disk images.
     Add {
         name: String,
         #[arg(long)]
         vault: String,
-        /// directory, sqlite, postgresql or command.
+        /// directory, sqlite, postgresql, command or disk.
         #[arg(long, default_value = "directory")]
         kind: String,
         /// Absolute paths (repeatable); for sqlite, the database file.
@@ -229,6 +230,9 @@ enum ItemCmd {
         /// command: what reads a point's data on its input.
         #[arg(long, value_name = "SHELL")]
         restore_command: Option<String>,
+        /// disk: the images' format, raw (files, block devices) or qcow2.
+        #[arg(long, value_name = "FORMAT")]
+        disk_format: Option<String>,
         /// Script run before each backup (quiesce the application).
         #[arg(long, value_name = "SHELL")]
         pre: Option<String>,
@@ -646,12 +650,23 @@ fn item(client: &Client, json: bool, cmd: ItemCmd) -> Result<ExitCode> {
             pg_bin_dir,
             backup_command,
             restore_command,
+            disk_format,
             pre,
             post,
             agent,
             policy,
             retries,
         } => {
+            let disk = match disk_format.as_deref() {
+                None => None,
+                Some("raw") => Some(DiskSpec {
+                    format: DiskFormat::Raw,
+                }),
+                Some("qcow2") => Some(DiskSpec {
+                    format: DiskFormat::Qcow2,
+                }),
+                Some(other) => bail!("--disk-format {other:?}: give raw or qcow2"),
+            };
             let postgresql = pg_connection.map(|connection| PostgresSpec {
                 mode: if pg_database.is_some() {
                     PostgresMode::Database
@@ -676,6 +691,7 @@ fn item(client: &Client, json: bool, cmd: ItemCmd) -> Result<ExitCode> {
                 excludes,
                 postgresql,
                 command,
+                disk,
                 pre: pre.map(Hook::new),
                 post: post.map(Hook::new),
                 agent,

@@ -67,6 +67,8 @@ pub struct DiskInput {
     pub reader: Box<dyn DiskReader>,
     /// The changed blocks, when a dirty bitmap knows them.
     pub changed: Option<Changed>,
+    /// Why no bitmap is offered, when the caller knows (for the report).
+    pub note: Option<String>,
     pub meta: DiskMeta,
 }
 
@@ -202,6 +204,9 @@ impl<'a> DiskRun<'a> {
                 Some("the dirty bitmap does not count from the previous point".into()),
             ),
         };
+        if note.is_none() && dirty.is_none() {
+            note = input.note.take();
+        }
         let mut bytes_read = 0;
         if let (Some(d), Some(b)) = (&dirty, &base) {
             if let Some(block) = self.spot_check(&mut input, &allocated, d, b, &mut bytes_read)? {

@@ -40,6 +40,7 @@ pub(super) async fn create_item(
         excludes: req.excludes,
         postgresql: req.postgresql,
         command: req.command,
+        disk: req.disk,
         pre: req.pre,
         post: req.post,
         agent: req.agent,
@@ -121,6 +122,7 @@ pub(super) async fn update_item(
             let defines_sources = req.paths.is_some()
                 || req.postgresql.is_some()
                 || req.command.is_some()
+                || req.disk.is_some()
                 || req.pre.is_some()
                 || req.post.is_some();
             if defines_sources {
@@ -137,6 +139,9 @@ pub(super) async fn update_item(
             }
             if req.command.is_some() {
                 item.command = req.command;
+            }
+            if req.disk.is_some() {
+                item.disk = req.disk;
             }
             if req.pre.is_some() {
                 item.pre = req.pre;
