@@ -46,4 +46,28 @@ pub struct BackupSummary {
     /// Entries that could not be backed up, each with why.
     #[serde(default)]
     pub errors: Vec<PathError>,
+    /// How each disk of a disk point was read.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub disks: Vec<DiskSummary>,
+}
+
+/// How one disk was backed up.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct DiskSummary {
+    pub name: String,
+    /// The disk's size in bytes.
+    pub size: u64,
+    /// `bitmap` (only the blocks a trusted dirty bitmap marks were read),
+    /// `compared` (every allocated block read and compared with the
+    /// previous point) or `full` (the disk's first point).
+    pub method: String,
+    /// Why a dirty bitmap was not used, when one could have been.
+    #[serde(default)]
+    pub note: Option<String>,
+    /// Bytes read from the disk.
+    pub bytes_read: u64,
+    /// Blocks whose content differs from the previous point.
+    pub blocks_changed: u64,
+    /// Blocks that hold data (the rest are holes).
+    pub blocks_data: u64,
 }

@@ -25,7 +25,7 @@ pub mod service;
 pub mod set;
 pub mod vault;
 
-pub use backup::{BackupSummary, PointStats};
+pub use backup::{BackupSummary, DiskSummary, PointStats};
 pub use error::{exit, Audience, ErrorCode, StorageFailure};
 pub use job::JobKind;
 pub use point::{Entry, Listing, PointSummary};

@@ -7,7 +7,7 @@ use anyhow::Result;
 use clap::{Parser, Subcommand};
 
 use crate::commands::{
-    agent, backup, benchmark, check, item, key, location, ls, points, policy, prune, recover,
+    agent, backup, benchmark, check, disk, item, key, location, ls, points, policy, prune, recover,
     restore, serve, vault,
 };
 use crate::ctx::{Ctx, GlobalArgs};
@@ -63,6 +63,9 @@ enum Command {
     Benchmark(benchmark::BenchmarkArgs),
     /// Verify the vault's integrity.
     Check(check::CheckArgs),
+    /// Disk images (raw, block devices, qcow2): back up and restore.
+    #[command(subcommand)]
+    Disk(disk::DiskCommand),
     /// This host as an agent of a Coffer service (register it with
     /// `coffer --server URL agent register --token TOKEN`).
     #[command(subcommand)]
@@ -86,6 +89,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::Recover(args) => recover::run(&ctx, args),
         Command::Benchmark(args) => benchmark::run(&ctx, args),
         Command::Check(args) => check::run(&ctx, args),
+        Command::Disk(cmd) => disk::run(&ctx, cmd),
         Command::Agent(cmd) => agent::run(ctx.json, cmd),
     }
 }

@@ -7,6 +7,7 @@ pub(crate) mod agent;
 pub(crate) mod backup;
 pub(crate) mod benchmark;
 pub(crate) mod check;
+pub(crate) mod disk;
 pub(crate) mod item;
 pub(crate) mod key;
 pub(crate) mod location;

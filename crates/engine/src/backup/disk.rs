@@ -84,11 +84,12 @@ pub enum ReadMethod {
 }
 
 impl ReadMethod {
+    /// The method's name in the API.
     pub fn as_str(self) -> &'static str {
         match self {
-            ReadMethod::Bitmap => "dirty bitmap",
-            ReadMethod::Compared => "every allocated block, compared",
-            ReadMethod::Full => "every allocated block (first point)",
+            ReadMethod::Bitmap => "bitmap",
+            ReadMethod::Compared => "compared",
+            ReadMethod::Full => "full",
         }
     }
 }
@@ -106,6 +107,20 @@ pub struct DiskReport {
     /// blocks for a first point).
     pub blocks_changed: u64,
     pub blocks_data: u64,
+}
+
+impl DiskReport {
+    pub fn summary(&self) -> coffer_api_types::DiskSummary {
+        coffer_api_types::DiskSummary {
+            name: self.name.clone(),
+            size: self.size,
+            method: self.method.as_str().into(),
+            note: self.note.clone(),
+            bytes_read: self.bytes_read,
+            blocks_changed: self.blocks_changed,
+            blocks_data: self.blocks_data,
+        }
+    }
 }
 
 /// The disks of one backup.
@@ -217,7 +232,7 @@ impl<'a> DiskRun<'a> {
             }
         }
         if let Some(why) = &note {
-            tracing::warn!(disk = %input.name, "dirty bitmap not used: {why}; reading every allocated block");
+            tracing::info!(disk = %input.name, "dirty bitmap not used: {why}; reading every allocated block");
         }
         let method = match (&dirty, &base) {
             (Some(_), _) => ReadMethod::Bitmap,

@@ -114,6 +114,7 @@ impl BackupReport {
                     error: e.message.clone(),
                 })
                 .collect(),
+            disks: self.disks.iter().map(DiskReport::summary).collect(),
         }
     }
 }
