@@ -21,11 +21,12 @@ use coffer_engine::ChunkId;
 use crate::client::Client;
 use crate::report::{Counted, Reporter};
 
-/// A database or command point to put back through its item's kind.
+/// A database, command or disk point to put back through its item's kind.
 pub struct ItemRestore<'a> {
     pub point: &'a str,
     pub tree: &'a str,
     pub paths: Vec<String>,
+    pub time: Option<coffer_engine::tree::Timestamp>,
     pub item: &'a coffer_api_types::item::Item,
     /// Empty: where the item says (its database, its restore command).
     pub target: String,
@@ -83,7 +84,10 @@ pub fn restore_item(
             job,
         };
         let paths = r.paths.into_iter().map(String::into_bytes).collect();
-        let streams = PointStreams::new(&source, root, paths, r.point.to_string());
+        let mut streams = PointStreams::new(&source, root, paths, r.point.to_string());
+        if let Some(t) = r.time {
+            streams = streams.with_time(t);
+        }
         Ok(coffer_sources::restore_streams(
             &streams, &def, &to, &progress,
         )?)

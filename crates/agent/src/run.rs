@@ -205,6 +205,8 @@ impl Agent {
                 tree,
                 item: Some(item),
                 paths,
+                time_secs,
+                time_nanos,
                 target,
                 overwrite,
                 ..
@@ -216,6 +218,10 @@ impl Agent {
                     point: &point,
                     tree: &tree,
                     paths,
+                    time: time_secs.map(|secs| coffer_engine::tree::Timestamp {
+                        secs,
+                        nanos: time_nanos,
+                    }),
                     item: &item,
                     target,
                     overwrite,

@@ -202,6 +202,12 @@ pub enum Task {
         /// The point's recorded paths (its one stream, for such items).
         #[serde(default)]
         paths: Vec<String>,
+        /// The point's time (Unix seconds and nanoseconds): a qcow2 disk
+        /// restored through its item gets a bitmap counting from it.
+        #[serde(default)]
+        time_secs: Option<i64>,
+        #[serde(default)]
+        time_nanos: u32,
         target: String,
         #[serde(default)]
         includes: Vec<String>,

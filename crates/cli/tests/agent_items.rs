@@ -162,3 +162,81 @@ fn database_and_command_points_go_back_through_their_kind_on_their_own_host() {
         b"state as backed up"
     );
 }
+
+fn qemu(program: &str, args: &[&str]) {
+    let out = Command::new(program).args(args).output().unwrap();
+    assert!(
+        out.status.success(),
+        "{program} {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn a_qcow2_disk_on_a_hypervisor_host_backs_up_through_its_bitmap_and_comes_back_in_place() {
+    let dir = scratch();
+    let server = tls_service(dir.path());
+    let api = server.admin();
+    api.create_vault("v", &dir.path().join("vault"));
+    let _host = register_host(&server, &api, dir.path(), "hv1", false);
+    let img = dir.path().join("images/vm1.qcow2");
+    std::fs::create_dir_all(img.parent().unwrap()).unwrap();
+    let img_s = img.to_str().unwrap();
+    qemu("qemu-img", &["create", "-q", "-f", "qcow2", img_s, "128M"]);
+    qemu(
+        "qemu-io",
+        &["-f", "qcow2", "-c", "write -P 0x61 1M 20M", img_s],
+    );
+    let item = api.post(
+        "/items",
+        json!({"name": "vm1", "vault": "v", "kind": "disk", "agent": "hv1", "retry_attempts": 0,
+               "paths": [img_s], "disk": {"format": "qcow2"}}),
+        StatusCode::CREATED,
+    );
+    assert_eq!(item["disk"]["format"], "qcow2", "{item}");
+
+    let first = back_up(&api, "vm1");
+    assert_eq!(first["state"], "Succeeded", "{first}");
+    assert_eq!(first["result"]["disks"][0]["method"], "full", "{first}");
+    qemu(
+        "qemu-io",
+        &["-f", "qcow2", "-c", "write -P 0x62 50M 4k", img_s],
+    );
+    let second = back_up(&api, "vm1");
+    assert_eq!(second["state"], "Succeeded", "{second}");
+    let disk = &second["result"]["disks"][0];
+    assert_eq!(disk["method"], "bitmap", "{second}");
+    assert_eq!(disk["blocks_changed"], 1, "{second}");
+    assert!(disk["bytes_read"].as_u64().unwrap() < 16 << 20, "{second}");
+    assert!(
+        log_of(&api, &second).contains("disk vm1.qcow2"),
+        "{}",
+        log_of(&api, &second)
+    );
+
+    // The image is lost on its host; put back in place, by the host itself.
+    let kept = dir.path().join("kept.qcow2");
+    std::fs::copy(&img, &kept).unwrap();
+    std::fs::remove_file(&img).unwrap();
+    let done = restore_job(
+        &api,
+        json!({"point": second["result"]["point"], "target": ""}),
+    );
+    assert_eq!(done["state"], "Succeeded", "{done}");
+    assert!(
+        log_of(&api, &done).contains("on agent hv1"),
+        "{}",
+        log_of(&api, &done)
+    );
+    qemu(
+        "qemu-img",
+        &["compare", "-q", img_s, kept.to_str().unwrap()],
+    );
+    // Restored with a bitmap from that point: the next backup is incremental.
+    qemu(
+        "qemu-io",
+        &["-f", "qcow2", "-c", "write -P 0x63 90M 4k", img_s],
+    );
+    let third = back_up(&api, "vm1");
+    assert_eq!(third["result"]["disks"][0]["method"], "bitmap", "{third}");
+}

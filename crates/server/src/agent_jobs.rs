@@ -183,6 +183,8 @@ pub fn restore_on_agent(
                 .iter()
                 .map(|p| String::from_utf8_lossy(p).into_owned())
                 .collect(),
+            time_secs: Some(point.manifest.time.secs),
+            time_nanos: point.manifest.time.nanos,
             target: params.target.clone(),
             includes: params.includes.clone(),
             overwrite: params.overwrite,
@@ -354,9 +356,11 @@ fn ended(
                     manifest,
                     packs_written: summary.packs_written as usize,
                     packs_adopted: summary.packs_adopted as usize,
-                    // How an agent read its disks reaches the job as log
-                    // lines and warnings; the point is what counts here.
-                    disks: Vec::new(),
+                    disks: summary
+                        .disks
+                        .iter()
+                        .filter_map(coffer_engine::backup::DiskReport::from_summary)
+                        .collect(),
                 },
                 warnings,
             })

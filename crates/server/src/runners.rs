@@ -144,6 +144,10 @@ fn run_backup(ctx: &JobContext<'_>, job: &Job, progress: &Arc<Progress>) -> Endi
             }
             let report = captured.report;
             let m = &report.manifest;
+            for disk in &report.disks {
+                let (warn, line) = disk.log_line();
+                let _ = jobs.log(&ctx.db, id, if warn { "warn" } else { "info" }, &line);
+            }
             for e in m.errors.iter().take(100) {
                 let _ = jobs.log(
                     &ctx.db,
@@ -167,8 +171,9 @@ fn run_backup(ctx: &JobContext<'_>, job: &Job, progress: &Arc<Progress>) -> Endi
                 id,
                 "info",
                 &format!(
-                    "point {} committed: {} files ({} new, {} changed), {} bytes read, {} bytes stored",
+                    "point {} committed ({}): {} files ({} new, {} changed), {} bytes read, {} bytes stored",
                     report.point.to_hex(),
+                    m.consistency.as_str(),
                     m.stats.files,
                     m.stats.files_new,
                     m.stats.files_changed,

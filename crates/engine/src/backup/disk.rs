@@ -110,6 +110,45 @@ pub struct DiskReport {
 }
 
 impl DiskReport {
+    /// A report another process made (an agent's), back from its summary.
+    pub fn from_summary(s: &coffer_api_types::DiskSummary) -> Option<DiskReport> {
+        let method = [ReadMethod::Bitmap, ReadMethod::Compared, ReadMethod::Full]
+            .into_iter()
+            .find(|m| m.as_str() == s.method)?;
+        Some(DiskReport {
+            name: s.name.clone(),
+            size: s.size,
+            method,
+            note: s.note.clone(),
+            bytes_read: s.bytes_read,
+            blocks_changed: s.blocks_changed,
+            blocks_data: s.blocks_data,
+        })
+    }
+
+    /// The report's line in a job's log, and whether it is a warning (a
+    /// bitmap that was there but could not be used).
+    pub fn log_line(&self) -> (bool, String) {
+        let mut line = format!(
+            "disk {}: {} of {} bytes read ({}), {} block(s) changed, {} hold data",
+            self.name,
+            self.bytes_read,
+            self.size,
+            self.method.as_str(),
+            self.blocks_changed,
+            self.blocks_data
+        );
+        if let Some(note) = &self.note {
+            line.push_str(&format!(
+                "; the dirty bitmap was not used: {note}, so every allocated block was read and compared"
+            ));
+        }
+        (
+            self.note.is_some() && self.method == ReadMethod::Compared,
+            line,
+        )
+    }
+
     pub fn summary(&self) -> coffer_api_types::DiskSummary {
         coffer_api_types::DiskSummary {
             name: self.name.clone(),
