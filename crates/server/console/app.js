@@ -692,7 +692,8 @@ async function itemsPage() {
   const newName = input("item-name", { "data-field": "name", autocomplete: "off" });
   const newVault = select("item-vault", vaultNames, vaultNames[0], { "data-field": "vault" });
   const newHost = select("item-host", [["", "This service's machine"], ...agents.map((a) => [a.name, `Agent ${a.name} (${a.host.hostname}, vault ${a.vault})`])], "", { "data-field": "agent" });
-  const newKind = select("item-kind", [["directory", "Directory tree"], ["sqlite", "SQLite database"], ["command", "Output of a command"]], "directory");
+  const newKind = select("item-kind", [["directory", "Directory tree"], ["sqlite", "SQLite database"], ["command", "Output of a command"], ["disk", "Disk images"]], "directory");
+  const newDiskFormat = select("item-disk-format", [["raw", "Raw image files or block devices"], ["qcow2", "qcow2 images (changed blocks tracked by a dirty bitmap)"]], "raw", { "data-field": "disk" });
   const newPaths = h("textarea", { id: "item-paths", rows: 3, "data-field": "paths", spellcheck: "false" });
   const newExcludes = h("textarea", { id: "item-excludes", rows: 2, "data-field": "excludes", spellcheck: "false" });
   const newCommand = input("item-command", { "data-field": "command", spellcheck: "false" });
@@ -700,6 +701,7 @@ async function itemsPage() {
     field("Name", newName), field("Vault", newVault), field("Host", newHost, "An agent's items are backed up on its host, into the vault it writes to."), field("Kind", newKind),
     field("Paths", newPaths, "Absolute paths, one per line."), field("Exclude", newExcludes, "Glob patterns, one per line."),
     field("Backup command", newCommand, "For a command item: its standard output is the backup."),
+    field("Disk format", newDiskFormat, "For disk images: never guessed from the image. Each path is one disk."),
     h("p", {}, h("button", { type: "submit", id: "item-add" }, "Add item")));
   addItem.addEventListener("submit", (ev) => {
     ev.preventDefault();
@@ -709,6 +711,7 @@ async function itemsPage() {
         name: newName.value.trim(), vault: newVault.value, kind: k,
         paths: k === "command" ? [] : lines(newPaths.value), excludes: k === "directory" ? lines(newExcludes.value) : [],
         command: k === "command" ? { backup: newCommand.value } : undefined,
+        disk: k === "disk" ? { format: newDiskFormat.value } : undefined,
         agent: newHost.value || undefined,
       });
       await reload();
@@ -973,8 +976,8 @@ async function pointPage(vault, point, query) {
     h("td", {}, e.kind), h("td", {}, e.size === null ? "—" : size(e.size)),
     h("td", {}, (e.mode & 0o7777).toString(8).padStart(4, "0")), h("td", {}, [e.user, e.group].filter(Boolean).join(":") || "—"),
     h("td", {}, when(e.mtime)),
-    h("td", {}, e.kind === "file" && !e.error
-      ? h("a", { href: fileUrl(vault, listing.point, e.path), download: e.name, class: "download", "aria-label": `Download ${e.path}` }, "Download")
+    h("td", {}, (e.kind === "file" || e.kind === "disk") && !e.error
+      ? h("a", { href: fileUrl(vault, listing.point, e.path), download: e.name, class: "download", "aria-label": `Download ${e.path}${e.kind === "disk" ? " as a raw image" : ""}` }, "Download")
       : "")));
   const target = input("restore-target", { "data-field": "target", placeholder: "/srv/restored", spellcheck: "false" });
   const overwrite = h("input", { type: "checkbox", id: "restore-overwrite" });

@@ -243,8 +243,17 @@ impl<'a> DiskRun<'a> {
     fn disk(&self, mut input: DiskInput) -> Result<Node> {
         let geometry = Geometry::new(input.size);
         let allocated = Ranges::new(input.reader.allocated()?);
-        let base = self.base(&input.name, geometry)?;
+        // A previous point that cannot be read (a writer's lost cache) only
+        // means every block is compared.
+        let (base, unread) = match self.base(&input.name, geometry) {
+            Ok(b) => (b, None),
+            Err(e) => (
+                None,
+                Some(format!("the previous point's disk could not be read: {e}")),
+            ),
+        };
         let (mut dirty, mut note) = match (input.changed.take(), &base, self.parent) {
+            (Some(_), None, _) if unread.is_some() => (None, unread),
             (None, _, _) => (None, None),
             (Some(_), None, _) => (
                 None,
