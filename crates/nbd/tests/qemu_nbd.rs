@@ -36,7 +36,8 @@ impl QemuNbd {
             .spawn()
             .unwrap();
         let deadline = Instant::now() + Duration::from_secs(20);
-        while !socket.exists() {
+        // The file appears at bind(), a moment before qemu-nbd listens.
+        while std::os::unix::net::UnixStream::connect(socket).is_err() {
             assert!(Instant::now() < deadline, "qemu-nbd did not start");
             std::thread::sleep(Duration::from_millis(20));
         }

@@ -53,8 +53,10 @@ impl StorageDaemon {
                     "cannot run qemu-storage-daemon ({e}): qcow2 images need QEMU's tools (Debian: apt install qemu-utils qemu-system-common)"
                 ))
             })?;
+        // The socket's file appears at bind(), a moment before the daemon
+        // listens: a refused connection is retried until it listens.
         let deadline = Instant::now() + Duration::from_secs(20);
-        while !qmp_path.exists() {
+        let qmp = loop {
             if let Ok(Some(status)) = child.try_wait() {
                 let said = std::fs::read_to_string(dir.path().join("stderr")).unwrap_or_default();
                 return Err(Error::Disk(format!(
@@ -62,21 +64,26 @@ impl StorageDaemon {
                     said.trim()
                 )));
             }
-            if Instant::now() > deadline {
-                let _ = child.kill();
-                let _ = child.wait();
-                return Err(Error::Disk(
-                    "qemu-storage-daemon did not open its monitor within 20 s".into(),
-                ));
-            }
-            std::thread::sleep(Duration::from_millis(10));
-        }
-        let qmp = match Qmp::connect(&qmp_path, "qemu-storage-daemon") {
-            Ok(q) => q,
-            Err(e) => {
-                let _ = child.kill();
-                let _ = child.wait();
-                return Err(e);
+            let attempt = if qmp_path.exists() {
+                Some(Qmp::connect(&qmp_path, "qemu-storage-daemon"))
+            } else {
+                None
+            };
+            match attempt {
+                Some(Ok(q)) => break q,
+                Some(Err(e)) if Instant::now() > deadline => {
+                    let _ = child.kill();
+                    let _ = child.wait();
+                    return Err(e);
+                }
+                None if Instant::now() > deadline => {
+                    let _ = child.kill();
+                    let _ = child.wait();
+                    return Err(Error::Disk(
+                        "qemu-storage-daemon did not open its monitor within 20 s".into(),
+                    ));
+                }
+                _ => std::thread::sleep(Duration::from_millis(10)),
             }
         };
         Ok(StorageDaemon {
