@@ -144,7 +144,11 @@ impl DiskMap {
         mut read_blob: impl FnMut(&ChunkId) -> Result<Vec<u8>>,
     ) -> Result<DiskMap> {
         let (geometry, segments) = Geometry::of(kind, what)?;
-        let mut blocks = Vec::with_capacity(geometry.blocks() as usize);
+        // The size comes from storage: reserve no more than the segments
+        // already listed can hold, so a node claiming an absurd size
+        // cannot ask for the memory before its segments are read.
+        let listed = segments.len() as u64 * u64::from(geometry.segment_blocks);
+        let mut blocks = Vec::with_capacity(geometry.blocks().min(listed).min(1 << 20) as usize);
         for (s, id) in segments.iter().enumerate() {
             let segment = Segment::decode(&read_blob(id)?).ok_or_else(|| {
                 Error::corrupt(

@@ -156,15 +156,6 @@ pub fn read_bounded(r: &mut impl Read, len: u32, max: u32, what: &str) -> Result
     Ok(buf)
 }
 
-/// Discards `len` bytes of the stream.
-pub fn skip(r: &mut impl Read, len: u64) -> Result<()> {
-    let copied = std::io::copy(&mut r.take(len), &mut std::io::sink()).map_err(Error::from_io)?;
-    if copied != len {
-        return Err(Error::Protocol("the peer closed the connection".into()));
-    }
-    Ok(())
-}
-
 pub fn write_all(w: &mut impl Write, bytes: &[u8]) -> Result<()> {
     w.write_all(bytes).map_err(Error::from_io)
 }

@@ -140,7 +140,11 @@ impl Protector for Disk {
                     .and_then(|inputs| Ok(backup_disks(vault, inputs, &opts, progress)?));
                 match backed_up {
                     Ok(report) => {
-                        session.committed()?;
+                        // The point is committed: a bitmap left behind only
+                        // makes the next backup compare every block.
+                        if let Err(e) = session.committed() {
+                            tracing::warn!(item = %item.name, "after the disk point was committed: {e}");
+                        }
                         Ok(report)
                     }
                     Err(e) => {
